@@ -1,0 +1,266 @@
+//! The command line: `serve`, `check` and `validate`, and their exit codes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::Severity;
+use crate::output::report::{Format, GateReport};
+use crate::output::server::{router, AppState};
+use crate::output::Outputs;
+use crate::plan::Plan;
+use crate::probe::Clients;
+use crate::scheduler::Scheduler;
+
+/// Exit code: every check at or above `--fail-on` passed / config valid.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a blocking check failed or errored; or the daemon failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad config or usage.
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "vouch", version = version(), about = "Deployment verification: checklist items as continuous checks, Prometheus metrics and a deployment gate")]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "VOUCH_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn version() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("VOUCH_REVISION"), ")")
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every check on its schedule and serve /metrics, /readyz, /api/v1/checks.
+    Serve {
+        #[arg(long, env = "VOUCH_CONFIG")]
+        config: PathBuf,
+        /// Address to listen on (default from config, else 0.0.0.0:9847).
+        #[arg(long = "web.listen-address")]
+        listen_address: Option<String>,
+    },
+    /// Run the checks once as a deployment gate; exit 0 when none at or above --fail-on failed.
+    Check {
+        #[arg(long, env = "VOUCH_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Lowest severity whose failure fails the gate.
+        #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+        fail_on: FailOn,
+        /// Run only these checks: a check name, a section, or a section prefix. Repeatable.
+        #[arg(long = "only", value_name = "NAME|SECTION")]
+        only: Vec<String>,
+    },
+    /// Parse and validate the config without touching any target.
+    Validate {
+        #[arg(long, env = "VOUCH_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    Warning,
+    Info,
+}
+
+impl From<FailOn> for Severity {
+    fn from(value: FailOn) -> Self {
+        match value {
+            FailOn::Critical => Severity::Critical,
+            FailOn::Warning => Severity::Warning,
+            FailOn::Info => Severity::Info,
+        }
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen_address,
+        } => serve(&config, listen_address).await,
+        Command::Check {
+            config,
+            format,
+            output,
+            fail_on,
+            only,
+        } => check(&config, format, output.as_deref(), fail_on.into(), &only).await,
+        Command::Validate { config } => validate(&config),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("vouch: {err:#}");
+        EXIT_FAILED
+    })
+}
+
+/// Loads the plan, or prints every problem and gives the exit code.
+fn load_plan(path: &Path, clients: &Clients) -> Result<Plan, u8> {
+    Plan::load(path, clients).map_err(|err| {
+        for problem in &err.problems {
+            eprintln!("{problem}");
+        }
+        EXIT_CONFIG
+    })
+}
+
+fn validate(path: &Path) -> anyhow::Result<u8> {
+    let clients = Clients::new();
+    Ok(match load_plan(path, &clients) {
+        Ok(plan) => {
+            println!("{}: ok, {} checks", path.display(), plan.checks.len());
+            EXIT_OK
+        }
+        Err(code) => code,
+    })
+}
+
+async fn check(
+    path: &Path,
+    format: ReportFormat,
+    output: Option<&Path>,
+    fail_on: Severity,
+    only: &[String],
+) -> anyhow::Result<u8> {
+    let clients = Arc::new(Clients::new());
+    let plan = match load_plan(path, &clients) {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    let selected = match plan.select(only) {
+        Ok(selected) => selected,
+        Err(message) => {
+            eprintln!("vouch: {message}");
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let show_progress = std::io::stderr().is_terminal();
+    let records = crate::gate::run_all(
+        selected,
+        clients,
+        plan.settings.max_concurrent_runs,
+        show_progress,
+    )
+    .await;
+    let report = GateReport { records, fail_on };
+    let format = match format {
+        ReportFormat::Table => Format::Table,
+        ReportFormat::Json => Format::Json,
+        ReportFormat::Junit => Format::Junit,
+    };
+    let text = report.render(format);
+    match output {
+        Some(file) => std::fs::write(file, &text)
+            .with_context(|| format!("cannot write the report to {}", file.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(if report.passed() { EXIT_OK } else { EXIT_FAILED })
+}
+
+async fn serve(path: &Path, listen_flag: Option<String>) -> anyhow::Result<u8> {
+    let clients = Arc::new(Clients::new());
+    let plan = match load_plan(path, &clients) {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    let listen_address = listen_flag.unwrap_or_else(|| plan.settings.listen_address.clone());
+    let outputs = Arc::new(Outputs::new(&plan.checks));
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = router(AppState {
+        metrics: outputs.metrics.clone(),
+        status: outputs.status.clone(),
+        ready: ready.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(&listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {listen_address}"))?;
+    let local = listener.local_addr()?;
+    let stop_serving = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let stop = stop_serving.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+
+    let scheduler = Scheduler::start(
+        &plan.checks,
+        clients,
+        outputs.clone(),
+        plan.settings.max_concurrent_runs,
+    );
+    ready.store(true, Ordering::Release);
+    tracing::info!(
+        address = %local,
+        checks = plan.checks.len(),
+        config = %path.display(),
+        "vouch is serving"
+    );
+
+    let signal_name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    tracing::info!(
+        signal = signal_name,
+        grace = %crate::config::format_duration(plan.settings.shutdown_grace),
+        "shutting down"
+    );
+    ready.store(false, Ordering::Release);
+    if !scheduler.shutdown(plan.settings.shutdown_grace).await {
+        tracing::warn!("runs still in flight at the end of the grace period were abandoned");
+    }
+    stop_serving.cancel();
+    match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
+        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "HTTP server ended with an error"),
+        Err(_) => tracing::warn!("HTTP server did not stop in time"),
+        _ => {}
+    }
+    Ok(EXIT_OK)
+}

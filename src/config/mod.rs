@@ -1,0 +1,508 @@
+//! The config file: YAML decoded strictly into typed structs, then checked
+//! for rules that span fields. Every problem names the file, the line and
+//! the key path.
+
+mod secret;
+mod spans;
+mod units;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use secret::{Secret, SecretError, SecretSource};
+pub use spans::LineIndex;
+pub use units::{format_duration, ByteSize, HumanDuration};
+
+use crate::probe::http::HttpConfig;
+
+/// The port vouch listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 9847;
+pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9847";
+
+/// The whole config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address `vouch serve` listens on. Env: `VOUCH_LISTEN_ADDRESS`;
+    /// the `--web.listen-address` flag wins over both.
+    #[serde(default)]
+    pub listen_address: Option<String>,
+    /// Most check runs in flight at once, across all checks (default 32).
+    /// Env: `VOUCH_MAX_CONCURRENT_RUNS`.
+    #[serde(default)]
+    pub max_concurrent_runs: Option<usize>,
+    /// How long runs in flight may finish after SIGTERM (default 5s).
+    /// Env: `VOUCH_SHUTDOWN_GRACE`.
+    #[serde(default)]
+    pub shutdown_grace: Option<HumanDuration>,
+    /// Values every check takes unless it sets its own.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The checks.
+    #[serde(default)]
+    pub checks: Vec<CheckConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Time between two runs of a check (default 30s).
+    pub interval: Option<HumanDuration>,
+    /// Longest a run may take before it is an `error`/`timeout` (default 10s).
+    pub timeout: Option<HumanDuration>,
+    /// Severity of checks that give none (default warning).
+    pub severity: Option<Severity>,
+}
+
+/// How much a failing check matters. Ordered: info < warning < critical.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One check: common fields plus exactly one kind block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Unique name; the `check` label of every metric of this check.
+    pub name: String,
+    /// Checklist grouping, e.g. `post-deploy/api` (default `default`).
+    #[serde(default)]
+    pub section: Option<String>,
+    pub severity: Option<Severity>,
+    pub interval: Option<HumanDuration>,
+    pub timeout: Option<HumanDuration>,
+    /// Extra facts about the check (team, service); exported on
+    /// `vouch_check_info` as `label_<key>`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// An HTTP(S) request and what its answer must look like.
+    pub http: Option<HttpConfig>,
+}
+
+/// The kinds of check vouch knows. Adding a kind adds a variant here, a
+/// field on [`CheckConfig`] and a module under `probe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Http,
+}
+
+impl Kind {
+    pub const ALL: &'static [Kind] = &[Kind::Http];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+        }
+    }
+}
+
+impl CheckConfig {
+    pub fn effective_interval(&self, defaults: &Defaults) -> HumanDuration {
+        self.interval
+            .or(defaults.interval)
+            .unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    /// The timeout: own, else the default, else 10s capped at the interval
+    /// (a short interval alone must not make the built-in timeout invalid).
+    pub fn effective_timeout(&self, defaults: &Defaults) -> HumanDuration {
+        self.timeout
+            .or(defaults.timeout)
+            .unwrap_or_else(|| DEFAULT_TIMEOUT.min(self.effective_interval(defaults)))
+    }
+
+    /// The kind blocks present in this check, in declaration order.
+    pub fn kinds_present(&self) -> Vec<Kind> {
+        let mut kinds = Vec::new();
+        if self.http.is_some() {
+            kinds.push(Kind::Http);
+        }
+        kinds
+    }
+}
+
+/// A problem found in a config, before the file and line are attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path in decoding-error notation, e.g. `checks[2].http.url`.
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same problem below `prefix` (a kind module reports paths
+    /// relative to its own block).
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = if self.path.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{}", self.path)
+        };
+        self
+    }
+}
+
+/// A problem with its place in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocatedProblem {
+    pub origin: String,
+    pub line: Option<usize>,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for LocatedProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in one config; displays one per line.
+#[derive(Debug, Error)]
+pub struct ConfigError {
+    pub problems: Vec<LocatedProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            problem.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn single(origin: &str, line: Option<usize>, path: &str, message: String) -> Self {
+        ConfigError {
+            problems: vec![LocatedProblem {
+                origin: origin.to_string(),
+                line,
+                path: path.to_string(),
+                message,
+            }],
+        }
+    }
+}
+
+/// A decoded config file with the means to locate its keys.
+pub struct SourcedConfig {
+    pub file: ConfigFile,
+    pub origin: String,
+    /// Directory relative paths in the config (CA files, secret files) are
+    /// resolved against.
+    pub base_dir: PathBuf,
+    lines: LineIndex,
+}
+
+impl SourcedConfig {
+    /// Reads and decodes `path`. The origin in messages is the path as given.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| {
+            ConfigError::single(&origin, None, "", format!("cannot read config: {err}"))
+        })?;
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &origin, base_dir)
+    }
+
+    pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Self, ConfigError> {
+        let file: ConfigFile = match serde_yaml_ng::from_str(text) {
+            Ok(file) => file,
+            Err(err) => return Err(decode_error(origin, &err)),
+        };
+        Ok(SourcedConfig {
+            file,
+            origin: origin.to_string(),
+            base_dir,
+            lines: LineIndex::build(text),
+        })
+    }
+
+    /// Attaches file and line to problems found after decoding.
+    pub fn locate(&self, problems: Vec<Problem>) -> ConfigError {
+        ConfigError {
+            problems: problems
+                .into_iter()
+                .map(|p| LocatedProblem {
+                    origin: self.origin.clone(),
+                    line: self.lines.line_of(&p.path),
+                    path: p.path,
+                    message: p.message,
+                })
+                .collect(),
+        }
+    }
+
+    /// Resolves a path from the config relative to the config's directory.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// Turns a decoder error into `file:line: path: message`. The decoder puts
+/// the path in front of its message and the position after it; the
+/// position is moved to the front to match every other problem.
+fn decode_error(origin: &str, err: &serde_yaml_ng::Error) -> ConfigError {
+    let full = err.to_string();
+    let line = err.location().map(|l| l.line());
+    let message = match full.rfind(" at line ") {
+        Some(cut) if line.is_some() => full[..cut].to_string(),
+        _ => full,
+    };
+    let (path, message) = split_decoder_path(&message);
+    ConfigError::single(origin, line, path, message.to_string())
+}
+
+/// Splits `checks[0].http: unknown field ...` into path and message when
+/// the text before the first `: ` looks like a key path.
+fn split_decoder_path(message: &str) -> (&str, &str) {
+    if let Some((head, tail)) = message.split_once(": ") {
+        let looks_like_path = !head.is_empty()
+            && head
+                .chars()
+                .all(|c| c.is_alphanumeric() || "_-.[]?".contains(c));
+        if looks_like_path {
+            return (head, tail);
+        }
+    }
+    ("", message)
+}
+
+/// Settings after defaults and environment overrides.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen_address: String,
+    pub max_concurrent_runs: usize,
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// Applies environment overrides (`VOUCH_LISTEN_ADDRESS`,
+/// `VOUCH_MAX_CONCURRENT_RUNS`, `VOUCH_SHUTDOWN_GRACE`) to the top-level
+/// settings. `env` is a lookup so tests need not touch the process.
+pub fn settings(
+    file: &ConfigFile,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Settings, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let listen_address = env("VOUCH_LISTEN_ADDRESS")
+        .or_else(|| file.listen_address.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN_ADDRESS.to_string());
+    let max_concurrent_runs = match env("VOUCH_MAX_CONCURRENT_RUNS") {
+        Some(text) => text.trim().parse::<usize>().unwrap_or_else(|_| {
+            problems.push(Problem::new(
+                "$VOUCH_MAX_CONCURRENT_RUNS",
+                format!("expected a positive whole number, got {text:?}"),
+            ));
+            1
+        }),
+        None => file.max_concurrent_runs.unwrap_or(32),
+    };
+    if max_concurrent_runs == 0 {
+        problems.push(Problem::new(
+            "max_concurrent_runs",
+            "must be at least 1",
+        ));
+    }
+    let shutdown_grace = match env("VOUCH_SHUTDOWN_GRACE") {
+        Some(text) => HumanDuration::parse(&text)
+            .map(|d| d.0)
+            .unwrap_or_else(|err| {
+                problems.push(Problem::new("$VOUCH_SHUTDOWN_GRACE", err));
+                std::time::Duration::from_secs(5)
+            }),
+        None => file
+            .shutdown_grace
+            .map(|d| d.0)
+            .unwrap_or(std::time::Duration::from_secs(5)),
+    };
+    if problems.is_empty() {
+        Ok(Settings {
+            listen_address,
+            max_concurrent_runs,
+            shutdown_grace,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+/// Checks rules no single field can: unique names, exactly one kind,
+/// timeout within interval, label names. Kind-specific rules live with
+/// each kind.
+pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    if let (Some(interval), Some(timeout)) = (file.defaults.interval, file.defaults.timeout) {
+        if timeout > interval {
+            problems.push(Problem::new(
+                "defaults.timeout",
+                format!("timeout {timeout} is longer than the interval {interval}"),
+            ));
+        }
+    }
+    for (i, check) in file.checks.iter().enumerate() {
+        let at = format!("checks[{i}]");
+        if check.name.trim().is_empty() {
+            problems.push(Problem::new(format!("{at}.name"), "must not be empty"));
+        } else if !seen.insert(check.name.as_str()) {
+            problems.push(Problem::new(
+                format!("{at}.name"),
+                format!("duplicate check name {:?}", check.name),
+            ));
+        }
+        match check.kinds_present().len() {
+            1 => {}
+            0 => problems.push(Problem::new(
+                at.clone(),
+                format!("no check kind given (one of: {})", kind_list()),
+            )),
+            _ => problems.push(Problem::new(
+                at.clone(),
+                format!(
+                    "more than one check kind given ({}); a check has exactly one",
+                    check
+                        .kinds_present()
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+        let interval = check.effective_interval(&file.defaults);
+        let timeout = check.effective_timeout(&file.defaults);
+        if interval.0.is_zero() {
+            problems.push(Problem::new(format!("{at}.interval"), "must be longer than 0s"));
+        }
+        if timeout.0.is_zero() {
+            problems.push(Problem::new(format!("{at}.timeout"), "must be longer than 0s"));
+        }
+        let own_key = match (check.timeout.is_some(), check.interval.is_some()) {
+            (true, _) => Some("timeout"),
+            (false, true) => Some("interval"),
+            // Both inherited: the defaults rule above already reported it.
+            (false, false) => None,
+        };
+        if let (true, Some(key)) = (timeout > interval, own_key) {
+            problems.push(Problem::new(
+                format!("{at}.{key}"),
+                format!("timeout {timeout} is longer than the interval {interval}"),
+            ));
+        }
+        for key in check.labels.keys() {
+            if !is_label_name(key) {
+                problems.push(Problem::new(
+                    format!("{at}.labels.{key}"),
+                    "label names are letters, digits and underscores, not starting with a digit",
+                ));
+            }
+        }
+    }
+    problems
+}
+
+pub const DEFAULT_INTERVAL: HumanDuration = HumanDuration(std::time::Duration::from_secs(30));
+pub const DEFAULT_TIMEOUT: HumanDuration = HumanDuration(std::time::Duration::from_secs(10));
+
+fn kind_list() -> String {
+    Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SourcedConfig, ConfigError> {
+        SourcedConfig::parse(text, "t.yaml", PathBuf::from("."))
+    }
+
+    #[test]
+    fn decoder_errors_name_file_line_and_path() {
+        let err = parse("checks:\n  - name: a\n    http:\n      url: http://x\n      bogus: 1\n")
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"), "{text}");
+    }
+
+    #[test]
+    fn environment_overrides_win_over_the_file() {
+        let config = parse("listen_address: 127.0.0.1:1\nmax_concurrent_runs: 4\n").unwrap();
+        let env = |key: &str| match key {
+            "VOUCH_LISTEN_ADDRESS" => Some("127.0.0.1:2".to_string()),
+            _ => None,
+        };
+        let settings = settings(&config.file, env).unwrap();
+        assert_eq!(settings.listen_address, "127.0.0.1:2");
+        assert_eq!(settings.max_concurrent_runs, 4);
+    }
+
+    #[test]
+    fn bad_environment_overrides_name_the_variable() {
+        let config = parse("checks: []\n").unwrap();
+        let env = |key: &str| (key == "VOUCH_MAX_CONCURRENT_RUNS").then(|| "many".to_string());
+        let problems = settings(&config.file, env).unwrap_err();
+        assert_eq!(problems[0].path, "$VOUCH_MAX_CONCURRENT_RUNS");
+    }
+}

@@ -1,0 +1,20 @@
+//! vouch: deployment checklist items as checks that run on a schedule,
+//! exported to Prometheus, and once as a deployment gate.
+//!
+//! Data flows one way: [`config`] → [`plan`] → [`scheduler`] (or [`gate`])
+//! → [`runner`] → [`probe`] → [`result`] → [`output`].
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod gate;
+pub mod output;
+pub mod plan;
+pub mod probe;
+pub mod result;
+pub mod runner;
+pub mod scheduler;
+pub mod tls;
+
+/// Source revision vouch was built from (`unknown` outside a git checkout).
+pub const REVISION: &str = env!("VOUCH_REVISION");

@@ -1,0 +1,68 @@
+//! Where results go: Prometheus metrics, the status board behind the JSON
+//! API, logs, and the gate report.
+
+pub mod metrics;
+pub mod report;
+pub mod server;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::plan::PlannedCheck;
+use crate::result::Verdict;
+use crate::runner::RunRecord;
+use crate::scheduler::Observer;
+
+use self::metrics::Metrics;
+use self::status::StatusBoard;
+
+/// The daemon's outputs, fed by the scheduler.
+pub struct Outputs {
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<StatusBoard>,
+}
+
+impl Outputs {
+    pub fn new(checks: &[Arc<PlannedCheck>]) -> Self {
+        Outputs {
+            metrics: Arc::new(Metrics::new(checks)),
+            status: Arc::new(StatusBoard::new(checks)),
+        }
+    }
+}
+
+/// One log line per run: failures at warn, passes at debug.
+pub fn log_run(record: &RunRecord) {
+    let outcome = &record.outcome;
+    let check = record.check.name.as_str();
+    let duration_ms = record.duration.as_millis() as u64;
+    match outcome.verdict {
+        Verdict::Pass => tracing::debug!(check, duration_ms, "pass: {}", outcome.message),
+        verdict => tracing::warn!(
+            check,
+            duration_ms,
+            verdict = verdict.as_str(),
+            reason = outcome.reason.as_str(),
+            "{}",
+            outcome.message
+        ),
+    }
+}
+
+impl Observer for Outputs {
+    fn run_started(&self, _check: &PlannedCheck, lateness: Duration) {
+        self.metrics.run_started(lateness);
+    }
+
+    fn run_finished(&self, record: &RunRecord, next_run: SystemTime) {
+        log_run(record);
+        self.metrics.run_finished(record, true);
+        self.status.record(record, Some(next_run));
+    }
+
+    fn run_skipped(&self, check: &PlannedCheck) {
+        tracing::warn!(check = %check.name, "run skipped: the previous run has not finished");
+        self.metrics.run_skipped(check);
+    }
+}

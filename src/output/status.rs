@@ -1,0 +1,186 @@
+//! The latest result of every check, kept for the JSON API (and the status
+//! page to come), and the JSON shape shared with the gate report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::{Kind, Severity};
+use crate::plan::PlannedCheck;
+use crate::result::{Measurement, Reason, Verdict};
+use crate::runner::RunRecord;
+
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// One run as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunView {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub message: String,
+    pub started_at: String,
+    pub duration_seconds: f64,
+    pub measurements: Vec<Measurement>,
+}
+
+impl From<&RunRecord> for RunView {
+    fn from(record: &RunRecord) -> Self {
+        RunView {
+            verdict: record.outcome.verdict,
+            reason: record.outcome.reason,
+            message: record.outcome.message.clone(),
+            started_at: rfc3339(record.started_at),
+            duration_seconds: record.duration.as_secs_f64(),
+            measurements: record.outcome.measurements.clone(),
+        }
+    }
+}
+
+/// A check's static facts as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckView {
+    pub name: String,
+    pub section: String,
+    pub kind: Kind,
+    pub severity: Severity,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<&PlannedCheck> for CheckView {
+    fn from(check: &PlannedCheck) -> Self {
+        CheckView {
+            name: check.name.clone(),
+            section: check.section.clone(),
+            kind: check.kind,
+            severity: check.severity,
+            interval_seconds: check.interval.as_secs_f64(),
+            timeout_seconds: check.timeout.as_secs_f64(),
+            labels: check.labels.clone(),
+        }
+    }
+}
+
+/// A check with its latest state, as `/api/v1/checks` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckStatus {
+    #[serde(flatten)]
+    pub check: CheckView,
+    /// `pending` until the first run ends, then the last verdict.
+    pub state: &'static str,
+    pub last_run: Option<RunView>,
+    pub last_success_at: Option<String>,
+    pub consecutive_failures: u32,
+    pub next_run_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub pass: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub pending: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusSnapshot {
+    pub summary: Summary,
+    pub checks: Vec<CheckStatus>,
+}
+
+struct Entry {
+    check: Arc<PlannedCheck>,
+    last: Option<RunRecord>,
+    last_success: Option<SystemTime>,
+    consecutive_failures: u32,
+    next_run: Option<SystemTime>,
+}
+
+/// Latest state per check, in config order.
+pub struct StatusBoard {
+    entries: RwLock<Vec<Entry>>,
+    index: HashMap<String, usize>,
+}
+
+impl StatusBoard {
+    pub fn new(checks: &[Arc<PlannedCheck>]) -> Self {
+        StatusBoard {
+            entries: RwLock::new(
+                checks
+                    .iter()
+                    .map(|check| Entry {
+                        check: check.clone(),
+                        last: None,
+                        last_success: None,
+                        consecutive_failures: 0,
+                        next_run: None,
+                    })
+                    .collect(),
+            ),
+            index: checks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+        }
+    }
+
+    pub fn record(&self, record: &RunRecord, next_run: Option<SystemTime>) {
+        let Some(&i) = self.index.get(&record.check.name) else {
+            return;
+        };
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let entry = &mut entries[i];
+        if record.outcome.verdict == Verdict::Pass {
+            entry.last_success = Some(record.started_at + record.duration);
+            entry.consecutive_failures = 0;
+        } else {
+            entry.consecutive_failures += 1;
+        }
+        entry.last = Some(record.clone());
+        entry.next_run = next_run;
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let mut summary = Summary {
+            total: entries.len(),
+            ..Summary::default()
+        };
+        let checks = entries
+            .iter()
+            .map(|entry| {
+                let state = match &entry.last {
+                    None => {
+                        summary.pending += 1;
+                        "pending"
+                    }
+                    Some(last) => {
+                        match last.outcome.verdict {
+                            Verdict::Pass => summary.pass += 1,
+                            Verdict::Fail => summary.fail += 1,
+                            Verdict::Error => summary.error += 1,
+                        }
+                        last.outcome.verdict.as_str()
+                    }
+                };
+                CheckStatus {
+                    check: CheckView::from(entry.check.as_ref()),
+                    state,
+                    last_run: entry.last.as_ref().map(RunView::from),
+                    last_success_at: entry.last_success.map(rfc3339),
+                    consecutive_failures: entry.consecutive_failures,
+                    next_run_at: entry.next_run.map(rfc3339),
+                }
+            })
+            .collect();
+        StatusSnapshot { summary, checks }
+    }
+}

@@ -1,0 +1,374 @@
+//! The `http` check kind: one request (following redirects if asked), then
+//! status, headers, body, JSON fields, redirect target and latency checked
+//! against expectations.
+
+mod client;
+pub mod expect;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use hyper::Method;
+use rustls::ClientConfig;
+use serde::Deserialize;
+use url::Url;
+
+use self::client::{fetch, RequestSpec, Timings};
+use self::expect::{location, ExpectConfig, Expectations};
+use super::{Clients, Probe, ProbeContext};
+use crate::config::{ByteSize, Problem, SecretSource, SourcedConfig};
+use crate::result::{Measure, Measurement, Outcome, Reason};
+
+pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(1 << 20);
+pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+
+/// The `http` block of a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `http://` or `https://` URL to request.
+    pub url: String,
+    /// Request method (default GET).
+    pub method: Option<String>,
+    /// Request headers. `Authorization` is refused here: it is a secret,
+    /// give it with `bearer_token_*` or `basic_auth`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request body.
+    pub body: Option<String>,
+    /// File holding a bearer token sent as `Authorization: Bearer ...`.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Environment variable holding a bearer token.
+    pub bearer_token_env: Option<String>,
+    /// HTTP basic authentication.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// PEM file of extra CA certificates trusted besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate. Logs a warning at start-up.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Follow redirects (default true). A redirect whose status is listed
+    /// in `expect.status` is never followed.
+    pub follow_redirects: Option<bool>,
+    /// Most redirects followed (default 10).
+    pub max_redirects: Option<u32>,
+    /// Largest body read (default 1MiB); larger is an `error`/`too_large`.
+    pub max_body_size: Option<ByteSize>,
+    /// What the answer must look like.
+    #[serde(default)]
+    pub expect: ExpectConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    pub username: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+}
+
+#[derive(Debug)]
+enum Auth {
+    Bearer(SecretSource),
+    Basic {
+        username: String,
+        password: SecretSource,
+    },
+}
+
+/// A compiled `http` check.
+#[derive(Debug)]
+pub struct HttpProbe {
+    url: Url,
+    method: Method,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    auth: Option<Auth>,
+    tls: Arc<ClientConfig>,
+    follow_redirects: bool,
+    max_redirects: u32,
+    max_body: ByteSize,
+    expect: Expectations,
+}
+
+impl HttpProbe {
+    pub fn build(
+        config: &HttpConfig,
+        clients: &Clients,
+        source: &SourcedConfig,
+    ) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let url = match Url::parse(&config.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                Some(url)
+            }
+            Ok(_) => {
+                problems.push(Problem::new("url", "must be an http:// or https:// URL with a host"));
+                None
+            }
+            Err(err) => {
+                problems.push(Problem::new("url", format!("invalid URL {:?}: {err}", config.url)));
+                None
+            }
+        };
+        let method = match &config.method {
+            None => Method::GET,
+            Some(text) => Method::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
+                problems.push(Problem::new("method", format!("invalid method {text:?}")));
+                Method::GET
+            }),
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let at = format!("headers.{name}");
+            match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                (Ok(name), _) if name == AUTHORIZATION => problems.push(Problem::new(
+                    at,
+                    "Authorization is a secret: give it with bearer_token_file, bearer_token_env or basic_auth",
+                )),
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                (Err(_), _) => problems.push(Problem::new(at, "invalid header name")),
+                (_, Err(_)) => problems.push(Problem::new(at, "invalid header value")),
+            }
+        }
+        let auth = auth(config, source, &mut problems);
+        let tls = if config.insecure_skip_verify {
+            if config.ca_file.is_some() {
+                problems.push(Problem::new(
+                    "insecure_skip_verify",
+                    "ca_file has no effect when verification is skipped; give one or the other",
+                ));
+            }
+            clients.tls.insecure()
+        } else if let Some(ca_file) = &config.ca_file {
+            clients
+                .tls
+                .with_extra_ca(&source.resolve_path(ca_file))
+                .unwrap_or_else(|err| {
+                    problems.push(Problem::new("ca_file", err));
+                    clients.tls.verified()
+                })
+        } else {
+            clients.tls.verified()
+        };
+        if config.follow_redirects == Some(false) && config.max_redirects.is_some() {
+            problems.push(Problem::new(
+                "max_redirects",
+                "has no effect with follow_redirects: false",
+            ));
+        }
+        let expect = match Expectations::compile(&config.expect) {
+            Ok(expect) => Some(expect),
+            Err(more) => {
+                problems.extend(more);
+                None
+            }
+        };
+        let (Some(url), Some(expect), true) = (url, expect, problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(HttpProbe {
+            url,
+            method,
+            headers,
+            body: config.body.clone().map(Bytes::from),
+            auth,
+            tls,
+            follow_redirects: config.follow_redirects.unwrap_or(true),
+            max_redirects: config.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
+            max_body: config.max_body_size.unwrap_or(DEFAULT_MAX_BODY),
+            expect,
+        })
+    }
+
+    /// Request headers for one run, secrets read fresh.
+    fn request_headers(&self) -> Result<HeaderMap, String> {
+        let mut headers = self.headers.clone();
+        let value = match &self.auth {
+            None => return Ok(headers),
+            Some(Auth::Bearer(source)) => {
+                let token = source.read().map_err(|e| e.to_string())?;
+                format!("Bearer {}", token.expose())
+            }
+            Some(Auth::Basic { username, password }) => {
+                let password = password.read().map_err(|e| e.to_string())?;
+                let pair = format!("{username}:{}", password.expose());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+        };
+        let mut value = HeaderValue::try_from(value)
+            .map_err(|_| "the credential holds characters a header cannot carry".to_string())?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+        Ok(headers)
+    }
+
+    async fn execute(&self, ctx: &ProbeContext) -> Outcome {
+        let headers = match self.request_headers() {
+            Ok(headers) => headers,
+            Err(message) => return Outcome::error(Reason::Secret, message),
+        };
+        let started = Instant::now();
+        let mut timings = Timings::default();
+        let mut url = self.url.clone();
+        let mut method = self.method.clone();
+        let mut body = self.body.clone();
+        let mut visited = HashSet::from([url.clone()]);
+        let mut redirects = 0u32;
+        let mut first_location = None;
+        let answer = loop {
+            let spec = RequestSpec {
+                url: &url,
+                method: &method,
+                headers: &headers,
+                body: body.clone(),
+                tls: &self.tls,
+                max_body: self.max_body,
+            };
+            let answer = match fetch(spec, &ctx.progress, &mut timings).await {
+                Ok(answer) => answer,
+                Err(err) => {
+                    let hop = if redirects > 0 {
+                        format!(" (after {redirects} redirects, at {url})")
+                    } else {
+                        String::new()
+                    };
+                    return Outcome::error(err.reason(), format!("{err}{hop}"));
+                }
+            };
+            let next = match location(&answer, &url) {
+                Some(Ok(next)) => Some(next),
+                Some(Err(message)) if answer.status.is_redirection() => {
+                    return Outcome::fail(Reason::Redirect, message)
+                }
+                _ => None,
+            };
+            if redirects == 0 {
+                first_location = next.clone();
+            }
+            let follow = self.follow_redirects
+                && answer.status.is_redirection()
+                && !self.expect.accepts_status(answer.status);
+            let Some(next) = next.filter(|_| follow) else {
+                break answer;
+            };
+            if redirects >= self.max_redirects {
+                return Outcome::error(
+                    Reason::TooManyRedirects,
+                    format!("stopped after {redirects} redirects (limit {}), next was {next}", self.max_redirects),
+                );
+            }
+            if !visited.insert(next.clone()) {
+                return Outcome::error(
+                    Reason::RedirectLoop,
+                    format!("redirect loop: {url} leads back to {next}"),
+                );
+            }
+            redirects += 1;
+            // 303, and 301/302 after a POST, turn into a GET without body as
+            // browsers do; 307/308 repeat the request as it was.
+            let status = answer.status.as_u16();
+            if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
+                method = Method::GET;
+                body = None;
+            }
+            url = next;
+        };
+        let elapsed = started.elapsed();
+        let mut measurements = vec![
+            Measurement::new(Measure::HttpStatusCode, f64::from(answer.status.as_u16())),
+            Measurement::new(Measure::HttpContentLengthBytes, answer.body.len() as f64),
+            Measurement::new(Measure::HttpRedirects, f64::from(redirects)),
+        ];
+        for (phase, duration) in timings.phases() {
+            measurements.push(Measurement::labelled(
+                Measure::HttpDurationSeconds,
+                &[phase],
+                duration.as_secs_f64(),
+            ));
+        }
+        let broken = self
+            .expect
+            .evaluate(&answer, first_location.as_ref(), elapsed);
+        let outcome = match broken.first() {
+            None => Outcome::pass(format!(
+                "status {} in {}",
+                answer.status.as_u16(),
+                expect::format_elapsed(elapsed)
+            )),
+            Some((reason, _)) => Outcome::fail(
+                *reason,
+                broken
+                    .iter()
+                    .map(|(_, message)| message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        };
+        outcome.with_measurements(measurements)
+    }
+}
+
+fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>) -> Option<Auth> {
+    if config.bearer_token_file.is_some() && config.bearer_token_env.is_some() {
+        problems.push(Problem::new(
+            "bearer_token_env",
+            "give bearer_token_file or bearer_token_env, not both",
+        ));
+    }
+    let bearer = SecretSource::from_pair(
+        config.bearer_token_file.as_ref().map(|p| source.resolve_path(p)).as_ref(),
+        config.bearer_token_env.as_ref(),
+    );
+    let basic = config.basic_auth.as_ref().and_then(|basic| {
+        if basic.password_file.is_some() && basic.password_env.is_some() {
+            problems.push(Problem::new(
+                "basic_auth.password_env",
+                "give password_file or password_env, not both",
+            ));
+        }
+        let password = SecretSource::from_pair(
+            basic.password_file.as_ref().map(|p| source.resolve_path(p)).as_ref(),
+            basic.password_env.as_ref(),
+        );
+        if password.is_none() {
+            problems.push(Problem::new(
+                "basic_auth",
+                "needs password_file or password_env",
+            ));
+        }
+        password.map(|password| Auth::Basic {
+            username: basic.username.clone(),
+            password,
+        })
+    });
+    match (bearer, basic) {
+        (Some(_), Some(_)) => {
+            problems.push(Problem::new(
+                "basic_auth",
+                "give a bearer token or basic_auth, not both",
+            ));
+            None
+        }
+        (Some(bearer), None) => Some(Auth::Bearer(bearer)),
+        (None, basic) => basic,
+    }
+}
+
+impl Probe for HttpProbe {
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
+        self.execute(ctx).boxed()
+    }
+}

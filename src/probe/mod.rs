@@ -1,0 +1,81 @@
+//! Probes: one module per check kind. A probe gets its typed, validated
+//! config and the shared clients, and produces an [`Outcome`]. It knows
+//! nothing of scheduling, Prometheus or HTTP serving.
+
+pub mod http;
+
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+use crate::config::{CheckConfig, Problem, SourcedConfig};
+use crate::result::Outcome;
+use crate::tls::TlsClients;
+
+/// Clients built once per process and handed to every probe.
+pub struct Clients {
+    pub tls: TlsClients,
+}
+
+impl Clients {
+    pub fn new() -> Self {
+        Clients {
+            tls: TlsClients::from_system(),
+        }
+    }
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a probe is doing right now, so a run cut off by its timeout can say
+/// where it was stuck ("waiting for response headers").
+#[derive(Clone, Debug)]
+pub struct Progress(Arc<Mutex<&'static str>>);
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress(Arc::new(Mutex::new("starting")))
+    }
+}
+
+impl Progress {
+    pub fn set(&self, stage: &'static str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = stage;
+    }
+
+    pub fn get(&self) -> &'static str {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Everything a run may use.
+pub struct ProbeContext {
+    pub clients: Arc<Clients>,
+    pub progress: Progress,
+}
+
+/// One check kind's way of producing a result. Implementations must not
+/// enforce the check's timeout themselves (the runner does, from outside)
+/// and must turn every failure into an [`Outcome`], never a panic.
+pub trait Probe: Send + Sync + 'static {
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome>;
+}
+
+/// Builds the probe for a check's kind block; problems carry paths relative
+/// to the check (`http.expect.status`).
+pub fn build(
+    check: &CheckConfig,
+    clients: &Clients,
+    config: &SourcedConfig,
+) -> Result<Arc<dyn Probe>, Vec<Problem>> {
+    if let Some(http) = &check.http {
+        let probe = http::HttpProbe::build(http, clients, config)
+            .map_err(|problems| problems.into_iter().map(|p| p.under("http")).collect::<Vec<_>>())?;
+        return Ok(Arc::new(probe));
+    }
+    Err(vec![Problem::new("", "no check kind given")])
+}

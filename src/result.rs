@@ -1,0 +1,251 @@
+//! What a run produces: one verdict, one reason from a closed set, a human
+//! message, and the kind's measurements. Nothing here knows how results are
+//! exported.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The single outcome of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The target answered and met every expectation.
+    Pass,
+    /// The target answered and broke an expectation.
+    Fail,
+    /// The check could not be evaluated.
+    Error,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Pass, Verdict::Fail, Verdict::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! reasons {
+    ($($variant:ident => $word:literal: $doc:literal,)*) => {
+        /// Why a run ended as it did, as a short word from a closed set: safe
+        /// as a metric label and stable for JSON consumers.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Reason {
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Reason::$variant => $word,)* }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self { $(Reason::$variant => $doc,)* }
+            }
+        }
+    };
+}
+
+reasons! {
+    Ok => "ok": "every expectation met",
+    Timeout => "timeout": "no result within the check's timeout",
+    ConnectionRefused => "connection_refused": "the target refused the connection",
+    Connect => "connect": "the connection failed otherwise (unreachable, reset)",
+    Dns => "dns": "the target's name did not resolve",
+    Tls => "tls": "the TLS handshake failed",
+    TlsExpired => "tls_expired": "the certificate has expired",
+    TlsNotYetValid => "tls_not_yet_valid": "the certificate is not valid yet",
+    TlsUnknownIssuer => "tls_unknown_issuer": "the certificate chain does not lead to a trusted root (self-signed, private CA)",
+    TlsHostname => "tls_hostname": "the certificate is not valid for the host name",
+    Protocol => "protocol": "the target's answer broke the protocol (closed mid-response, malformed)",
+    Status => "status": "the HTTP status code was not an expected one",
+    Body => "body": "the body did not match (or matched a forbidden) pattern",
+    Json => "json": "a JSON field was missing or had another value, or the body was not JSON",
+    Header => "header": "a header was missing, present when forbidden, or did not match",
+    Redirect => "redirect": "the redirect target was not the expected one",
+    RedirectLoop => "redirect_loop": "redirects came back to a URL already visited",
+    TooManyRedirects => "too_many_redirects": "more redirects than the check allows",
+    Latency => "latency": "the answer took longer than allowed",
+    TooLarge => "too_large": "the body was larger than the check reads",
+    Secret => "secret": "a secret the check needs could not be read",
+    Panic => "panic": "the probe crashed; a bug in vouch",
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+macro_rules! measures {
+    ($($variant:ident => $name:literal [$($label:literal),*]: $help:literal,)*) => {
+        /// Every measurement a kind may report, declared in one place: its
+        /// exported name, help text and label names (besides `check`).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Measure {
+            $(#[doc = $help] $variant,)*
+        }
+
+        impl Measure {
+            pub const ALL: &'static [Measure] = &[$(Measure::$variant,)*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Measure::$variant => $name,)* }
+            }
+
+            pub fn help(self) -> &'static str {
+                match self { $(Measure::$variant => $help,)* }
+            }
+
+            pub fn label_names(self) -> &'static [&'static str] {
+                match self { $(Measure::$variant => &[$($label),*],)* }
+            }
+        }
+    };
+}
+
+measures! {
+    HttpStatusCode => "vouch_http_status_code" []: "HTTP status code of the last response (after redirects).",
+    HttpDurationSeconds => "vouch_http_duration_seconds" ["phase"]: "Time spent in each phase of the last HTTP request, summed over redirects: resolve, connect, tls, processing (request sent to headers received), transfer (body).",
+    HttpContentLengthBytes => "vouch_http_content_length_bytes" []: "Bytes of the last response body received.",
+    HttpRedirects => "vouch_http_redirects" []: "Redirects followed by the last HTTP request.",
+}
+
+impl Serialize for Measure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// One value a run measured, with values for the measure's labels in the
+/// order of [`Measure::label_names`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Measurement {
+    #[serde(rename = "name")]
+    pub measure: Measure,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "labels_as_object"
+    )]
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+fn labels_as_object<S: serde::Serializer>(
+    labels: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(labels.iter().map(|(k, v)| (k, v)))
+}
+
+impl Measurement {
+    pub fn new(measure: Measure, value: f64) -> Self {
+        Measurement {
+            measure,
+            labels: Vec::new(),
+            value,
+        }
+    }
+
+    pub fn labelled(measure: Measure, label_values: &[&str], value: f64) -> Self {
+        debug_assert_eq!(measure.label_names().len(), label_values.len());
+        Measurement {
+            measure,
+            labels: measure
+                .label_names()
+                .iter()
+                .zip(label_values)
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            value,
+        }
+    }
+
+    pub fn label_values(&self) -> Vec<&str> {
+        self.labels.iter().map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+/// The result of one run, as the probe (or the runner, for timeouts and
+/// panics) reports it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    /// For people: which expectation broke and by how much, or why the
+    /// check could not be evaluated. Never contains a secret.
+    pub message: String,
+    pub measurements: Vec<Measurement>,
+}
+
+impl Outcome {
+    pub fn pass(message: impl Into<String>) -> Self {
+        Self::new(Verdict::Pass, Reason::Ok, message)
+    }
+
+    pub fn fail(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Verdict::Fail, reason, message)
+    }
+
+    pub fn error(reason: Reason, message: impl Into<String>) -> Self {
+        Self::new(Verdict::Error, reason, message)
+    }
+
+    fn new(verdict: Verdict, reason: Reason, message: impl Into<String>) -> Self {
+        Outcome {
+            verdict,
+            reason,
+            message: message.into(),
+            measurements: Vec::new(),
+        }
+    }
+
+    pub fn with_measurements(mut self, measurements: Vec<Measurement>) -> Self {
+        self.measurements = measurements;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_words_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            let word = reason.as_str();
+            assert!(seen.insert(word), "duplicate reason {word}");
+            assert!(word.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{word}");
+        }
+    }
+
+    #[test]
+    fn measure_names_follow_the_contract() {
+        for measure in Measure::ALL {
+            let name = measure.name();
+            assert!(name.starts_with("vouch_"), "{name}");
+            assert!(!name.ends_with("_total"), "{name}: measures are gauges");
+            assert!(!measure.label_names().contains(&"check"), "{name}");
+        }
+    }
+}
