@@ -196,7 +196,11 @@ async fn check(
             .with_context(|| format!("cannot write the report to {}", file.display()))?,
         None => print!("{text}"),
     }
-    Ok(if report.passed() { EXIT_OK } else { EXIT_FAILED })
+    Ok(if report.passed() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
 }
 
 async fn serve(path: &Path, listen_flag: Option<String>) -> anyhow::Result<u8> {

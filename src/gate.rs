@@ -56,7 +56,10 @@ pub async fn run_all(
         records[i] = Some(record);
     }
     progress.finish_and_clear();
-    records.into_iter().map(|r| r.expect("every check ran")).collect()
+    records
+        .into_iter()
+        .map(|r| r.expect("every check ran"))
+        .collect()
 }
 
 fn update(

@@ -105,7 +105,9 @@ impl Plan {
         }
         for selector in selectors {
             if !self.checks.iter().any(|c| matches_selector(c, selector)) {
-                return Err(format!("--only {selector}: no check or section has this name"));
+                return Err(format!(
+                    "--only {selector}: no check or section has this name"
+                ));
             }
         }
         Ok(self

@@ -235,7 +235,10 @@ mod tests {
         for reason in Reason::ALL {
             let word = reason.as_str();
             assert!(seen.insert(word), "duplicate reason {word}");
-            assert!(word.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{word}");
+            assert!(
+                word.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{word}"
+            );
         }
     }
 

@@ -349,10 +349,7 @@ pub fn settings(
         None => file.max_concurrent_runs.unwrap_or(32),
     };
     if max_concurrent_runs == 0 {
-        problems.push(Problem::new(
-            "max_concurrent_runs",
-            "must be at least 1",
-        ));
+        problems.push(Problem::new("max_concurrent_runs", "must be at least 1"));
     }
     let shutdown_grace = match env("VOUCH_SHUTDOWN_GRACE") {
         Some(text) => HumanDuration::parse(&text)
@@ -423,10 +420,16 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
         let interval = check.effective_interval(&file.defaults);
         let timeout = check.effective_timeout(&file.defaults);
         if interval.0.is_zero() {
-            problems.push(Problem::new(format!("{at}.interval"), "must be longer than 0s"));
+            problems.push(Problem::new(
+                format!("{at}.interval"),
+                "must be longer than 0s",
+            ));
         }
         if timeout.0.is_zero() {
-            problems.push(Problem::new(format!("{at}.timeout"), "must be longer than 0s"));
+            problems.push(Problem::new(
+                format!("{at}.timeout"),
+                "must be longer than 0s",
+            ));
         }
         let own_key = match (check.timeout.is_some(), check.interval.is_some()) {
             (true, _) => Some("timeout"),
@@ -483,7 +486,10 @@ mod tests {
             .err()
             .unwrap();
         let text = err.to_string();
-        assert!(text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"), "{text}");
+        assert!(
+            text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"),
+            "{text}"
+        );
     }
 
     #[test]

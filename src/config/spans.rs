@@ -49,14 +49,8 @@ fn parent_path(path: &str) -> Option<&str> {
 }
 
 enum Frame {
-    Mapping {
-        path: String,
-        key: Option<String>,
-    },
-    Sequence {
-        path: String,
-        next_index: usize,
-    },
+    Mapping { path: String, key: Option<String> },
+    Sequence { path: String, next_index: usize },
 }
 
 #[derive(Default)]

@@ -191,7 +191,11 @@ mod tests {
             ("1.5s", 1.5),
         ];
         for (text, seconds) in cases {
-            assert_eq!(HumanDuration::parse(text).unwrap().0.as_secs_f64(), seconds, "{text}");
+            assert_eq!(
+                HumanDuration::parse(text).unwrap().0.as_secs_f64(),
+                seconds,
+                "{text}"
+            );
         }
     }
 
@@ -209,8 +213,7 @@ mod tests {
             assert_eq!(HumanDuration::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(HumanDuration::parse("24h").unwrap().to_string(), "1d");
-        {
-        }
+        {}
     }
 
     #[test]

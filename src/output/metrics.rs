@@ -17,18 +17,51 @@ use crate::runner::RunRecord;
 /// The names of the families not derived from [`Measure`], with their help
 /// text: the reference the README and the rule/dashboard tests check.
 pub const FAMILIES: &[(&str, &str)] = &[
-    ("vouch_check_success", "1 if the last run of the check passed, 0 if it failed or errored."),
+    (
+        "vouch_check_success",
+        "1 if the last run of the check passed, 0 if it failed or errored.",
+    ),
     ("vouch_check_duration_seconds", "Duration of check runs."),
-    ("vouch_check_last_run_timestamp_seconds", "When the last run of the check ended (Unix time)."),
-    ("vouch_check_last_success_timestamp_seconds", "When the check last passed (Unix time)."),
-    ("vouch_check_runs_total", "Check runs by result (pass, fail, error) and reason word."),
-    ("vouch_check_info", "Static facts about each check, for joins; always 1."),
-    ("vouch_build_info", "vouch's version and source revision; always 1."),
-    ("vouch_config_last_reload_successful", "1 if the config in use loaded without problems."),
-    ("vouch_config_last_reload_success_timestamp_seconds", "When the config in use was loaded (Unix time)."),
-    ("vouch_scheduler_lateness_seconds", "Time between a run's planned start and its actual start."),
-    ("vouch_scheduler_skipped_runs_total", "Planned runs skipped because the previous run of the check had not finished."),
-    ("vouch_scheduler_runs_in_flight", "Check runs executing now."),
+    (
+        "vouch_check_last_run_timestamp_seconds",
+        "When the last run of the check ended (Unix time).",
+    ),
+    (
+        "vouch_check_last_success_timestamp_seconds",
+        "When the check last passed (Unix time).",
+    ),
+    (
+        "vouch_check_runs_total",
+        "Check runs by result (pass, fail, error) and reason word.",
+    ),
+    (
+        "vouch_check_info",
+        "Static facts about each check, for joins; always 1.",
+    ),
+    (
+        "vouch_build_info",
+        "vouch's version and source revision; always 1.",
+    ),
+    (
+        "vouch_config_last_reload_successful",
+        "1 if the config in use loaded without problems.",
+    ),
+    (
+        "vouch_config_last_reload_success_timestamp_seconds",
+        "When the config in use was loaded (Unix time).",
+    ),
+    (
+        "vouch_scheduler_lateness_seconds",
+        "Time between a run's planned start and its actual start.",
+    ),
+    (
+        "vouch_scheduler_skipped_runs_total",
+        "Planned runs skipped because the previous run of the check had not finished.",
+    ),
+    (
+        "vouch_scheduler_runs_in_flight",
+        "Check runs executing now.",
+    ),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -71,7 +104,9 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
 }
 
 fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 impl Metrics {
@@ -97,12 +132,19 @@ impl Metrics {
         );
         let last_success = register(
             &registry,
-            GaugeVec::new(opts("vouch_check_last_success_timestamp_seconds"), &["check"]).unwrap(),
+            GaugeVec::new(
+                opts("vouch_check_last_success_timestamp_seconds"),
+                &["check"],
+            )
+            .unwrap(),
         );
         let runs = register(
             &registry,
-            IntCounterVec::new(opts("vouch_check_runs_total"), &["check", "result", "reason"])
-                .unwrap(),
+            IntCounterVec::new(
+                opts("vouch_check_runs_total"),
+                &["check", "result", "reason"],
+            )
+            .unwrap(),
         );
         // Check labels become `label_<key>` on the info metric; every check
         // carries every key (empty where it has none), as one family needs
@@ -247,7 +289,11 @@ impl Metrics {
                 .set(measurement.value);
             now_emitted.push((
                 measurement.measure,
-                measurement.label_values().iter().map(|v| v.to_string()).collect(),
+                measurement
+                    .label_values()
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect(),
             ));
         }
         let mut emitted = self.emitted.lock().unwrap_or_else(|e| e.into_inner());

@@ -71,7 +71,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: scheduler not started\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: scheduler not started\n",
+        )
     }
 }
 

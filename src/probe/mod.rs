@@ -73,8 +73,12 @@ pub fn build(
     config: &SourcedConfig,
 ) -> Result<Arc<dyn Probe>, Vec<Problem>> {
     if let Some(http) = &check.http {
-        let probe = http::HttpProbe::build(http, clients, config)
-            .map_err(|problems| problems.into_iter().map(|p| p.under("http")).collect::<Vec<_>>())?;
+        let probe = http::HttpProbe::build(http, clients, config).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| p.under("http"))
+                .collect::<Vec<_>>()
+        })?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

@@ -167,13 +167,12 @@ pub async fn fetch(
     if spec.url.scheme() == "https" {
         progress.set("in the TLS handshake");
         let started = Instant::now();
-        let server_name = ServerName::try_from(bare_host.to_string()).map_err(|err| {
-            FetchError::Tls {
+        let server_name =
+            ServerName::try_from(bare_host.to_string()).map_err(|err| FetchError::Tls {
                 reason: Reason::Tls,
                 host: bare_host.to_string(),
                 detail: err.to_string(),
-            }
-        })?;
+            })?;
         let connector = tokio_rustls::TlsConnector::from(spec.tls.clone());
         let tls_stream = connector
             .connect(server_name, stream)

@@ -128,10 +128,14 @@ impl<'de> Deserialize<'de> for StatusItem {
                 f.write_str("a status code (200), class (2xx) or range (200-299)")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusItem, E> {
-                StatusRange::parse(&v.to_string()).map(StatusItem).map_err(E::custom)
+                StatusRange::parse(&v.to_string())
+                    .map(StatusItem)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusItem, E> {
-                StatusRange::parse(&v.to_string()).map(StatusItem).map_err(E::custom)
+                StatusRange::parse(&v.to_string())
+                    .map(StatusItem)
+                    .map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StatusItem, E> {
                 StatusRange::parse(v).map(StatusItem).map_err(E::custom)
@@ -255,7 +259,10 @@ impl Expectations {
         let mut headers = Vec::new();
         for (name, pattern) in &config.headers {
             let at = format!("expect.headers.{name}");
-            match (HeaderName::try_from(name.as_str()), regex::Regex::new(pattern)) {
+            match (
+                HeaderName::try_from(name.as_str()),
+                regex::Regex::new(pattern),
+            ) {
                 (Ok(name), Ok(re)) => headers.push((name, re)),
                 (Err(_), _) => problems.push(Problem::new(at, "invalid header name")),
                 (_, Err(err)) => problems.push(Problem::new(
@@ -351,7 +358,10 @@ impl Expectations {
         }
         for name in &self.headers_absent {
             if answer.headers.contains_key(name) {
-                broken.push((Reason::Header, format!("header {name} is present, expected absent")));
+                broken.push((
+                    Reason::Header,
+                    format!("header {name} is present, expected absent"),
+                ));
             }
         }
         for pattern in &self.body_matches {
@@ -377,7 +387,11 @@ impl Expectations {
                             Ok(actual) if json_equal(actual, expected) => {}
                             Ok(actual) => broken.push((
                                 Reason::Json,
-                                format!("{key} is {}, expected {}", render(actual), render(expected)),
+                                format!(
+                                    "{key} is {}, expected {}",
+                                    render(actual),
+                                    render(expected)
+                                ),
                             )),
                         }
                     }
@@ -388,7 +402,11 @@ impl Expectations {
             if elapsed > limit {
                 broken.push((
                     Reason::Latency,
-                    format!("took {}, limit {}", format_elapsed(elapsed), format_duration(limit)),
+                    format!(
+                        "took {}, limit {}",
+                        format_elapsed(elapsed),
+                        format_duration(limit)
+                    ),
                 ));
             }
         }
@@ -427,7 +445,11 @@ fn json_equal(actual: &Value, expected: &Value) -> bool {
 fn render(value: &Value) -> String {
     let text = value.to_string();
     if text.len() > 80 {
-        let cut = text.char_indices().nth(77).map(|(i, _)| i).unwrap_or(text.len());
+        let cut = text
+            .char_indices()
+            .nth(77)
+            .map(|(i, _)| i)
+            .unwrap_or(text.len());
         format!("{}...", &text[..cut])
     } else {
         text
@@ -490,7 +512,10 @@ mod tests {
         assert_eq!(path.select(&doc).unwrap(), "up");
         let pointer = JsonSelector::parse("/checks/0/db").unwrap();
         assert_eq!(pointer.select(&doc).unwrap(), "up");
-        assert_eq!(JsonSelector::parse("$.nope").unwrap().select(&doc), Err("is missing"));
+        assert_eq!(
+            JsonSelector::parse("$.nope").unwrap().select(&doc),
+            Err("is missing")
+        );
         assert!(JsonSelector::parse("status").is_err());
         assert!(JsonSelector::parse("$[").is_err());
     }

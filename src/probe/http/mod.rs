@@ -110,11 +110,17 @@ impl HttpProbe {
                 Some(url)
             }
             Ok(_) => {
-                problems.push(Problem::new("url", "must be an http:// or https:// URL with a host"));
+                problems.push(Problem::new(
+                    "url",
+                    "must be an http:// or https:// URL with a host",
+                ));
                 None
             }
             Err(err) => {
-                problems.push(Problem::new("url", format!("invalid URL {:?}: {err}", config.url)));
+                problems.push(Problem::new(
+                    "url",
+                    format!("invalid URL {:?}: {err}", config.url),
+                ));
                 None
             }
         };
@@ -267,7 +273,10 @@ impl HttpProbe {
             if redirects >= self.max_redirects {
                 return Outcome::error(
                     Reason::TooManyRedirects,
-                    format!("stopped after {redirects} redirects (limit {}), next was {next}", self.max_redirects),
+                    format!(
+                        "stopped after {redirects} redirects (limit {}), next was {next}",
+                        self.max_redirects
+                    ),
                 );
             }
             if !visited.insert(next.clone()) {
@@ -329,7 +338,11 @@ fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>
         ));
     }
     let bearer = SecretSource::from_pair(
-        config.bearer_token_file.as_ref().map(|p| source.resolve_path(p)).as_ref(),
+        config
+            .bearer_token_file
+            .as_ref()
+            .map(|p| source.resolve_path(p))
+            .as_ref(),
         config.bearer_token_env.as_ref(),
     );
     let basic = config.basic_auth.as_ref().and_then(|basic| {
@@ -340,7 +353,11 @@ fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>
             ));
         }
         let password = SecretSource::from_pair(
-            basic.password_file.as_ref().map(|p| source.resolve_path(p)).as_ref(),
+            basic
+                .password_file
+                .as_ref()
+                .map(|p| source.resolve_path(p))
+                .as_ref(),
             basic.password_env.as_ref(),
         );
         if password.is_none() {

@@ -1,0 +1,167 @@
+//! The vouch binary as users run it: the daemon as a child process, and
+//! one-shot commands.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+use super::{free_port, wait_until};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vouch")
+}
+
+/// Runs `vouch ARGS` to completion (stdin closed, output captured). Async,
+/// so servers in the test's runtime keep answering meanwhile.
+pub async fn run(args: &[&str]) -> Output {
+    tokio::process::Command::new(bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run the vouch binary")
+}
+
+/// `vouch serve` as a child process, killed on drop.
+pub struct Daemon {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts the daemon on a free port and waits until it answers /livez.
+    pub async fn start(config: &Path) -> Daemon {
+        Self::start_with_env(config, &[]).await
+    }
+
+    pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("vouch.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut command = tokio::process::Command::new(bin());
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--web.listen-address", &addr.to_string()])
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start vouch serve");
+        let mut daemon = Daemon {
+            child,
+            addr,
+            log,
+            _log_dir: log_dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                panic!("vouch serve exited with {status}:\n{}", daemon.logs());
+            }
+            if daemon.get("/livez").await.is_some() {
+                return daemon;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "vouch serve did not answer /livez:\n{}",
+                daemon.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.addr, path).await
+    }
+
+    /// The body of a path that must answer 200.
+    pub async fn get_ok(&self, path: &str) -> String {
+        match self.get(path).await {
+            Some((200, body)) => body,
+            other => panic!("GET {path}: {other:?}\n{}", self.logs()),
+        }
+    }
+
+    /// The JSON of /api/v1/checks.
+    pub async fn checks(&self) -> serde_json::Value {
+        serde_json::from_str(&self.get_ok("/api/v1/checks").await).unwrap()
+    }
+
+    /// The check named `name` from /api/v1/checks.
+    pub async fn check(&self, name: &str) -> serde_json::Value {
+        let checks = self.checks().await;
+        checks["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name}"))
+    }
+
+    /// Waits until `name` has a result, then returns its entry.
+    pub async fn wait_for_result(&self, name: &str, limit: Duration) -> serde_json::Value {
+        wait_until(&format!("a result of {name}"), limit, || async {
+            self.check(name).await["state"] != "pending"
+        })
+        .await;
+        self.check(name).await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the daemon is running")
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .map(|r| r.unwrap())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// One GET over a fresh connection; None when nothing answers.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .uri(path)
+        .header("Host", addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    driver.abort();
+    Some((status, String::from_utf8_lossy(&body).to_string()))
+}
