@@ -2,7 +2,10 @@
 //! from outside, a panic turned into an `error` verdict.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+// tokio's clock, so tests with paused time see consistent durations.
+use tokio::time::Instant;
 
 use crate::config::format_duration;
 use crate::plan::PlannedCheck;

@@ -5,7 +5,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +102,7 @@ impl LoopContext {
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep_until(planned.into()) => {}
+                _ = tokio::time::sleep_until(planned) => {}
             }
             if in_flight.swap(true, Ordering::AcqRel) {
                 self.observer.run_skipped(&self.check);

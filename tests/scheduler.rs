@@ -1,0 +1,414 @@
+//! The scheduler's promises, on tokio's paused clock so they are exact:
+//! first runs spread by name, no overlap, the concurrency limit, panic
+//! isolation, and the shutdown grace period.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::time::Instant;
+use vouch::config::{Kind, Severity};
+use vouch::plan::PlannedCheck;
+use vouch::probe::{Clients, Probe, ProbeContext};
+use vouch::result::{Outcome, Reason, Verdict};
+use vouch::runner::RunRecord;
+use vouch::scheduler::{first_run_offset, Observer, Scheduler};
+
+/// What a test probe does when run.
+#[derive(Clone, Copy)]
+enum Act {
+    /// Pass after taking this long.
+    Take(Duration),
+    Panic,
+}
+
+/// A probe that counts how many of its runs are in flight at once, across
+/// every probe sharing the same `Gauge`.
+struct TestProbe {
+    act: Act,
+    gauge: Arc<Gauge>,
+}
+
+#[derive(Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Probe for TestProbe {
+    fn run<'a>(&'a self, _ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
+        async move {
+            let now = self.gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.gauge.max.fetch_max(now, Ordering::SeqCst);
+            // Decrement even when the runner aborts the probe on timeout.
+            struct Leave<'g>(&'g Gauge);
+            impl Drop for Leave<'_> {
+                fn drop(&mut self) {
+                    self.0.now.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let _leave = Leave(&self.gauge);
+            match self.act {
+                Act::Take(duration) => {
+                    tokio::time::sleep(duration).await;
+                    Outcome::pass("done")
+                }
+                Act::Panic => panic!("probe bug"),
+            }
+        }
+        .boxed()
+    }
+}
+
+fn check(
+    name: &str,
+    interval: Duration,
+    timeout: Duration,
+    act: Act,
+    gauge: &Arc<Gauge>,
+) -> Arc<PlannedCheck> {
+    Arc::new(PlannedCheck {
+        name: name.to_string(),
+        section: "test".into(),
+        severity: Severity::Warning,
+        kind: Kind::Http,
+        interval,
+        timeout,
+        labels: BTreeMap::new(),
+        probe: Arc::new(TestProbe {
+            act,
+            gauge: gauge.clone(),
+        }),
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Started {
+        check: String,
+        at: Instant,
+        lateness: Duration,
+    },
+    Finished {
+        check: String,
+        verdict: Verdict,
+        reason: Reason,
+        message: String,
+    },
+    Skipped {
+        check: String,
+    },
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn starts(&self, name: &str) -> Vec<Instant> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Started { check, at, .. } if check == name => Some(at),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn finished(&self, name: &str) -> Vec<(Verdict, Reason, String)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Finished {
+                    check,
+                    verdict,
+                    reason,
+                    message,
+                } if check == name => Some((verdict, reason, message)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn skipped(&self, name: &str) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Skipped { check } if check == name))
+            .count()
+    }
+}
+
+impl Observer for Recorder {
+    fn run_started(&self, check: &PlannedCheck, lateness: Duration) {
+        self.events.lock().unwrap().push(Event::Started {
+            check: check.name.clone(),
+            at: Instant::now(),
+            lateness,
+        });
+    }
+
+    fn run_finished(&self, record: &RunRecord, _next_run: SystemTime) {
+        self.events.lock().unwrap().push(Event::Finished {
+            check: record.check.name.clone(),
+            verdict: record.outcome.verdict,
+            reason: record.outcome.reason,
+            message: record.outcome.message.clone(),
+        });
+    }
+
+    fn run_skipped(&self, check: &PlannedCheck) {
+        self.events.lock().unwrap().push(Event::Skipped {
+            check: check.name.clone(),
+        });
+    }
+}
+
+fn start(checks: &[Arc<PlannedCheck>], limit: usize) -> (Scheduler, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let scheduler = Scheduler::start(checks, Arc::new(Clients::new()), recorder.clone(), limit);
+    (scheduler, recorder)
+}
+
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test(start_paused = true)]
+async fn first_runs_are_spread_by_a_stable_offset_per_name() {
+    let gauge = Arc::new(Gauge::default());
+    let interval = Duration::from_secs(10);
+    let checks: Vec<_> = (0..12)
+        .map(|i| {
+            check(
+                &format!("check-{i}"),
+                interval,
+                Duration::from_secs(1),
+                Act::Take(MS),
+                &gauge,
+            )
+        })
+        .collect();
+    let origin = Instant::now();
+    let (scheduler, recorder) = start(&checks, 32);
+    tokio::time::sleep(interval).await;
+    let mut distinct = std::collections::BTreeSet::new();
+    for check in &checks {
+        let starts = recorder.starts(&check.name);
+        assert_eq!(
+            starts.len(),
+            1,
+            "{} ran once in its first interval",
+            check.name
+        );
+        let offset = starts[0] - origin;
+        let expected = first_run_offset(&check.name, interval);
+        assert!(
+            offset >= expected && offset < expected + 5 * MS,
+            "{}: first run at {offset:?}, planned {expected:?}",
+            check.name
+        );
+        distinct.insert(offset.as_millis() / 500);
+    }
+    assert!(distinct.len() >= 6, "first runs bunch up: {distinct:?}");
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_keep_their_interval_after_the_first() {
+    let gauge = Arc::new(Gauge::default());
+    let interval = Duration::from_secs(2);
+    let only = check(
+        "steady",
+        interval,
+        Duration::from_secs(1),
+        Act::Take(100 * MS),
+        &gauge,
+    );
+    let (scheduler, recorder) = start(&[only], 32);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let starts = recorder.starts("steady");
+    assert!(starts.len() >= 5, "{} runs in 11s", starts.len());
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= interval - MS && gap <= interval + MS, "gap {gap:?}");
+    }
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_never_overlaps_the_previous_run_of_its_check() {
+    let gauge = Arc::new(Gauge::default());
+    // The config forbids timeout > interval; built directly here to force
+    // runs that outlast their interval.
+    let slow = check(
+        "slow",
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+        Act::Take(Duration::from_millis(2500)),
+        &gauge,
+    );
+    let (scheduler, recorder) = start(&[slow], 32);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        gauge.max.load(Ordering::SeqCst),
+        1,
+        "two runs of one check overlapped"
+    );
+    let runs = recorder.finished("slow").len();
+    let skipped = recorder.skipped("slow");
+    assert!(runs >= 3, "{runs} runs");
+    assert!(skipped >= 2 * runs - 2, "{skipped} skipped for {runs} runs");
+    assert!(scheduler.shutdown(Duration::from_secs(5)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_concurrency_limit_bounds_runs_in_flight() {
+    let gauge = Arc::new(Gauge::default());
+    let checks: Vec<_> = (0..8)
+        .map(|i| {
+            check(
+                &format!("c{i}"),
+                Duration::from_secs(60),
+                Duration::from_secs(30),
+                Act::Take(Duration::from_secs(5)),
+                &gauge,
+            )
+        })
+        .collect();
+    let (scheduler, recorder) = start(&checks, 2);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(gauge.max.load(Ordering::SeqCst), 2);
+    let finished: usize = checks
+        .iter()
+        .map(|c| recorder.finished(&c.name).len())
+        .sum();
+    assert!(
+        finished >= 8,
+        "every check ran despite the limit: {finished}"
+    );
+    let waited = recorder
+        .events()
+        .iter()
+        .filter(
+            |e| matches!(e, Event::Started { lateness, .. } if *lateness >= Duration::from_secs(1)),
+        )
+        .count();
+    assert!(waited > 0, "runs that waited for a slot show lateness");
+    assert!(scheduler.shutdown(Duration::from_secs(10)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_probe_is_an_error_and_the_scheduler_goes_on() {
+    let gauge = Arc::new(Gauge::default());
+    let panicky = check(
+        "panicky",
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Act::Panic,
+        &gauge,
+    );
+    let healthy = check(
+        "healthy",
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Act::Take(MS),
+        &gauge,
+    );
+    let (scheduler, recorder) = start(&[panicky, healthy], 32);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let panics = recorder.finished("panicky");
+    assert!(
+        panics.len() >= 4,
+        "the panicking check keeps being scheduled: {}",
+        panics.len()
+    );
+    for (verdict, reason, message) in &panics {
+        assert_eq!((*verdict, *reason), (Verdict::Error, Reason::Panic));
+        assert!(message.contains("probe bug"), "{message}");
+    }
+    assert!(recorder.finished("healthy").len() >= 4);
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_probe_times_out_without_delaying_other_checks() {
+    let gauge = Arc::new(Gauge::default());
+    let hung = check(
+        "hung",
+        Duration::from_secs(5),
+        Duration::from_secs(2),
+        Act::Take(Duration::from_secs(3600)),
+        &gauge,
+    );
+    let quick = check(
+        "quick",
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Act::Take(MS),
+        &gauge,
+    );
+    let (scheduler, recorder) = start(&[hung, quick], 32);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let hung_runs = recorder.finished("hung");
+    assert!(!hung_runs.is_empty());
+    for (verdict, reason, message) in &hung_runs {
+        assert_eq!((*verdict, *reason), (Verdict::Error, Reason::Timeout));
+        assert!(message.starts_with("no result within 2s"), "{message}");
+    }
+    for event in recorder.events() {
+        if let Event::Started {
+            check, lateness, ..
+        } = event
+        {
+            assert!(lateness < 5 * MS, "{check} started {lateness:?} late");
+        }
+    }
+    assert!(recorder.starts("quick").len() >= 9);
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_runs_in_flight_up_to_the_grace_period() {
+    let gauge = Arc::new(Gauge::default());
+    let short = check(
+        "short",
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+        Act::Take(Duration::from_millis(500)),
+        &gauge,
+    );
+    let (scheduler, recorder) = start(&[short.clone()], 32);
+    let first = first_run_offset("short", short.interval);
+    tokio::time::sleep(first + 100 * MS).await;
+    assert_eq!(gauge.now.load(Ordering::SeqCst), 1, "the run is in flight");
+    assert!(
+        scheduler.shutdown(Duration::from_secs(2)).await,
+        "a 500ms run fits a 2s grace"
+    );
+    assert_eq!(
+        recorder.finished("short").len(),
+        1,
+        "the run in flight was allowed to finish"
+    );
+
+    let long = check(
+        "long",
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+        Act::Take(Duration::from_secs(20)),
+        &gauge,
+    );
+    let (scheduler, recorder) = start(&[long.clone()], 32);
+    tokio::time::sleep(first_run_offset("long", long.interval) + 100 * MS).await;
+    assert!(
+        !scheduler.shutdown(Duration::from_secs(1)).await,
+        "a 20s run does not fit a 1s grace"
+    );
+    assert!(recorder.finished("long").is_empty());
+}
