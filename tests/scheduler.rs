@@ -383,7 +383,7 @@ async fn shutdown_waits_for_runs_in_flight_up_to_the_grace_period() {
         Act::Take(Duration::from_millis(500)),
         &gauge,
     );
-    let (scheduler, recorder) = start(&[short.clone()], 32);
+    let (scheduler, recorder) = start(std::slice::from_ref(&short), 32);
     let first = first_run_offset("short", short.interval);
     tokio::time::sleep(first + 100 * MS).await;
     assert_eq!(gauge.now.load(Ordering::SeqCst), 1, "the run is in flight");
@@ -404,7 +404,7 @@ async fn shutdown_waits_for_runs_in_flight_up_to_the_grace_period() {
         Act::Take(Duration::from_secs(20)),
         &gauge,
     );
-    let (scheduler, recorder) = start(&[long.clone()], 32);
+    let (scheduler, recorder) = start(std::slice::from_ref(&long), 32);
     tokio::time::sleep(first_run_offset("long", long.interval) + 100 * MS).await;
     assert!(
         !scheduler.shutdown(Duration::from_secs(1)).await,

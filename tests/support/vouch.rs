@@ -43,7 +43,13 @@ impl Daemon {
     }
 
     pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Self::start_on_port(config, free_port(), env).await
+    }
+
+    /// Starts the daemon listening on `port` (for configs that check the
+    /// daemon itself).
+    pub async fn start_on_port(config: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vouch.log");
         let log_file = std::fs::File::create(&log).unwrap();

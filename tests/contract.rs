@@ -1,0 +1,133 @@
+//! The metric contract in one place: every family the code declares is
+//! documented in the README, everything the README, alerts and dashboards
+//! name is declared by the code, and every reason word is documented.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use vouch::output::metrics::FAMILIES;
+use vouch::result::{Measure, Reason};
+
+fn declared() -> BTreeSet<String> {
+    FAMILIES
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .chain(Measure::ALL.iter().map(|m| m.name().to_string()))
+        .collect()
+}
+
+/// `vouch_*` names in a text, with histogram suffixes folded into their family.
+fn names_in(text: &str) -> BTreeSet<String> {
+    let pattern = regex::Regex::new(r"\bvouch_[a-z0-9_]+").unwrap();
+    let families = declared();
+    pattern
+        .find_iter(text)
+        .map(|m| {
+            let name = m.as_str();
+            for suffix in ["_bucket", "_sum", "_count"] {
+                if let Some(base) = name.strip_suffix(suffix) {
+                    if families.contains(base) {
+                        return base.to_string();
+                    }
+                }
+            }
+            name.to_string()
+        })
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_declared_family_is_in_the_readme_metrics_reference() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for name in declared() {
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} is exported but missing from the README's metrics reference"
+        );
+    }
+}
+
+#[test]
+fn the_readme_names_no_metric_the_code_does_not_export() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let unknown: Vec<_> = names_in(&readme).difference(&declared()).cloned().collect();
+    assert!(
+        unknown.is_empty(),
+        "README names unexported metrics: {unknown:?}"
+    );
+}
+
+#[test]
+fn alerts_and_dashboards_use_only_exported_metrics() {
+    let declared = declared();
+    for dir in ["alerts", "dashboards", "deploy"] {
+        for file in files_under(Path::new(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let unknown: Vec<_> = names_in(&text).difference(&declared).cloned().collect();
+            assert!(
+                unknown.is_empty(),
+                "{} uses unexported metrics: {unknown:?}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_reason_word_is_documented() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for reason in Reason::ALL {
+        assert!(
+            readme.contains(&format!("| `{}` |", reason.as_str())),
+            "reason {} is missing from the README",
+            reason.as_str()
+        );
+    }
+}
+
+#[test]
+fn metric_names_follow_prometheus_conventions() {
+    let units = [
+        "_seconds",
+        "_bytes",
+        "_total",
+        "_ratio",
+        "_info",
+        "_code",
+        "_successful",
+        "_success",
+        "_redirects",
+        "_flight",
+    ];
+    for name in declared() {
+        assert!(name.starts_with("vouch_"), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{name}"
+        );
+        assert!(
+            !name.contains("_milliseconds") && !name.contains("_percent"),
+            "{name}: base units only"
+        );
+        assert!(
+            units.iter().any(|u| name.ends_with(u)),
+            "{name}: no unit or kind suffix"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! `vouch serve` end to end: the real binary, real targets, real scrapes.
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::http_server::{Reply, TestServer};
+use support::vouch::Daemon;
+use support::{closed_port, wait_until, write_config};
+
+/// The value of the sample `name{labels}` in an exposition, labels given as
+/// `key="value"` fragments that must all be present.
+fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|line| {
+            let (series, _) = line.rsplit_once(' ').unwrap_or((line, ""));
+            let bare = series.split('{').next().unwrap();
+            bare == name && labels.iter().all(|l| series.contains(l))
+        })
+        .and_then(|line| line.rsplit_once(' ').unwrap().1.parse().ok())
+}
+
+fn promtool_check_metrics(exposition: &str) -> (bool, String) {
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test.sh installs Debian's prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn metrics_follow_the_contract_and_pass_promtool() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::json(200, serde_json::json!({"status": "ok"})));
+    server.route("/bad", Reply::text(503, "down"));
+    let config = write_config(&format!(
+        r#"
+defaults: {{ interval: 2s, timeout: 1s }}
+checks:
+  - name: passing
+    section: post-deploy/api
+    severity: critical
+    labels: {{ team: platform }}
+    http: {{ url: "{ok}", expect: {{ json: {{ "$.status": ok }} }} }}
+  - name: failing
+    section: post-deploy/web
+    http: {{ url: "{bad}" }}
+  - name: refused
+    section: post-deploy/web
+    severity: info
+    http: {{ url: "http://127.0.0.1:{port}/" }}
+"#,
+        ok = server.url("/ok"),
+        bad = server.url("/bad"),
+        port = closed_port()
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    for name in ["passing", "failing", "refused"] {
+        daemon.wait_for_result(name, Duration::from_secs(10)).await;
+    }
+    let text = daemon.get_ok("/metrics").await;
+
+    let (ok, output) = promtool_check_metrics(&text);
+    assert!(ok, "promtool check metrics:\n{output}\n{text}");
+
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the exposition parses");
+    assert!(parsed
+        .samples
+        .iter()
+        .any(|s| s.metric == "vouch_check_success"));
+
+    let success = |check: &str| {
+        sample(
+            &text,
+            "vouch_check_success",
+            &[&format!("check=\"{check}\"")],
+        )
+    };
+    assert_eq!(success("passing"), Some(1.0));
+    assert_eq!(success("failing"), Some(0.0));
+    assert_eq!(success("refused"), Some(0.0));
+    assert!(sample(
+        &text,
+        "vouch_check_success",
+        &[
+            "check=\"passing\"",
+            "kind=\"http\"",
+            "severity=\"critical\""
+        ]
+    )
+    .is_some());
+    assert!(
+        sample(
+            &text,
+            "vouch_check_runs_total",
+            &["check=\"failing\"", "result=\"fail\"", "reason=\"status\""]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &text,
+            "vouch_check_runs_total",
+            &[
+                "check=\"refused\"",
+                "result=\"error\"",
+                "reason=\"connection_refused\""
+            ]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "vouch_check_info",
+            &[
+                "check=\"passing\"",
+                "section=\"post-deploy/api\"",
+                "label_team=\"platform\""
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "vouch_check_info",
+            &["check=\"failing\"", "label_team=\"\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "vouch_http_status_code", &["check=\"failing\""]),
+        Some(503.0)
+    );
+    assert!(sample(
+        &text,
+        "vouch_http_duration_seconds",
+        &["check=\"passing\"", "phase=\"connect\""]
+    )
+    .is_some());
+    assert!(
+        sample(
+            &text,
+            "vouch_check_last_success_timestamp_seconds",
+            &["check=\"passing\""]
+        )
+        .unwrap()
+            > 1.7e9
+    );
+    assert!(sample(
+        &text,
+        "vouch_check_last_success_timestamp_seconds",
+        &["check=\"failing\""]
+    )
+    .is_none());
+    assert!(sample(&text, "vouch_build_info", &["version=\""]).is_some());
+    assert_eq!(
+        sample(&text, "vouch_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
+
+    // Every family of the contract is exposed (measures only where a
+    // check measured them, which here they all did).
+    for (family, _) in vouch::output::metrics::FAMILIES {
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{family} missing"
+        );
+    }
+    for measure in vouch::result::Measure::ALL {
+        assert!(
+            text.contains(&format!("# TYPE {} ", measure.name())),
+            "{} missing",
+            measure.name()
+        );
+    }
+    // No sample carries a timestamp: "name{labels} value" and nothing more.
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let after_labels = line.rsplit_once('}').map(|(_, rest)| rest).unwrap_or(line);
+        assert_eq!(
+            after_labels.split_whitespace().count(),
+            if line.contains('}') { 1 } else { 2 },
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_json_api_shows_every_check_with_its_latest_result() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "fine"));
+    let config = write_config(&format!(
+        "defaults: {{interval: 1s, timeout: 1s}}\nchecks:\n  - name: ok\n    section: s\n    http: {{url: \"{}\"}}\n  - name: later\n    interval: 1h\n    http: {{url: \"{}\"}}\n",
+        server.url("/ok"),
+        server.url("/ok")
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    let ok = daemon.wait_for_result("ok", Duration::from_secs(10)).await;
+    assert_eq!(ok["state"], "pass");
+    assert_eq!(ok["section"], "s");
+    assert_eq!(ok["kind"], "http");
+    assert_eq!(ok["last_run"]["verdict"], "pass");
+    assert_eq!(ok["last_run"]["reason"], "ok");
+    assert!(ok["last_run"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("status 200"));
+    assert!(ok["next_run_at"].is_string());
+    assert!(ok["last_success_at"].is_string());
+    let statuses: Vec<_> = ok["last_run"]["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"] == "vouch_http_status_code")
+        .collect();
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0]["value"], 200.0);
+
+    // A check whose first run is up to an hour away is pending, not failed.
+    let all = daemon.checks().await;
+    assert_eq!(all["summary"]["total"], 2);
+    let later = daemon.check("later").await;
+    if later["state"] == "pending" {
+        assert!(later["last_run"].is_null());
+        assert!(all["summary"]["pending"].as_u64().unwrap() >= 1);
+    }
+    let landing = daemon.get_ok("/").await;
+    assert!(landing.contains("href=\"metrics\""));
+    assert_eq!(daemon.get("/readyz").await.unwrap().0, 200);
+    assert_eq!(daemon.get("/livez").await.unwrap().0, 200);
+    assert_eq!(daemon.get("/nope").await.unwrap().0, 404);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_scheduler_not_the_targets() {
+    use tower::ServiceExt;
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = vouch::output::server::router(vouch::output::server::AppState {
+        metrics: Arc::new(vouch::output::metrics::Metrics::new(&[])),
+        status: Arc::new(vouch::output::status::StatusBoard::new(&[])),
+        ready: ready.clone(),
+    });
+    let get = |path: &'static str| {
+        axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let answer = app.clone().oneshot(get("/readyz")).await.unwrap();
+    assert_eq!(answer.status(), 503);
+    assert_eq!(
+        app.clone().oneshot(get("/livez")).await.unwrap().status(),
+        200
+    );
+    ready.store(true, Ordering::Release);
+    assert_eq!(app.oneshot(get("/readyz")).await.unwrap().status(), 200);
+
+    // And a daemon whose only check fails is still ready.
+    let config = write_config(&format!(
+        "checks:\n  - name: down\n    interval: 1s\n    timeout: 1s\n    http: {{url: \"http://127.0.0.1:{}/\"}}\n",
+        closed_port()
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    assert_eq!(
+        daemon
+            .wait_for_result("down", Duration::from_secs(10))
+            .await["state"],
+        "error"
+    );
+    assert_eq!(daemon.get("/readyz").await.unwrap().0, 200);
+}
+
+#[tokio::test]
+async fn a_target_that_never_answers_times_out_while_other_checks_keep_their_schedule() {
+    let server = TestServer::http().await;
+    server.route("/hang", Reply::Hang);
+    server.route("/quick", Reply::text(200, "ok"));
+    let config = write_config(&format!(
+        r#"
+checks:
+  - name: hung
+    interval: 3s
+    timeout: 2s
+    http: {{ url: "{hang}" }}
+  - name: quick
+    interval: 1s
+    timeout: 1s
+    http: {{ url: "{quick}" }}
+"#,
+        hang = server.url("/hang"),
+        quick = server.url("/quick")
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    let hung = daemon
+        .wait_for_result("hung", Duration::from_secs(10))
+        .await;
+    assert_eq!(hung["last_run"]["verdict"], "error");
+    assert_eq!(hung["last_run"]["reason"], "timeout");
+    assert!(hung["last_run"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for response headers"));
+    let took = hung["last_run"]["duration_seconds"].as_f64().unwrap();
+    assert!(took < 3.0, "a 2s timeout ended the run after {took}s");
+
+    // While runs of `hung` hang, `quick` keeps running every second.
+    let quick_runs = |text: &str| {
+        sample(
+            text,
+            "vouch_check_runs_total",
+            &["check=\"quick\"", "result=\"pass\""],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = quick_runs(&daemon.get_ok("/metrics").await);
+    wait_until(
+        "three more runs of quick",
+        Duration::from_secs(10),
+        || async { quick_runs(&daemon.get_ok("/metrics").await) >= before + 3.0 },
+    )
+    .await;
+    let text = daemon.get_ok("/metrics").await;
+    let count = sample(&text, "vouch_scheduler_lateness_seconds_count", &[]).unwrap();
+    let punctual = sample(
+        &text,
+        "vouch_scheduler_lateness_seconds_bucket",
+        &["le=\"0.1\""],
+    )
+    .unwrap();
+    assert_eq!(
+        punctual, count,
+        "every run started within 100ms of its plan:\n{text}"
+    );
+    assert_eq!(
+        sample(&text, "vouch_check_success", &["check=\"quick\""]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_measurement_the_last_run_did_not_make_is_not_exported() {
+    let server = TestServer::http().await;
+    server.route("/flip", Reply::text(200, "ok"));
+    let config = write_config(&format!(
+        "checks:\n  - name: flip\n    interval: 1s\n    timeout: 1s\n    http: {{url: \"{}\"}}\n",
+        server.url("/flip")
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    daemon
+        .wait_for_result("flip", Duration::from_secs(10))
+        .await;
+    let text = daemon.get_ok("/metrics").await;
+    assert_eq!(
+        sample(&text, "vouch_http_status_code", &["check=\"flip\""]),
+        Some(200.0)
+    );
+
+    server.route("/flip", Reply::CloseMidBody);
+    wait_until("flip to error", Duration::from_secs(10), || async {
+        daemon.check("flip").await["state"] == "error"
+    })
+    .await;
+    let text = daemon.get_ok("/metrics").await;
+    assert_eq!(
+        sample(&text, "vouch_check_success", &["check=\"flip\""]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "vouch_http_status_code", &["check=\"flip\""]),
+        None,
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "vouch_http_duration_seconds", &["check=\"flip\""]),
+        None
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_runs_in_flight_finish_within_the_grace_period_and_exits_zero() {
+    let server = TestServer::http().await;
+    server.route("/hang", Reply::Hang);
+    let config = write_config(&format!(
+        "shutdown_grace: 1s\nchecks:\n  - name: hung\n    interval: 1s\n    timeout: 1s\n    http: {{url: \"{}\"}}\n",
+        server.url("/hang")
+    ));
+    let mut daemon = Daemon::start(&config.path).await;
+    wait_until("a run in flight", Duration::from_secs(10), || async {
+        !server.seen().is_empty()
+    })
+    .await;
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(4))
+        .await
+        .unwrap_or_else(|| panic!("no exit within the 1s grace + 3s:\n{}", daemon.logs()));
+    assert!(status.success(), "{status}:\n{}", daemon.logs());
+    assert!(daemon.logs().contains("SIGTERM"));
+}
+
+#[tokio::test]
+async fn sigint_exits_zero() {
+    let config = write_config("checks: []\n");
+    let mut daemon = Daemon::start(&config.path).await;
+    daemon.signal("INT");
+    let status = daemon
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("exit after SIGINT");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_config_error_stops_serve_with_exit_code_2() {
+    let config =
+        write_config("checks:\n  - name: a\n    http: {url: \"http://x\"}\n    bogus: 1\n");
+    let out = support::vouch::run(&["serve", "--config", config.path.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vouch.yaml:4: checks[0]: unknown field `bogus`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_demo_config_serves_passing_failing_and_erroring_checks() {
+    // The README's first command, on another port: the demo's checks
+    // target 127.0.0.1:9847, so they are pointed at this daemon instead.
+    let demo = std::fs::read_to_string("config/demo.yaml").unwrap();
+    let port = support::free_port();
+    let config = write_config(&demo.replace("127.0.0.1:9847", &format!("127.0.0.1:{port}")));
+    let daemon = Daemon::start_on_port(&config.path, port, &[]).await;
+    wait_until("every demo check ran", Duration::from_secs(15), || async {
+        daemon.checks().await["summary"]["pending"] == 0
+    })
+    .await;
+    let summary = daemon.checks().await["summary"].clone();
+    assert_eq!(summary["total"], 5);
+    assert_eq!(summary["fail"], 1, "{summary}");
+    assert_eq!(summary["error"], 1, "{summary}");
+    assert_eq!(summary["pass"], 3, "{summary}");
+}
