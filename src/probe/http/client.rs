@@ -223,17 +223,12 @@ where
     let started = Instant::now();
     let (parts, mut body) = response.into_parts();
     let limit = spec.max_body.0;
-    if let Some(declared) = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if declared > limit {
-            return Err(FetchError::TooLarge {
-                limit: spec.max_body,
-            });
-        }
+    // hyper's size hint is the declared Content-Length, and zero where the
+    // answer has no body whatever it declares (HEAD, 204, 304).
+    if hyper::body::Body::size_hint(&body).exact().is_some_and(|n| n > limit) {
+        return Err(FetchError::TooLarge {
+            limit: spec.max_body,
+        });
     }
     let mut buffer = BytesMut::new();
     while let Some(frame) = body.frame().await {

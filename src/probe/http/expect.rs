@@ -433,11 +433,26 @@ impl Expectations {
     }
 }
 
-/// Numbers compare by value (YAML `5` equals JSON `5.0`); everything else
-/// structurally.
+/// Numbers compare by value (YAML `5` equals JSON `5.0`), at any depth of
+/// arrays and objects; everything else structurally.
 fn json_equal(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Number(a), Value::Number(b)) => {
+            // Integers exactly (beyond 2^53 an f64 cannot tell them apart).
+            match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => a.as_f64() == b.as_f64(),
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(key, x)| b.get(key).is_some_and(|y| json_equal(x, y)))
+        }
         _ => actual == expected,
     }
 }
@@ -524,6 +539,18 @@ mod tests {
     fn numbers_compare_by_value() {
         assert!(json_equal(&serde_json::json!(5.0), &serde_json::json!(5)));
         assert!(!json_equal(&serde_json::json!("5"), &serde_json::json!(5)));
+        assert!(json_equal(
+            &serde_json::json!({"a": [1.0, {"b": 2}]}),
+            &serde_json::json!({"a": [1, {"b": 2.0}]})
+        ));
+        assert!(!json_equal(
+            &serde_json::json!({"a": [1, 2]}),
+            &serde_json::json!({"a": [1, 2, 3]})
+        ));
+        assert!(!json_equal(
+            &serde_json::json!(9_007_199_254_740_993u64),
+            &serde_json::json!(9_007_199_254_740_992u64)
+        ));
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl HttpProbe {
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
-        let headers = match self.request_headers() {
+        let mut headers = match self.request_headers() {
             Ok(headers) => headers,
             Err(message) => return Outcome::error(Reason::Secret, message),
         };
@@ -286,12 +286,20 @@ impl HttpProbe {
                 );
             }
             redirects += 1;
-            // 303, and 301/302 after a POST, turn into a GET without body as
-            // browsers do; 307/308 repeat the request as it was.
+            // 303 (except after a HEAD), and 301/302 after a POST, turn into
+            // a GET without body as browsers do; 307/308 repeat the request
+            // as it was.
             let status = answer.status.as_u16();
-            if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
+            if (status == 303 && method != Method::HEAD)
+                || (matches!(status, 301 | 302) && method == Method::POST)
+            {
                 method = Method::GET;
                 body = None;
+            }
+            // Credentials are for the origin they were configured for: a
+            // redirect elsewhere must not carry them (as browsers and curl).
+            if next.origin() != url.origin() {
+                headers.remove(AUTHORIZATION);
             }
             url = next;
         };
