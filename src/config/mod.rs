@@ -59,7 +59,7 @@ pub struct Defaults {
 }
 
 /// How much a failing check matters. Ordered: info < warning < critical.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -74,6 +74,31 @@ impl Severity {
             Severity::Warning => "warning",
             Severity::Critical => "critical",
         }
+    }
+}
+
+/// Decoded by hand so a mistake reads "invalid severity" rather than the
+/// decoder's "unknown variant".
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SeverityVisitor;
+        impl serde::de::Visitor<'_> for SeverityVisitor {
+            type Value = Severity;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a severity: critical, warning or info")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Severity, E> {
+                match v {
+                    "critical" => Ok(Severity::Critical),
+                    "warning" => Ok(Severity::Warning),
+                    "info" => Ok(Severity::Info),
+                    _ => Err(E::custom(format!(
+                        "invalid severity {v:?}: expected critical, warning or info"
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_str(SeverityVisitor)
     }
 }
 
@@ -253,31 +278,64 @@ impl SourcedConfig {
     }
 
     pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Self, ConfigError> {
+        let lines = LineIndex::build(text);
+        // Repeated keys first: the decoder either rejects them without
+        // naming the repeat's line (struct fields) or keeps only the last
+        // one (maps such as `labels`), and the index knows every one.
+        let repeated: Vec<LocatedProblem> = lines
+            .duplicate_keys()
+            .iter()
+            .map(|(path, line)| LocatedProblem {
+                origin: origin.to_string(),
+                line: Some(*line),
+                path: path.clone(),
+                message: match lines.exact_line_of(path) {
+                    Some(first) => format!("duplicate key (first given on line {first})"),
+                    None => "duplicate key".to_string(),
+                },
+            })
+            .collect();
+        if !repeated.is_empty() {
+            return Err(ConfigError { problems: repeated });
+        }
         let file: ConfigFile = match serde_yaml_ng::from_str(text) {
             Ok(file) => file,
-            Err(err) => return Err(decode_error(origin, &err)),
+            Err(err) => return Err(decode_error(origin, &err, &lines)),
         };
         Ok(SourcedConfig {
             file,
             origin: origin.to_string(),
             base_dir,
-            lines: LineIndex::build(text),
+            lines,
         })
     }
 
-    /// Attaches file and line to problems found after decoding.
+    /// Attaches file and line to problems found after decoding, in the
+    /// order of the file (problems with environment variables, which have
+    /// no line, first).
     pub fn locate(&self, problems: Vec<Problem>) -> ConfigError {
-        ConfigError {
-            problems: problems
-                .into_iter()
-                .map(|p| LocatedProblem {
-                    origin: self.origin.clone(),
-                    line: self.lines.line_of(&p.path),
+        let mut problems: Vec<LocatedProblem> = problems
+            .into_iter()
+            .map(|p| {
+                let from_env = p.path.starts_with('$');
+                LocatedProblem {
+                    origin: if from_env {
+                        ENVIRONMENT_ORIGIN.to_string()
+                    } else {
+                        self.origin.clone()
+                    },
+                    line: if from_env {
+                        None
+                    } else {
+                        self.lines.line_of(&p.path)
+                    },
                     path: p.path,
                     message: p.message,
-                })
-                .collect(),
-        }
+                }
+            })
+            .collect();
+        problems.sort_by_key(|p| p.line);
+        ConfigError { problems }
     }
 
     /// Resolves a path from the config relative to the config's directory.
@@ -290,18 +348,76 @@ impl SourcedConfig {
     }
 }
 
+/// The origin of problems with environment overrides (`$VOUCH_...`), which
+/// are not in the file.
+pub const ENVIRONMENT_ORIGIN: &str = "environment";
+
 /// Turns a decoder error into `file:line: path: message`. The decoder puts
-/// the path in front of its message and the position after it; the
-/// position is moved to the front to match every other problem.
-fn decode_error(origin: &str, err: &serde_yaml_ng::Error) -> ConfigError {
-    let full = err.to_string();
-    let line = err.location().map(|l| l.line());
-    let message = match full.rfind(" at line ") {
-        Some(cut) if line.is_some() => full[..cut].to_string(),
-        _ => full,
-    };
-    let (path, message) = split_decoder_path(&message);
-    ConfigError::single(origin, line, path, message.to_string())
+/// the path in front of its message and the position inside it; the line
+/// is moved to the front to match every other problem.
+///
+/// The decoder's position is where it noticed the problem: for an unknown
+/// field that is the key itself, but for a missing field or a mapping of
+/// the wrong type it is the first line *inside* the block. The line of the
+/// key named by the path is used instead whenever the index has it.
+fn decode_error(origin: &str, err: &serde_yaml_ng::Error, lines: &LineIndex) -> ConfigError {
+    let mut full = err.to_string();
+    let location = err.location();
+    if let Some(location) = &location {
+        // Remove only the position the line number stands for; a syntax
+        // error's second position ("while parsing a flow mapping at line 3
+        // column 11") is where the construct began and stays useful.
+        let position = format!(" at line {} column {}", location.line(), location.column());
+        if let Some(at) = full.find(&position) {
+            full.replace_range(at..at + position.len(), "");
+        }
+    }
+    let (path, message) = split_decoder_path(&full);
+    // `checks[0].http: unknown field `uri`, expected ...` names the key by
+    // its full path like every other problem: `checks[0].http.uri: unknown
+    // key, expected ...`. The decoder's position is that key's already.
+    if let Some((key, rest)) = message
+        .strip_prefix("unknown field `")
+        .and_then(|tail| tail.split_once('`'))
+    {
+        let path = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        let message = format!("unknown key{}", humanize_decoder_message(rest));
+        return ConfigError::single(origin, location.map(|l| l.line()), &path, message);
+    }
+    let line = if path.is_empty() {
+        None
+    } else {
+        lines.exact_line_of(path)
+    }
+    .or(location.map(|l| l.line()));
+    ConfigError::single(origin, line, path, humanize_decoder_message(message))
+}
+
+/// Replaces the decoder's Rust vocabulary (`expected struct HttpConfig`,
+/// `expected usize`) with the words of the config reference.
+fn humanize_decoder_message(message: &str) -> String {
+    static RUST_TYPES: std::sync::LazyLock<[(regex::Regex, &'static str); 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                (
+                    regex::Regex::new(r"expected struct [A-Za-z0-9_]+").expect("valid regex"),
+                    "expected a mapping",
+                ),
+                (
+                    regex::Regex::new(r"expected (?:u8|u16|u32|u64|usize)\b").expect("valid regex"),
+                    "expected a whole number of at least 0",
+                ),
+            ]
+        });
+    let mut text = message.to_string();
+    for (pattern, replacement) in RUST_TYPES.iter() {
+        text = pattern.replace_all(&text, *replacement).into_owned();
+    }
+    text
 }
 
 /// Splits `checks[0].http: unknown field ...` into path and message when
@@ -329,28 +445,45 @@ pub struct Settings {
 
 /// Applies environment overrides (`VOUCH_LISTEN_ADDRESS`,
 /// `VOUCH_MAX_CONCURRENT_RUNS`, `VOUCH_SHUTDOWN_GRACE`) to the top-level
-/// settings. `env` is a lookup so tests need not touch the process.
+/// settings. `env` is a lookup so tests need not touch the process. A bad
+/// value is reported under the name it was given by: the variable
+/// (`$VOUCH_MAX_CONCURRENT_RUNS`) or the key.
 pub fn settings(
     file: &ConfigFile,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Settings, Vec<Problem>> {
     let mut problems = Vec::new();
-    let listen_address = env("VOUCH_LISTEN_ADDRESS")
-        .or_else(|| file.listen_address.clone())
-        .unwrap_or_else(|| DEFAULT_LISTEN_ADDRESS.to_string());
-    let max_concurrent_runs = match env("VOUCH_MAX_CONCURRENT_RUNS") {
-        Some(text) => text.trim().parse::<usize>().unwrap_or_else(|_| {
-            problems.push(Problem::new(
-                "$VOUCH_MAX_CONCURRENT_RUNS",
-                format!("expected a positive whole number, got {text:?}"),
-            ));
-            1
-        }),
-        None => file.max_concurrent_runs.unwrap_or(32),
+    let (listen_address, listen_key) = match env("VOUCH_LISTEN_ADDRESS") {
+        Some(text) => (text, "$VOUCH_LISTEN_ADDRESS"),
+        None => (
+            file.listen_address
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LISTEN_ADDRESS.to_string()),
+            "listen_address",
+        ),
     };
-    if max_concurrent_runs == 0 {
-        problems.push(Problem::new("max_concurrent_runs", "must be at least 1"));
+    if let Err(message) = check_listen_address(&listen_address) {
+        problems.push(Problem::new(listen_key, message));
     }
+    let max_concurrent_runs = match env("VOUCH_MAX_CONCURRENT_RUNS") {
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                problems.push(Problem::new(
+                    "$VOUCH_MAX_CONCURRENT_RUNS",
+                    format!("expected a whole number of at least 1, got {text:?}"),
+                ));
+                1
+            }
+        },
+        None => match file.max_concurrent_runs.unwrap_or(32) {
+            0 => {
+                problems.push(Problem::new("max_concurrent_runs", "must be at least 1"));
+                1
+            }
+            n => n,
+        },
+    };
     let shutdown_grace = match env("VOUCH_SHUTDOWN_GRACE") {
         Some(text) => HumanDuration::parse(&text)
             .map(|d| d.0)
@@ -374,14 +507,37 @@ pub fn settings(
     }
 }
 
+/// `HOST:PORT` as `serve` binds it (`0.0.0.0:9847`, `[::]:9847`,
+/// `localhost:9847`). Checked here so `vouch validate` catches it rather
+/// than the daemon failing at bind.
+fn check_listen_address(text: &str) -> Result<(), String> {
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.trim().is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!(
+            "invalid listen address {text:?}: expected HOST:PORT (e.g. 0.0.0.0:{DEFAULT_PORT})"
+        )),
+    }
+}
+
 /// Checks rules no single field can: unique names, exactly one kind,
 /// timeout within interval, label names. Kind-specific rules live with
-/// each kind.
+/// each kind. Each problem is reported once, at the key that was written:
+/// a bad `defaults` value at `defaults`, not at every check inheriting it.
 pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
-    if let (Some(interval), Some(timeout)) = (file.defaults.interval, file.defaults.timeout) {
-        if timeout > interval {
+    let defaults = &file.defaults;
+    let zero = |value: Option<HumanDuration>| value.is_some_and(|d| d.0.is_zero());
+    for (key, value) in [("interval", defaults.interval), ("timeout", defaults.timeout)] {
+        if zero(value) {
+            problems.push(Problem::new(
+                format!("defaults.{key}"),
+                "must be longer than 0s",
+            ));
+        }
+    }
+    if let (Some(interval), Some(timeout)) = (defaults.interval, defaults.timeout) {
+        if timeout > interval && !interval.0.is_zero() {
             problems.push(Problem::new(
                 "defaults.timeout",
                 format!("timeout {timeout} is longer than the interval {interval}"),
@@ -396,6 +552,12 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
             problems.push(Problem::new(
                 format!("{at}.name"),
                 format!("duplicate check name {:?}", check.name),
+            ));
+        }
+        if check.section.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            problems.push(Problem::new(
+                format!("{at}.section"),
+                "must not be empty (leave it out for the section \"default\")",
             ));
         }
         match check.kinds_present().len() {
@@ -417,31 +579,22 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
                 ),
             )),
         }
-        let interval = check.effective_interval(&file.defaults);
-        let timeout = check.effective_timeout(&file.defaults);
-        if interval.0.is_zero() {
-            problems.push(Problem::new(
-                format!("{at}.interval"),
-                "must be longer than 0s",
-            ));
+        for (key, value) in [("interval", check.interval), ("timeout", check.timeout)] {
+            if zero(value) {
+                problems.push(Problem::new(
+                    format!("{at}.{key}"),
+                    "must be longer than 0s",
+                ));
+            }
         }
-        if timeout.0.is_zero() {
-            problems.push(Problem::new(
-                format!("{at}.timeout"),
-                "must be longer than 0s",
-            ));
-        }
-        let own_key = match (check.timeout.is_some(), check.interval.is_some()) {
-            (true, _) => Some("timeout"),
-            (false, true) => Some("interval"),
-            // Both inherited: the defaults rule above already reported it.
-            (false, false) => None,
-        };
-        if let (true, Some(key)) = (timeout > interval, own_key) {
-            problems.push(Problem::new(
-                format!("{at}.{key}"),
-                format!("timeout {timeout} is longer than the interval {interval}"),
-            ));
+        if let Some(problem) = timeout_problem(check, defaults, &at) {
+            // defaults.timeout against the built-in interval shows in every
+            // check that inherits both; it is said once.
+            let repeated = problem.path == "defaults.timeout"
+                && problems.iter().any(|p| p.path == problem.path);
+            if !repeated {
+                problems.push(problem);
+            }
         }
         for key in check.labels.keys() {
             if !is_label_name(key) {
@@ -453,6 +606,44 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// A timeout longer than the interval of `check` (at `at`), reported at
+/// the key that was written: the check's own timeout, else its own
+/// interval, else `defaults.timeout`. None when both come from `defaults`
+/// (that pair is checked on its own) or a zero interval is already reported.
+fn timeout_problem(check: &CheckConfig, defaults: &Defaults, at: &str) -> Option<Problem> {
+    let interval = check.effective_interval(defaults);
+    let timeout = check.effective_timeout(defaults);
+    if interval.0.is_zero() || timeout <= interval {
+        return None;
+    }
+    let interval_origin = if check.interval.is_some() {
+        ""
+    } else if defaults.interval.is_some() {
+        " (from defaults.interval)"
+    } else {
+        " (the default interval)"
+    };
+    match (check.timeout.is_some(), check.interval.is_some()) {
+        (true, _) => Some(Problem::new(
+            format!("{at}.timeout"),
+            format!("timeout {timeout} is longer than the interval {interval}{interval_origin}"),
+        )),
+        (false, true) => Some(Problem::new(
+            format!("{at}.interval"),
+            format!(
+                "timeout {timeout} (from defaults.timeout) is longer than the interval {interval}"
+            ),
+        )),
+        (false, false) if defaults.interval.is_some() => None,
+        (false, false) => Some(Problem::new(
+            "defaults.timeout",
+            format!(
+                "timeout {timeout} is longer than the default interval {interval}; set defaults.interval"
+            ),
+        )),
+    }
 }
 
 pub const DEFAULT_INTERVAL: HumanDuration = HumanDuration(std::time::Duration::from_secs(30));
@@ -487,7 +678,7 @@ mod tests {
             .unwrap();
         let text = err.to_string();
         assert!(
-            text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"),
+            text.starts_with("t.yaml:5: checks[0].http.bogus: unknown key, expected one of `url`"),
             "{text}"
         );
     }

@@ -2,7 +2,7 @@
 //! decoding (cross-field rules, duplicate names, bad regexes) can name the
 //! line as precisely as decoding errors do.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -12,6 +12,7 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default)]
 pub struct LineIndex {
     lines: HashMap<String, usize>,
+    duplicates: Vec<(String, usize)>,
 }
 
 impl LineIndex {
@@ -25,7 +26,20 @@ impl LineIndex {
         }
         LineIndex {
             lines: builder.lines,
+            duplicates: builder.duplicates,
         }
+    }
+
+    /// The line of exactly `path`, without falling back to an ancestor.
+    pub fn exact_line_of(&self, path: &str) -> Option<usize> {
+        self.lines.get(path).copied()
+    }
+
+    /// Keys given more than once in the same mapping: the path of each
+    /// repeat and its line, in document order. YAML forbids them, and a
+    /// decoder filling a map would silently keep only the last one.
+    pub fn duplicate_keys(&self) -> &[(String, usize)] {
+        &self.duplicates
     }
 
     /// The line of `path`, or of its nearest ancestor that is present.
@@ -49,7 +63,11 @@ fn parent_path(path: &str) -> Option<&str> {
 }
 
 enum Frame {
-    Mapping { path: String, key: Option<String> },
+    Mapping {
+        path: String,
+        key: Option<String>,
+        seen: HashSet<String>,
+    },
     Sequence { path: String, next_index: usize },
 }
 
@@ -57,6 +75,7 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     lines: HashMap<String, usize>,
+    duplicates: Vec<(String, usize)>,
 }
 
 impl Builder {
@@ -71,13 +90,15 @@ impl Builder {
                 self.lines.entry(item.clone()).or_insert(mark.line());
                 Some(item)
             }
-            Some(Frame::Mapping { path, key }) => match key.take() {
+            Some(Frame::Mapping { path, key, seen }) => match key.take() {
                 Some(key) => Some(join(path, &key)),
                 None => {
                     let key_text = is_scalar_key_candidate.unwrap_or("?").to_string();
-                    self.lines
-                        .entry(join(path, &key_text))
-                        .or_insert(mark.line());
+                    let key_path = join(path, &key_text);
+                    if is_scalar_key_candidate.is_some() && !seen.insert(key_text.clone()) {
+                        self.duplicates.push((key_path.clone(), mark.line()));
+                    }
+                    self.lines.entry(key_path).or_insert(mark.line());
                     *key = Some(key_text);
                     None
                 }
@@ -106,7 +127,11 @@ impl MarkedEventReceiver for Builder {
             Event::MappingStart(..) => {
                 // A mapping used as a key is not addressable; index it as "?".
                 let path = self.node_path(mark, None).unwrap_or_else(|| "?".into());
-                self.stack.push(Frame::Mapping { path, key: None });
+                self.stack.push(Frame::Mapping {
+                    path,
+                    key: None,
+                    seen: HashSet::new(),
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self.node_path(mark, None).unwrap_or_else(|| "?".into());
@@ -148,6 +173,19 @@ checks:
         assert_eq!(index.line_of("checks[0].name"), Some(4));
         assert_eq!(index.line_of("checks[0].http.expect.status"), Some(8));
         assert_eq!(index.line_of("checks[1].http.url"), Some(10));
+    }
+
+    #[test]
+    fn finds_repeated_keys_in_the_same_mapping_only() {
+        let index = LineIndex::build(
+            "checks:\n  - name: a\n    labels: {team: x, team: y}\n  - name: a\n",
+        );
+        assert_eq!(
+            index.duplicate_keys(),
+            &[("checks[0].labels.team".to_string(), 3)]
+        );
+        assert_eq!(index.exact_line_of("checks[1].name"), Some(4));
+        assert_eq!(index.exact_line_of("checks[1].timeout"), None);
     }
 
     #[test]

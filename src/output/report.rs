@@ -70,48 +70,45 @@ impl GateReport {
         sections
     }
 
+    /// One block per section, one row per check: verdict (upper case when
+    /// it blocks the gate, lower case when it is below `--fail-on`), name,
+    /// duration, severity, reason word and message; then the totals.
     fn table(&self) -> String {
-        let name_width = self
-            .records
-            .iter()
-            .map(|r| r.check.name.chars().count())
-            .max()
-            .unwrap_or(4)
-            .max(5);
+        let width = |text: fn(&RunRecord) -> usize| self.records.iter().map(text).max().unwrap_or(0);
+        let name_width = width(|r| r.check.name.chars().count());
+        let reason_width = width(|r| r.outcome.reason.as_str().len());
         let mut out = String::new();
         for (section, records) in self.by_section() {
             let _ = writeln!(out, "{section}");
             for record in records {
                 let outcome = &record.outcome;
                 let mark = match (outcome.verdict, self.blocks(record)) {
-                    (Verdict::Pass, _) => "PASS ",
-                    (Verdict::Fail, true) => "FAIL ",
+                    (Verdict::Pass, _) => "PASS",
+                    (Verdict::Fail, true) => "FAIL",
                     (Verdict::Error, true) => "ERROR",
-                    (Verdict::Fail, false) => "fail ",
+                    (Verdict::Fail, false) => "fail",
                     (Verdict::Error, false) => "error",
                 };
-                let reason = match outcome.verdict {
-                    Verdict::Pass => String::new(),
-                    _ => format!("[{}] ", outcome.reason),
-                };
-                let _ = writeln!(
-                    out,
-                    "  {mark}  {:<name_width$}  {:>8}  {:<8}  {reason}{}",
+                let row = format!(
+                    "  {mark:<5}  {:<name_width$}  {:>8}  {:<8}  {:<reason_width$}  {}",
                     record.check.name,
                     format!("{:.3}s", record.duration.as_secs_f64()),
                     record.check.severity.as_str(),
+                    outcome.reason.as_str(),
                     outcome.message,
                 );
+                let _ = writeln!(out, "{}", row.trim_end());
             }
         }
         let summary = self.summary();
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         let _ = writeln!(
             out,
-            "\n{} checks: {} passed, {} failed, {} errors. Gate {} (fail-on {}).",
-            summary.total,
+            "\n{}: {} passed, {} failed, {}. Gate {} (fail-on {}).",
+            plural(summary.total, "check"),
             summary.pass,
             summary.fail,
-            summary.error,
+            plural(summary.error, "error"),
             if self.passed() { "PASSED" } else { "FAILED" },
             self.fail_on
         );
