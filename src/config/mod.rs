@@ -373,20 +373,15 @@ fn decode_error(origin: &str, err: &serde_yaml_ng::Error, lines: &LineIndex) -> 
         }
     }
     let (path, message) = split_decoder_path(&full);
-    // `checks[0].http: unknown field `uri`, expected ...` names the key by
-    // its full path like every other problem: `checks[0].http.uri: unknown
-    // key, expected ...`. The decoder's position is that key's already.
-    if let Some((key, rest)) = message
-        .strip_prefix("unknown field `")
-        .and_then(|tail| tail.split_once('`'))
-    {
-        let path = if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        };
-        let message = format!("unknown key{}", humanize_decoder_message(rest));
-        return ConfigError::single(origin, location.map(|l| l.line()), &path, message);
+    // An unknown field is reported at its parent's path, with the key in
+    // the message; the decoder's position is the key's own line already.
+    if message.starts_with("unknown field") {
+        return ConfigError::single(
+            origin,
+            location.map(|l| l.line()),
+            path,
+            humanize_decoder_message(message),
+        );
     }
     let line = if path.is_empty() {
         None
@@ -528,7 +523,10 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
     let mut seen = HashSet::new();
     let defaults = &file.defaults;
     let zero = |value: Option<HumanDuration>| value.is_some_and(|d| d.0.is_zero());
-    for (key, value) in [("interval", defaults.interval), ("timeout", defaults.timeout)] {
+    for (key, value) in [
+        ("interval", defaults.interval),
+        ("timeout", defaults.timeout),
+    ] {
         if zero(value) {
             problems.push(Problem::new(
                 format!("defaults.{key}"),
@@ -554,7 +552,11 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
                 format!("duplicate check name {:?}", check.name),
             ));
         }
-        if check.section.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        if check
+            .section
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
             problems.push(Problem::new(
                 format!("{at}.section"),
                 "must not be empty (leave it out for the section \"default\")",
@@ -678,7 +680,7 @@ mod tests {
             .unwrap();
         let text = err.to_string();
         assert!(
-            text.starts_with("t.yaml:5: checks[0].http.bogus: unknown key, expected one of `url`"),
+            text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"),
             "{text}"
         );
     }

@@ -68,7 +68,10 @@ enum Frame {
         key: Option<String>,
         seen: HashSet<String>,
     },
-    Sequence { path: String, next_index: usize },
+    Sequence {
+        path: String,
+        next_index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -177,9 +180,8 @@ checks:
 
     #[test]
     fn finds_repeated_keys_in_the_same_mapping_only() {
-        let index = LineIndex::build(
-            "checks:\n  - name: a\n    labels: {team: x, team: y}\n  - name: a\n",
-        );
+        let index =
+            LineIndex::build("checks:\n  - name: a\n    labels: {team: x, team: y}\n  - name: a\n");
         assert_eq!(
             index.duplicate_keys(),
             &[("checks[0].labels.team".to_string(), 3)]

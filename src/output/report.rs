@@ -74,7 +74,8 @@ impl GateReport {
     /// it blocks the gate, lower case when it is below `--fail-on`), name,
     /// duration, severity, reason word and message; then the totals.
     fn table(&self) -> String {
-        let width = |text: fn(&RunRecord) -> usize| self.records.iter().map(text).max().unwrap_or(0);
+        let width =
+            |text: fn(&RunRecord) -> usize| self.records.iter().map(text).max().unwrap_or(0);
         let name_width = width(|r| r.check.name.chars().count());
         let reason_width = width(|r| r.outcome.reason.as_str().len());
         let mut out = String::new();

@@ -225,7 +225,10 @@ where
     let limit = spec.max_body.0;
     // hyper's size hint is the declared Content-Length, and zero where the
     // answer has no body whatever it declares (HEAD, 204, 304).
-    if hyper::body::Body::size_hint(&body).exact().is_some_and(|n| n > limit) {
+    if hyper::body::Body::size_hint(&body)
+        .exact()
+        .is_some_and(|n| n > limit)
+    {
         return Err(FetchError::TooLarge {
             limit: spec.max_body,
         });
