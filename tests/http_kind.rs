@@ -664,6 +664,33 @@ async fn bearer_token_file_is_sent_as_authorization() {
 }
 
 #[tokio::test]
+async fn a_credential_echoed_by_the_target_is_redacted_from_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "echo-me-t0ken\n").unwrap();
+    let server = TestServer::http().await;
+    server.route(
+        "/echo",
+        Reply::json(200, serde_json::json!({"token": "echo-me-t0ken"}))
+            .header("X-Seen-Authorization", "Bearer echo-me-t0ken"),
+    );
+    let record = run_check(
+        dir.path(),
+        "10s",
+        &format!(
+            "url: {}\nbearer_token_file: token\nexpect:\n  headers: {{X-Seen-Authorization: '^none$'}}\n  json: {{\"$.token\": other}}",
+            server.url("/echo")
+        ),
+    )
+    .await;
+    expect(&record.outcome, Verdict::Fail, Reason::Header, "[redacted]");
+    assert!(
+        !record.outcome.message.contains("echo-me-t0ken"),
+        "{}",
+        record.outcome.message
+    );
+}
+
+#[tokio::test]
 async fn basic_auth_password_env_is_sent_as_authorization() {
     const VAR: &str = "VOUCH_HTTP_KIND_TEST_BASIC_PASSWORD";
     std::env::set_var(VAR, "pa55word");

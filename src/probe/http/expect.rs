@@ -471,13 +471,16 @@ fn render(value: &Value) -> String {
     }
 }
 
+/// The regex crate's error is a multi-line drawing ending in
+/// `error: <what>`; the last line without its prefix is the message.
 fn first_line(text: &str) -> String {
-    text.lines()
+    let last = text
+        .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or(text)
-        .trim()
-        .to_string()
+        .trim();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 /// A measured duration for messages: `850ms`, `1.8s`.

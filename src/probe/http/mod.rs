@@ -23,7 +23,7 @@ use url::Url;
 use self::client::{fetch, RequestSpec, Timings};
 use self::expect::{location, ExpectConfig, Expectations};
 use super::{Clients, Probe, ProbeContext};
-use crate::config::{ByteSize, Problem, SecretSource, SourcedConfig};
+use crate::config::{ByteSize, Problem, Secret, SecretSource, SourcedConfig};
 use crate::result::{Measure, Measurement, Outcome, Reason};
 
 pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(1 << 20);
@@ -196,36 +196,52 @@ impl HttpProbe {
         })
     }
 
-    /// Request headers for one run, secrets read fresh.
-    fn request_headers(&self) -> Result<HeaderMap, String> {
+    /// Request headers for one run, secrets read fresh, and the secret
+    /// texts sent (to scrub from messages).
+    fn request_headers(&self) -> Result<(HeaderMap, Vec<Secret>), String> {
         let mut headers = self.headers.clone();
-        let value = match &self.auth {
-            None => return Ok(headers),
+        let (value, secret) = match &self.auth {
+            None => return Ok((headers, Vec::new())),
             Some(Auth::Bearer(source)) => {
                 let token = source.read().map_err(|e| e.to_string())?;
-                format!("Bearer {}", token.expose())
+                (format!("Bearer {}", token.expose()), token)
             }
             Some(Auth::Basic { username, password }) => {
                 let password = password.read().map_err(|e| e.to_string())?;
                 let pair = format!("{username}:{}", password.expose());
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
+                (
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    ),
+                    password,
                 )
             }
         };
-        let mut value = HeaderValue::try_from(value)
+        let mut header = HeaderValue::try_from(value.as_str())
             .map_err(|_| "the credential holds characters a header cannot carry".to_string())?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-        Ok(headers)
+        header.set_sensitive(true);
+        headers.insert(AUTHORIZATION, header);
+        Ok((headers, vec![secret, Secret::new(value)]))
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
-        let mut headers = match self.request_headers() {
-            Ok(headers) => headers,
+        let (headers, secrets) = match self.request_headers() {
+            Ok(found) => found,
             Err(message) => return Outcome::error(Reason::Secret, message),
         };
+        let mut outcome = self.exchange_and_judge(ctx, headers).await;
+        // A target that echoes the credential into a header or JSON field
+        // the check quotes must not get it into logs, JSON or reports.
+        for secret in &secrets {
+            if !secret.expose().is_empty() && outcome.message.contains(secret.expose()) {
+                outcome.message = outcome.message.replace(secret.expose(), "[redacted]");
+            }
+        }
+        outcome
+    }
+
+    async fn exchange_and_judge(&self, ctx: &ProbeContext, mut headers: HeaderMap) -> Outcome {
         let started = Instant::now();
         let mut timings = Timings::default();
         let mut url = self.url.clone();
