@@ -39,6 +39,10 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "Static facts about each check, for joins; always 1.",
     ),
     (
+        "vouch_check_interval_seconds",
+        "The check's configured interval, for staleness alerts.",
+    ),
+    (
         "vouch_build_info",
         "vouch's version and source revision; always 1.",
     ),
@@ -165,6 +169,10 @@ impl Metrics {
             &registry,
             IntGaugeVec::new(opts("vouch_check_info"), &info_label_refs).unwrap(),
         );
+        let interval = register(
+            &registry,
+            GaugeVec::new(opts("vouch_check_interval_seconds"), &["check"]).unwrap(),
+        );
         let build = register(
             &registry,
             IntGaugeVec::new(opts("vouch_build_info"), &["version", "revision"]).unwrap(),
@@ -229,6 +237,9 @@ impl Metrics {
                     .map(|k| check.labels.get(*k).map(String::as_str).unwrap_or("")),
             );
             info.with_label_values(&values).set(1);
+            interval
+                .with_label_values(&[&check.name])
+                .set(check.interval.as_secs_f64());
             skipped.with_label_values(&[&check.name]).reset();
         }
         Metrics {
