@@ -4,14 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages: command the tests run -> package that provides it.
 missing=()
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need promtool prometheus
+need prometheus prometheus
+need prometheus-alertmanager prometheus-alertmanager
+need kubectl kubernetes-client
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# PyPI: the Kubernetes schemas, offline.
+command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kubernetes-validate
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
