@@ -10,13 +10,14 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need promtool prometheus
 need prometheus prometheus
 need prometheus-alertmanager prometheus-alertmanager
-need kubectl kubernetes-client
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# kubectl (with kustomize v5) comes with this kind of machine; Debian's
+# kubernetes-client is too old for the manifests, so it is not installed here.
 # PyPI: the Kubernetes schemas, offline.
 command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kubernetes-validate
 
