@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod flap;
 pub mod gate;
 pub mod output;
 pub mod plan;

@@ -20,6 +20,12 @@ pub struct PlannedCheck {
     pub kind: Kind,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Consecutive non-passing runs before the reported verdict fails.
+    pub failures_before_fail: u32,
+    /// Consecutive passing runs before the reported verdict passes again.
+    pub successes_before_pass: u32,
+    /// Interval while the last run did not pass.
+    pub interval_when_failing: Option<Duration>,
     pub labels: BTreeMap<String, String>,
     pub probe: Arc<dyn Probe>,
 }
@@ -74,6 +80,11 @@ impl Plan {
                     kind: kinds[0],
                     interval: check.effective_interval(&file.defaults).0,
                     timeout: check.effective_timeout(&file.defaults).0,
+                    failures_before_fail: check.effective_failures_before_fail(&file.defaults),
+                    successes_before_pass: check.effective_successes_before_pass(&file.defaults),
+                    interval_when_failing: check
+                        .effective_interval_when_failing(&file.defaults)
+                        .map(|d| d.0),
                     labels: check.labels.clone(),
                     probe,
                 })),

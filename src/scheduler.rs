@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::plan::PlannedCheck;
 use crate::probe::Clients;
+use crate::result::Verdict;
 use crate::runner::{run_once, RunRecord};
 
 /// What the scheduler reports; outputs (metrics, status, logs) implement it.
@@ -97,30 +98,49 @@ struct LoopContext {
 impl LoopContext {
     async fn run(self, origin: Instant) {
         let interval = self.check.interval;
-        let in_flight = Arc::new(AtomicBool::new(false));
+        let when_failing = self.check.interval_when_failing;
+        let state = Arc::new(RunState::default());
         let mut planned = origin + first_run_offset(&self.check.name, interval);
+        let mut last_tick = planned;
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tokio::time::sleep_until(planned) => {}
+                _ = state.failing_changed.notified() => {
+                    // Only sent with interval_when_failing: a run started
+                    // or stopped failing, so the next slot moves.
+                    if let Some(fast) = when_failing {
+                        planned = if state.last_failed.load(Ordering::Acquire) {
+                            planned.min(Instant::now() + fast)
+                        } else {
+                            planned.max(last_tick + interval)
+                        };
+                    }
+                    continue;
+                }
             }
-            if in_flight.swap(true, Ordering::AcqRel) {
+            last_tick = planned;
+            if state.in_flight.swap(true, Ordering::AcqRel) {
                 self.observer.run_skipped(&self.check);
             } else {
-                self.spawn_run(planned, planned + interval, in_flight.clone());
+                self.spawn_run(planned, state.clone());
             }
-            planned += interval;
+            let step = match when_failing {
+                Some(fast) if state.last_failed.load(Ordering::Acquire) => fast,
+                _ => interval,
+            };
+            planned += step;
             // After a stall (suspended process, overloaded host) skip the
             // missed slots instead of firing them in a burst.
             let now = Instant::now();
-            while planned + interval <= now {
+            while planned + step <= now {
                 self.observer.run_skipped(&self.check);
-                planned += interval;
+                planned += step;
             }
         }
     }
 
-    fn spawn_run(&self, planned: Instant, next: Instant, in_flight: Arc<AtomicBool>) {
+    fn spawn_run(&self, planned: Instant, state: Arc<RunState>) {
         let check = self.check.clone();
         let clients = self.clients.clone();
         let observer = self.observer.clone();
@@ -130,18 +150,36 @@ impl LoopContext {
             let permit = tokio::select! {
                 permit = limit.acquire_owned() => permit,
                 _ = stop.cancelled() => {
-                    in_flight.store(false, Ordering::Release);
+                    state.in_flight.store(false, Ordering::Release);
                     return;
                 }
             };
             let _permit = permit.expect("the semaphore is never closed");
             observer.run_started(&check, planned.elapsed());
-            let record = run_once(check, clients).await;
+            let record = run_once(check.clone(), clients).await;
+            let failed = record.outcome.verdict != Verdict::Pass;
+            let was_failed = state.last_failed.swap(failed, Ordering::AcqRel);
+            let step = match check.interval_when_failing {
+                Some(fast) if failed => fast,
+                _ => check.interval,
+            };
+            let next = (planned + check.interval).min(Instant::now() + step);
             let next_run = SystemTime::now() + next.saturating_duration_since(Instant::now());
             observer.run_finished(&record, next_run);
-            in_flight.store(false, Ordering::Release);
+            state.in_flight.store(false, Ordering::Release);
+            if failed != was_failed && check.interval_when_failing.is_some() {
+                state.failing_changed.notify_one();
+            }
         });
     }
+}
+
+/// What a check's loop and its runs share.
+#[derive(Default)]
+struct RunState {
+    in_flight: AtomicBool,
+    last_failed: AtomicBool,
+    failing_changed: Notify,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ enum Act {
     /// Pass after taking this long.
     Take(Duration),
     Panic,
+    /// Fail this many runs (counted across the probe's life), then pass.
+    FailFirst(usize),
 }
 
 /// A probe that counts how many of its runs are in flight at once, across
@@ -30,6 +32,7 @@ enum Act {
 struct TestProbe {
     act: Act,
     gauge: Arc<Gauge>,
+    runs: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -57,6 +60,13 @@ impl Probe for TestProbe {
                     Outcome::pass("done")
                 }
                 Act::Panic => panic!("probe bug"),
+                Act::FailFirst(n) => {
+                    if self.runs.fetch_add(1, Ordering::SeqCst) < n {
+                        Outcome::fail(Reason::Status, "status 503, expected 200")
+                    } else {
+                        Outcome::pass("status 200")
+                    }
+                }
             }
         }
         .boxed()
@@ -70,19 +80,33 @@ fn check(
     act: Act,
     gauge: &Arc<Gauge>,
 ) -> Arc<PlannedCheck> {
-    Arc::new(PlannedCheck {
+    Arc::new(planned(name, interval, timeout, act, gauge))
+}
+
+fn planned(
+    name: &str,
+    interval: Duration,
+    timeout: Duration,
+    act: Act,
+    gauge: &Arc<Gauge>,
+) -> PlannedCheck {
+    PlannedCheck {
         name: name.to_string(),
         section: "test".into(),
         severity: Severity::Warning,
         kind: Kind::Http,
         interval,
         timeout,
+        failures_before_fail: 1,
+        successes_before_pass: 1,
+        interval_when_failing: None,
         labels: BTreeMap::new(),
         probe: Arc::new(TestProbe {
             act,
             gauge: gauge.clone(),
+            runs: AtomicUsize::new(0),
         }),
-    })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -411,4 +435,38 @@ async fn shutdown_waits_for_runs_in_flight_up_to_the_grace_period() {
         "a 20s run does not fit a 1s grace"
     );
     assert!(recorder.finished("long").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_check_is_rerun_at_its_failing_interval_until_it_passes() {
+    let gauge = Arc::new(Gauge::default());
+    let recovering = Arc::new(PlannedCheck {
+        interval_when_failing: Some(Duration::from_secs(2)),
+        ..planned(
+            "recovering",
+            Duration::from_secs(30),
+            Duration::from_secs(1),
+            Act::FailFirst(3),
+            &gauge,
+        )
+    });
+    let (scheduler, recorder) = start(std::slice::from_ref(&recovering), 32);
+    let first = first_run_offset("recovering", recovering.interval);
+    tokio::time::sleep(first + Duration::from_secs(70)).await;
+    let starts = recorder.starts("recovering");
+    let gaps: Vec<u64> = starts.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    // Three failures re-run 2s apart, the pass at the third re-run, then
+    // back to 30s.
+    assert_eq!(&gaps[..3], &[2, 2, 2], "{gaps:?}");
+    assert!(gaps[3..].iter().all(|g| *g == 30), "{gaps:?}");
+    let verdicts: Vec<_> = recorder
+        .finished("recovering")
+        .iter()
+        .map(|f| f.0)
+        .collect();
+    assert_eq!(
+        &verdicts[..4],
+        &[Verdict::Fail, Verdict::Fail, Verdict::Fail, Verdict::Pass]
+    );
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
 }

@@ -56,6 +56,15 @@ pub struct Defaults {
     pub timeout: Option<HumanDuration>,
     /// Severity of checks that give none (default warning).
     pub severity: Option<Severity>,
+    /// Consecutive failed runs before the reported verdict turns to
+    /// failing (default 1).
+    pub failures_before_fail: Option<u32>,
+    /// Consecutive passing runs before the reported verdict turns back to
+    /// passing (default 1).
+    pub successes_before_pass: Option<u32>,
+    /// Interval used while the last run did not pass, to notice recovery
+    /// sooner (default: the normal interval).
+    pub interval_when_failing: Option<HumanDuration>,
 }
 
 /// How much a failing check matters. Ordered: info < warning < critical.
@@ -120,6 +129,12 @@ pub struct CheckConfig {
     pub severity: Option<Severity>,
     pub interval: Option<HumanDuration>,
     pub timeout: Option<HumanDuration>,
+    /// Overrides `defaults.failures_before_fail`.
+    pub failures_before_fail: Option<u32>,
+    /// Overrides `defaults.successes_before_pass`.
+    pub successes_before_pass: Option<u32>,
+    /// Overrides `defaults.interval_when_failing`.
+    pub interval_when_failing: Option<HumanDuration>,
     /// Extra facts about the check (team, service); exported on
     /// `vouch_check_info` as `label_<key>`.
     #[serde(default)]
@@ -147,6 +162,23 @@ impl Kind {
 }
 
 impl CheckConfig {
+    pub fn effective_failures_before_fail(&self, defaults: &Defaults) -> u32 {
+        self.failures_before_fail
+            .or(defaults.failures_before_fail)
+            .unwrap_or(1)
+    }
+
+    pub fn effective_successes_before_pass(&self, defaults: &Defaults) -> u32 {
+        self.successes_before_pass
+            .or(defaults.successes_before_pass)
+            .unwrap_or(1)
+    }
+
+    pub fn effective_interval_when_failing(&self, defaults: &Defaults) -> Option<HumanDuration> {
+        self.interval_when_failing
+            .or(defaults.interval_when_failing)
+    }
+
     pub fn effective_interval(&self, defaults: &Defaults) -> HumanDuration {
         self.interval
             .or(defaults.interval)
@@ -544,6 +576,7 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
     }
     for (i, check) in file.checks.iter().enumerate() {
         let at = format!("checks[{i}]");
+        problems.extend(flap_problems(check, defaults, &at));
         if check.name.trim().is_empty() {
             problems.push(Problem::new(format!("{at}.name"), "must not be empty"));
         } else if !seen.insert(check.name.as_str()) {
@@ -646,6 +679,57 @@ fn timeout_problem(check: &CheckConfig, defaults: &Defaults, at: &str) -> Option
             ),
         )),
     }
+}
+
+/// Rules of the flap settings: counts of at least 1, and a failing
+/// interval no longer than the interval and no shorter than the timeout.
+fn flap_problems(check: &CheckConfig, defaults: &Defaults, at: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (key, own, inherited) in [
+        (
+            "failures_before_fail",
+            check.failures_before_fail,
+            defaults.failures_before_fail,
+        ),
+        (
+            "successes_before_pass",
+            check.successes_before_pass,
+            defaults.successes_before_pass,
+        ),
+    ] {
+        match (own, inherited) {
+            (Some(0), _) => {
+                problems.push(Problem::new(format!("{at}.{key}"), "must be at least 1"))
+            }
+            // A zero default is reported once, at the first check.
+            (None, Some(0)) if at == "checks[0]" => problems.push(Problem::new(
+                format!("defaults.{key}"),
+                "must be at least 1",
+            )),
+            _ => {}
+        }
+    }
+    if let Some(fast) = check.effective_interval_when_failing(defaults) {
+        let key = if check.interval_when_failing.is_some() {
+            format!("{at}.interval_when_failing")
+        } else {
+            "defaults.interval_when_failing".to_string()
+        };
+        let interval = check.effective_interval(defaults);
+        let timeout = check.effective_timeout(defaults);
+        if fast > interval {
+            problems.push(Problem::new(
+                key,
+                format!("{fast} is longer than the interval {interval}"),
+            ));
+        } else if fast < timeout {
+            problems.push(Problem::new(
+                key,
+                format!("{fast} is shorter than the timeout {timeout}"),
+            ));
+        }
+    }
+    problems
 }
 
 pub const DEFAULT_INTERVAL: HumanDuration = HumanDuration(std::time::Duration::from_secs(30));

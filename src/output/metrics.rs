@@ -19,7 +19,11 @@ use crate::runner::RunRecord;
 pub const FAMILIES: &[(&str, &str)] = &[
     (
         "vouch_check_success",
-        "1 if the last run of the check passed, 0 if it failed or errored.",
+        "1 if the check's reported verdict is pass, 0 if fail or error (after flap thresholds).",
+    ),
+    (
+        "vouch_check_last_run_success",
+        "1 if the last run of the check passed, before flap thresholds apply.",
     ),
     ("vouch_check_duration_seconds", "Duration of check runs."),
     (
@@ -82,6 +86,7 @@ type EmittedSeries = (Measure, Vec<String>);
 pub struct Metrics {
     registry: Registry,
     success: IntGaugeVec,
+    last_run_success: IntGaugeVec,
     duration: HistogramVec,
     last_run: GaugeVec,
     last_success: GaugeVec,
@@ -119,6 +124,10 @@ impl Metrics {
         let success = register(
             &registry,
             IntGaugeVec::new(opts("vouch_check_success"), &["check", "kind", "severity"]).unwrap(),
+        );
+        let last_run_success = register(
+            &registry,
+            IntGaugeVec::new(opts("vouch_check_last_run_success"), &["check"]).unwrap(),
         );
         let duration = register(
             &registry,
@@ -245,6 +254,7 @@ impl Metrics {
         Metrics {
             registry,
             success,
+            last_run_success,
             duration,
             last_run,
             last_success,
@@ -266,9 +276,10 @@ impl Metrics {
         self.skipped.with_label_values(&[&check.name]).inc();
     }
 
-    /// Records a finished run. `in_flight` is decremented only for runs the
-    /// scheduler started.
-    pub fn run_finished(&self, record: &RunRecord, scheduled: bool) {
+    /// Records a finished run; `reported` is the verdict after flap
+    /// thresholds. `in_flight` is decremented only for runs the scheduler
+    /// started.
+    pub fn run_finished(&self, record: &RunRecord, reported: Verdict, scheduled: bool) {
         if scheduled {
             self.in_flight.dec();
         }
@@ -278,6 +289,9 @@ impl Metrics {
         let passed = outcome.verdict == Verdict::Pass;
         self.success
             .with_label_values(&[name, check.kind.as_str(), check.severity.as_str()])
+            .set(i64::from(reported == Verdict::Pass));
+        self.last_run_success
+            .with_label_values(&[name])
             .set(i64::from(passed));
         self.duration
             .with_label_values(&[name])

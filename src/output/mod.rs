@@ -6,8 +6,11 @@ pub mod report;
 pub mod server;
 pub mod status;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+
+use crate::flap::Debounce;
 
 use crate::plan::PlannedCheck;
 use crate::result::Verdict;
@@ -21,6 +24,8 @@ use self::status::StatusBoard;
 pub struct Outputs {
     pub metrics: Arc<Metrics>,
     pub status: Arc<StatusBoard>,
+    /// The reported verdict of each check, debounced by its flap settings.
+    debounce: Mutex<HashMap<String, Debounce>>,
 }
 
 impl Outputs {
@@ -28,6 +33,7 @@ impl Outputs {
         Outputs {
             metrics: Arc::new(Metrics::new(checks)),
             status: Arc::new(StatusBoard::new(checks)),
+            debounce: Mutex::default(),
         }
     }
 }
@@ -57,8 +63,20 @@ impl Observer for Outputs {
 
     fn run_finished(&self, record: &RunRecord, next_run: SystemTime) {
         log_run(record);
-        self.metrics.run_finished(record, true);
-        self.status.record(record, Some(next_run));
+        let check = &record.check;
+        let reported = self
+            .debounce
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(check.name.clone())
+            .or_default()
+            .observe(
+                record.outcome.verdict,
+                check.failures_before_fail,
+                check.successes_before_pass,
+            );
+        self.metrics.run_finished(record, reported, true);
+        self.status.record(record, reported, Some(next_run));
     }
 
     fn run_skipped(&self, check: &PlannedCheck) {

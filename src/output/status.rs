@@ -1,7 +1,7 @@
 //! The latest result of every check, kept for the JSON API (and the status
 //! page to come), and the JSON shape shared with the gate report.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -67,14 +67,32 @@ impl From<&PlannedCheck> for CheckView {
     }
 }
 
+/// Runs kept per check, in memory only.
+pub const HISTORY_LEN: usize = 60;
+
+/// One past run, as the history shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryView {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    pub message: String,
+    pub started_at: String,
+    pub duration_seconds: f64,
+}
+
 /// A check with its latest state, as `/api/v1/checks` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckStatus {
     #[serde(flatten)]
     pub check: CheckView,
-    /// `pending` until the first run ends, then the last verdict.
+    /// `pending` until the first run ends, then the reported verdict (the
+    /// last run's, once flap thresholds agree).
     pub state: &'static str,
+    /// The last run as it was, before flap thresholds.
     pub last_run: Option<RunView>,
+    /// Verdicts of the most recent runs, oldest first (at most
+    /// [`HISTORY_LEN`]).
+    pub recent: Vec<Verdict>,
     pub last_success_at: Option<String>,
     pub consecutive_failures: u32,
     pub next_run_at: Option<String>,
@@ -97,6 +115,8 @@ pub struct StatusSnapshot {
 
 struct Entry {
     check: Arc<PlannedCheck>,
+    reported: Option<Verdict>,
+    history: VecDeque<HistoryView>,
     last: Option<RunRecord>,
     last_success: Option<SystemTime>,
     consecutive_failures: u32,
@@ -117,6 +137,8 @@ impl StatusBoard {
                     .iter()
                     .map(|check| Entry {
                         check: check.clone(),
+                        reported: None,
+                        history: VecDeque::with_capacity(HISTORY_LEN),
                         last: None,
                         last_success: None,
                         consecutive_failures: 0,
@@ -132,7 +154,9 @@ impl StatusBoard {
         }
     }
 
-    pub fn record(&self, record: &RunRecord, next_run: Option<SystemTime>) {
+    /// Records a run; `reported` is its check's verdict after flap
+    /// thresholds.
+    pub fn record(&self, record: &RunRecord, reported: Verdict, next_run: Option<SystemTime>) {
         let Some(&i) = self.index.get(&record.check.name) else {
             return;
         };
@@ -144,6 +168,17 @@ impl StatusBoard {
         } else {
             entry.consecutive_failures += 1;
         }
+        if entry.history.len() == HISTORY_LEN {
+            entry.history.pop_front();
+        }
+        entry.history.push_back(HistoryView {
+            verdict: record.outcome.verdict,
+            reason: record.outcome.reason,
+            message: record.outcome.message.clone(),
+            started_at: rfc3339(record.started_at),
+            duration_seconds: record.duration.as_secs_f64(),
+        });
+        entry.reported = Some(reported);
         entry.last = Some(record.clone());
         entry.next_run = next_run;
     }
@@ -157,24 +192,25 @@ impl StatusBoard {
         let checks = entries
             .iter()
             .map(|entry| {
-                let state = match &entry.last {
+                let state = match entry.reported {
                     None => {
                         summary.pending += 1;
                         "pending"
                     }
-                    Some(last) => {
-                        match last.outcome.verdict {
+                    Some(verdict) => {
+                        match verdict {
                             Verdict::Pass => summary.pass += 1,
                             Verdict::Fail => summary.fail += 1,
                             Verdict::Error => summary.error += 1,
                         }
-                        last.outcome.verdict.as_str()
+                        verdict.as_str()
                     }
                 };
                 CheckStatus {
                     check: CheckView::from(entry.check.as_ref()),
                     state,
                     last_run: entry.last.as_ref().map(RunView::from),
+                    recent: entry.history.iter().map(|h| h.verdict).collect(),
                     last_success_at: entry.last_success.map(rfc3339),
                     consecutive_failures: entry.consecutive_failures,
                     next_run_at: entry.next_run.map(rfc3339),
@@ -182,5 +218,19 @@ impl StatusBoard {
             })
             .collect();
         StatusSnapshot { summary, checks }
+    }
+
+    /// One check's recent runs, oldest first; None for an unknown name.
+    pub fn history(&self, name: &str) -> Option<Vec<HistoryView>> {
+        let i = *self.index.get(name)?;
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        Some(entries[i].history.iter().cloned().collect())
+    }
+
+    /// The planned check named `name`.
+    pub fn check(&self, name: &str) -> Option<Arc<PlannedCheck>> {
+        let i = *self.index.get(name)?;
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        Some(entries[i].check.clone())
     }
 }
