@@ -27,6 +27,9 @@ pub struct PlannedCheck {
     /// Interval while the last run did not pass.
     pub interval_when_failing: Option<Duration>,
     pub labels: BTreeMap<String, String>,
+    /// The check's config block as written, secrets redacted (for the
+    /// status page).
+    pub config_yaml: String,
     pub probe: Arc<dyn Probe>,
 }
 
@@ -86,6 +89,7 @@ impl Plan {
                         .effective_interval_when_failing(&file.defaults)
                         .map(|d| d.0),
                     labels: check.labels.clone(),
+                    config_yaml: source.check_yaml(i),
                     probe,
                 })),
                 Err(more) => problems.extend(

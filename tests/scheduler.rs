@@ -101,6 +101,7 @@ fn planned(
         successes_before_pass: 1,
         interval_when_failing: None,
         labels: BTreeMap::new(),
+        config_yaml: String::new(),
         probe: Arc::new(TestProbe {
             act,
             gauge: gauge.clone(),

@@ -292,6 +292,8 @@ pub struct SourcedConfig {
     /// resolved against.
     pub base_dir: PathBuf,
     lines: LineIndex,
+    /// The file as a YAML tree, for showing a check's own config.
+    tree: serde_yaml_ng::Value,
 }
 
 impl SourcedConfig {
@@ -339,6 +341,7 @@ impl SourcedConfig {
             origin: origin.to_string(),
             base_dir,
             lines,
+            tree: serde_yaml_ng::from_str(text).unwrap_or_default(),
         })
     }
 
@@ -370,6 +373,15 @@ impl SourcedConfig {
         ConfigError { problems }
     }
 
+    /// The `checks[index]` block as YAML, with values of secret-looking keys
+    /// replaced by `[redacted]` (references such as `*_file` and `*_env`
+    /// are kept: they name where a secret is, not what it is).
+    pub fn check_yaml(&self, index: usize) -> String {
+        let mut block = self.tree["checks"][index].clone();
+        redact(&mut block, false);
+        serde_yaml_ng::to_string(&block).unwrap_or_default()
+    }
+
     /// Resolves a path from the config relative to the config's directory.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
@@ -377,6 +389,29 @@ impl SourcedConfig {
         } else {
             self.base_dir.join(path)
         }
+    }
+}
+
+/// Replaces values that may be secrets: under keys naming a password,
+/// token, secret, key or credential (unless the key is a `_file`/`_env`
+/// reference), and header values of credential-looking headers.
+fn redact(value: &mut serde_yaml_ng::Value, in_headers: bool) {
+    const SENSITIVE: [&str; 7] = ["password", "token", "secret", "key", "credential", "auth", "cookie"];
+    match value {
+        serde_yaml_ng::Value::Mapping(map) => {
+            for (key, child) in map.iter_mut() {
+                let name = key.as_str().unwrap_or_default().to_ascii_lowercase();
+                let reference = name.ends_with("_file") || name.ends_with("_env");
+                let sensitive = SENSITIVE.iter().any(|word| name.contains(word));
+                if sensitive && !reference && (in_headers || !child.is_mapping()) {
+                    *child = serde_yaml_ng::Value::String("[redacted]".into());
+                } else {
+                    redact(child, name == "headers");
+                }
+            }
+        }
+        serde_yaml_ng::Value::Sequence(items) => items.iter_mut().for_each(|v| redact(v, false)),
+        _ => {}
     }
 }
 

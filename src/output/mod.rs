@@ -1,7 +1,9 @@
 //! Where results go: Prometheus metrics, the status board behind the JSON
 //! API, logs, and the gate report.
 
+pub mod gate;
 pub mod metrics;
+pub mod page;
 pub mod report;
 pub mod server;
 pub mod status;

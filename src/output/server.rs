@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -25,7 +25,10 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(checklist_page))
+        .route("/checks/{name}", get(check_page))
+        .route("/api/v1/checks/{name}", get(check_json))
+        .route("/api/v1/gate", get(gate))
         .route("/metrics", get(metrics))
         .route("/livez", get(live))
         .route("/healthz", get(live))
@@ -38,18 +41,67 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn landing() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html><head><title>vouch</title></head><body>",
-        "<h1>vouch ",
-        env!("CARGO_PKG_VERSION"),
-        "</h1><ul>",
-        "<li><a href=\"metrics\">metrics</a></li>",
-        "<li><a href=\"api/v1/checks\">checks (JSON)</a></li>",
-        "<li><a href=\"readyz\">readyz</a></li>",
-        "<li><a href=\"livez\">livez</a></li>",
-        "</ul></body></html>"
+async fn checklist_page(State(state): State<AppState>) -> Html<String> {
+    Html(super::page::checklist(
+        &state.status.snapshot(),
+        std::time::SystemTime::now(),
     ))
+}
+
+fn find(state: &AppState, name: &str) -> Option<super::status::CheckStatus> {
+    state
+        .status
+        .snapshot()
+        .checks
+        .into_iter()
+        .find(|c| c.check.name == name)
+}
+
+async fn check_page(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    let (Some(status), Some(check), Some(history)) = (
+        find(&state, &name),
+        state.status.check(&name),
+        state.status.history(&name),
+    ) else {
+        return (StatusCode::NOT_FOUND, "no such check\n").into_response();
+    };
+    Html(super::page::detail(
+        &status,
+        &check,
+        &history,
+        std::time::SystemTime::now(),
+    ))
+    .into_response()
+}
+
+async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    #[derive(serde::Serialize)]
+    struct Detail {
+        #[serde(flatten)]
+        status: super::status::CheckStatus,
+        history: Vec<super::status::HistoryView>,
+    }
+    match (find(&state, &name), state.status.history(&name)) {
+        (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
+        _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
+    }
+}
+
+async fn gate(
+    State(state): State<AppState>,
+    query: Result<Query<super::gate::GateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return (StatusCode::BAD_REQUEST, format!("{rejection}\n")).into_response()
+        }
+    };
+    match super::gate::evaluate(&state.status.snapshot(), &query) {
+        Ok(answer) if answer.passed => Json(answer).into_response(),
+        Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
+        Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -1,0 +1,242 @@
+//! The status page: the checklist, live. Server-rendered HTML with inline
+//! styles and no script or outside asset, so it works in an air-gapped
+//! cluster and without JavaScript; it reloads itself every few seconds.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use quick_xml::escape::escape;
+
+use super::status::{CheckStatus, HistoryView, StatusSnapshot, HISTORY_LEN};
+use crate::config::format_duration;
+use crate::plan::PlannedCheck;
+use crate::result::Verdict;
+
+const REFRESH_SECONDS: u32 = 10;
+
+const STYLE: &str = "\
+body{font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1f24;background:#f6f7f9}\
+header{padding:16px 20px;color:#fff}header h1{margin:0;font-size:20px}header p{margin:4px 0 0}\
+.ok{background:#1a7f37}.bad{background:#cf222e}.wait{background:#6e7781}\
+main{padding:8px 20px 24px;max-width:1200px}\
+.counts{display:flex;flex-wrap:wrap;gap:8px;margin:12px 0}.counts span{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:6px 10px}\
+h2{font-size:16px;margin:20px 0 6px}\
+.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de}\
+th,td{text-align:left;padding:6px 8px;border-top:1px solid #eaeef2;vertical-align:top}th{font-size:12px;color:#57606a;font-weight:600}\
+.v{white-space:nowrap;font-weight:600}.v-pass{color:#1a7f37}.v-fail{color:#cf222e}.v-error{color:#9a6700}.v-pending{color:#6e7781}\
+.strip{white-space:nowrap;font:11px/1 monospace}.strip i{display:inline-block;width:6px;height:14px;margin-right:1px;font-style:normal}\
+.s-pass{background:#2da44e}.s-fail{background:#cf222e}.s-error{background:#bf8700}\
+code,pre{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:#fff;border:1px solid #d0d7de;padding:10px;overflow-x:auto}\
+.muted{color:#57606a;font-size:13px}a{color:#0969da}";
+
+fn icon(state: &str) -> (&'static str, &'static str) {
+    match state {
+        "pass" => ("\u{2714}", "PASS"),
+        "fail" => ("\u{2718}", "FAIL"),
+        "error" => ("!", "ERROR"),
+        _ => ("\u{2026}", "NOT RUN"),
+    }
+}
+
+fn verdict_cell(state: &str) -> String {
+    let (mark, word) = icon(state);
+    format!("<span class=\"v v-{state}\">{mark} {word}</span>")
+}
+
+fn ago(now: SystemTime, rfc3339: Option<&str>) -> String {
+    let Some(text) = rfc3339 else {
+        return "\u{2014}".into();
+    };
+    let Ok(when) = humantime::parse_rfc3339(text) else {
+        return escape(text).into_owned();
+    };
+    let relative = match now.duration_since(when) {
+        Ok(past) => format!("{} ago", coarse(past)),
+        Err(future) => format!("in {}", coarse(future.duration())),
+    };
+    format!("<span title=\"{}\">{relative}</span>", escape(text))
+}
+
+/// A duration rounded for people: `12s`, `4m`, `3h`, `2d`.
+fn coarse(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..=89 => format!("{seconds}s"),
+        90..=5399 => format!("{}m", (seconds + 30) / 60),
+        5400..=172_799 => format!("{}h", (seconds + 1800) / 3600),
+        _ => format!("{}d", (seconds + 43_200) / 86_400),
+    }
+}
+
+fn strip(recent: &[Verdict]) -> String {
+    let mut out = String::from("<span class=\"strip\" aria-label=\"recent runs, oldest first\">");
+    for verdict in recent {
+        let word = verdict.as_str();
+        let _ = write!(out, "<i class=\"s-{word}\" title=\"{word}\"></i>");
+    }
+    out.push_str("</span>");
+    out
+}
+
+fn page(title: &str, banner_class: &str, banner: &str, sub: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
+<title>{title}</title><style>{STYLE}</style></head><body>\
+<header class=\"{banner_class}\"><h1>{banner}</h1><p>{sub}</p></header><main>{body}</main></body></html>",
+        title = escape(title),
+    )
+}
+
+/// `/`: every check by section, in config order.
+pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
+    let summary = &snapshot.summary;
+    let failing = summary.fail + summary.error;
+    let (class, banner) = if failing > 0 {
+        ("bad", format!("\u{2718} Checklist failing: {failing} of {} checks do not pass", summary.total))
+    } else if summary.pending > 0 {
+        ("wait", format!("\u{2026} Checklist not verified yet: {} of {} checks have not run", summary.pending, summary.total))
+    } else {
+        ("ok", format!("\u{2714} Checklist verified: all {} checks pass", summary.total))
+    };
+    let mut body = format!(
+        "<div class=\"counts\"><span>\u{2714} passing <b>{}</b></span><span>\u{2718} failing <b>{}</b></span>\
+<span>! erroring <b>{}</b></span><span>\u{2026} not yet run <b>{}</b></span></div>\
+<p class=\"muted\">History: the last {HISTORY_LEN} runs of each check, kept in memory only (lost on restart). \
+This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \u{b7} <a href=\"metrics\">metrics</a></p>",
+        summary.pass, summary.fail, summary.error, summary.pending
+    );
+    let mut sections: Vec<(&str, Vec<&CheckStatus>)> = Vec::new();
+    for status in &snapshot.checks {
+        match sections.iter_mut().find(|(s, _)| *s == status.check.section) {
+            Some((_, list)) => list.push(status),
+            None => sections.push((status.check.section.as_str(), vec![status])),
+        }
+    }
+    for (section, checks) in sections {
+        let _ = write!(
+            body,
+            "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th>Severity</th>\
+<th>Result</th><th>Last run</th><th>Next run</th><th>Recent runs</th></tr></thead><tbody>",
+            escape(section)
+        );
+        for status in checks {
+            let name = &status.check.name;
+            let (result, last) = match &status.last_run {
+                None => ("not run yet".to_string(), None),
+                Some(run) => {
+                    let reason = if run.verdict == Verdict::Pass {
+                        String::new()
+                    } else {
+                        format!("<code>{}</code> ", run.reason.as_str())
+                    };
+                    let raw = if run.verdict.as_str() != status.state {
+                        format!(" <span class=\"muted\">(last run: {})</span>", run.verdict)
+                    } else {
+                        String::new()
+                    };
+                    (format!("{reason}{}{raw}", escape(&run.message)), Some(run.started_at.as_str()))
+                }
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td><a href=\"checks/{}\">{}</a></td><td>{}</td><td>{result}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                verdict_cell(status.state),
+                url_segment(name),
+                escape(name),
+                status.check.severity,
+                ago(now, last),
+                ago(now, status.next_run_at.as_deref()),
+                strip(&status.recent)
+            );
+        }
+        body.push_str("</tbody></table></div>");
+    }
+    page("vouch: deployment checklist", class, &banner, &format!("vouch {}", env!("CARGO_PKG_VERSION")), &body)
+}
+
+/// `/checks/NAME`: one check's facts, config and recent runs.
+pub fn detail(status: &CheckStatus, check: &PlannedCheck, history: &[HistoryView], now: SystemTime) -> String {
+    let class = match status.state {
+        "pass" => "ok",
+        "pending" => "wait",
+        _ => "bad",
+    };
+    let (mark, word) = icon(status.state);
+    let banner = format!("{mark} {} \u{2014} {word}", escape(&check.name));
+    let mut body = String::from("<p><a href=\"../\">\u{2190} all checks</a></p><table><tbody>");
+    let mut row = |key: &str, value: String| {
+        let _ = write!(body, "<tr><th>{key}</th><td>{value}</td></tr>");
+    };
+    row("Section", escape(&check.section).into_owned());
+    row("Kind", check.kind.as_str().into());
+    row("Severity", check.severity.as_str().into());
+    row("Interval", format_duration(check.interval));
+    row("Timeout", format_duration(check.timeout));
+    if let Some(fast) = check.interval_when_failing {
+        row("Interval when failing", format_duration(fast));
+    }
+    row(
+        "Flap thresholds",
+        format!(
+            "{} failing run(s) to fail, {} passing run(s) to pass",
+            check.failures_before_fail, check.successes_before_pass
+        ),
+    );
+    for (key, value) in &check.labels {
+        row(&format!("Label {}", escape(key)), escape(value).into_owned());
+    }
+    row("Last run", ago(now, status.last_run.as_ref().map(|r| r.started_at.as_str())));
+    row("Next run", ago(now, status.next_run_at.as_deref()));
+    row("Last passed", ago(now, status.last_success_at.as_deref()));
+    row("Consecutive failures", status.consecutive_failures.to_string());
+    body.push_str("</tbody></table>");
+    let _ = write!(
+        body,
+        "<h2>Config</h2><pre>{}</pre><h2>Recent runs (newest first, at most {HISTORY_LEN}, in memory)</h2>\
+<div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Reason</th><th>Message</th><th>Started</th><th>Duration</th></tr></thead><tbody>",
+        escape(&check.config_yaml)
+    );
+    for run in history.iter().rev() {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{:.3}s</td></tr>",
+            verdict_cell(run.verdict.as_str()),
+            run.reason.as_str(),
+            escape(&run.message),
+            ago(now, Some(&run.started_at)),
+            run.duration_seconds
+        );
+    }
+    if history.is_empty() {
+        body.push_str("<tr><td colspan=\"5\">not run yet</td></tr>");
+    }
+    body.push_str("</tbody></table></div>");
+    page(&format!("vouch: {}", check.name), class, &banner, &escape(&check.section), &body)
+}
+
+/// A check name as a URL path segment.
+pub fn url_segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_for_people() {
+        assert_eq!(coarse(Duration::from_secs(12)), "12s");
+        assert_eq!(coarse(Duration::from_secs(240)), "4m");
+        assert_eq!(coarse(Duration::from_secs(3 * 3600)), "3h");
+        assert_eq!(coarse(Duration::from_secs(2 * 86400)), "2d");
+    }
+
+    #[test]
+    fn names_are_escaped_for_paths() {
+        assert_eq!(url_segment("api health/live"), "api%20health%2Flive");
+    }
+}
