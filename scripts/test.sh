@@ -10,6 +10,7 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need promtool prometheus
 need prometheus prometheus
 need prometheus-alertmanager prometheus-alertmanager
+need chromium chromium
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -396,7 +396,15 @@ impl SourcedConfig {
 /// token, secret, key or credential (unless the key is a `_file`/`_env`
 /// reference), and header values of credential-looking headers.
 fn redact(value: &mut serde_yaml_ng::Value, in_headers: bool) {
-    const SENSITIVE: [&str; 7] = ["password", "token", "secret", "key", "credential", "auth", "cookie"];
+    const SENSITIVE: [&str; 7] = [
+        "password",
+        "token",
+        "secret",
+        "key",
+        "credential",
+        "auth",
+        "cookie",
+    ];
     match value {
         serde_yaml_ng::Value::Mapping(map) => {
             for (key, child) in map.iter_mut() {

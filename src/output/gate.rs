@@ -45,7 +45,12 @@ pub struct GateAnswer {
 
 fn list(text: &Option<String>) -> Vec<&str> {
     text.as_deref()
-        .map(|t| t.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -55,8 +60,9 @@ fn parse_since(text: &str) -> Result<SystemTime, String> {
             return Ok(UNIX_EPOCH + Duration::from_secs_f64(seconds));
         }
     }
-    humantime::parse_rfc3339_weak(text)
-        .map_err(|_| format!("since={text:?}: expected RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds"))
+    humantime::parse_rfc3339_weak(text).map_err(|_| {
+        format!("since={text:?}: expected RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds")
+    })
 }
 
 fn severity(text: &str) -> Result<Severity, String> {
@@ -64,7 +70,9 @@ fn severity(text: &str) -> Result<Severity, String> {
         "critical" => Ok(Severity::Critical),
         "warning" => Ok(Severity::Warning),
         "info" => Ok(Severity::Info),
-        _ => Err(format!("severity={text:?}: expected critical, warning or info")),
+        _ => Err(format!(
+            "severity={text:?}: expected critical, warning or info"
+        )),
     }
 }
 
@@ -73,7 +81,10 @@ fn selected(status: &CheckStatus, sections: &[&str], checks: &[&str], minimum: S
     let in_section = sections.is_empty()
         || sections.iter().any(|s| {
             let s = s.trim_end_matches('/');
-            section == s || section.strip_prefix(s).is_some_and(|rest| rest.starts_with('/'))
+            section == s
+                || section
+                    .strip_prefix(s)
+                    .is_some_and(|rest| rest.starts_with('/'))
         });
     let named = checks.is_empty() || checks.contains(&status.check.name.as_str());
     in_section && named && status.check.severity >= minimum
@@ -81,7 +92,12 @@ fn selected(status: &CheckStatus, sections: &[&str], checks: &[&str], minimum: S
 
 /// Evaluates the gate; `Err` is a bad query.
 pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnswer, String> {
-    let minimum = query.severity.as_deref().map(severity).transpose()?.unwrap_or(Severity::Info);
+    let minimum = query
+        .severity
+        .as_deref()
+        .map(severity)
+        .transpose()?
+        .unwrap_or(Severity::Info);
     let since = query.since.as_deref().map(parse_since).transpose()?;
     let sections = list(&query.section);
     let names = list(&query.check);
@@ -112,7 +128,12 @@ pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnsw
         let why = if status.state != "pass" {
             Some(match &status.last_run {
                 None => "has not run yet".to_string(),
-                Some(run) => format!("{} ({}): {}", status.state, run.reason.as_str(), run.message),
+                Some(run) => format!(
+                    "{} ({}): {}",
+                    status.state,
+                    run.reason.as_str(),
+                    run.message
+                ),
             })
         } else {
             match (since, last_start) {

@@ -27,7 +27,8 @@ th,td{text-align:left;padding:6px 8px;border-top:1px solid #eaeef2;vertical-alig
 .strip{white-space:nowrap;font:11px/1 monospace}.strip i{display:inline-block;width:6px;height:14px;margin-right:1px;font-style:normal}\
 .s-pass{background:#2da44e}.s-fail{background:#cf222e}.s-error{background:#bf8700}\
 code,pre{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:#fff;border:1px solid #d0d7de;padding:10px;overflow-x:auto}\
-.muted{color:#57606a;font-size:13px}a{color:#0969da}";
+.muted{color:#57606a;font-size:13px}a{color:#0969da}\
+@media(max-width:640px){.n{display:none}main{padding:4px 10px 16px}}";
 
 fn icon(state: &str) -> (&'static str, &'static str) {
     match state {
@@ -94,11 +95,29 @@ pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
     let summary = &snapshot.summary;
     let failing = summary.fail + summary.error;
     let (class, banner) = if failing > 0 {
-        ("bad", format!("\u{2718} Checklist failing: {failing} of {} checks do not pass", summary.total))
+        (
+            "bad",
+            format!(
+                "\u{2718} Checklist failing: {failing} of {} checks do not pass",
+                summary.total
+            ),
+        )
     } else if summary.pending > 0 {
-        ("wait", format!("\u{2026} Checklist not verified yet: {} of {} checks have not run", summary.pending, summary.total))
+        (
+            "wait",
+            format!(
+                "\u{2026} Checklist not verified yet: {} of {} checks have not run",
+                summary.pending, summary.total
+            ),
+        )
     } else {
-        ("ok", format!("\u{2714} Checklist verified: all {} checks pass", summary.total))
+        (
+            "ok",
+            format!(
+                "\u{2714} Checklist verified: all {} checks pass",
+                summary.total
+            ),
+        )
     };
     let mut body = format!(
         "<div class=\"counts\"><span>\u{2714} passing <b>{}</b></span><span>\u{2718} failing <b>{}</b></span>\
@@ -109,7 +128,10 @@ This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \
     );
     let mut sections: Vec<(&str, Vec<&CheckStatus>)> = Vec::new();
     for status in &snapshot.checks {
-        match sections.iter_mut().find(|(s, _)| *s == status.check.section) {
+        match sections
+            .iter_mut()
+            .find(|(s, _)| *s == status.check.section)
+        {
             Some((_, list)) => list.push(status),
             None => sections.push((status.check.section.as_str(), vec![status])),
         }
@@ -117,8 +139,8 @@ This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \
     for (section, checks) in sections {
         let _ = write!(
             body,
-            "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th>Severity</th>\
-<th>Result</th><th>Last run</th><th>Next run</th><th>Recent runs</th></tr></thead><tbody>",
+            "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th class=\"n\">Severity</th>\
+<th>Result</th><th class=\"n\">Last run</th><th class=\"n\">Next run</th><th>Recent runs</th></tr></thead><tbody>",
             escape(section)
         );
         for status in checks {
@@ -136,12 +158,15 @@ This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \
                     } else {
                         String::new()
                     };
-                    (format!("{reason}{}{raw}", escape(&run.message)), Some(run.started_at.as_str()))
+                    (
+                        format!("{reason}{}{raw}", escape(&run.message)),
+                        Some(run.started_at.as_str()),
+                    )
                 }
             };
             let _ = write!(
                 body,
-                "<tr><td>{}</td><td><a href=\"checks/{}\">{}</a></td><td>{}</td><td>{result}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td><a href=\"checks/{}\">{}</a></td><td class=\"n\">{}</td><td>{result}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
                 verdict_cell(status.state),
                 url_segment(name),
                 escape(name),
@@ -153,11 +178,22 @@ This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \
         }
         body.push_str("</tbody></table></div>");
     }
-    page("vouch: deployment checklist", class, &banner, &format!("vouch {}", env!("CARGO_PKG_VERSION")), &body)
+    page(
+        "vouch: deployment checklist",
+        class,
+        &banner,
+        &format!("vouch {}", env!("CARGO_PKG_VERSION")),
+        &body,
+    )
 }
 
 /// `/checks/NAME`: one check's facts, config and recent runs.
-pub fn detail(status: &CheckStatus, check: &PlannedCheck, history: &[HistoryView], now: SystemTime) -> String {
+pub fn detail(
+    status: &CheckStatus,
+    check: &PlannedCheck,
+    history: &[HistoryView],
+    now: SystemTime,
+) -> String {
     let class = match status.state {
         "pass" => "ok",
         "pending" => "wait",
@@ -185,12 +221,21 @@ pub fn detail(status: &CheckStatus, check: &PlannedCheck, history: &[HistoryView
         ),
     );
     for (key, value) in &check.labels {
-        row(&format!("Label {}", escape(key)), escape(value).into_owned());
+        row(
+            &format!("Label {}", escape(key)),
+            escape(value).into_owned(),
+        );
     }
-    row("Last run", ago(now, status.last_run.as_ref().map(|r| r.started_at.as_str())));
+    row(
+        "Last run",
+        ago(now, status.last_run.as_ref().map(|r| r.started_at.as_str())),
+    );
     row("Next run", ago(now, status.next_run_at.as_deref()));
     row("Last passed", ago(now, status.last_success_at.as_deref()));
-    row("Consecutive failures", status.consecutive_failures.to_string());
+    row(
+        "Consecutive failures",
+        status.consecutive_failures.to_string(),
+    );
     body.push_str("</tbody></table>");
     let _ = write!(
         body,
@@ -213,7 +258,13 @@ pub fn detail(status: &CheckStatus, check: &PlannedCheck, history: &[HistoryView
         body.push_str("<tr><td colspan=\"5\">not run yet</td></tr>");
     }
     body.push_str("</tbody></table></div>");
-    page(&format!("vouch: {}", check.name), class, &banner, &escape(&check.section), &body)
+    page(
+        &format!("vouch: {}", check.name),
+        class,
+        &banner,
+        &escape(&check.section),
+        &body,
+    )
 }
 
 /// A check name as a URL path segment.
