@@ -66,9 +66,12 @@ pub enum Command {
         /// Lowest severity whose failure fails the gate.
         #[arg(long, value_enum, default_value_t = FailOn::Warning)]
         fail_on: FailOn,
-        /// Run only these checks: a check name, a section, or a section prefix. Repeatable.
-        #[arg(long = "only", value_name = "NAME|SECTION")]
+        /// Run only these checks: a check name, a section, a section prefix, or a label (key=value). Repeatable.
+        #[arg(long = "only", value_name = "NAME|SECTION|KEY=VALUE")]
         only: Vec<String>,
+        /// Leave these checks out (same forms as --only). Repeatable.
+        #[arg(long = "skip", value_name = "NAME|SECTION|KEY=VALUE")]
+        skip: Vec<String>,
     },
     /// Parse and validate the config without touching any target.
     Validate {
@@ -127,13 +130,30 @@ pub async fn run(cli: Cli) -> u8 {
             output,
             fail_on,
             only,
-        } => check(&config, format, output.as_deref(), fail_on.into(), &only).await,
+            skip,
+        } => {
+            let selection = Selection { only, skip };
+            check(
+                &config,
+                format,
+                output.as_deref(),
+                fail_on.into(),
+                &selection,
+            )
+            .await
+        }
         Command::Validate { config } => validate(&config),
     };
     result.unwrap_or_else(|err| {
         eprintln!("vouch: {err:#}");
         EXIT_FAILED
     })
+}
+
+/// Which checks `vouch check` runs.
+struct Selection {
+    only: Vec<String>,
+    skip: Vec<String>,
 }
 
 /// Loads the plan, or prints every problem and gives the exit code.
@@ -162,14 +182,14 @@ async fn check(
     format: ReportFormat,
     output: Option<&Path>,
     fail_on: Severity,
-    only: &[String],
+    selection: &Selection,
 ) -> anyhow::Result<u8> {
     let clients = Arc::new(Clients::new());
     let plan = match load_plan(path, &clients) {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
-    let selected = match plan.select(only) {
+    let selected = match plan.select(&selection.only, &selection.skip) {
         Ok(selected) => selected,
         Err(message) => {
             eprintln!("vouch: {message}");

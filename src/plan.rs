@@ -111,30 +111,39 @@ impl Plan {
         }
     }
 
-    /// The checks selected by `--only`: each selector is a check name, a
-    /// section, or a section prefix (`post-deploy` selects
-    /// `post-deploy/api`). No selector selects everything.
-    pub fn select(&self, selectors: &[String]) -> Result<Vec<Arc<PlannedCheck>>, String> {
-        if selectors.is_empty() {
-            return Ok(self.checks.clone());
-        }
-        for selector in selectors {
-            if !self.checks.iter().any(|c| matches_selector(c, selector)) {
-                return Err(format!(
-                    "--only {selector}: no check or section has this name"
-                ));
+    /// The checks selected by `--only` and not excluded by `--skip`. Each
+    /// selector is a check name, a section, a section prefix (`post-deploy`
+    /// selects `post-deploy/api`) or a label (`team=payments`). No `--only`
+    /// selects everything. A selector that matches nothing is an error (a
+    /// typo must not silently shrink the gate).
+    pub fn select(
+        &self,
+        only: &[String],
+        skip: &[String],
+    ) -> Result<Vec<Arc<PlannedCheck>>, String> {
+        for (flag, selectors) in [("--only", only), ("--skip", skip)] {
+            for selector in selectors {
+                if !self.checks.iter().any(|c| matches_selector(c, selector)) {
+                    return Err(format!(
+                        "{flag} {selector}: no check, section or label matches"
+                    ));
+                }
             }
         }
         Ok(self
             .checks
             .iter()
-            .filter(|c| selectors.iter().any(|s| matches_selector(c, s)))
+            .filter(|c| only.is_empty() || only.iter().any(|s| matches_selector(c, s)))
+            .filter(|c| !skip.iter().any(|s| matches_selector(c, s)))
             .cloned()
             .collect())
     }
 }
 
 fn matches_selector(check: &PlannedCheck, selector: &str) -> bool {
+    if let Some((key, value)) = selector.split_once('=') {
+        return check.labels.get(key).is_some_and(|v| v == value);
+    }
     let selector = selector.trim_end_matches('/');
     check.name == selector
         || check.section == selector

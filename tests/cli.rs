@@ -944,3 +944,43 @@ async fn version_prints_the_package_version() {
     );
     assert_eq!(text.lines().count(), 1, "{text}");
 }
+
+#[tokio::test]
+async fn skip_and_label_selectors_narrow_the_gate_and_sections_keep_config_order() {
+    let server = TestServer::http().await;
+    for path in ["/z1", "/a1", "/z2", "/pay"] {
+        server.route(path, Reply::text(200, "ok"));
+    }
+    // Sections in checklist order, which is not alphabetical.
+    let config = write_config(&format!(
+        "checks:\n{}{}{}  - name: pay\n    section: pre-deploy/secrets\n    labels: {{team: payments}}\n    http: {{url: {}}}\n",
+        http_check("z1", "zeta", "warning", &server.url("/z1"), "{}"),
+        http_check("a1", "alpha", "warning", &server.url("/a1"), "{}"),
+        http_check("z2", "zeta", "warning", &server.url("/z2"), "{}"),
+        server.url("/pay"),
+    ));
+    let report = check_json(&config, &[], 0).await;
+    assert_eq!(names(&report), ["z1", "a1", "z2", "pay"]);
+    let table = stdout(&check(&config, &[]).await);
+    let zeta = table.find("zeta").unwrap();
+    let alpha = table.find("alpha").unwrap();
+    assert!(zeta < alpha, "sections in config order:\n{table}");
+    assert!(
+        table.find("z2").unwrap() < alpha,
+        "a section's checks stay together:\n{table}"
+    );
+
+    let report = check_json(&config, &["--skip", "zeta"], 0).await;
+    assert_eq!(names(&report), ["a1", "pay"]);
+    let report = check_json(&config, &["--only", "team=payments"], 0).await;
+    assert_eq!(names(&report), ["pay"]);
+    let report = check_json(&config, &["--only", "zeta", "--skip", "z2"], 0).await;
+    assert_eq!(names(&report), ["z1"]);
+    let out = check(&config, &["--skip", "team=nobody"]).await;
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("--skip team=nobody: no check, section or label matches"),
+        "{}",
+        stderr(&out)
+    );
+}

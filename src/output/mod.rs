@@ -40,6 +40,23 @@ impl Outputs {
     }
 }
 
+/// Groups `items` by section: sections in the order they first appear
+/// (the config's, which follows the checklist), items in their order.
+pub fn in_sections<'a, T>(
+    items: &'a [T],
+    section_of: impl Fn(&'a T) -> &'a str,
+) -> Vec<(&'a str, Vec<&'a T>)> {
+    let mut sections: Vec<(&str, Vec<&T>)> = Vec::new();
+    for item in items {
+        let section = section_of(item);
+        match sections.iter_mut().find(|(s, _)| *s == section) {
+            Some((_, list)) => list.push(item),
+            None => sections.push((section, vec![item])),
+        }
+    }
+    sections
+}
+
 /// One log line per run: failures at warn, passes at debug.
 pub fn log_run(record: &RunRecord) {
     let outcome = &record.outcome;

@@ -126,17 +126,7 @@ pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
 This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \u{b7} <a href=\"metrics\">metrics</a></p>",
         summary.pass, summary.fail, summary.error, summary.pending
     );
-    let mut sections: Vec<(&str, Vec<&CheckStatus>)> = Vec::new();
-    for status in &snapshot.checks {
-        match sections
-            .iter_mut()
-            .find(|(s, _)| *s == status.check.section)
-        {
-            Some((_, list)) => list.push(status),
-            None => sections.push((status.check.section.as_str(), vec![status])),
-        }
-    }
-    for (section, checks) in sections {
+    for (section, checks) in super::in_sections(&snapshot.checks, |c| c.check.section.as_str()) {
         let _ = write!(
             body,
             "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th class=\"n\">Severity</th>\

@@ -1,7 +1,6 @@
 //! The gate's report of one round of checks: a table for people, JSON and
 //! JUnit XML for CI systems.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -59,15 +58,8 @@ impl GateReport {
         }
     }
 
-    fn by_section(&self) -> BTreeMap<&str, Vec<&RunRecord>> {
-        let mut sections: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
-        for record in &self.records {
-            sections
-                .entry(record.check.section.as_str())
-                .or_default()
-                .push(record);
-        }
-        sections
+    fn by_section(&self) -> Vec<(&str, Vec<&RunRecord>)> {
+        super::in_sections(&self.records, |r| r.check.section.as_str())
     }
 
     /// One block per section, one row per check: verdict (upper case when
