@@ -993,6 +993,16 @@ async fn a_valid_certificate_from_a_trusted_ca_passes() {
     expect(&outcome, Verdict::Pass, Reason::Ok, "status 200");
     let tls = measured(&outcome, "vouch_http_duration_seconds", Some("tls"));
     assert!(tls.is_some_and(|t| t > 0.0), "tls phase: {tls:?}");
+    assert_eq!(
+        measured(&outcome, "vouch_tls_verification_success", None),
+        Some(1.0)
+    );
+    assert!(
+        measured(&outcome, "vouch_tls_cert_not_after_timestamp_seconds", None)
+            .is_some_and(|t| t > 1.7e9),
+        "{:?}",
+        outcome.measurements
+    );
 }
 
 #[tokio::test]
@@ -1031,7 +1041,22 @@ async fn an_expired_certificate_is_tls_expired() {
         Reason::TlsExpired,
         "TLS handshake with localhost failed",
     );
-    assert!(outcome.measurements.is_empty());
+    // The certificate is measured even though the handshake was refused,
+    // by the same code as the `tls` kind: its dates, and a failed verification.
+    let not_after = measured(&outcome, "vouch_tls_cert_not_after_timestamp_seconds", None)
+        .expect("the expired certificate's end of validity is measured");
+    assert!(
+        not_after
+            < std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+    );
+    assert_eq!(
+        measured(&outcome, "vouch_tls_verification_success", None),
+        Some(0.0)
+    );
+    assert_eq!(measured(&outcome, "vouch_http_status_code", None), None);
 }
 
 #[tokio::test]

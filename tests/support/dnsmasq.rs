@@ -99,21 +99,29 @@ fn answers(addr: SocketAddr) -> bool {
     matches!(socket.recv_from(&mut buffer), Ok((n, _)) if n >= 12 && buffer[..2] == [0x5e, 0xed])
 }
 
-/// A UDP socket that receives queries and never answers: a name server
-/// that does not respond. Keeps the port until dropped.
+/// A name server that does not respond: a UDP socket that receives
+/// queries and a TCP listener whose connections the kernel accepts, both
+/// never answering. Keeps the port until dropped.
 pub struct Silent {
-    _socket: UdpSocket,
+    _udp: UdpSocket,
+    _tcp: std::net::TcpListener,
     pub addr: SocketAddr,
 }
 
 impl Silent {
     pub fn bind() -> Silent {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = socket.local_addr().unwrap();
-        Silent {
-            _socket: socket,
-            addr,
+        for _ in 0..20 {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = std::net::TcpListener::bind(addr) {
+                return Silent {
+                    _udp: udp,
+                    _tcp: tcp,
+                    addr,
+                };
+            }
         }
+        panic!("no loopback port free for both UDP and TCP");
     }
 
     pub fn server(&self) -> String {
