@@ -29,7 +29,7 @@ impl Dnsmasq {
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new("dnsmasq")
+            let mut child = Command::new(binary())
                 .args([
                     "--no-daemon",
                     &format!("--port={port}"),
@@ -75,6 +75,15 @@ impl Dnsmasq {
     /// `127.0.0.1:PORT`, as a `dns.servers` entry.
     pub fn server(&self) -> String {
         self.addr.to_string()
+    }
+}
+
+/// Debian installs dnsmasq in /usr/sbin, which a non-root PATH may lack.
+fn binary() -> &'static str {
+    if std::path::Path::new("/usr/sbin/dnsmasq").exists() {
+        "/usr/sbin/dnsmasq"
+    } else {
+        "dnsmasq"
     }
 }
 
