@@ -387,13 +387,12 @@ impl DnsProbe {
                 Err(failure) => failures.push((server, failure)),
             }
         }
-        if let Some((server, failure)) = failures.first() {
+        if let Some((_, failure)) = failures.first() {
             let text = failures
                 .iter()
                 .map(|(server, f)| format!("{}: {}", server_text(server), f.message))
                 .collect::<Vec<_>>()
                 .join("; ");
-            let _ = server;
             return Outcome::error(failure.reason, text).with_measurements(measurements);
         }
         let mut broken: Vec<(Reason, String)> = Vec::new();

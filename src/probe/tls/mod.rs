@@ -280,11 +280,6 @@ impl TlsProbe {
         })
     }
 
-    /// Whether this check accepts an unverified chain (for the start-up warning).
-    pub fn skips_verification(&self) -> bool {
-        !self.policy.required()
-    }
-
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
         match &self.target {
             Target::Server {
