@@ -333,6 +333,18 @@ async fn a_server_that_never_answers_is_a_timeout_naming_it() {
         measured(&propagation, "vouch_dns_answers", &dns.server()),
         Some(1.0)
     );
+    // Nothing listening at all looks the same over UDP: no answer.
+    let port = support::closed_port();
+    let nobody = run(&format!(
+        "name: name.test\nservers: [\"127.0.0.1:{port}\"]\nquery_timeout: 200ms"
+    ))
+    .await;
+    expect(
+        &nobody,
+        Verdict::Error,
+        Reason::Timeout,
+        &format!("127.0.0.1:{port}: no answer (query timed out)"),
+    );
 }
 
 #[tokio::test]
@@ -374,6 +386,10 @@ fn config_problems_name_the_key() {
     assert_eq!(
         config_error("name: a.test\nexpect:\n  rcode: NXDOMAIN\n  min_answers: 1"),
         "test.yaml:7: checks[0].dns.expect.rcode: a NXDOMAIN answer has no records; answers, contains and min_answers cannot hold"
+    );
+    assert_eq!(
+        config_error("name: a.test\nservers: [\"10.0.0.1\"]\nquery_timeout: 5s"),
+        "test.yaml:7: checks[0].dns.query_timeout: 5s, asked twice, does not fit in the check's timeout 10s"
     );
     assert_eq!(
         config_error("name: a.test\nprotocol: quic\nservers: [\"10.0.0.1\"]"),

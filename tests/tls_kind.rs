@@ -650,3 +650,33 @@ fn config_problems_name_the_key() {
         "test.yaml:6: checks[0].tls.issuer: invalid regex: unclosed group"
     );
 }
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_tls_is_a_handshake_failure() {
+    // Whatever the client sends, the server answers in plain HTTP and closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = tokio::io::AsyncWriteExt::write_all(
+                &mut stream,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+            )
+            .await;
+        }
+    });
+    let outcome = run_in(
+        Path::new("."),
+        "10s",
+        &format!("host: localhost\nport: {}", addr.port()),
+    )
+    .await;
+    task.abort();
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Tls,
+        &format!("TLS handshake with localhost ({addr}) failed"),
+    );
+    assert!(outcome.measurements.is_empty(), "{outcome:?}");
+}

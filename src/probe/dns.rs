@@ -46,8 +46,10 @@ pub struct DnsConfig {
     /// all (and the expected answers, if given). Needs two servers or more.
     #[serde(default)]
     pub propagation: bool,
-    /// How long one server may take to answer one query (default 2s; one
-    /// retry). A server that does not answer is an `error`/`timeout`.
+    /// How long one server may take to answer one query (default 2s, at
+    /// most a third of the check's timeout). Each server is asked twice, so
+    /// twice this must fit in the check's timeout. A server that does not
+    /// answer is an `error`/`timeout` naming it.
     pub query_timeout: Option<HumanDuration>,
     /// What the answer must look like.
     #[serde(default)]
@@ -146,10 +148,14 @@ impl fmt::Debug for SystemResolver {
 const RECORD_TYPES: &str = "A, AAAA, CNAME, TXT, MX or NS";
 
 impl DnsProbe {
+    /// `check_timeout` is the check's effective timeout: a server's two
+    /// tries must fit in it, so a silent server is named by this probe
+    /// rather than cut off by the runner.
     pub fn build(
         config: &DnsConfig,
         _clients: &Clients,
         _source: &SourcedConfig,
+        check_timeout: Duration,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let name = match Name::from_utf8(config.name.trim()) {
@@ -205,13 +211,23 @@ impl DnsProbe {
                 "needs servers (the system resolver chooses its own)",
             ));
         }
-        let query_timeout = config
-            .query_timeout
-            .map(|d| d.0)
-            .unwrap_or(DEFAULT_QUERY_TIMEOUT);
-        if query_timeout.is_zero() {
-            problems.push(Problem::new("query_timeout", "must be longer than 0s"));
-        }
+        let query_timeout = match config.query_timeout {
+            Some(given) => {
+                if given.0.is_zero() {
+                    problems.push(Problem::new("query_timeout", "must be longer than 0s"));
+                } else if given.0 * 2 >= check_timeout {
+                    problems.push(Problem::new(
+                        "query_timeout",
+                        format!(
+                            "{given}, asked twice, does not fit in the check's timeout {}",
+                            format_duration(check_timeout)
+                        ),
+                    ));
+                }
+                given.0
+            }
+            None => DEFAULT_QUERY_TIMEOUT.min(check_timeout / 3),
+        };
         let mut addrs = Vec::new();
         for (i, text) in config.servers.iter().enumerate() {
             match parse_server(text) {

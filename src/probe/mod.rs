@@ -92,7 +92,8 @@ pub fn build(
         return Ok(Arc::new(probe));
     }
     if let Some(dns) = &check.dns {
-        let probe = dns::DnsProbe::build(dns, clients, config)
+        let timeout = check.effective_timeout(&config.file.defaults).0;
+        let probe = dns::DnsProbe::build(dns, clients, config, timeout)
             .map_err(|problems| under("dns", problems))?;
         return Ok(Arc::new(probe));
     }
