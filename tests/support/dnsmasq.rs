@@ -1,6 +1,6 @@
 //! A real DNS server for tests: Debian's dnsmasq on a random loopback port
-//! (UDP and TCP), answering only the records the test gives, killed on
-//! drop. Records are dnsmasq options: `--address=/name.test/10.1.2.3`,
+//! (UDP and TCP), in the foreground, answering only the records the test
+//! gives, killed on drop. Records are dnsmasq options: `--address=/name.test/10.1.2.3`,
 //! `--address=/gone.test/` (NXDOMAIN), `--host-record=`, `--cname=`,
 //! `--txt-record=`, `--mx-host=`, `--dns-rr=` (any type, hex data).
 
@@ -31,7 +31,11 @@ impl Dnsmasq {
             let port = free_port();
             let mut child = Command::new(binary())
                 .args([
-                    "--no-daemon",
+                    // Not --no-daemon: in that debug mode dnsmasq serves a TCP
+                    // connection in its main process and answers no UDP
+                    // query until the client closes it (hickory keeps its
+                    // TCP connections open), which stalls UDP lookups.
+                    "--keep-in-foreground",
                     &format!("--port={port}"),
                     "--listen-address=127.0.0.1",
                     "--bind-interfaces",
