@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use support::certs::{self_signed, TestCa, Validity};
+use support::certs::{self_signed, unix_now, TestCa, Validity, DAY};
 use support::http_server::{Reply, TestServer};
 use vouch::config::SourcedConfig;
 use vouch::plan::Plan;
@@ -1033,7 +1033,16 @@ async fn a_private_ca_without_ca_file_is_an_unknown_issuer() {
 
 #[tokio::test]
 async fn an_expired_certificate_is_tls_expired() {
-    let (server, dir) = https_from_private_ca(&LOCAL_NAMES, Validity::Expired).await;
+    let now = unix_now();
+    let (not_before, not_after) = (now - 40 * DAY, now - 2 * DAY);
+    let (server, dir) = https_from_private_ca(
+        &LOCAL_NAMES,
+        Validity::Between {
+            not_before,
+            not_after,
+        },
+    )
+    .await;
     let outcome = run_tls(dir.path(), &server, "ca_file: ca.pem").await;
     expect(
         &outcome,
@@ -1043,20 +1052,27 @@ async fn an_expired_certificate_is_tls_expired() {
     );
     // The certificate is measured even though the handshake was refused,
     // by the same code as the `tls` kind: its dates, and a failed verification.
-    let not_after = measured(&outcome, "vouch_tls_cert_not_after_timestamp_seconds", None)
-        .expect("the expired certificate's end of validity is measured");
-    assert!(
-        not_after
-            < std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64()
-    );
+    for (name, value) in [
+        ("vouch_tls_cert_not_before_timestamp_seconds", not_before),
+        ("vouch_tls_cert_not_after_timestamp_seconds", not_after),
+        (
+            "vouch_tls_chain_earliest_not_after_timestamp_seconds",
+            not_after,
+        ),
+    ] {
+        assert_eq!(
+            measured(&outcome, name, None),
+            Some(value as f64),
+            "{name}: {:?}",
+            outcome.measurements
+        );
+    }
     assert_eq!(
         measured(&outcome, "vouch_tls_verification_success", None),
         Some(0.0)
     );
     assert_eq!(measured(&outcome, "vouch_http_status_code", None), None);
+    assert!(server.seen().is_empty());
 }
 
 #[tokio::test]
