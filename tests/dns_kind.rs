@@ -287,6 +287,32 @@ async fn propagation_names_the_server_that_disagrees() {
         ),
     );
 
+    // A server that does not know the name at all disagrees too.
+    let unaware = Dnsmasq::start(&["--address=/api.test/"]);
+    let nxdomain = run(&format!(
+        "name: api.test\nservers: [\"{}\", \"{}\"]\npropagation: true\nexpect: {{ answers: [10.1.2.3] }}",
+        current.server(),
+        unaware.server()
+    ))
+    .await;
+    expect(
+        &nxdomain,
+        Verdict::Fail,
+        Reason::DnsDisagreement,
+        &format!(
+            "1 of 2 servers disagree with the expected {{10.1.2.3}}: {} answered NXDOMAIN",
+            unaware.server()
+        ),
+    );
+    assert_eq!(
+        measured(
+            &nxdomain,
+            "vouch_dns_server_agreement_success",
+            &unaware.server()
+        ),
+        Some(0.0)
+    );
+
     let agreeing = format!("[\"{}\", \"{}\"]", current.server(), also_current.server());
     let done = run(&format!(
         "name: api.test\nservers: {agreeing}\npropagation: true\nexpect: {{ answers: [10.1.2.3] }}"

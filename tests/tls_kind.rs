@@ -420,6 +420,50 @@ async fn an_intermediate_expiring_before_the_leaf_is_the_earliest_expiry() {
 }
 
 #[tokio::test]
+async fn an_expired_intermediate_is_tls_expired_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = TestCa::new("Vouch Test Root");
+    root.write_pem(dir.path());
+    let now = unix_now();
+    let intermediate_not_after = now - DAY;
+    let intermediate = root.intermediate(
+        "Vouch Lapsed Intermediate",
+        Validity::Between {
+            not_before: now - 300 * DAY,
+            not_after: intermediate_not_after,
+        },
+    );
+    let (not_before, not_after) = (now - 2 * DAY, now + 60 * DAY);
+    let leaf = intermediate.issue(
+        &NAMES,
+        Validity::Between {
+            not_before,
+            not_after,
+        },
+    );
+    let server = TlsServer::start(&leaf).await;
+    let outcome = run_in(dir.path(), "10s", &block(&server, "ca_file: ca.pem")).await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::TlsExpired,
+        &format!(
+            "the intermediate certificate (chain index 1) expired at {} (1.0 days ago)",
+            date(intermediate_not_after)
+        ),
+    );
+    assert_leaf(&outcome, not_before, not_after, false);
+    assert_eq!(
+        earliest(&outcome),
+        Some((
+            "intermediate".into(),
+            "1".into(),
+            intermediate_not_after as f64
+        ))
+    );
+}
+
+#[tokio::test]
 async fn a_leaf_expiring_in_ten_days_fails_min_valid_for_with_the_days_left() {
     let dir = tempfile::tempdir().unwrap();
     let (_root, intermediate) = pki(dir.path());
