@@ -486,7 +486,7 @@ impl DnsProbe {
                     self.name,
                     self.record_type,
                     answer.describe(),
-                    format_duration(round_ms(slowest))
+                    format_lookup(slowest)
                 ))
             }
             Some((reason, _)) => Outcome::fail(
@@ -560,7 +560,7 @@ impl DnsProbe {
                     Reason::Latency,
                     format!(
                         "lookup took {}, more than max_latency {}",
-                        format_duration(round_ms(elapsed)),
+                        format_lookup(elapsed),
                         format_duration(max)
                     ),
                 ));
@@ -782,8 +782,17 @@ fn server_text(label: &str) -> String {
     }
 }
 
-fn round_ms(duration: Duration) -> Duration {
-    Duration::from_micros((duration.as_micros() as u64 / 100) * 100)
+/// A lookup time for messages: loopback answers take fractions of a
+/// millisecond, so `0.2ms`, `12ms`, `1.5s`.
+fn format_lookup(duration: Duration) -> String {
+    let millis = duration.as_secs_f64() * 1000.0;
+    if millis < 10.0 {
+        format!("{millis:.1}ms")
+    } else if millis < 1000.0 {
+        format!("{millis:.0}ms")
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
 }
 
 impl Probe for DnsProbe {
@@ -808,6 +817,13 @@ mod tests {
             "edge.example.com"
         );
         assert!(normalise(RecordType::A, "::1").is_err());
+    }
+
+    #[test]
+    fn lookup_times_keep_fractions_of_a_millisecond() {
+        assert_eq!(format_lookup(Duration::from_micros(240)), "0.2ms");
+        assert_eq!(format_lookup(Duration::from_micros(12_400)), "12ms");
+        assert_eq!(format_lookup(Duration::from_millis(1_520)), "1.5s");
     }
 
     #[test]
