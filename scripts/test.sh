@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: command the tests run -> package that provides it.
 missing=()
-need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || missing+=("$2"); }
 need promtool prometheus
 need prometheus prometheus
 need prometheus-alertmanager prometheus-alertmanager
 need chromium chromium
+need dnsmasq dnsmasq-base
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

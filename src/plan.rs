@@ -101,7 +101,9 @@ impl Plan {
         match settings {
             Ok(settings) if problems.is_empty() => {
                 for check in &file.checks {
-                    if check.http.as_ref().is_some_and(|h| h.insecure_skip_verify) {
+                    let skips = check.http.as_ref().is_some_and(|h| h.insecure_skip_verify)
+                        || check.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
+                    if skips {
                         tracing::warn!(check = %check.name, "TLS certificate verification is off for this check (insecure_skip_verify)");
                     }
                 }

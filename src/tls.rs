@@ -2,9 +2,10 @@
 //! mapping of handshake failures to reasons.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
@@ -53,6 +54,35 @@ impl TlsClients {
             return Err(format!("{} holds no PEM certificate", pem.display()));
         }
         Ok(Arc::new(client_config(Arc::new(roots))))
+    }
+
+    /// The way a check judges certificates: the system roots, plus the
+    /// certificates of `ca_file` if given; `skip` makes verification not
+    /// required (it is still computed, for the measurements).
+    pub fn policy(&self, ca_file: Option<&Path>, skip: bool) -> Result<TlsPolicy, String> {
+        let mut roots = (*self.roots).clone();
+        if let Some(pem) = ca_file {
+            if add_pem_file(&mut roots, pem)? == 0 {
+                return Err(format!("{} holds no PEM certificate", pem.display()));
+            }
+        }
+        let provider = Arc::new(provider());
+        // An empty store is refused by the builder; a machine without
+        // system roots then verifies nothing as trusted.
+        let verifier = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|err| format!("cannot use the trust roots: {err}"))?,
+            )
+        };
+        Ok(TlsPolicy {
+            verifier,
+            provider,
+            required: !skip,
+        })
     }
 
     /// Verification off: any certificate is accepted (handshake signatures
@@ -144,12 +174,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 /// The reason word for a failed handshake.
 pub fn handshake_reason(err: &std::io::Error) -> Reason {
-    let Some(rustls_error) = err
+    match err
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return Reason::Tls;
-    };
+    {
+        Some(rustls_error) => certificate_reason(rustls_error),
+        None => Reason::Tls,
+    }
+}
+
+/// The reason word for a certificate verification error (`tls` for
+/// anything that is not one of the distinct certificate problems).
+pub fn certificate_reason(rustls_error: &rustls::Error) -> Reason {
     match rustls_error {
         rustls::Error::InvalidCertificate(cert_error) => match cert_error {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -165,5 +201,155 @@ pub fn handshake_reason(err: &std::io::Error) -> Reason {
             _ => Reason::Tls,
         },
         _ => Reason::Tls,
+    }
+}
+
+/// The chain a server presented in one handshake and what verification
+/// said of it (computed even when verification is not required).
+#[derive(Clone, Debug)]
+pub struct Presented {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub verification: Result<(), rustls::Error>,
+}
+
+/// Where a handshake leaves the presented chain.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder(Arc<Mutex<Option<Presented>>>);
+
+impl Recorder {
+    pub fn take(&self) -> Option<Presented> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// How one check judges server certificates: its trust roots and whether
+/// verification is required. Every connection gets its own client config
+/// whose verifier records the chain, so measurements exist whatever the
+/// verification said.
+#[derive(Clone, Debug)]
+pub struct TlsPolicy {
+    /// None when there is no trust root at all.
+    verifier: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    required: bool,
+}
+
+impl TlsPolicy {
+    /// Whether a failed verification fails the check.
+    pub fn required(&self) -> bool {
+        self.required
+    }
+
+    /// A client config for one connection and the recorder its verifier
+    /// fills. With `abort_on_failure`, a failed (required) verification
+    /// aborts the handshake as clients do before sending anything;
+    /// otherwise the handshake completes and the caller judges.
+    pub fn connection(
+        &self,
+        alpn: &[&[u8]],
+        abort_on_failure: bool,
+    ) -> (Arc<ClientConfig>, Recorder) {
+        let recorder = Recorder::default();
+        let verifier = RecordingVerifier {
+            policy: self.clone(),
+            recorder: recorder.clone(),
+            abort: abort_on_failure && self.required,
+        };
+        let mut config = ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        (Arc::new(config), recorder)
+    }
+
+    /// Verifies a chain (leaf first) for `name` at the current time, as a
+    /// server's chain would be in a handshake.
+    pub fn verify(
+        &self,
+        chain: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+    ) -> Result<(), rustls::Error> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(rustls::Error::NoCertificatesPresented);
+        };
+        let Some(verifier) = &self.verifier else {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            ));
+        };
+        verifier
+            .verify_server_cert(leaf, intermediates, name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+}
+
+#[derive(Debug)]
+struct RecordingVerifier {
+    policy: TlsPolicy,
+    recorder: Recorder,
+    abort: bool,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
+        let verification = self.policy.verify(&chain, server_name);
+        let outcome = match (&verification, self.abort) {
+            (Err(err), true) => Err(err.clone()),
+            _ => Ok(ServerCertVerified::assertion()),
+        };
+        *self.recorder.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Presented {
+            chain,
+            verification,
+        });
+        outcome
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.policy.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.policy
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

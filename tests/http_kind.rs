@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use support::certs::{self_signed, TestCa, Validity};
+use support::certs::{self_signed, unix_now, TestCa, Validity, DAY};
 use support::http_server::{Reply, TestServer};
 use vouch::config::SourcedConfig;
 use vouch::plan::Plan;
@@ -993,6 +993,16 @@ async fn a_valid_certificate_from_a_trusted_ca_passes() {
     expect(&outcome, Verdict::Pass, Reason::Ok, "status 200");
     let tls = measured(&outcome, "vouch_http_duration_seconds", Some("tls"));
     assert!(tls.is_some_and(|t| t > 0.0), "tls phase: {tls:?}");
+    assert_eq!(
+        measured(&outcome, "vouch_tls_verification_success", None),
+        Some(1.0)
+    );
+    assert!(
+        measured(&outcome, "vouch_tls_cert_not_after_timestamp_seconds", None)
+            .is_some_and(|t| t > 1.7e9),
+        "{:?}",
+        outcome.measurements
+    );
 }
 
 #[tokio::test]
@@ -1023,7 +1033,16 @@ async fn a_private_ca_without_ca_file_is_an_unknown_issuer() {
 
 #[tokio::test]
 async fn an_expired_certificate_is_tls_expired() {
-    let (server, dir) = https_from_private_ca(&LOCAL_NAMES, Validity::Expired).await;
+    let now = unix_now();
+    let (not_before, not_after) = (now - 40 * DAY, now - 2 * DAY);
+    let (server, dir) = https_from_private_ca(
+        &LOCAL_NAMES,
+        Validity::Between {
+            not_before,
+            not_after,
+        },
+    )
+    .await;
     let outcome = run_tls(dir.path(), &server, "ca_file: ca.pem").await;
     expect(
         &outcome,
@@ -1031,7 +1050,29 @@ async fn an_expired_certificate_is_tls_expired() {
         Reason::TlsExpired,
         "TLS handshake with localhost failed",
     );
-    assert!(outcome.measurements.is_empty());
+    // The certificate is measured even though the handshake was refused,
+    // by the same code as the `tls` kind: its dates, and a failed verification.
+    for (name, value) in [
+        ("vouch_tls_cert_not_before_timestamp_seconds", not_before),
+        ("vouch_tls_cert_not_after_timestamp_seconds", not_after),
+        (
+            "vouch_tls_chain_earliest_not_after_timestamp_seconds",
+            not_after,
+        ),
+    ] {
+        assert_eq!(
+            measured(&outcome, name, None),
+            Some(value as f64),
+            "{name}: {:?}",
+            outcome.measurements
+        );
+    }
+    assert_eq!(
+        measured(&outcome, "vouch_tls_verification_success", None),
+        Some(0.0)
+    );
+    assert_eq!(measured(&outcome, "vouch_http_status_code", None), None);
+    assert!(server.seen().is_empty());
 }
 
 #[tokio::test]

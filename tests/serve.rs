@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::certs::self_signed;
+use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::vouch::Daemon;
 use support::{closed_port, wait_until, write_config};
@@ -55,6 +57,9 @@ async fn metrics_follow_the_contract_and_pass_promtool() {
     let server = TestServer::http().await;
     server.route("/ok", Reply::json(200, serde_json::json!({"status": "ok"})));
     server.route("/bad", Reply::text(503, "down"));
+    let tls_server = TestServer::https(self_signed(&["localhost"])).await;
+    let dns_a = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
+    let dns_b = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
     let config = write_config(&format!(
         r#"
 defaults: {{ interval: 2s, timeout: 1s }}
@@ -71,13 +76,22 @@ checks:
     section: post-deploy/web
     severity: info
     http: {{ url: "http://127.0.0.1:{port}/" }}
+  - name: certificate
+    section: infrastructure/tls
+    tls: {{ host: localhost, port: {tls_port}, insecure_skip_verify: true }}
+  - name: propagated
+    section: infrastructure/dns
+    dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true }}
 "#,
         ok = server.url("/ok"),
         bad = server.url("/bad"),
-        port = closed_port()
+        port = closed_port(),
+        tls_port = tls_server.addr.port(),
+        dns_a = dns_a.server(),
+        dns_b = dns_b.server(),
     ));
     let daemon = Daemon::start(&config.path).await;
-    for name in ["passing", "failing", "refused"] {
+    for name in ["passing", "failing", "refused", "certificate", "propagated"] {
         daemon.wait_for_result(name, Duration::from_secs(10)).await;
     }
     let text = daemon.get_ok("/metrics").await;
@@ -458,15 +472,23 @@ async fn the_demo_config_serves_passing_failing_and_erroring_checks() {
     // target 127.0.0.1:9847, so they are pointed at this daemon instead.
     let demo = std::fs::read_to_string("config/demo.yaml").unwrap();
     let port = support::free_port();
-    let config = write_config(&demo.replace("127.0.0.1:9847", &format!("127.0.0.1:{port}")));
+    // Its certificate files are found beside the original.
+    let config = write_config(
+        &demo
+            .replace("127.0.0.1:9847", &format!("127.0.0.1:{port}"))
+            .replace(
+                "demo-tls/",
+                &format!("{}/config/demo-tls/", env!("CARGO_MANIFEST_DIR")),
+            ),
+    );
     let daemon = Daemon::start_on_port(&config.path, port, &[]).await;
     wait_until("every demo check ran", Duration::from_secs(15), || async {
         daemon.checks().await["summary"]["pending"] == 0
     })
     .await;
     let summary = daemon.checks().await["summary"].clone();
-    assert_eq!(summary["total"], 5);
+    assert_eq!(summary["total"], 7);
     assert_eq!(summary["fail"], 1, "{summary}");
     assert_eq!(summary["error"], 1, "{summary}");
-    assert_eq!(summary["pass"], 3, "{summary}");
+    assert_eq!(summary["pass"], 5, "{summary}");
 }

@@ -17,7 +17,9 @@ pub use secret::{Secret, SecretError, SecretSource};
 pub use spans::LineIndex;
 pub use units::{format_duration, ByteSize, HumanDuration};
 
+use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
+use crate::probe::tls::TlsConfig;
 
 /// The port vouch listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9847;
@@ -141,6 +143,10 @@ pub struct CheckConfig {
     pub labels: BTreeMap<String, String>,
     /// An HTTP(S) request and what its answer must look like.
     pub http: Option<HttpConfig>,
+    /// A TLS handshake (or a PEM file) and what its certificates must be.
+    pub tls: Option<TlsConfig>,
+    /// A DNS lookup and what its answers must be.
+    pub dns: Option<DnsConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -149,14 +155,18 @@ pub struct CheckConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Http,
+    Tls,
+    Dns,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Http];
+    pub const ALL: &'static [Kind] = &[Kind::Http, Kind::Tls, Kind::Dns];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
+            Kind::Tls => "tls",
+            Kind::Dns => "dns",
         }
     }
 }
@@ -198,6 +208,12 @@ impl CheckConfig {
         let mut kinds = Vec::new();
         if self.http.is_some() {
             kinds.push(Kind::Http);
+        }
+        if self.tls.is_some() {
+            kinds.push(Kind::Tls);
+        }
+        if self.dns.is_some() {
+            kinds.push(Kind::Dns);
         }
         kinds
     }

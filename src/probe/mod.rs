@@ -2,7 +2,9 @@
 //! config and the shared clients, and produces an [`Outcome`]. It knows
 //! nothing of scheduling, Prometheus or HTTP serving.
 
+pub mod dns;
 pub mod http;
+pub mod tls;
 
 use std::sync::{Arc, Mutex};
 
@@ -15,12 +17,15 @@ use crate::tls::TlsClients;
 /// Clients built once per process and handed to every probe.
 pub struct Clients {
     pub tls: TlsClients,
+    /// The system's DNS resolver (from /etc/resolv.conf), built once.
+    pub dns: dns::SystemResolver,
 }
 
 impl Clients {
     pub fn new() -> Self {
         Clients {
             tls: TlsClients::from_system(),
+            dns: dns::SystemResolver::from_system(),
         }
     }
 }
@@ -81,5 +86,20 @@ pub fn build(
         })?;
         return Ok(Arc::new(probe));
     }
+    if let Some(tls) = &check.tls {
+        let probe = tls::TlsProbe::build(tls, clients, config)
+            .map_err(|problems| under("tls", problems))?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(dns) = &check.dns {
+        let timeout = check.effective_timeout(&config.file.defaults).0;
+        let probe = dns::DnsProbe::build(dns, clients, config, timeout)
+            .map_err(|problems| under("dns", problems))?;
+        return Ok(Arc::new(probe));
+    }
     Err(vec![Problem::new("", "no check kind given")])
+}
+
+fn under(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    problems.into_iter().map(|p| p.under(prefix)).collect()
 }

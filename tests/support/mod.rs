@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod dnsmasq;
 pub mod http_server;
 pub mod monitoring;
 pub mod vouch;

@@ -2,7 +2,6 @@
 //! Built on hyper's connection API rather than a pooled client because the
 //! phases (resolve, connect, TLS, processing, transfer) are the point.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -11,7 +10,6 @@ use hyper::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, US
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use rustls::ClientConfig;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -20,6 +18,7 @@ use url::Url;
 use crate::config::ByteSize;
 use crate::probe::Progress;
 use crate::result::Reason;
+use crate::tls::{Presented, TlsPolicy};
 
 /// Time spent in each phase, summed over the hops of a redirect chain.
 #[derive(Clone, Copy, Debug, Default)]
@@ -49,7 +48,7 @@ pub struct RequestSpec<'a> {
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     pub body: Option<Bytes>,
-    pub tls: &'a Arc<ClientConfig>,
+    pub tls: &'a TlsPolicy,
     pub max_body: ByteSize,
 }
 
@@ -107,7 +106,9 @@ pub async fn fetch(
     spec: RequestSpec<'_>,
     progress: &Progress,
     timings: &mut Timings,
+    presented: &mut Option<Presented>,
 ) -> Result<Exchange, FetchError> {
+    *presented = None;
     let host = spec
         .url
         .host_str()
@@ -173,15 +174,15 @@ pub async fn fetch(
                 host: bare_host.to_string(),
                 detail: err.to_string(),
             })?;
-        let connector = tokio_rustls::TlsConnector::from(spec.tls.clone());
-        let tls_stream = connector
-            .connect(server_name, stream)
-            .await
-            .map_err(|err| FetchError::Tls {
-                reason: crate::tls::handshake_reason(&err),
-                host: bare_host.to_string(),
-                detail: err.to_string(),
-            })?;
+        let (config, recorder) = spec.tls.connection(&[b"http/1.1"], true);
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let result = connector.connect(server_name, stream).await;
+        *presented = recorder.take();
+        let tls_stream = result.map_err(|err| FetchError::Tls {
+            reason: crate::tls::handshake_reason(&err),
+            host: bare_host.to_string(),
+            detail: err.to_string(),
+        })?;
         timings.tls += started.elapsed();
         exchange(tls_stream, &spec, progress, timings).await
     } else {

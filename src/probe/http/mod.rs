@@ -7,7 +7,6 @@ pub mod expect;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
@@ -16,7 +15,6 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use hyper::Method;
-use rustls::ClientConfig;
 use serde::Deserialize;
 use url::Url;
 
@@ -25,6 +23,7 @@ use self::expect::{location, ExpectConfig, Expectations};
 use super::{Clients, Probe, ProbeContext};
 use crate::config::{ByteSize, Problem, Secret, SecretSource, SourcedConfig};
 use crate::result::{Measure, Measurement, Outcome, Reason};
+use crate::tls::{Presented, TlsPolicy};
 
 pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(1 << 20);
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
@@ -91,7 +90,7 @@ pub struct HttpProbe {
     headers: HeaderMap,
     body: Option<Bytes>,
     auth: Option<Auth>,
-    tls: Arc<ClientConfig>,
+    tls: TlsPolicy,
     follow_redirects: bool,
     max_redirects: u32,
     max_body: ByteSize,
@@ -147,25 +146,18 @@ impl HttpProbe {
             }
         }
         let auth = auth(config, source, &mut problems);
-        let tls = if config.insecure_skip_verify {
-            if config.ca_file.is_some() {
-                problems.push(Problem::new(
-                    "insecure_skip_verify",
-                    "ca_file has no effect when verification is skipped; give one or the other",
-                ));
-            }
-            clients.tls.insecure()
-        } else if let Some(ca_file) = &config.ca_file {
-            clients
-                .tls
-                .with_extra_ca(&source.resolve_path(ca_file))
-                .unwrap_or_else(|err| {
-                    problems.push(Problem::new("ca_file", err));
-                    clients.tls.verified()
-                })
-        } else {
-            clients.tls.verified()
-        };
+        if config.insecure_skip_verify && config.ca_file.is_some() {
+            problems.push(Problem::new(
+                "insecure_skip_verify",
+                "ca_file has no effect when verification is skipped; give one or the other",
+            ));
+        }
+        let ca_file = config.ca_file.as_ref().map(|p| source.resolve_path(p));
+        let tls = clients
+            .tls
+            .policy(ca_file.as_deref(), config.insecure_skip_verify)
+            .map_err(|err| problems.push(Problem::new("ca_file", err)))
+            .ok();
         if config.follow_redirects == Some(false) && config.max_redirects.is_some() {
             problems.push(Problem::new(
                 "max_redirects",
@@ -179,7 +171,8 @@ impl HttpProbe {
                 None
             }
         };
-        let (Some(url), Some(expect), true) = (url, expect, problems.is_empty()) else {
+        let (Some(url), Some(expect), Some(tls), true) = (url, expect, tls, problems.is_empty())
+        else {
             return Err(problems);
         };
         Ok(HttpProbe {
@@ -250,6 +243,8 @@ impl HttpProbe {
         let mut visited = HashSet::from([url.clone()]);
         let mut redirects = 0u32;
         let mut first_location = None;
+        // The chain of the last HTTPS hop, measured whatever the outcome.
+        let mut presented: Option<Presented> = None;
         let answer = loop {
             let spec = RequestSpec {
                 url: &url,
@@ -259,7 +254,7 @@ impl HttpProbe {
                 tls: &self.tls,
                 max_body: self.max_body,
             };
-            let answer = match fetch(spec, &ctx.progress, &mut timings).await {
+            let answer = match fetch(spec, &ctx.progress, &mut timings, &mut presented).await {
                 Ok(answer) => answer,
                 Err(err) => {
                     let hop = if redirects > 0 {
@@ -267,7 +262,8 @@ impl HttpProbe {
                     } else {
                         String::new()
                     };
-                    return Outcome::error(err.reason(), format!("{err}{hop}"));
+                    return Outcome::error(err.reason(), format!("{err}{hop}"))
+                        .with_measurements(certificate_measurements(presented.as_ref()));
                 }
             };
             let next = match location(&answer, &url) {
@@ -332,6 +328,7 @@ impl HttpProbe {
                 duration.as_secs_f64(),
             ));
         }
+        measurements.extend(certificate_measurements(presented.as_ref()));
         let broken = self
             .expect
             .evaluate(&answer, first_location.as_ref(), elapsed);
@@ -352,6 +349,18 @@ impl HttpProbe {
         };
         outcome.with_measurements(measurements)
     }
+}
+
+/// The certificate measurements of the `tls` kind, for the chain an
+/// HTTPS hop presented.
+fn certificate_measurements(presented: Option<&Presented>) -> Vec<Measurement> {
+    presented
+        .and_then(|p| {
+            crate::probe::tls::chain::Chain::parse(&p.chain)
+                .ok()
+                .map(|chain| chain.measurements(Some(p.verification.is_ok())))
+        })
+        .unwrap_or_default()
 }
 
 fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>) -> Option<Auth> {
