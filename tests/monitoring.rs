@@ -7,6 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::certs::self_signed;
+use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::monitoring::{alertmanager, prometheus, query, wait_for_data};
 use support::vouch::Daemon;
@@ -93,6 +95,9 @@ async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves(
     );
     let hook = TestServer::http().await;
     hook.route("/hook", Reply::status(200));
+    let tls_target = TestServer::https(self_signed(&["localhost"])).await;
+    let dns_a = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
+    let dns_b = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
 
     let config = write_config(&format!(
         r#"
@@ -108,8 +113,17 @@ checks:
     section: post-deploy/web
     severity: warning
     http: {{ url: "{url}" }}
+  - name: api-certificate
+    section: infrastructure/tls
+    tls: {{ host: localhost, port: {tls_port}, insecure_skip_verify: true }}
+  - name: api-dns
+    section: infrastructure/dns
+    dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true }}
 "#,
-        url = target.url("/api/health/live")
+        url = target.url("/api/health/live"),
+        tls_port = tls_target.addr.port(),
+        dns_a = dns_a.server(),
+        dns_b = dns_b.server(),
     ));
     let vouch = Daemon::start(&config.path).await;
 
