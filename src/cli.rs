@@ -13,7 +13,7 @@ use crate::config::Severity;
 use crate::output::report::{Format, GateReport};
 use crate::output::server::{router, AppState};
 use crate::output::Outputs;
-use crate::plan::Plan;
+use crate::plan::{Plan, Shard};
 use crate::probe::Clients;
 use crate::scheduler::Scheduler;
 
@@ -53,6 +53,9 @@ pub enum Command {
         /// Address to listen on (default from config, else 0.0.0.0:9847).
         #[arg(long = "web.listen-address")]
         listen_address: Option<String>,
+        /// Run only shard I of N of the checks (by a stable hash of their names), e.g. from a StatefulSet ordinal.
+        #[arg(long, value_name = "I/N", value_parser = Shard::parse, env = "VOUCH_SHARD")]
+        shard: Option<Shard>,
     },
     /// Run the checks once as a deployment gate; exit 0 when none at or above --fail-on failed.
     Check {
@@ -123,7 +126,8 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Serve {
             config,
             listen_address,
-        } => serve(&config, listen_address).await,
+            shard,
+        } => serve(&config, listen_address, shard).await,
         Command::Check {
             config,
             format,
@@ -223,12 +227,21 @@ async fn check(
     })
 }
 
-async fn serve(path: &Path, listen_flag: Option<String>) -> anyhow::Result<u8> {
+async fn serve(
+    path: &Path,
+    listen_flag: Option<String>,
+    shard: Option<Shard>,
+) -> anyhow::Result<u8> {
     let clients = Arc::new(Clients::new());
-    let plan = match load_plan(path, &clients) {
+    let mut plan = match load_plan(path, &clients) {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
+    if let Some(shard) = shard {
+        let total = plan.checks.len();
+        plan.restrict_to(shard);
+        tracing::info!(%shard, checks = plan.checks.len(), of = total, "running one shard of the checks");
+    }
     let listen_address = listen_flag.unwrap_or_else(|| plan.settings.listen_address.clone());
     let outputs = Arc::new(Outputs::new(&plan.checks));
     let ready = Arc::new(AtomicBool::new(false));

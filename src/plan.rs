@@ -12,6 +12,51 @@ use crate::probe::{self, Clients, Probe};
 
 pub const DEFAULT_SECTION: &str = "default";
 
+/// FNV-1a: a hash that never changes between builds or machines, for
+/// decisions that must be the same everywhere (first-run phase, shard).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// `--shard i/n`: this replica runs the checks whose stable name hash falls
+/// in shard `i` of `n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let bad = || format!("invalid shard {text:?}: expected I/N with 0 <= I < N, e.g. 0/3");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn owns(&self, check_name: &str) -> bool {
+        // Salted, so shard membership is independent of the first-run phase.
+        let mut salted = b"shard:".to_vec();
+        salted.extend_from_slice(check_name.as_bytes());
+        stable_hash(&salted) % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// One check, ready to run.
 pub struct PlannedCheck {
     pub name: String,
@@ -113,6 +158,11 @@ impl Plan {
         }
     }
 
+    /// Keeps only the checks of `shard`.
+    pub fn restrict_to(&mut self, shard: Shard) {
+        self.checks.retain(|check| shard.owns(&check.name));
+    }
+
     /// The checks selected by `--only` and not excluded by `--skip`. Each
     /// selector is a check name, a section, a section prefix (`post-deploy`
     /// selects `post-deploy/api`) or a label (`team=payments`). No `--only`
@@ -153,4 +203,32 @@ fn matches_selector(check: &PlannedCheck, selector: &str) -> bool {
             .section
             .strip_prefix(selector)
             .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_reject_nonsense() {
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        for bad in ["3/3", "0/0", "1", "a/b", "-1/2"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_check_belongs_to_exactly_one_shard_and_shards_are_balanced() {
+        let names: Vec<String> = (0..3000).map(|i| format!("check-{i}")).collect();
+        let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+        let mut sizes = [0usize; 3];
+        for name in &names {
+            let owners: Vec<_> = shards.iter().filter(|s| s.owns(name)).collect();
+            assert_eq!(owners.len(), 1, "{name}");
+            sizes[owners[0].index as usize] += 1;
+        }
+        for size in sizes {
+            assert!((900..=1100).contains(&size), "{sizes:?}");
+        }
+    }
 }

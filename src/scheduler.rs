@@ -31,11 +31,7 @@ pub trait Observer: Send + Sync + 'static {
 /// A stable offset in `[0, interval)` from the check's name (FNV-1a), so
 /// first runs spread out and land at the same phase after every restart.
 pub fn first_run_offset(name: &str, interval: Duration) -> Duration {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = crate::plan::stable_hash(name.as_bytes());
     let nanos = interval.as_nanos().max(1);
     Duration::from_nanos((u128::from(hash) % nanos) as u64)
 }

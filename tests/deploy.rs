@@ -144,8 +144,11 @@ fn find<'a>(objects: &'a [Value], wanted: &str) -> &'a Value {
 }
 
 fn check_hardening(objects: &[Value]) {
-    let deployment = find(objects, "Deployment");
-    let pod = &deployment["spec"]["template"]["spec"];
+    let workload = objects
+        .iter()
+        .find(|o| kind(o) == "Deployment" || kind(o) == "StatefulSet")
+        .expect("a Deployment or StatefulSet");
+    let pod = &workload["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::Bool(true));
     assert_eq!(
         pod["securityContext"]["seccompProfile"]["type"],
@@ -255,4 +258,35 @@ fn every_shipped_config_under_deploy_is_valid() {
         }
     }
     assert!(found >= 2, "base and overlay configs");
+}
+
+#[test]
+fn the_ha_and_sharded_variants_render_validate_and_are_hardened() {
+    let ha = render("deploy/variants/ha");
+    validate_against_schemas(&ha);
+    check_hardening(&ha);
+    assert_eq!(find(&ha, "Deployment")["spec"]["replicas"], 2);
+    find(&ha, "PodDisruptionBudget");
+
+    let sharded = render("deploy/variants/sharded");
+    validate_against_schemas(&sharded);
+    check_hardening(&sharded);
+    assert!(
+        !sharded.iter().any(|o| kind(o) == "Deployment"),
+        "the Deployment is replaced"
+    );
+    let set = find(&sharded, "StatefulSet");
+    let replicas = set["spec"]["replicas"].as_u64().unwrap();
+    let args: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let shard = args[args.iter().position(|a| *a == "--shard").unwrap() + 1];
+    assert_eq!(
+        shard,
+        format!("$(POD_INDEX)/{replicas}"),
+        "shard count matches the replicas"
+    );
 }

@@ -492,3 +492,46 @@ async fn the_demo_config_serves_passing_failing_and_erroring_checks() {
     assert_eq!(summary["error"], 1, "{summary}");
     assert_eq!(summary["pass"], 5, "{summary}");
 }
+
+#[tokio::test]
+async fn shards_split_the_checks_between_replicas_without_overlap() {
+    let mut yaml = String::from("defaults: {interval: 1h, timeout: 1s}\nchecks:\n");
+    for i in 0..12 {
+        yaml.push_str(&format!(
+            "  - name: check-{i}\n    http: {{url: \"http://127.0.0.1:1/\"}}\n"
+        ));
+    }
+    let config = write_config(&yaml);
+    let mut seen = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let daemon = Daemon::start_with_env(&config.path, &[("VOUCH_SHARD", shard)]).await;
+        let checks = daemon.checks().await;
+        let names: Vec<String> = checks["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            !names.is_empty() && names.len() < 12,
+            "shard {shard}: {names:?}"
+        );
+        assert!(daemon.logs().contains("running one shard of the checks"));
+        seen.extend(names);
+    }
+    seen.sort();
+    let mut all: Vec<String> = (0..12).map(|i| format!("check-{i}")).collect();
+    all.sort();
+    assert_eq!(seen, all, "every check in exactly one shard");
+
+    let out = support::vouch::run(&[
+        "serve",
+        "--config",
+        config.path.to_str().unwrap(),
+        "--shard",
+        "2/2",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid shard \"2/2\""));
+}
