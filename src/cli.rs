@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::Severity;
+use crate::config::{ConfigError, Severity};
 use crate::output::report::{Format, GateReport};
+use crate::output::server::ReloadRequest;
 use crate::output::server::{router, AppState};
 use crate::output::Outputs;
 use crate::plan::{Plan, Shard};
@@ -56,6 +57,9 @@ pub enum Command {
         /// Run only shard I of N of the checks (by a stable hash of their names), e.g. from a StatefulSet ordinal.
         #[arg(long, value_name = "I/N", value_parser = Shard::parse, env = "VOUCH_SHARD")]
         shard: Option<Shard>,
+        /// Refuse POST /-/reload (SIGHUP still reloads).
+        #[arg(long = "web.disable-reload")]
+        disable_reload: bool,
     },
     /// Run the checks once as a deployment gate; exit 0 when none at or above --fail-on failed.
     Check {
@@ -127,7 +131,8 @@ pub async fn run(cli: Cli) -> u8 {
             config,
             listen_address,
             shard,
-        } => serve(&config, listen_address, shard).await,
+            disable_reload,
+        } => serve(&config, listen_address, shard, !disable_reload).await,
         Command::Check {
             config,
             format,
@@ -227,28 +232,91 @@ async fn check(
     })
 }
 
-async fn serve(
+/// Re-reads the config: a valid one swaps in (unchanged checks keep
+/// their schedule and history), an invalid one is rejected and the config
+/// in force keeps running. Returns what to tell a `POST /-/reload`.
+fn reload(
     path: &Path,
-    listen_flag: Option<String>,
+    clients: &Clients,
     shard: Option<Shard>,
-) -> anyhow::Result<u8> {
-    let clients = Arc::new(Clients::new());
-    let mut plan = match load_plan(path, &clients) {
-        Ok(plan) => plan,
-        Err(code) => return Ok(code),
-    };
+    plan: &mut Plan,
+    scheduler: &mut Scheduler,
+    outputs: &Outputs,
+) -> Result<String, String> {
+    match load_for_serve(path, clients, shard) {
+        Err(err) => {
+            for problem in &err.problems {
+                tracing::error!(problem = %problem, "config reload rejected; the previous config keeps running");
+            }
+            outputs.metrics.reload_failed();
+            Err(err.to_string())
+        }
+        Ok(new) => {
+            if new.settings.listen_address != plan.settings.listen_address
+                || new.settings.max_concurrent_runs != plan.settings.max_concurrent_runs
+            {
+                tracing::warn!(
+                    "listen_address and max_concurrent_runs take effect at the next restart"
+                );
+            }
+            outputs.reconfigure(&new.checks);
+            let changes = scheduler.reconcile(&new.checks);
+            tracing::info!(
+                kept = changes.kept,
+                started = changes.started,
+                stopped = changes.stopped,
+                "config reloaded"
+            );
+            plan.checks = new.checks;
+            plan.settings.shutdown_grace = new.settings.shutdown_grace;
+            Ok(format!(
+                "reloaded: {} checks kept, {} started, {} stopped\n",
+                changes.kept, changes.started, changes.stopped
+            ))
+        }
+    }
+}
+
+/// Loads the config for `serve`, restricted to its shard.
+fn load_for_serve(
+    path: &Path,
+    clients: &Clients,
+    shard: Option<Shard>,
+) -> Result<Plan, ConfigError> {
+    let mut plan = Plan::load(path, clients)?;
     if let Some(shard) = shard {
         let total = plan.checks.len();
         plan.restrict_to(shard);
         tracing::info!(%shard, checks = plan.checks.len(), of = total, "running one shard of the checks");
     }
+    Ok(plan)
+}
+
+async fn serve(
+    path: &Path,
+    listen_flag: Option<String>,
+    shard: Option<Shard>,
+    enable_reload: bool,
+) -> anyhow::Result<u8> {
+    let clients = Arc::new(Clients::new());
+    let mut plan = match load_for_serve(path, &clients, shard) {
+        Ok(plan) => plan,
+        Err(err) => {
+            for problem in &err.problems {
+                eprintln!("{problem}");
+            }
+            return Ok(EXIT_CONFIG);
+        }
+    };
     let listen_address = listen_flag.unwrap_or_else(|| plan.settings.listen_address.clone());
     let outputs = Arc::new(Outputs::new(&plan.checks));
     let ready = Arc::new(AtomicBool::new(false));
+    let (reload_requests, mut reloads) = tokio::sync::mpsc::channel::<ReloadRequest>(8);
     let app = router(AppState {
         metrics: outputs.metrics.clone(),
         status: outputs.status.clone(),
         ready: ready.clone(),
+        reload: enable_reload.then_some(reload_requests),
     });
     let listener = tokio::net::TcpListener::bind(&listen_address)
         .await
@@ -265,13 +333,15 @@ async fn serve(
     };
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
 
-    let scheduler = Scheduler::start(
+    let mut scheduler = Scheduler::start(
         &plan.checks,
-        clients,
+        clients.clone(),
         outputs.clone(),
         plan.settings.max_concurrent_runs,
     );
+    outputs.metrics.count_loops_from(scheduler.live_loops());
     ready.store(true, Ordering::Release);
     tracing::info!(
         address = %local,
@@ -280,9 +350,17 @@ async fn serve(
         "vouch is serving"
     );
 
-    let signal_name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    let signal_name = loop {
+        let answer = tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            _ = hangup.recv() => None,
+            Some(answer) = reloads.recv() => Some(answer),
+        };
+        let result = reload(path, &clients, shard, &mut plan, &mut scheduler, &outputs);
+        if let Some(answer) = answer {
+            let _ = answer.send(result);
+        }
     };
     tracing::info!(
         signal = signal_name,

@@ -75,9 +75,14 @@ pub struct PlannedCheck {
     /// The check's config block as written, secrets redacted (for the
     /// status page).
     pub config_yaml: String,
+    /// Everything that makes this check what it is (its block and the
+    /// defaults it inherits): a reload keeps a check whose fingerprint is
+    /// unchanged running as it was.
+    pub fingerprint: String,
     pub probe: Arc<dyn Probe>,
 }
 
+// Debug never shows the fingerprint: it may hold literal secret values.
 impl std::fmt::Debug for PlannedCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlannedCheck")
@@ -135,6 +140,18 @@ impl Plan {
                         .map(|d| d.0),
                     labels: check.labels.clone(),
                     config_yaml: source.check_yaml(i),
+                    fingerprint: format!(
+                        "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                        source.check_yaml_unredacted(i),
+                        (
+                            check.effective_interval(&file.defaults),
+                            check.effective_timeout(&file.defaults)
+                        ),
+                        check.severity.or(file.defaults.severity),
+                        check.effective_failures_before_fail(&file.defaults),
+                        check.effective_successes_before_pass(&file.defaults),
+                        check.effective_interval_when_failing(&file.defaults),
+                    ),
                     probe,
                 })),
                 Err(more) => problems.extend(

@@ -3,7 +3,8 @@
 //! run of the same check; a global limit bounds runs in flight; shutdown
 //! lets runs in flight finish within a grace period.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -41,6 +42,27 @@ pub struct Scheduler {
     stop: CancellationToken,
     loops: TaskTracker,
     runs: TaskTracker,
+    /// Every first-run phase counts from here, also for checks added by a
+    /// reload, so a check keeps its phase across reloads.
+    origin: Instant,
+    clients: Arc<Clients>,
+    observer: Arc<dyn Observer>,
+    limit: Arc<Semaphore>,
+    running: HashMap<String, RunningCheck>,
+    live_loops: Arc<AtomicUsize>,
+}
+
+struct RunningCheck {
+    check: Arc<PlannedCheck>,
+    stop: CancellationToken,
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    pub kept: usize,
+    pub started: usize,
+    pub stopped: usize,
 }
 
 impl Scheduler {
@@ -50,32 +72,76 @@ impl Scheduler {
         observer: Arc<dyn Observer>,
         max_concurrent_runs: usize,
     ) -> Scheduler {
-        let scheduler = Scheduler {
+        let mut scheduler = Scheduler {
             stop: CancellationToken::new(),
             loops: TaskTracker::new(),
             runs: TaskTracker::new(),
+            origin: Instant::now(),
+            clients,
+            observer,
+            limit: Arc::new(Semaphore::new(max_concurrent_runs.max(1))),
+            running: HashMap::new(),
+            live_loops: Arc::default(),
         };
-        let limit = Arc::new(Semaphore::new(max_concurrent_runs.max(1)));
-        let origin = Instant::now();
+        scheduler.reconcile(checks);
+        scheduler
+    }
+
+    /// Brings the running loops in line with `checks`: a check whose
+    /// fingerprint is unchanged keeps its loop (schedule, run in flight);
+    /// a changed one is restarted; a removed one stopped; a new one started.
+    pub fn reconcile(&mut self, checks: &[Arc<PlannedCheck>]) -> Reconciled {
+        let mut summary = Reconciled::default();
+        let wanted: HashMap<&str, &Arc<PlannedCheck>> =
+            checks.iter().map(|c| (c.name.as_str(), c)).collect();
+        self.running.retain(|name, running| {
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|new| new.fingerprint == running.check.fingerprint);
+            if !keep {
+                running.stop.cancel();
+                summary.stopped += 1;
+            }
+            keep
+        });
         for check in checks {
+            if self.running.contains_key(&check.name) {
+                summary.kept += 1;
+                continue;
+            }
+            let stop = self.stop.child_token();
             let context = LoopContext {
                 check: check.clone(),
-                clients: clients.clone(),
-                observer: observer.clone(),
-                limit: limit.clone(),
-                runs: scheduler.runs.clone(),
-                stop: scheduler.stop.clone(),
+                clients: self.clients.clone(),
+                observer: self.observer.clone(),
+                limit: self.limit.clone(),
+                runs: self.runs.clone(),
+                stop: stop.clone(),
+                live_loops: self.live_loops.clone(),
             };
-            scheduler.loops.spawn(context.run(origin));
+            self.loops.spawn(context.run(self.origin));
+            self.running.insert(
+                check.name.clone(),
+                RunningCheck {
+                    check: check.clone(),
+                    stop,
+                },
+            );
+            summary.started += 1;
         }
-        scheduler.loops.close();
-        scheduler
+        summary
+    }
+
+    /// Check loops alive now (stopped loops leave once they notice).
+    pub fn live_loops(&self) -> Arc<AtomicUsize> {
+        self.live_loops.clone()
     }
 
     /// Stops planning runs and waits up to `grace` for runs in flight.
     /// Returns whether all of them finished in time.
     pub async fn shutdown(self, grace: Duration) -> bool {
         self.stop.cancel();
+        self.loops.close();
         self.loops.wait().await;
         self.runs.close();
         tokio::time::timeout(grace, self.runs.wait()).await.is_ok()
@@ -89,14 +155,32 @@ struct LoopContext {
     limit: Arc<Semaphore>,
     runs: TaskTracker,
     stop: CancellationToken,
+    live_loops: Arc<AtomicUsize>,
+}
+
+/// Counts a loop as live while it exists.
+struct LiveLoop(Arc<AtomicUsize>);
+
+impl Drop for LiveLoop {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl LoopContext {
     async fn run(self, origin: Instant) {
+        self.live_loops.fetch_add(1, Ordering::AcqRel);
+        let _live = LiveLoop(self.live_loops.clone());
         let interval = self.check.interval;
         let when_failing = self.check.interval_when_failing;
         let state = Arc::new(RunState::default());
         let mut planned = origin + first_run_offset(&self.check.name, interval);
+        // A loop started by a reload joins its check's phase at the next
+        // slot rather than firing the slots it was not there for.
+        let now = Instant::now();
+        while planned + interval <= now {
+            planned += interval;
+        }
         let mut last_tick = planned;
         loop {
             tokio::select! {

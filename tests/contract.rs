@@ -113,6 +113,7 @@ fn metric_names_follow_prometheus_conventions() {
         "_success",
         "_redirects",
         "_flight",
+        "_loops",
         "_answers",
     ];
     for name in declared() {

@@ -102,6 +102,7 @@ fn planned(
         interval_when_failing: None,
         labels: BTreeMap::new(),
         config_yaml: String::new(),
+        fingerprint: name.to_string(),
         probe: Arc::new(TestProbe {
             act,
             gauge: gauge.clone(),

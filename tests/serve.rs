@@ -283,6 +283,7 @@ async fn readiness_follows_the_scheduler_not_the_targets() {
         metrics: Arc::new(vouch::output::metrics::Metrics::new(&[])),
         status: Arc::new(vouch::output::status::StatusBoard::new(&[])),
         ready: ready.clone(),
+        reload: None,
     });
     let get = |path: &'static str| {
         axum::http::Request::get(path)

@@ -398,6 +398,12 @@ impl SourcedConfig {
         serde_yaml_ng::to_string(&block).unwrap_or_default()
     }
 
+    /// The `checks[index]` block as written, secrets included: only for
+    /// comparing configs, never for showing.
+    pub fn check_yaml_unredacted(&self, index: usize) -> String {
+        serde_yaml_ng::to_string(&self.tree["checks"][index]).unwrap_or_default()
+    }
+
     /// Resolves a path from the config relative to the config's directory.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

@@ -2,7 +2,8 @@
 //! that turns run records into samples.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
@@ -67,6 +68,10 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "Planned runs skipped because the previous run of the check had not finished.",
     ),
     (
+        "vouch_scheduler_check_loops",
+        "Check loops alive in the scheduler: one per configured check once a reload has settled.",
+    ),
+    (
         "vouch_scheduler_runs_in_flight",
         "Check runs executing now.",
     ),
@@ -94,11 +99,64 @@ pub struct Metrics {
     lateness: Histogram,
     skipped: IntCounterVec,
     in_flight: IntGauge,
+    info: Mutex<IntGaugeVec>,
+    interval: GaugeVec,
+    reload_ok: IntGauge,
+    reload_time: Gauge,
+    check_loops: IntGauge,
+    loop_source: Mutex<Option<Arc<AtomicUsize>>>,
+    /// The checks of the config in force, with the labels that identify
+    /// their current series; series of other checks (removed, or changed
+    /// since) are left out of the exposition.
+    active: RwLock<HashMap<String, [String; 3]>>,
     measures: HashMap<Measure, GaugeVec>,
     /// Label sets each check's measurements had after its last run, so a
     /// run that measures less removes what it no longer measures (a stale
     /// status code after a timeout would lie).
     emitted: Mutex<HashMap<String, Vec<EmittedSeries>>>,
+}
+
+/// Whether a series belongs to the config in force: series without a
+/// `check` label always do; others only if their check is configured and
+/// its identifying labels are the current ones.
+fn is_current(
+    labels: &[prometheus::proto::LabelPair],
+    active: &HashMap<String, [String; 3]>,
+) -> bool {
+    let Some(check) = labels.iter().find(|l| l.name() == "check") else {
+        return true;
+    };
+    let Some([kind, severity, section]) = active.get(check.value()) else {
+        return false;
+    };
+    labels.iter().all(|label| match label.name() {
+        "kind" => label.value() == kind,
+        "severity" => label.value() == severity,
+        "section" => label.value() == section,
+        _ => true,
+    })
+}
+
+fn label_keys(checks: &[Arc<PlannedCheck>]) -> BTreeSet<&str> {
+    checks
+        .iter()
+        .flat_map(|c| c.labels.keys().map(String::as_str))
+        .collect()
+}
+
+/// `vouch_check_info`, whose label set includes `label_<key>` for every
+/// label key any check has (empty where a check has none): one family
+/// needs one label set.
+fn info_vec(checks: &[Arc<PlannedCheck>]) -> IntGaugeVec {
+    let mut names = vec![
+        "check".to_string(),
+        "kind".into(),
+        "severity".into(),
+        "section".into(),
+    ];
+    names.extend(label_keys(checks).iter().map(|k| format!("label_{k}")));
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    IntGaugeVec::new(opts("vouch_check_info"), &refs).unwrap()
 }
 
 fn opts(name: &str) -> Opts {
@@ -159,29 +217,15 @@ impl Metrics {
             )
             .unwrap(),
         );
-        // Check labels become `label_<key>` on the info metric; every check
-        // carries every key (empty where it has none), as one family needs
-        // one label set.
-        let label_keys: BTreeSet<&str> = checks
-            .iter()
-            .flat_map(|c| c.labels.keys().map(String::as_str))
-            .collect();
-        let mut info_labels = vec![
-            "check".to_string(),
-            "kind".into(),
-            "severity".into(),
-            "section".into(),
-        ];
-        info_labels.extend(label_keys.iter().map(|k| format!("label_{k}")));
-        let info_label_refs: Vec<&str> = info_labels.iter().map(String::as_str).collect();
-        let info = register(
-            &registry,
-            IntGaugeVec::new(opts("vouch_check_info"), &info_label_refs).unwrap(),
-        );
         let interval = register(
             &registry,
             GaugeVec::new(opts("vouch_check_interval_seconds"), &["check"]).unwrap(),
         );
+        let check_loops = register(
+            &registry,
+            IntGauge::with_opts(opts("vouch_scheduler_check_loops")).unwrap(),
+        );
+        let info = register(&registry, info_vec(checks));
         let build = register(
             &registry,
             IntGaugeVec::new(opts("vouch_build_info"), &["version", "revision"]).unwrap(),
@@ -233,24 +277,6 @@ impl Metrics {
             .set(1);
         reload_ok.set(1);
         reload_time.set(unix_seconds(SystemTime::now()));
-        for check in checks {
-            let mut values = vec![
-                check.name.as_str(),
-                check.kind.as_str(),
-                check.severity.as_str(),
-                check.section.as_str(),
-            ];
-            values.extend(
-                label_keys
-                    .iter()
-                    .map(|k| check.labels.get(*k).map(String::as_str).unwrap_or("")),
-            );
-            info.with_label_values(&values).set(1);
-            interval
-                .with_label_values(&[&check.name])
-                .set(check.interval.as_secs_f64());
-            skipped.with_label_values(&[&check.name]).reset();
-        }
         Metrics {
             registry,
             success,
@@ -262,14 +288,90 @@ impl Metrics {
             lateness,
             skipped,
             in_flight,
+            info: Mutex::new(info),
+            interval,
+            reload_ok,
+            reload_time,
+            check_loops,
+            loop_source: Mutex::new(None),
+            active: RwLock::default(),
             measures,
             emitted: Mutex::new(HashMap::new()),
         }
+        .with_checks(checks)
+    }
+
+    fn with_checks(self, checks: &[Arc<PlannedCheck>]) -> Self {
+        self.apply_checks(checks, false);
+        self
+    }
+
+    /// Makes `checks` the config in force (after a successful reload):
+    /// static series follow it, removed checks' series leave the exposition.
+    pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
+        self.apply_checks(checks, true);
+        self.reload_ok.set(1);
+        self.reload_time.set(unix_seconds(SystemTime::now()));
+    }
+
+    /// A reload was rejected; the config in force stays.
+    pub fn reload_failed(&self) {
+        self.reload_ok.set(0);
+    }
+
+    /// Where to read the number of live check loops from at scrape time.
+    pub fn count_loops_from(&self, source: Arc<AtomicUsize>) {
+        *self.loop_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    fn apply_checks(&self, checks: &[Arc<PlannedCheck>], rebuild_info: bool) {
+        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
+        if rebuild_info {
+            // The label set may change with the checks' label keys, and a
+            // family's label set is fixed: swap the family.
+            let _ = self.registry.unregister(Box::new(info.clone()));
+            *info = register(&self.registry, info_vec(checks));
+        }
+        self.interval.reset();
+        let keys = label_keys(checks);
+        let mut active = HashMap::new();
+        for check in checks {
+            let mut values = vec![
+                check.name.as_str(),
+                check.kind.as_str(),
+                check.severity.as_str(),
+                check.section.as_str(),
+            ];
+            values.extend(
+                keys.iter()
+                    .map(|k| check.labels.get(*k).map(String::as_str).unwrap_or("")),
+            );
+            info.with_label_values(&values).set(1);
+            self.interval
+                .with_label_values(&[&check.name])
+                .set(check.interval.as_secs_f64());
+            // Present from the start, so rate() sees the first skip.
+            self.skipped.with_label_values(&[&check.name]).inc_by(0);
+            active.insert(
+                check.name.clone(),
+                [
+                    check.kind.as_str().to_string(),
+                    check.severity.as_str().to_string(),
+                    check.section.clone(),
+                ],
+            );
+        }
+        *self.active.write().unwrap_or_else(|e| e.into_inner()) = active;
     }
 
     pub fn run_started(&self, lateness: Duration) {
         self.lateness.observe(lateness.as_secs_f64());
         self.in_flight.inc();
+    }
+
+    /// A run ended whose check is no longer configured as it was.
+    pub fn run_abandoned(&self) {
+        self.in_flight.dec();
     }
 
     pub fn run_skipped(&self, check: &PlannedCheck) {
@@ -335,9 +437,23 @@ impl Metrics {
 
     /// The exposition in the Prometheus text format.
     pub fn encode(&self) -> String {
+        if let Some(source) = &*self.loop_source.lock().unwrap_or_else(|e| e.into_inner()) {
+            self.check_loops.set(source.load(Ordering::Acquire) as i64);
+        }
+        let mut families = self.registry.gather();
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        for family in &mut families {
+            let metrics = family.take_metric();
+            let kept: Vec<_> = metrics
+                .into_iter()
+                .filter(|metric| is_current(metric.get_label(), &active))
+                .collect();
+            family.set_metric(kept);
+        }
+        families.retain(|family| !family.get_metric().is_empty());
         let mut buffer = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buffer)
+            .encode(&families, &mut buffer)
             .expect("encoding to a Vec cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }

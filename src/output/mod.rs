@@ -9,7 +9,7 @@ pub mod server;
 pub mod status;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::flap::Debounce;
@@ -28,6 +28,9 @@ pub struct Outputs {
     pub status: Arc<StatusBoard>,
     /// The reported verdict of each check, debounced by its flap settings.
     debounce: Mutex<HashMap<String, Debounce>>,
+    /// Fingerprint of each check of the config in force: results of a
+    /// check's previous config, finishing after a reload, are dropped.
+    current: RwLock<HashMap<String, String>>,
 }
 
 impl Outputs {
@@ -36,8 +39,39 @@ impl Outputs {
             metrics: Arc::new(Metrics::new(checks)),
             status: Arc::new(StatusBoard::new(checks)),
             debounce: Mutex::default(),
+            current: RwLock::new(fingerprints(checks)),
         }
     }
+
+    /// Follows a successful reload.
+    pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
+        let fingerprints = fingerprints(checks);
+        self.debounce
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, _| {
+                let old = self.current.read().unwrap_or_else(|e| e.into_inner());
+                old.get(name).is_some() && old.get(name) == fingerprints.get(name)
+            });
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fingerprints;
+        self.metrics.reconfigure(checks);
+        self.status.reconfigure(checks);
+    }
+
+    fn is_current(&self, check: &PlannedCheck) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&check.name)
+            .is_some_and(|f| *f == check.fingerprint)
+    }
+}
+
+fn fingerprints(checks: &[Arc<PlannedCheck>]) -> HashMap<String, String> {
+    checks
+        .iter()
+        .map(|c| (c.name.clone(), c.fingerprint.clone()))
+        .collect()
 }
 
 /// Groups `items` by section: sections in the order they first appear
@@ -82,6 +116,10 @@ impl Observer for Outputs {
 
     fn run_finished(&self, record: &RunRecord, next_run: SystemTime) {
         log_run(record);
+        if !self.is_current(&record.check) {
+            self.metrics.run_abandoned();
+            return;
+        }
         let check = &record.check;
         let reported = self
             .debounce
@@ -99,6 +137,9 @@ impl Observer for Outputs {
     }
 
     fn run_skipped(&self, check: &PlannedCheck) {
+        if !self.is_current(check) {
+            return;
+        }
         tracing::warn!(check = %check.name, "run skipped: the previous run has not finished");
         self.metrics.run_skipped(check);
     }

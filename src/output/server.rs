@@ -21,7 +21,12 @@ pub struct AppState {
     /// Set once the config is loaded and the scheduler runs; never depends
     /// on what the checks find.
     pub ready: Arc<AtomicBool>,
+    /// Where `POST /-/reload` asks the daemon to reload; None when turned off.
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
+
+/// A reload request; the answer is a summary or every config problem.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -29,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/checks/{name}", get(check_page))
         .route("/api/v1/checks/{name}", get(check_json))
         .route("/api/v1/gate", get(gate))
+        .route("/-/reload", axum::routing::post(reload))
         .route("/metrics", get(metrics))
         .route("/livez", get(live))
         .route("/healthz", get(live))
@@ -113,6 +119,25 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(requests) = state.reload else {
+        return (
+            StatusCode::FORBIDDEN,
+            "reload over HTTP is turned off (--web.disable-reload)\n",
+        )
+            .into_response();
+    };
+    let (answer, result) = tokio::sync::oneshot::channel();
+    if requests.send(answer).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match result.await {
+        Ok(Ok(summary)) => (StatusCode::OK, summary).into_response(),
+        Ok(Err(problems)) => (StatusCode::BAD_REQUEST, format!("{problems}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
 }
 
 async fn live() -> &'static str {

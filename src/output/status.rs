@@ -126,42 +126,66 @@ struct Entry {
 /// Latest state per check, in config order.
 pub struct StatusBoard {
     entries: RwLock<Vec<Entry>>,
-    index: HashMap<String, usize>,
+    index: RwLock<HashMap<String, usize>>,
 }
 
 impl StatusBoard {
     pub fn new(checks: &[Arc<PlannedCheck>]) -> Self {
-        StatusBoard {
-            entries: RwLock::new(
-                checks
-                    .iter()
-                    .map(|check| Entry {
-                        check: check.clone(),
-                        reported: None,
-                        history: VecDeque::with_capacity(HISTORY_LEN),
-                        last: None,
-                        last_success: None,
-                        consecutive_failures: 0,
-                        next_run: None,
-                    })
-                    .collect(),
-            ),
-            index: checks
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name.clone(), i))
-                .collect(),
-        }
+        let board = StatusBoard {
+            entries: RwLock::default(),
+            index: RwLock::default(),
+        };
+        board.reconfigure(checks);
+        board
+    }
+
+    /// Makes `checks` the config in force, in their order. A check whose
+    /// fingerprint is unchanged keeps its state and history; a changed or
+    /// new one starts empty; a removed one is dropped.
+    pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut old: HashMap<String, Entry> = entries
+            .drain(..)
+            .map(|entry| (entry.check.name.clone(), entry))
+            .collect();
+        *entries = checks
+            .iter()
+            .map(|check| match old.remove(&check.name) {
+                Some(entry) if entry.check.fingerprint == check.fingerprint => Entry {
+                    check: check.clone(),
+                    ..entry
+                },
+                _ => Entry {
+                    check: check.clone(),
+                    reported: None,
+                    history: VecDeque::with_capacity(HISTORY_LEN),
+                    last: None,
+                    last_success: None,
+                    consecutive_failures: 0,
+                    next_run: None,
+                },
+            })
+            .collect();
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
     }
 
     /// Records a run; `reported` is its check's verdict after flap
     /// thresholds.
     pub fn record(&self, record: &RunRecord, reported: Verdict, next_run: Option<SystemTime>) {
-        let Some(&i) = self.index.get(&record.check.name) else {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let Some(&i) = index.get(&record.check.name) else {
             return;
         };
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let entry = &mut entries[i];
+        if entry.check.fingerprint != record.check.fingerprint {
+            // A run of a check's previous config, finished after a reload.
+            return;
+        }
         if record.outcome.verdict == Verdict::Pass {
             entry.last_success = Some(record.started_at + record.duration);
             entry.consecutive_failures = 0;
@@ -222,15 +246,23 @@ impl StatusBoard {
 
     /// One check's recent runs, oldest first; None for an unknown name.
     pub fn history(&self, name: &str) -> Option<Vec<HistoryView>> {
-        let i = *self.index.get(name)?;
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let i = *self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)?;
         Some(entries[i].history.iter().cloned().collect())
     }
 
     /// The planned check named `name`.
     pub fn check(&self, name: &str) -> Option<Arc<PlannedCheck>> {
-        let i = *self.index.get(name)?;
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let i = *self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)?;
         Some(entries[i].check.clone())
     }
 }

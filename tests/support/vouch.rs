@@ -46,9 +46,18 @@ impl Daemon {
         Self::start_on_port(config, free_port(), env).await
     }
 
+    /// Starts the daemon with extra command-line arguments.
+    pub async fn start_with_args(config: &Path, args: &[&str]) -> Daemon {
+        Self::launch(config, free_port(), &[], args).await
+    }
+
     /// Starts the daemon listening on `port` (for configs that check the
     /// daemon itself).
     pub async fn start_on_port(config: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
+        Self::launch(config, port, env, &[]).await
+    }
+
+    async fn launch(config: &Path, port: u16, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vouch.log");
@@ -58,6 +67,7 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(config)
             .args(["--web.listen-address", &addr.to_string()])
+            .args(args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -155,12 +165,22 @@ impl Daemon {
 
 /// One GET over a fresh connection; None when nothing answers.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_request(addr, "GET", path).await
+}
+
+/// One POST without a body over a fresh connection.
+pub async fn http_post(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    http_request(addr, "POST", path).await
+}
+
+async fn http_request(addr: SocketAddr, method: &str, path: &str) -> Option<(u16, String)> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .ok()?;
     let driver = tokio::spawn(connection);
     let request = hyper::Request::builder()
+        .method(method)
         .uri(path)
         .header("Host", addr.to_string())
         .body(Empty::<Bytes>::new())

@@ -1,0 +1,250 @@
+//! Hot reload: SIGHUP and POST /-/reload swap a valid config in (unchanged
+//! checks keep schedule and history, removed checks leave /metrics, new
+//! ones start) and reject an invalid one while the old keeps running.
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::http_server::{Reply, TestServer};
+use support::vouch::{http_post, Daemon};
+use support::{wait_until, write_config};
+
+fn config(server: &TestServer, names: &[&str], changed: bool) -> String {
+    let mut yaml = String::from("defaults: { interval: 1s, timeout: 1s }\nchecks:\n");
+    for name in names {
+        let path = if changed && *name == "changing" {
+            "/other"
+        } else {
+            "/ok"
+        };
+        yaml.push_str(&format!(
+            "  - name: {name}\n    section: s\n    http: {{ url: \"{}\" }}\n",
+            server.url(path)
+        ));
+    }
+    yaml
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+async fn recent_runs(daemon: &Daemon, name: &str) -> usize {
+    daemon.check(name).await["recent"].as_array().unwrap().len()
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn sighup_swaps_in_a_valid_config_keeping_unchanged_checks() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    server.route("/other", Reply::text(200, "other"));
+    let dir = write_config(&config(&server, &["steady", "changing", "leaving"], false));
+    let daemon = Daemon::start(&dir.path).await;
+    wait_until(
+        "two runs of every check",
+        Duration::from_secs(10),
+        || async {
+            let checks = daemon.checks().await;
+            checks["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["recent"].as_array().unwrap().len() >= 2)
+        },
+    )
+    .await;
+    let steady_before = recent_runs(&daemon, "steady").await;
+
+    write(
+        &dir.path,
+        &config(&server, &["steady", "changing", "arriving"], true),
+    );
+    daemon.signal("HUP");
+    wait_until(
+        "the new check to appear",
+        Duration::from_secs(10),
+        || async {
+            let checks = daemon.checks().await;
+            checks["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "arriving")
+        },
+    )
+    .await;
+    let checks = daemon.checks().await;
+    let names: Vec<&str> = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["steady", "changing", "arriving"]);
+    // The unchanged check kept its history; the changed one started afresh.
+    assert!(recent_runs(&daemon, "steady").await >= steady_before);
+    assert!(recent_runs(&daemon, "changing").await < steady_before + 1);
+
+    wait_until(
+        "the changed and new checks to run",
+        Duration::from_secs(10),
+        || async {
+            daemon.check("arriving").await["state"] == "pass"
+                && daemon.check("changing").await["state"] == "pass"
+        },
+    )
+    .await;
+    let metrics = daemon.get_ok("/metrics").await;
+    assert!(
+        !metrics.contains("check=\"leaving\""),
+        "the removed check's series remain:\n{metrics}"
+    );
+    assert!(metrics.contains("vouch_check_success{check=\"arriving\""));
+    assert_eq!(
+        sample(&metrics, "vouch_config_last_reload_successful"),
+        Some(1.0)
+    );
+    assert!(
+        server.seen().iter().any(|r| r.target == "/other"),
+        "the changed check uses its new URL"
+    );
+    assert!(daemon.logs().contains("config reloaded"));
+}
+
+#[tokio::test]
+async fn an_invalid_config_is_rejected_and_the_old_one_keeps_running() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let dir = write_config(&config(&server, &["first"], false));
+    let daemon = Daemon::start(&dir.path).await;
+    daemon
+        .wait_for_result("first", Duration::from_secs(10))
+        .await;
+
+    write(
+        &dir.path,
+        "checks:\n  - name: broken\n    http: {url: \"http://x\", bogus: 1}\n",
+    );
+    let (status, body) = http_post(daemon.addr, "/-/reload").await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("vouch.yaml:3: checks[0].http.bogus: unknown key")
+            || body.contains("vouch.yaml:3: checks[0].http: unknown field `bogus`"),
+        "{body}"
+    );
+    let metrics = daemon.get_ok("/metrics").await;
+    assert_eq!(
+        sample(&metrics, "vouch_config_last_reload_successful"),
+        Some(0.0)
+    );
+    // Still the old config: `first` keeps running.
+    let runs_before = recent_runs(&daemon, "first").await;
+    wait_until(
+        "another run of the old config",
+        Duration::from_secs(10),
+        || async { recent_runs(&daemon, "first").await > runs_before },
+    )
+    .await;
+    assert!(daemon.logs().contains("config reload rejected"));
+
+    write(&dir.path, &config(&server, &["first", "second"], false));
+    let (status, body) = http_post(daemon.addr, "/-/reload").await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("1 checks kept, 1 started"), "{body}");
+    let metrics = daemon.get_ok("/metrics").await;
+    assert_eq!(
+        sample(&metrics, "vouch_config_last_reload_successful"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn reload_over_http_can_be_turned_off() {
+    let dir = write_config("checks: []\n");
+    let daemon = Daemon::start_with_args(&dir.path, &["--web.disable-reload"]).await;
+    let (status, _) = http_post(daemon.addr, "/-/reload").await.unwrap();
+    assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_storm_loses_no_round_of_an_unchanged_check_and_leaks_no_loop() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    server.route("/other", Reply::text(200, "other"));
+    let configs = [
+        config(&server, &["steady", "changing", "a"], false),
+        "checks: [ {name: bad} ]\n".to_string(),
+        config(&server, &["steady", "changing", "b"], true),
+    ];
+    let dir = write_config(&configs[0]);
+    let daemon = Daemon::start(&dir.path).await;
+    daemon
+        .wait_for_result("steady", Duration::from_secs(10))
+        .await;
+    let started = std::time::Instant::now();
+    let runs = |text: &str| {
+        sample(
+            text,
+            "vouch_check_runs_total{check=\"steady\",reason=\"ok\",result=\"pass\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let runs_before = runs(&daemon.get_ok("/metrics").await);
+
+    let mut ok = 0;
+    let mut rejected = 0;
+    for i in 0..300 {
+        write(&dir.path, &configs[i % 3]);
+        match http_post(daemon.addr, "/-/reload").await.unwrap().0 {
+            200 => ok += 1,
+            400 => rejected += 1,
+            other => panic!("reload answered {other}"),
+        }
+    }
+    assert_eq!((ok, rejected), (200, 100));
+    // End on a known config and let the scheduler settle.
+    write(&dir.path, &configs[0]);
+    assert_eq!(http_post(daemon.addr, "/-/reload").await.unwrap().0, 200);
+    wait_until("three check loops", Duration::from_secs(10), || async {
+        sample(
+            &daemon.get_ok("/metrics").await,
+            "vouch_scheduler_check_loops",
+        ) == Some(3.0)
+    })
+    .await;
+    // `steady` never changed: it kept running every second through the
+    // storm, and none of its runs was skipped.
+    wait_until(
+        "steady to keep its rounds",
+        Duration::from_secs(10),
+        || async {
+            let elapsed = started.elapsed().as_secs_f64();
+            runs(&daemon.get_ok("/metrics").await) - runs_before >= elapsed.floor() - 1.0
+        },
+    )
+    .await;
+    let metrics = daemon.get_ok("/metrics").await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "vouch_scheduler_skipped_runs_total{check=\"steady\"}"
+        ),
+        Some(0.0)
+    );
+    assert!(!metrics.contains("check=\"b\""));
+    wait_until("no run in flight", Duration::from_secs(10), || async {
+        sample(
+            &daemon.get_ok("/metrics").await,
+            "vouch_scheduler_runs_in_flight",
+        ) == Some(0.0)
+    })
+    .await;
+}
