@@ -589,7 +589,13 @@ impl WebConfigWatcher {
         }
         match WebConfig::load(&self.path) {
             Ok(config) => {
-                state.stamps = stamps(config.files());
+                // Stamps taken before reading, so a change made while the
+                // files were read is seen at the next connection.
+                state.stamps = if config.files() == state.active.files() {
+                    now
+                } else {
+                    stamps(config.files())
+                };
                 state.active = Arc::new(config);
                 tracing::info!(file = %self.path.display(), "web config reloaded");
             }

@@ -90,6 +90,50 @@ impl Daemon {
         }
     }
 
+    /// Starts the daemon on a free port with extra command-line arguments
+    /// (e.g. `--web.config.file`) and waits until the port accepts
+    /// connections (the endpoints may need TLS or credentials, so /livez
+    /// over plain HTTP is not asked).
+    pub async fn start_with_args(config: &Path, args: &[&str]) -> Daemon {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("vouch.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--web.listen-address", &addr.to_string()])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start vouch serve");
+        let mut daemon = Daemon {
+            child,
+            addr,
+            log,
+            _log_dir: log_dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                panic!("vouch serve exited with {status}:\n{}", daemon.logs());
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return daemon;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "vouch serve did not listen:\n{}",
+                daemon.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(self.addr, path).await
     }
