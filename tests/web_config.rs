@@ -234,7 +234,11 @@ async fn basic_auth_guards_every_endpoint_over_tls() {
     ];
     for (user, password) in wrong {
         let client = Client::trusting(&ca).with_credentials(user, password);
-        assert_eq!(client.status(addr, "/metrics").await, Ok(401), "{user}:{password}");
+        assert_eq!(
+            client.status(addr, "/metrics").await,
+            Ok(401),
+            "{user}:{password}"
+        );
     }
     // A wrong attempt leaves nothing behind that lets a later one in, and
     // bob's right password is still right after alice's wrong ones.
@@ -327,7 +331,11 @@ async fn a_rotated_certificate_is_served_without_restart() {
         )
     })
     .await;
-    assert!(daemon.logs().contains("web config reloaded"), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("web config reloaded"),
+        "{}",
+        daemon.logs()
+    );
 }
 
 #[tokio::test]
@@ -380,7 +388,10 @@ async fn a_broken_new_web_config_keeps_the_old_one_serving() {
     );
     assert_eq!(bob.status(addr, "/metrics").await, Ok(200));
     assert_eq!(alice.status(addr, "/metrics").await, Ok(200));
-    assert_eq!(Client::trusting(&ca).status(addr, "/metrics").await, Ok(401));
+    assert_eq!(
+        Client::trusting(&ca).status(addr, "/metrics").await,
+        Ok(401)
+    );
 
     // A key file gone while running: the loaded key keeps serving.
     std::fs::remove_file(config.dir.path().join("server.key")).unwrap();
@@ -469,7 +480,10 @@ async fn invalid_web_configs_exit_2_naming_file_line_and_key() {
     ])
     .await;
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.contains(&format!("{}: ok", web.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}: ok", web.display())),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
