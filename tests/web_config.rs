@@ -484,6 +484,21 @@ async fn invalid_web_configs_exit_2_naming_file_line_and_key() {
         stdout.contains(&format!("{}: ok", web.display())),
         "{stdout}"
     );
+
+    // The file may also come from VOUCH_WEB_CONFIG_FILE.
+    let web = put(dir, "web.yml", "basic_auth_users:\n  alice: hunter2\n");
+    let out = tokio::process::Command::new(support::vouch::bin())
+        .args(["validate", "--config", vouch_yaml])
+        .env("VOUCH_WEB_CONFIG_FILE", &web)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:2: basic_auth_users.alice:", web.display())),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
