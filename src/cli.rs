@@ -13,6 +13,7 @@ use crate::config::{ConfigError, Severity};
 use crate::output::report::{Format, GateReport};
 use crate::output::server::ReloadRequest;
 use crate::output::server::{router, AppState};
+use crate::output::web_config::{WebConfig, WebConfigWatcher};
 use crate::output::Outputs;
 use crate::plan::{Plan, Shard};
 use crate::probe::Clients;
@@ -60,6 +61,13 @@ pub enum Command {
         /// Refuse POST /-/reload (SIGHUP still reloads).
         #[arg(long = "web.disable-reload")]
         disable_reload: bool,
+        /// TLS and basic authentication for every endpoint, in the Prometheus exporter-toolkit format.
+        #[arg(
+            long = "web.config.file",
+            value_name = "FILE",
+            env = "VOUCH_WEB_CONFIG_FILE"
+        )]
+        web_config: Option<PathBuf>,
     },
     /// Run the checks once as a deployment gate; exit 0 when none at or above --fail-on failed.
     Check {
@@ -84,6 +92,13 @@ pub enum Command {
     Validate {
         #[arg(long, env = "VOUCH_CONFIG")]
         config: PathBuf,
+        /// TLS and basic authentication for every endpoint, in the Prometheus exporter-toolkit format.
+        #[arg(
+            long = "web.config.file",
+            value_name = "FILE",
+            env = "VOUCH_WEB_CONFIG_FILE"
+        )]
+        web_config: Option<PathBuf>,
     },
 }
 
@@ -132,7 +147,8 @@ pub async fn run(cli: Cli) -> u8 {
             listen_address,
             shard,
             disable_reload,
-        } => serve(&config, listen_address, shard, !disable_reload).await,
+            web_config,
+        } => serve(&config, listen_address, shard, !disable_reload, web_config).await,
         Command::Check {
             config,
             format,
@@ -151,7 +167,7 @@ pub async fn run(cli: Cli) -> u8 {
             )
             .await
         }
-        Command::Validate { config } => validate(&config),
+        Command::Validate { config, web_config } => validate(&config, web_config.as_deref()),
     };
     result.unwrap_or_else(|err| {
         eprintln!("vouch: {err:#}");
@@ -175,14 +191,29 @@ fn load_plan(path: &Path, clients: &Clients) -> Result<Plan, u8> {
     })
 }
 
-fn validate(path: &Path) -> anyhow::Result<u8> {
-    let clients = Clients::new();
-    Ok(match load_plan(path, &clients) {
-        Ok(plan) => {
-            println!("{}: ok, {} checks", path.display(), plan.checks.len());
-            EXIT_OK
+/// Loads the web config, or prints every problem and gives the exit code.
+fn load_web_config(path: &Path) -> Result<WebConfig, u8> {
+    WebConfig::load(path).map_err(|err| {
+        for problem in &err.problems {
+            eprintln!("{problem}");
         }
-        Err(code) => code,
+        EXIT_CONFIG
+    })
+}
+
+fn validate(path: &Path, web_config: Option<&Path>) -> anyhow::Result<u8> {
+    let clients = Clients::new();
+    let plan = load_plan(path, &clients);
+    let web = web_config.map(load_web_config);
+    if let Ok(plan) = &plan {
+        println!("{}: ok, {} checks", path.display(), plan.checks.len());
+    }
+    if let (Some(file), Some(Ok(_))) = (web_config, &web) {
+        println!("{}: ok", file.display());
+    }
+    Ok(match (plan, web) {
+        (Err(code), _) | (_, Some(Err(code))) => code,
+        _ => EXIT_OK,
     })
 }
 
@@ -297,6 +328,7 @@ async fn serve(
     listen_flag: Option<String>,
     shard: Option<Shard>,
     enable_reload: bool,
+    web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let clients = Arc::new(Clients::new());
     let mut plan = match load_for_serve(path, &clients, shard) {
@@ -307,6 +339,17 @@ async fn serve(
             }
             return Ok(EXIT_CONFIG);
         }
+    };
+    let web = match web_config {
+        Some(file) => match load_web_config(&file) {
+            Ok(web) => Some(Arc::new(WebConfigWatcher::new(file, web))),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+    let scheme = match &web {
+        Some(web) if web.current().tls.is_some() => "https",
+        _ => "http",
     };
     let listen_address = listen_flag.unwrap_or_else(|| plan.settings.listen_address.clone());
     let outputs = Arc::new(Outputs::new(&plan.checks));
@@ -325,11 +368,7 @@ async fn serve(
     let stop_serving = tokio_util::sync::CancellationToken::new();
     let server = {
         let stop = stop_serving.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
+        tokio::spawn(crate::output::listener::serve(listener, app, web, stop))
     };
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -345,6 +384,7 @@ async fn serve(
     ready.store(true, Ordering::Release);
     tracing::info!(
         address = %local,
+        scheme,
         checks = plan.checks.len(),
         config = %path.display(),
         "vouch is serving"

@@ -457,7 +457,11 @@ pub const ENVIRONMENT_ORIGIN: &str = "environment";
 /// field that is the key itself, but for a missing field or a mapping of
 /// the wrong type it is the first line *inside* the block. The line of the
 /// key named by the path is used instead whenever the index has it.
-fn decode_error(origin: &str, err: &serde_yaml_ng::Error, lines: &LineIndex) -> ConfigError {
+pub(crate) fn decode_error(
+    origin: &str,
+    err: &serde_yaml_ng::Error,
+    lines: &LineIndex,
+) -> ConfigError {
     let mut full = err.to_string();
     let location = err.location();
     if let Some(location) = &location {

@@ -2,11 +2,13 @@
 //! API, logs, and the gate report.
 
 pub mod gate;
+pub mod listener;
 pub mod metrics;
 pub mod page;
 pub mod report;
 pub mod server;
 pub mod status;
+pub mod web_config;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

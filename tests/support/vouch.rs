@@ -46,18 +46,9 @@ impl Daemon {
         Self::start_on_port(config, free_port(), env).await
     }
 
-    /// Starts the daemon with extra command-line arguments.
-    pub async fn start_with_args(config: &Path, args: &[&str]) -> Daemon {
-        Self::launch(config, free_port(), &[], args).await
-    }
-
     /// Starts the daemon listening on `port` (for configs that check the
     /// daemon itself).
     pub async fn start_on_port(config: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
-        Self::launch(config, port, env, &[]).await
-    }
-
-    async fn launch(config: &Path, port: u16, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vouch.log");
@@ -67,7 +58,6 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(config)
             .args(["--web.listen-address", &addr.to_string()])
-            .args(args)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -94,6 +84,50 @@ impl Daemon {
             assert!(
                 std::time::Instant::now() < deadline,
                 "vouch serve did not answer /livez:\n{}",
+                daemon.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the daemon on a free port with extra command-line arguments
+    /// (e.g. `--web.config.file`) and waits until the port accepts
+    /// connections (the endpoints may need TLS or credentials, so /livez
+    /// over plain HTTP is not asked).
+    pub async fn start_with_args(config: &Path, args: &[&str]) -> Daemon {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("vouch.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = tokio::process::Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--web.listen-address", &addr.to_string()])
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start vouch serve");
+        let mut daemon = Daemon {
+            child,
+            addr,
+            log,
+            _log_dir: log_dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                panic!("vouch serve exited with {status}:\n{}", daemon.logs());
+            }
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return daemon;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "vouch serve did not listen:\n{}",
                 daemon.logs()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
