@@ -81,6 +81,20 @@ reasons! {
     Latency => "latency": "the answer took longer than allowed",
     TooLarge => "too_large": "the body was larger than the check reads",
     Secret => "secret": "a secret the check needs could not be read",
+    Auth => "auth": "the target refused the check's credentials",
+    Query => "query": "a query of the check failed or returned no usable value",
+    Connections => "connections": "more connections in use than allowed",
+    QueryAge => "query_age": "a query has been running longer than allowed",
+    TransactionAge => "transaction_age": "a transaction has been open longer than allowed",
+    DatabaseSize => "database_size": "the database is larger than allowed",
+    Migration => "migration": "the latest applied migration is not the expected one",
+    Assertion => "assertion": "a custom SQL assertion did not hold",
+    Memory => "memory": "more memory in use than allowed",
+    HitRatio => "hit_ratio": "the cache hit ratio over the last window was below the minimum",
+    Evictions => "evictions": "more keys were evicted in the last window than allowed",
+    Persistence => "persistence": "the last save is too old or failed, or AOF is off or failing",
+    Role => "role": "the replication role or link is not the expected one",
+    Loading => "loading": "the server is still loading its data set",
     Panic => "panic": "the probe crashed; a bug in vouch",
 }
 
@@ -128,6 +142,16 @@ measures! {
     HttpDurationSeconds => "vouch_http_duration_seconds" ["phase"]: "Time spent in each phase of the last HTTP request, summed over redirects: resolve, connect, tls, processing (request sent to headers received), transfer (body).",
     HttpContentLengthBytes => "vouch_http_content_length_bytes" []: "Bytes of the last response body received.",
     HttpRedirects => "vouch_http_redirects" []: "Redirects followed by the last HTTP request.",
+    PostgresUp => "vouch_postgres_up" []: "1 if the last run connected to PostgreSQL, 0 if it could not.",
+    PostgresVersionInfo => "vouch_postgres_version_info" ["version"]: "PostgreSQL server version; always 1.",
+    PostgresConnections => "vouch_postgres_connections" ["state"]: "Client connections by state: active, idle, idle_in_transaction, idle_in_transaction_aborted, fastpath_function_call, disabled, unknown (not visible to the check's role).",
+    PostgresMaxConnections => "vouch_postgres_max_connections" []: "The server's max_connections setting.",
+    PostgresConnectionsUsedRatio => "vouch_postgres_connections_used_ratio" []: "Client connections divided by max_connections.",
+    PostgresLongestQuerySeconds => "vouch_postgres_longest_query_seconds" []: "Age of the longest running active query, vouch's own session excluded.",
+    PostgresLongestTransactionSeconds => "vouch_postgres_longest_transaction_seconds" []: "Age of the longest open transaction, vouch's own session excluded.",
+    PostgresSlowQueries => "vouch_postgres_slow_queries" []: "Active queries running longer than the check's slow_query_threshold.",
+    PostgresDatabaseSizeBytes => "vouch_postgres_database_size_bytes" []: "Size of the database the check connects to.",
+    PostgresAssertionValue => "vouch_postgres_assertion_value" ["assertion"]: "The number a custom SQL assertion returned.",
 }
 
 impl Serialize for Measure {

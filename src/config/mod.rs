@@ -15,9 +15,10 @@ use thiserror::Error;
 
 pub use secret::{Secret, SecretError, SecretSource};
 pub use spans::LineIndex;
-pub use units::{format_duration, ByteSize, HumanDuration};
+pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
 use crate::probe::http::HttpConfig;
+use crate::probe::postgres::PostgresConfig;
 
 /// The port vouch listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9847;
@@ -126,6 +127,9 @@ pub struct CheckConfig {
     pub labels: BTreeMap<String, String>,
     /// An HTTP(S) request and what its answer must look like.
     pub http: Option<HttpConfig>,
+    /// A PostgreSQL server: connections, long queries, size, migrations,
+    /// custom SQL assertions.
+    pub postgres: Option<PostgresConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -134,14 +138,16 @@ pub struct CheckConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Http,
+    Postgres,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Http];
+    pub const ALL: &'static [Kind] = &[Kind::Http, Kind::Postgres];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
+            Kind::Postgres => "postgres",
         }
     }
 }
@@ -166,6 +172,9 @@ impl CheckConfig {
         let mut kinds = Vec::new();
         if self.http.is_some() {
             kinds.push(Kind::Http);
+        }
+        if self.postgres.is_some() {
+            kinds.push(Kind::Postgres);
         }
         kinds
     }

@@ -3,6 +3,7 @@
 //! nothing of scheduling, Prometheus or HTTP serving.
 
 pub mod http;
+pub mod postgres;
 
 use std::sync::{Arc, Mutex};
 
@@ -79,6 +80,17 @@ pub fn build(
                 .map(|p| p.under("http"))
                 .collect::<Vec<_>>()
         })?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(postgres) = &check.postgres {
+        let probe = postgres::PostgresProbe::build(postgres, check, clients, config).map_err(
+            |problems| {
+                problems
+                    .into_iter()
+                    .map(|p| p.under("postgres"))
+                    .collect::<Vec<_>>()
+            },
+        )?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

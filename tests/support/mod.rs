@@ -9,6 +9,7 @@
 
 pub mod certs;
 pub mod http_server;
+pub mod postgres;
 pub mod vouch;
 
 use std::future::Future;
