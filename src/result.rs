@@ -152,6 +152,22 @@ measures! {
     PostgresSlowQueries => "vouch_postgres_slow_queries" []: "Active queries running longer than the check's slow_query_threshold.",
     PostgresDatabaseSizeBytes => "vouch_postgres_database_size_bytes" []: "Size of the database the check connects to.",
     PostgresAssertionValue => "vouch_postgres_assertion_value" ["assertion"]: "The number a custom SQL assertion returned.",
+    RedisUp => "vouch_redis_up" []: "1 if the last run reached Redis (connected, PING and INFO answered), 0 if not.",
+    RedisPingSeconds => "vouch_redis_ping_seconds" []: "Round trip of the last PING.",
+    RedisMemoryUsedBytes => "vouch_redis_memory_used_bytes" []: "Memory Redis has allocated (used_memory).",
+    RedisMemoryMaxBytes => "vouch_redis_memory_max_bytes" []: "The maxmemory setting; 0 means unlimited.",
+    RedisMemoryUsedRatio => "vouch_redis_memory_used_ratio" []: "used_memory divided by maxmemory; absent when maxmemory is 0 (unlimited).",
+    RedisConnectedClients => "vouch_redis_connected_clients" []: "Client connections, the check's own included.",
+    RedisBlockedClients => "vouch_redis_blocked_clients" []: "Clients waiting in a blocking call (BLPOP, WAIT, ...).",
+    RedisHitRatio => "vouch_redis_hit_ratio" []: "Keyspace hits divided by lookups over the window since the previous run; absent when the window had fewer lookups than min_lookups.",
+    RedisEvictedKeys => "vouch_redis_evicted_keys" []: "Keys evicted in the window since the previous run.",
+    RedisLastSaveAgeSeconds => "vouch_redis_last_save_age_seconds" []: "Time since the last successful RDB save.",
+    RedisLastBgsaveSuccess => "vouch_redis_last_bgsave_success" []: "1 unless the last BGSAVE failed.",
+    RedisAofEnabled => "vouch_redis_aof_enabled" []: "1 if append-only file persistence is on.",
+    RedisAofLastWriteSuccess => "vouch_redis_aof_last_write_success" []: "1 unless the last AOF write failed.",
+    RedisRoleInfo => "vouch_redis_role_info" ["role"]: "Replication role (master, replica); always 1.",
+    RedisMasterLinkUp => "vouch_redis_master_link_up" []: "On a replica: 1 if the link to its master is up.",
+    RedisLoading => "vouch_redis_loading" []: "1 while the server loads its data set from disk.",
 }
 
 impl Serialize for Measure {

@@ -19,6 +19,7 @@ pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
 use crate::probe::http::HttpConfig;
 use crate::probe::postgres::PostgresConfig;
+use crate::probe::redis::RedisConfig;
 
 /// The port vouch listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 9847;
@@ -130,6 +131,9 @@ pub struct CheckConfig {
     /// A PostgreSQL server: connections, long queries, size, migrations,
     /// custom SQL assertions.
     pub postgres: Option<PostgresConfig>,
+    /// A Redis server: PING, memory, clients, hit ratio, evictions,
+    /// persistence, replication.
+    pub redis: Option<RedisConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -139,15 +143,17 @@ pub struct CheckConfig {
 pub enum Kind {
     Http,
     Postgres,
+    Redis,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Http, Kind::Postgres];
+    pub const ALL: &'static [Kind] = &[Kind::Http, Kind::Postgres, Kind::Redis];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
             Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
         }
     }
 }
@@ -175,6 +181,9 @@ impl CheckConfig {
         }
         if self.postgres.is_some() {
             kinds.push(Kind::Postgres);
+        }
+        if self.redis.is_some() {
+            kinds.push(Kind::Redis);
         }
         kinds
     }

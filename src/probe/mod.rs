@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod postgres;
+pub mod redis;
 
 use std::sync::{Arc, Mutex};
 
@@ -91,6 +92,15 @@ pub fn build(
                     .collect::<Vec<_>>()
             },
         )?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(redis) = &check.redis {
+        let probe = redis::RedisProbe::build(redis, check, config).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| p.under("redis"))
+                .collect::<Vec<_>>()
+        })?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])
