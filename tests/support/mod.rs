@@ -9,7 +9,9 @@
 
 pub mod certs;
 pub mod http_server;
+pub mod pem;
 pub mod postgres;
+pub mod redis;
 pub mod vouch;
 
 use std::future::Future;
