@@ -170,7 +170,7 @@ async fn memory_filled_past_the_limit_fails_with_both_sizes() {
     let redis = Redis::with_args(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
     let check = Check::new(&redis, "max_memory_used: 90%");
     let outcome = check.run().await;
-    expect(&outcome, Verdict::Pass, Reason::Ok, "of maxmemory 4MB");
+    expect(&outcome, Verdict::Pass, Reason::Ok, "of maxmemory 4MiB");
 
     let mut connection = redis.connection(None).await;
     let value = "x".repeat(16 * 1024);
@@ -181,17 +181,17 @@ async fn memory_filled_past_the_limit_fails_with_both_sizes() {
             .query_async(&mut connection)
             .await;
         let used: f64 = info_field(&mut connection, "used_memory").await.parse().unwrap();
-        if written.is_err() || used > 0.93 * 4_000_000.0 {
+        if written.is_err() || used > 0.93 * 4_194_304.0 {
             break;
         }
     }
     let outcome = check.run().await;
-    expect(&outcome, Verdict::Fail, Reason::Memory, "of maxmemory 4MB (9");
+    expect(&outcome, Verdict::Fail, Reason::Memory, "of maxmemory 4MiB (9");
     assert!(outcome.message.ends_with("limit 90%"), "{}", outcome.message);
     assert!(measured(&outcome, "vouch_redis_memory_used_ratio").unwrap() > 0.9);
     assert_eq!(
         measured(&outcome, "vouch_redis_memory_max_bytes"),
-        Some(4_000_000.0)
+        Some(4_194_304.0)
     );
 }
 

@@ -131,6 +131,20 @@ impl ByteSize {
     }
 }
 
+impl ByteSize {
+    /// The size rounded for people: `941.9KiB`, `3.9MiB`, `512B`.
+    pub fn approx(self) -> String {
+        let bytes = self.0 as f64;
+        for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if self.0 >= size {
+                let text = format!("{:.1}", bytes / size as f64);
+                return format!("{}{unit}", text.trim_end_matches(".0"));
+            }
+        }
+        format!("{}B", self.0)
+    }
+}
+
 fn size_error(text: &str) -> String {
     format!("invalid size {text:?}: expected a number with an optional unit B, kB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 1MB)")
 }
@@ -309,5 +323,8 @@ mod tests {
         assert!(ByteSize::parse("MB").is_err());
         assert_eq!(ByteSize(1_048_576).to_string(), "1MiB");
         assert_eq!(ByteSize(1_000_000).to_string(), "1MB");
+        assert_eq!(ByteSize(941_880).approx(), "919.8KiB");
+        assert_eq!(ByteSize(4 << 20).approx(), "4MiB");
+        assert_eq!(ByteSize(512).approx(), "512B");
     }
 }

@@ -846,7 +846,7 @@ impl PostgresProbe {
                     Reason::DatabaseSize,
                     format!(
                         "database size {}, limit {limit}",
-                        ByteSize(database_size as u64)
+                        ByteSize(database_size as u64).approx()
                     ),
                 ));
             }

@@ -225,6 +225,23 @@ fn classify(err: &redis::RedisError) -> Failure {
     if err.is_timeout() {
         return failure(Reason::Timeout, text);
     }
+    // The client keeps I/O errors in an `Arc<dyn Error>`, which is what
+    // `source()` gives.
+    let io = err.source().and_then(|inner| {
+        inner.downcast_ref::<std::io::Error>().or_else(|| {
+            inner
+                .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+                .and_then(|arc| arc.downcast_ref::<std::io::Error>())
+        })
+    });
+    if let Some(io) = io {
+        if io
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+        {
+            return failure(crate::tls::handshake_reason(io), text);
+        }
+    }
     let mut source = err.source();
     while let Some(inner) = source {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
@@ -441,7 +458,7 @@ impl RedisProbe {
             measurements.push(Measurement::new(Measure::RedisMemoryUsedRatio, ratio));
             let text = format!(
                 "memory {} of maxmemory {} ({})",
-                ByteSize(used as u64),
+                ByteSize(used as u64).approx(),
                 ByteSize(max as u64),
                 Ratio(ratio)
             );
@@ -456,11 +473,11 @@ impl RedisProbe {
             notes.push(match self.max_memory_used {
                 Some(limit) => format!(
                     "memory {}, maxmemory 0 (unlimited): max_memory_used {limit} not judged",
-                    ByteSize(used as u64)
+                    ByteSize(used as u64).approx()
                 ),
                 None => format!(
                     "memory {}, maxmemory 0 (unlimited)",
-                    ByteSize(used as u64)
+                    ByteSize(used as u64).approx()
                 ),
             });
         }
