@@ -113,6 +113,15 @@ fn metric_names_follow_prometheus_conventions() {
         "_success",
         "_redirects",
         "_flight",
+        // Dimensionless counts and states name what they count or are.
+        "_up",
+        "_connections",
+        "_queries",
+        "_clients",
+        "_keys",
+        "_value",
+        "_enabled",
+        "_loading",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");
