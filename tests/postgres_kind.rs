@@ -106,9 +106,7 @@ fn measured(outcome: &Outcome, name: &str, labels: &[&str]) -> Option<f64> {
     outcome
         .measurements
         .iter()
-        .find(|m| {
-            m.measure.name() == name && (labels.is_empty() || m.label_values() == labels)
-        })
+        .find(|m| m.measure.name() == name && (labels.is_empty() || m.label_values() == labels))
         .map(|m| m.value)
 }
 
@@ -456,7 +454,12 @@ async fn every_query_is_read_only() {
         "assertions:\n  - name: writes\n    query: SELECT nextval('s')\n    expect: '> 0'",
     )
     .await;
-    expect(&outcome, Verdict::Error, Reason::Query, "read-only transaction");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Query,
+        "read-only transaction",
+    );
     // A data-modifying statement cannot even be given as a query.
     let outcome = run(
         &pg,
@@ -542,10 +545,8 @@ async fn a_wrong_password_is_an_auth_error_that_never_shows_the_password() {
     assert!(!json.contains(PASSWORD), "{json}");
 
     // The same through the binary: report, JSON and logs.
-    let yaml = format!(
-        "checks:\n  - name: db\n    postgres:\n      url_env: VOUCH_PG_TEST_URL\n      tls: disable\n"
-    );
-    let config = support::write_config(&yaml);
+    let yaml = "checks:\n  - name: db\n    postgres:\n      url_env: VOUCH_PG_TEST_URL\n      tls: disable\n";
+    let config = support::write_config(yaml);
     let url = pg.url_with_password(wrong);
     for format in ["json", "table"] {
         let out = tokio::process::Command::new(support::vouch::bin())

@@ -147,11 +147,17 @@ async fn a_healthy_server_passes_with_every_measurement() {
         outcome.message
     );
     assert_eq!(measured(&outcome, "vouch_redis_up"), Some(1.0));
-    assert_eq!(measured(&outcome, "vouch_redis_memory_max_bytes"), Some(0.0));
+    assert_eq!(
+        measured(&outcome, "vouch_redis_memory_max_bytes"),
+        Some(0.0)
+    );
     assert_eq!(measured(&outcome, "vouch_redis_memory_used_ratio"), None);
     assert!(measured(&outcome, "vouch_redis_memory_used_bytes").unwrap() > 0.0);
     assert!(measured(&outcome, "vouch_redis_ping_seconds").is_some());
-    assert_eq!(measured(&outcome, "vouch_redis_connected_clients"), Some(1.0));
+    assert_eq!(
+        measured(&outcome, "vouch_redis_connected_clients"),
+        Some(1.0)
+    );
     assert_eq!(measured(&outcome, "vouch_redis_blocked_clients"), Some(0.0));
     assert_eq!(measured(&outcome, "vouch_redis_aof_enabled"), Some(0.0));
     assert_eq!(measured(&outcome, "vouch_redis_loading"), Some(0.0));
@@ -180,14 +186,26 @@ async fn memory_filled_past_the_limit_fails_with_both_sizes() {
             .arg(&value)
             .query_async(&mut connection)
             .await;
-        let used: f64 = info_field(&mut connection, "used_memory").await.parse().unwrap();
+        let used: f64 = info_field(&mut connection, "used_memory")
+            .await
+            .parse()
+            .unwrap();
         if written.is_err() || used > 0.93 * 4_194_304.0 {
             break;
         }
     }
     let outcome = check.run().await;
-    expect(&outcome, Verdict::Fail, Reason::Memory, "of maxmemory 4MiB (9");
-    assert!(outcome.message.ends_with("limit 90%"), "{}", outcome.message);
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Memory,
+        "of maxmemory 4MiB (9",
+    );
+    assert!(
+        outcome.message.ends_with("limit 90%"),
+        "{}",
+        outcome.message
+    );
     assert!(measured(&outcome, "vouch_redis_memory_used_ratio").unwrap() > 0.9);
     assert_eq!(
         measured(&outcome, "vouch_redis_memory_max_bytes"),
@@ -333,16 +351,20 @@ async fn an_old_rdb_save_fails_and_a_fresh_bgsave_passes() {
     let mut connection = redis.connection(None).await;
     // Without saves, the last save time is the server's start: wait until
     // that is more than a second ago.
-    wait_until("the server to be up for 2s", Duration::from_secs(10), || {
-        let mut connection = connection.clone();
-        async move {
-            info_field(&mut connection, "uptime_in_seconds")
-                .await
-                .parse::<u64>()
-                .unwrap_or(0)
-                >= 2
-        }
-    })
+    wait_until(
+        "the server to be up for 2s",
+        Duration::from_secs(10),
+        || {
+            let mut connection = connection.clone();
+            async move {
+                info_field(&mut connection, "uptime_in_seconds")
+                    .await
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    >= 2
+            }
+        },
+    )
     .await;
     let check = Check::new(&redis, "max_last_save_age: 1s");
     let outcome = check.run().await;
@@ -367,7 +389,10 @@ async fn an_old_rdb_save_fails_and_a_fresh_bgsave_passes() {
     .await;
     let outcome = Check::new(&redis, "max_last_save_age: 1h").run().await;
     expect(&outcome, Verdict::Pass, Reason::Ok, "");
-    assert_eq!(measured(&outcome, "vouch_redis_last_bgsave_success"), Some(1.0));
+    assert_eq!(
+        measured(&outcome, "vouch_redis_last_bgsave_success"),
+        Some(1.0)
+    );
 }
 
 // ---------------------------------------------------------------- replication
@@ -391,10 +416,14 @@ async fn role_and_replica_link_are_checked() {
     let port = primary.port.to_string();
     let replica = Redis::with_args(&["--replicaof", "127.0.0.1", &port]);
     let mut connection = replica.connection(None).await;
-    wait_until("the replica's link to come up", Duration::from_secs(20), || {
-        let mut connection = connection.clone();
-        async move { info_field(&mut connection, "master_link_status").await == "up" }
-    })
+    wait_until(
+        "the replica's link to come up",
+        Duration::from_secs(20),
+        || {
+            let mut connection = connection.clone();
+            async move { info_field(&mut connection, "master_link_status").await == "up" }
+        },
+    )
     .await;
     let check = Check::new(&replica, "role: replica");
     let outcome = check.run().await;
@@ -402,10 +431,14 @@ async fn role_and_replica_link_are_checked() {
     assert_eq!(measured(&outcome, "vouch_redis_master_link_up"), Some(1.0));
 
     primary.stop();
-    wait_until("the replica's link to go down", Duration::from_secs(20), || {
-        let mut connection = connection.clone();
-        async move { info_field(&mut connection, "master_link_status").await == "down" }
-    })
+    wait_until(
+        "the replica's link to go down",
+        Duration::from_secs(20),
+        || {
+            let mut connection = connection.clone();
+            async move { info_field(&mut connection, "master_link_status").await == "down" }
+        },
+    )
     .await;
     let outcome = check.run().await;
     expect(
@@ -427,12 +460,7 @@ async fn a_stopped_server_is_refused_and_a_restarted_one_passes_again() {
 
     redis.stop();
     let down = run_once(check.check.clone(), CLIENTS.clone()).await;
-    expect(
-        &down.outcome,
-        Verdict::Error,
-        Reason::ConnectionRefused,
-        "",
-    );
+    expect(&down.outcome, Verdict::Error, Reason::ConnectionRefused, "");
     assert!(down.duration < check.check.timeout, "{:?}", down.duration);
     assert_eq!(measured(&down.outcome, "vouch_redis_up"), Some(0.0));
 
@@ -448,7 +476,15 @@ async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
     let mut admin = redis.connection(None).await;
     command(
         &mut admin,
-        &["ACL", "SETUSER", "vouch", "on", ">Right-redis-pw", "+@all", "~*"],
+        &[
+            "ACL",
+            "SETUSER",
+            "vouch",
+            "on",
+            ">Right-redis-pw",
+            "+@all",
+            "~*",
+        ],
     )
     .await;
     command(&mut admin, &["ACL", "SETUSER", "default", "off"]).await;
@@ -480,7 +516,10 @@ async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
     let outcome = Check::with_url(&wrong_url, "10s", "").run().await;
     expect(&outcome, Verdict::Error, Reason::Auth, "");
     let json = serde_json::to_string(&outcome).unwrap();
-    assert!(!json.contains(wrong) && !json.contains(&wrong_url), "{json}");
+    assert!(
+        !json.contains(wrong) && !json.contains(&wrong_url),
+        "{json}"
+    );
     std::fs::write(dir.path().join("password"), format!("{wrong}\n")).unwrap();
     let check = plan_check(
         dir.path(),
@@ -609,7 +648,10 @@ fn bad_values_are_config_errors() {
         "{err}"
     );
     let err = config_error("url_env: REDIS_URL\naof: yes");
-    assert!(err.starts_with("test.yaml:6: checks[0].redis.aof: "), "{err}");
+    assert!(
+        err.starts_with("test.yaml:6: checks[0].redis.aof: "),
+        "{err}"
+    );
     let err = config_error("url_env: REDIS_URL\nrole: leader");
     assert!(
         err.starts_with("test.yaml:6: checks[0].redis.role: unknown variant `leader`"),

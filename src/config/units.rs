@@ -135,7 +135,12 @@ impl ByteSize {
     /// The size rounded for people: `941.9KiB`, `3.9MiB`, `512B`.
     pub fn approx(self) -> String {
         let bytes = self.0 as f64;
-        for (unit, size) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        for (unit, size) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
             if self.0 >= size {
                 let text = format!("{:.1}", bytes / size as f64);
                 return format!("{}{unit}", text.trim_end_matches(".0"));
@@ -231,7 +236,11 @@ fn ratio_error(text: &str) -> String {
 impl fmt::Display for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let percent = format!("{:.2}", self.0 * 100.0);
-        write!(f, "{}%", percent.trim_end_matches('0').trim_end_matches('.'))
+        write!(
+            f,
+            "{}%",
+            percent.trim_end_matches('0').trim_end_matches('.')
+        )
     }
 }
 

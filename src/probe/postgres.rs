@@ -115,14 +115,16 @@ fn scalar_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Stri
         Signed(i64),
         Float(f64),
     }
-    Ok(Some(match Scalar::deserialize(deserializer).map_err(|_| {
-        serde::de::Error::custom("expected a string or a number")
-    })? {
-        Scalar::Text(text) => text,
-        Scalar::Unsigned(n) => n.to_string(),
-        Scalar::Signed(n) => n.to_string(),
-        Scalar::Float(n) => n.to_string(),
-    }))
+    Ok(Some(
+        match Scalar::deserialize(deserializer)
+            .map_err(|_| serde::de::Error::custom("expected a string or a number"))?
+        {
+            Scalar::Text(text) => text,
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Signed(n) => n.to_string(),
+            Scalar::Float(n) => n.to_string(),
+        },
+    ))
 }
 
 /// A comparison of a measured number with a limit.
@@ -261,7 +263,10 @@ const STATES: &[(&str, &str)] = &[
     ("active", "active"),
     ("idle", "idle"),
     ("idle in transaction", "idle_in_transaction"),
-    ("idle in transaction (aborted)", "idle_in_transaction_aborted"),
+    (
+        "idle in transaction (aborted)",
+        "idle_in_transaction_aborted",
+    ),
     ("fastpath function call", "fastpath_function_call"),
     ("disabled", "disabled"),
     ("", "unknown"),
@@ -580,8 +585,7 @@ fn classify(err: &tokio_postgres::Error, statement_timeout: Duration) -> Failure
     let text = chain(err);
     let reason = if text.contains("TLS") || text.contains("tls") {
         Reason::Tls
-    } else if text.contains("invalid connection string") || text.contains("invalid configuration")
-    {
+    } else if text.contains("invalid connection string") || text.contains("invalid configuration") {
         Reason::Secret
     } else {
         Reason::Protocol
@@ -859,11 +863,9 @@ impl PostgresProbe {
                 (_, None) => Some("no migration applied".to_string()),
                 (MigrationExpect::Equals(want), Some(have)) => (!versions_equal(have, want))
                     .then(|| format!("latest migration {have:?}, expected {want:?}")),
-                (MigrationExpect::AtLeast(want), Some(have)) => {
-                    (version_cmp(have, want) == std::cmp::Ordering::Less).then(|| {
-                        format!("latest migration {have:?}, expected at least {want:?}")
-                    })
-                }
+                (MigrationExpect::AtLeast(want), Some(have)) => (version_cmp(have, want)
+                    == std::cmp::Ordering::Less)
+                    .then(|| format!("latest migration {have:?}, expected at least {want:?}")),
             };
             if let Some(message) = broken {
                 failures.push(Failure::new(Reason::Migration, message));
@@ -873,7 +875,10 @@ impl PostgresProbe {
         for assertion in &self.assertions {
             ctx.progress.set("running an assertion");
             let text = single_text(client, &assertion.sql, st).await.map_err(|f| {
-                Failure::new(f.reason, format!("assertion {}: {}", assertion.name, f.message))
+                Failure::new(
+                    f.reason,
+                    format!("assertion {}: {}", assertion.name, f.message),
+                )
             })?;
             let value = text
                 .as_deref()
@@ -1072,14 +1077,20 @@ mod tests {
 
     #[test]
     fn versions_compare_as_numbers_or_text() {
-        assert_eq!(version_cmp("20240102", "20240101"), std::cmp::Ordering::Greater);
+        assert_eq!(
+            version_cmp("20240102", "20240101"),
+            std::cmp::Ordering::Greater
+        );
         assert_eq!(version_cmp("9", "10"), std::cmp::Ordering::Less);
         assert_eq!(version_cmp("0002_b", "0001_a"), std::cmp::Ordering::Greater);
     }
 
     #[test]
     fn identifiers_are_quoted() {
-        assert_eq!(quote_identifier("public.schema_migrations"), "\"public\".\"schema_migrations\"");
+        assert_eq!(
+            quote_identifier("public.schema_migrations"),
+            "\"public\".\"schema_migrations\""
+        );
         assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
     }
 }

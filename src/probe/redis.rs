@@ -138,7 +138,8 @@ impl RedisProbe {
                 "give password_file or password_env, not both",
             ));
         }
-        let url = SecretSource::from_pair(resolve(&config.url_file).as_ref(), config.url_env.as_ref());
+        let url =
+            SecretSource::from_pair(resolve(&config.url_file).as_ref(), config.url_env.as_ref());
         if url.is_none() {
             problems.push(Problem::new(
                 "",
@@ -149,7 +150,11 @@ impl RedisProbe {
             resolve(&config.password_file).as_ref(),
             config.password_env.as_ref(),
         );
-        if config.username.as_deref().is_some_and(|u| u.trim().is_empty()) {
+        if config
+            .username
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
             problems.push(Problem::new("username", "must not be empty"));
         }
         let check_timeout = check.effective_timeout(&source.file.defaults).0;
@@ -463,10 +468,9 @@ impl RedisProbe {
                 Ratio(ratio)
             );
             match self.max_memory_used {
-                Some(limit) if ratio > limit.0 => failures.push(failure(
-                    Reason::Memory,
-                    format!("{text}, limit {limit}"),
-                )),
+                Some(limit) if ratio > limit.0 => {
+                    failures.push(failure(Reason::Memory, format!("{text}, limit {limit}")))
+                }
                 _ => notes.push(text),
             }
         } else {
@@ -608,10 +612,9 @@ impl RedisProbe {
                 Reason::Persistence,
                 "AOF is disabled, expected enabled",
             )),
-            Some(AofExpect::Enabled) if !aof_write_ok => failures.push(failure(
-                Reason::Persistence,
-                "the last AOF write failed",
-            )),
+            Some(AofExpect::Enabled) if !aof_write_ok => {
+                failures.push(failure(Reason::Persistence, "the last AOF write failed"))
+            }
             Some(AofExpect::Disabled) if aof_on => failures.push(failure(
                 Reason::Persistence,
                 "AOF is enabled, expected disabled",

@@ -26,7 +26,9 @@ fn bin_dir() -> PathBuf {
             .and_then(|v| v.parse::<u32>().ok())
             .unwrap_or(0)
     });
-    versions.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
+    versions
+        .pop()
+        .expect("an initdb under /usr/lib/postgresql/*/bin")
 }
 
 fn is_root() -> bool {

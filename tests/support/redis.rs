@@ -90,7 +90,10 @@ impl Redis {
 
     /// A connection of the test's own, authenticated with `auth` (user,
     /// password) when given.
-    pub async fn connection(&self, auth: Option<(&str, &str)>) -> redis::aio::MultiplexedConnection {
+    pub async fn connection(
+        &self,
+        auth: Option<(&str, &str)>,
+    ) -> redis::aio::MultiplexedConnection {
         let url = match auth {
             Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{}/", self.port),
             None => self.url(),
