@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use support::certs::{TestCa, Validity};
 use support::postgres::{Postgres, PASSWORD};
 use support::wait_until;
 use vouch::config::SourcedConfig;
@@ -613,6 +614,77 @@ async fn tls_required_by_the_check_but_not_offered_is_a_tls_error() {
         let record = run_once(plan.checks[0].clone(), CLIENTS.clone()).await;
         expect(&record.outcome, Verdict::Error, Reason::Tls, "TLS");
     }
+}
+
+/// Runs `tls_block` (with `url_file: url` added) against `pg`; `dir`
+/// holds the CA as `ca.pem`.
+async fn run_tls(pg: &Postgres, dir: &Path, tls_block: &str) -> Outcome {
+    std::fs::write(dir.join("url"), pg.url()).unwrap();
+    let yaml = config_yaml("10s", &format!("url_file: url\n{tls_block}"));
+    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf()).unwrap();
+    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
+        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
+    run_once(plan.checks[0].clone(), CLIENTS.clone())
+        .await
+        .outcome
+}
+
+#[tokio::test]
+async fn tls_modes_against_a_server_with_a_private_ca() {
+    let ca = TestCa::new("vouch postgres test CA");
+    let dir = tempfile::tempdir().unwrap();
+    ca.write_pem(dir.path());
+    let pg = Postgres::with_tls(&ca.issue(&["127.0.0.1"], Validity::ValidFor { days: 30 }));
+
+    expect(
+        &run_tls(&pg, dir.path(), "tls: verify-full\nca_file: ca.pem").await,
+        Verdict::Pass,
+        Reason::Ok,
+        "",
+    );
+    // The default is verify-full, which does not trust a private CA.
+    expect(
+        &run_tls(&pg, dir.path(), "").await,
+        Verdict::Error,
+        Reason::TlsUnknownIssuer,
+        "",
+    );
+    // require encrypts without verifying; disable does not encrypt.
+    for mode in ["require", "disable"] {
+        expect(
+            &run_tls(&pg, dir.path(), &format!("tls: {mode}")).await,
+            Verdict::Pass,
+            Reason::Ok,
+            "",
+        );
+    }
+    // sslmode in the URL is used when tls is not given.
+    std::fs::write(
+        dir.path().join("url"),
+        format!("{}?sslmode=require", pg.url()),
+    )
+    .unwrap();
+    let yaml = config_yaml("10s", "url_file: url");
+    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.path().to_path_buf()).unwrap();
+    let plan = Plan::from_source(&source, &CLIENTS, |_| None).unwrap();
+    let outcome = run_once(plan.checks[0].clone(), CLIENTS.clone())
+        .await
+        .outcome;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "");
+}
+
+#[tokio::test]
+async fn verify_full_refuses_a_certificate_for_another_host() {
+    let ca = TestCa::new("vouch postgres test CA");
+    let dir = tempfile::tempdir().unwrap();
+    ca.write_pem(dir.path());
+    let pg = Postgres::with_tls(&ca.issue(&["db.example.com"], Validity::ValidFor { days: 30 }));
+    expect(
+        &run_tls(&pg, dir.path(), "tls: verify-full\nca_file: ca.pem").await,
+        Verdict::Error,
+        Reason::TlsHostname,
+        "",
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use super::certs::Identity;
 use super::free_port;
+use super::pem::write_identity;
 
 /// The superuser's password (host connections need a password; local
 /// socket connections are trusted).
@@ -92,7 +94,27 @@ impl Postgres {
 
     /// A server with extra settings, e.g. `("max_connections", "12")`.
     pub fn with_settings(settings: &[(&str, &str)]) -> Postgres {
+        Self::create(settings, None)
+    }
+
+    /// A server that offers TLS with `identity` (clients may still connect
+    /// without it).
+    pub fn with_tls(identity: &Identity) -> Postgres {
+        Self::create(&[], Some(identity))
+    }
+
+    fn create(settings: &[(&str, &str)], identity: Option<&Identity>) -> Postgres {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(identity) = identity {
+            let (cert, key) = write_identity(identity, dir.path());
+            settings.push(("ssl".into(), "on".into()));
+            settings.push(("ssl_cert_file".into(), cert.display().to_string()));
+            settings.push(("ssl_key_file".into(), key.display().to_string()));
+        }
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PASSWORD).unwrap();
         chown_to_owner(dir.path());
