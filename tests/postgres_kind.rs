@@ -754,3 +754,49 @@ fn validation_never_reads_the_url() {
     let source = SourcedConfig::parse(&yaml, "test.yaml", ".".into()).unwrap();
     assert!(Plan::from_source(&source, &CLIENTS, |_| None).is_ok());
 }
+
+// ---------------------------------------------------------------- daemon
+
+#[tokio::test]
+async fn the_daemon_exports_every_postgres_measure_and_no_secret() {
+    let mut pg = Postgres::start_new();
+    let config = support::write_config(
+        "checks:\n  - name: db\n    interval: 1s\n    timeout: 900ms\n    postgres:\n      url_env: VOUCH_PG_DAEMON_URL\n      tls: disable\n      assertions:\n        - { name: one, query: SELECT 1, expect: '== 1' }\n",
+    );
+    let url = pg.url();
+    let daemon =
+        support::vouch::Daemon::start_with_env(&config.path, &[("VOUCH_PG_DAEMON_URL", &url)])
+            .await;
+    let first = daemon.wait_for_result("db", Duration::from_secs(20)).await;
+    assert_eq!(first["state"], "pass", "{first}");
+    let metrics = daemon.get_ok("/metrics").await;
+    for measure in vouch::result::Measure::ALL
+        .iter()
+        .filter(|m| m.name().starts_with("vouch_postgres_"))
+    {
+        assert!(
+            metrics.contains(&format!("# TYPE {} gauge", measure.name())),
+            "{} missing:\n{metrics}",
+            measure.name()
+        );
+    }
+    // The server goes away and comes back; the daemon keeps running.
+    pg.stop();
+    wait_until("an error run", Duration::from_secs(20), || async {
+        daemon.check("db").await["last_run"]["reason"] == "connection_refused"
+    })
+    .await;
+    pg.start();
+    wait_until("a passing run again", Duration::from_secs(20), || async {
+        daemon.check("db").await["state"] == "pass"
+    })
+    .await;
+    let everything = format!(
+        "{}{}{}",
+        daemon.get_ok("/metrics").await,
+        daemon.get_ok("/api/v1/checks").await,
+        daemon.logs()
+    );
+    assert!(!everything.contains(PASSWORD), "the password leaked");
+    assert!(!everything.contains(&url), "the URL leaked");
+}

@@ -658,3 +658,68 @@ fn bad_values_are_config_errors() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- daemon
+
+#[tokio::test]
+async fn the_daemon_exports_every_redis_measure_and_keeps_the_window() {
+    let password = "Daemon-redis-pw";
+    let mut redis = Redis::with_args(&["--maxmemory", "64mb", "--requirepass", password]);
+    let mut connection = redis.connection(Some(("default", password))).await;
+    command(&mut connection, &["SET", "present", "1"]).await;
+    lookups(&mut connection, "present", 5).await;
+    let config = support::write_config(
+        "checks:\n  - name: cache\n    interval: 1s\n    timeout: 900ms\n    redis:\n      url_env: VOUCH_REDIS_DAEMON_URL\n      password_env: VOUCH_REDIS_DAEMON_PASSWORD\n      min_hit_ratio: 0.8\n      min_lookups: 1\n",
+    );
+    let url = redis.url();
+    let daemon = support::vouch::Daemon::start_with_env(
+        &config.path,
+        &[
+            ("VOUCH_REDIS_DAEMON_URL", &url),
+            ("VOUCH_REDIS_DAEMON_PASSWORD", password),
+        ],
+    )
+    .await;
+    let first = daemon
+        .wait_for_result("cache", Duration::from_secs(20))
+        .await;
+    assert_eq!(first["state"], "pass", "{first}");
+    let metrics = daemon.get_ok("/metrics").await;
+    for measure in vouch::result::Measure::ALL
+        .iter()
+        // Only a replica has a link to its master.
+        .filter(|m| {
+            m.name().starts_with("vouch_redis_") && m.name() != "vouch_redis_master_link_up"
+        })
+    {
+        assert!(
+            metrics.contains(&format!("# TYPE {} gauge", measure.name())),
+            "{} missing:\n{metrics}",
+            measure.name()
+        );
+    }
+    // Misses between two runs of the daemon fail the next window.
+    lookups(&mut connection, "absent", 10).await;
+    wait_until("a hit_ratio failure", Duration::from_secs(20), || async {
+        daemon.check("cache").await["last_run"]["reason"] == "hit_ratio"
+    })
+    .await;
+    // Stopped, then back: the daemon recovers by itself.
+    redis.stop();
+    wait_until("an error run", Duration::from_secs(20), || async {
+        daemon.check("cache").await["last_run"]["reason"] == "connection_refused"
+    })
+    .await;
+    redis.start();
+    wait_until("a passing run again", Duration::from_secs(20), || async {
+        daemon.check("cache").await["state"] == "pass"
+    })
+    .await;
+    let everything = format!(
+        "{}{}{}",
+        daemon.get_ok("/metrics").await,
+        daemon.get_ok("/api/v1/checks").await,
+        daemon.logs()
+    );
+    assert!(!everything.contains(password), "the password leaked");
+}
