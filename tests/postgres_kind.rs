@@ -275,7 +275,7 @@ async fn connections_over_the_used_ratio_fail() {
     }
     // 2 sessions and the check's own: 3 of 10.
     let outcome = run(&pg, "max_connections_used: 80%").await;
-    expect(&outcome, Verdict::Pass, Reason::Ok, "connections 30% of 10");
+    expect(&outcome, Verdict::Pass, Reason::Ok, "connections 3 of 10 (30%)");
 
     for _ in 0..6 {
         sessions.push(pg.session().await);

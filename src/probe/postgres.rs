@@ -1026,10 +1026,16 @@ fn pass_message(measurements: &[Measurement]) -> String {
         .find(|m| m.measure == Measure::PostgresVersionInfo)
         .and_then(|m| m.label_values().first().map(|v| v.to_string()))
         .unwrap_or_default();
+    let connections: f64 = measurements
+        .iter()
+        .filter(|m| m.measure == Measure::PostgresConnections)
+        .map(|m| m.value)
+        .sum();
     format!(
-        "PostgreSQL {version}, connections {} of {}, longest query {}",
-        Ratio(find(Measure::PostgresConnectionsUsedRatio)),
+        "PostgreSQL {version}, connections {} of {} ({}), longest query {}",
+        number(connections),
         number(find(Measure::PostgresMaxConnections)),
+        Ratio(find(Measure::PostgresConnectionsUsedRatio)),
         seconds(find(Measure::PostgresLongestQuerySeconds)),
     )
 }
