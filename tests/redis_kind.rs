@@ -199,7 +199,7 @@ async fn memory_filled_past_the_limit_fails_with_both_sizes() {
         &outcome,
         Verdict::Fail,
         Reason::Memory,
-        "of maxmemory 4MiB (9",
+        "of maxmemory 4MiB (",
     );
     assert!(
         outcome.message.ends_with("limit 90%"),
