@@ -577,7 +577,8 @@ async fn a_paused_server_times_out() {
         "{:?}",
         record.duration
     );
-    command(&mut admin, &["CLIENT", "UNPAUSE"]).await;
+    // The server is killed when the test ends; UNPAUSE would itself wait
+    // out the pause.
 }
 
 // ---------------------------------------------------------------- TLS
@@ -722,4 +723,60 @@ async fn the_daemon_exports_every_redis_measure_and_keeps_the_window() {
         daemon.logs()
     );
     assert!(!everything.contains(password), "the password leaked");
+}
+
+/// Runs of `check` counted on /metrics, every verdict and reason summed.
+async fn runs_of(daemon: &support::vouch::Daemon, check: &str) -> f64 {
+    let metrics = daemon.get_ok("/metrics").await;
+    let label = format!("check=\"{check}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("vouch_check_runs_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_paused_server_times_out_while_other_checks_keep_their_schedule() {
+    let paused = Redis::start_new();
+    let healthy = Redis::start_new();
+    let config = support::write_config(
+        "defaults: { interval: 1s, timeout: 500ms }\nchecks:\n  - name: paused\n    redis: { url_env: VOUCH_REDIS_PAUSED_URL }\n  - name: healthy\n    redis: { url_env: VOUCH_REDIS_HEALTHY_URL }\n",
+    );
+    let daemon = support::vouch::Daemon::start_with_env(
+        &config.path,
+        &[
+            ("VOUCH_REDIS_PAUSED_URL", &paused.url()),
+            ("VOUCH_REDIS_HEALTHY_URL", &healthy.url()),
+        ],
+    )
+    .await;
+    daemon
+        .wait_for_result("paused", Duration::from_secs(20))
+        .await;
+    let mut admin = paused.connection(None).await;
+    command(&mut admin, &["CLIENT", "PAUSE", "15000", "ALL"]).await;
+    wait_until(
+        "a timeout of the paused check",
+        Duration::from_secs(10),
+        || async { daemon.check("paused").await["last_run"]["reason"] == "timeout" },
+    )
+    .await;
+    // While the paused server hangs every run, the other check runs on
+    // its interval and passes.
+    let before = runs_of(&daemon, "healthy").await;
+    wait_until(
+        "two more runs of the healthy check",
+        Duration::from_secs(8),
+        || async { runs_of(&daemon, "healthy").await >= before + 2.0 },
+    )
+    .await;
+    assert_eq!(daemon.check("healthy").await["state"], "pass");
+    let paused_check = daemon.check("paused").await;
+    assert_eq!(
+        paused_check["last_run"]["reason"], "timeout",
+        "{paused_check}"
+    );
+    // The server is killed when the test ends; UNPAUSE would itself wait
+    // out the pause.
 }
