@@ -12,6 +12,10 @@ need prometheus prometheus
 need prometheus-alertmanager prometheus-alertmanager
 need chromium chromium
 need dnsmasq dnsmasq-base
+# The postgres kind tests run initdb/pg_ctl from the server package (as its
+# `postgres` user when run as root); the redis kind tests run redis-server.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+need redis-server redis-server
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

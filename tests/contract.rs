@@ -115,6 +115,15 @@ fn metric_names_follow_prometheus_conventions() {
         "_flight",
         "_loops",
         "_answers",
+        // Dimensionless counts and states name what they count or are.
+        "_up",
+        "_connections",
+        "_queries",
+        "_clients",
+        "_keys",
+        "_value",
+        "_enabled",
+        "_loading",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");

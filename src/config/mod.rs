@@ -15,10 +15,12 @@ use thiserror::Error;
 
 pub use secret::{Secret, SecretError, SecretSource};
 pub use spans::LineIndex;
-pub use units::{format_duration, ByteSize, HumanDuration};
+pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
 use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
+use crate::probe::postgres::PostgresConfig;
+use crate::probe::redis::RedisConfig;
 use crate::probe::tls::TlsConfig;
 
 /// The port vouch listens on unless told otherwise.
@@ -147,6 +149,12 @@ pub struct CheckConfig {
     pub tls: Option<TlsConfig>,
     /// A DNS lookup and what its answers must be.
     pub dns: Option<DnsConfig>,
+    /// A PostgreSQL server: connections, long queries, size, migrations,
+    /// custom SQL assertions.
+    pub postgres: Option<PostgresConfig>,
+    /// A Redis server: PING, memory, clients, hit ratio, evictions,
+    /// persistence, replication.
+    pub redis: Option<RedisConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -157,16 +165,26 @@ pub enum Kind {
     Http,
     Tls,
     Dns,
+    Postgres,
+    Redis,
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Http, Kind::Tls, Kind::Dns];
+    pub const ALL: &'static [Kind] = &[
+        Kind::Http,
+        Kind::Tls,
+        Kind::Dns,
+        Kind::Postgres,
+        Kind::Redis,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
             Kind::Tls => "tls",
             Kind::Dns => "dns",
+            Kind::Postgres => "postgres",
+            Kind::Redis => "redis",
         }
     }
 }
@@ -214,6 +232,12 @@ impl CheckConfig {
         }
         if self.dns.is_some() {
             kinds.push(Kind::Dns);
+        }
+        if self.postgres.is_some() {
+            kinds.push(Kind::Postgres);
+        }
+        if self.redis.is_some() {
+            kinds.push(Kind::Redis);
         }
         kinds
     }

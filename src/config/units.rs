@@ -131,6 +131,25 @@ impl ByteSize {
     }
 }
 
+impl ByteSize {
+    /// The size rounded for people: `941.9KiB`, `3.9MiB`, `512B`.
+    pub fn approx(self) -> String {
+        let bytes = self.0 as f64;
+        for (unit, size) in [
+            ("TiB", 1u64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ] {
+            if self.0 >= size {
+                let text = format!("{:.1}", bytes / size as f64);
+                return format!("{}{unit}", text.trim_end_matches(".0"));
+            }
+        }
+        format!("{}B", self.0)
+    }
+}
+
 fn size_error(text: &str) -> String {
     format!("invalid size {text:?}: expected a number with an optional unit B, kB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 1MB)")
 }
@@ -176,9 +195,96 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A share of a limit, written as a percentage (`80%`) or a fraction
+/// between 0 and 1 (`0.8`). Held as the fraction.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+pub struct Ratio(pub f64);
+
+impl Ratio {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let value = match trimmed.strip_suffix('%') {
+            Some(number) => number
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && (0.0..=100.0).contains(v))
+                .map(|v| v / 100.0),
+            None => trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && (0.0..=1.0).contains(v)),
+        };
+        value.map(Ratio).ok_or_else(|| ratio_error(text))
+    }
+
+    fn from_number(value: f64) -> Result<Self, String> {
+        if value.is_finite() && (0.0..=1.0).contains(&value) {
+            Ok(Ratio(value))
+        } else {
+            Err(ratio_error(&value.to_string()))
+        }
+    }
+}
+
+fn ratio_error(text: &str) -> String {
+    format!(
+        "invalid ratio {text:?}: expected a percentage from 0% to 100% (e.g. 80%) or a fraction from 0 to 1 (e.g. 0.8)"
+    )
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let percent = format!("{:.2}", self.0 * 100.0);
+        write!(
+            f,
+            "{}%",
+            percent.trim_end_matches('0').trim_end_matches('.')
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Ratio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RatioVisitor;
+        impl Visitor<'_> for RatioVisitor {
+            type Value = Ratio;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a ratio such as 80% or 0.8")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Ratio, E> {
+                Ratio::parse(v).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Ratio, E> {
+                Ratio::from_number(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ratio, E> {
+                Ratio::from_number(v as f64).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ratio, E> {
+                Ratio::from_number(v as f64).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(RatioVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_parse_as_percentages_and_fractions() {
+        assert_eq!(Ratio::parse("80%").unwrap().0, 0.8);
+        assert_eq!(Ratio::parse("0.9").unwrap().0, 0.9);
+        assert_eq!(Ratio::parse("100%").unwrap().0, 1.0);
+        for bad in ["80", "120%", "-5%", "x%", "", "1.5"] {
+            let err = Ratio::parse(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+        assert_eq!(Ratio(0.8).to_string(), "80%");
+        assert_eq!(Ratio(0.125).to_string(), "12.5%");
+    }
 
     #[test]
     fn durations_parse_in_every_unit() {
@@ -226,5 +332,8 @@ mod tests {
         assert!(ByteSize::parse("MB").is_err());
         assert_eq!(ByteSize(1_048_576).to_string(), "1MiB");
         assert_eq!(ByteSize(1_000_000).to_string(), "1MB");
+        assert_eq!(ByteSize(941_880).approx(), "919.8KiB");
+        assert_eq!(ByteSize(4 << 20).approx(), "4MiB");
+        assert_eq!(ByteSize(512).approx(), "512B");
     }
 }

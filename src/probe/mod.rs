@@ -4,6 +4,8 @@
 
 pub mod dns;
 pub mod http;
+pub mod postgres;
+pub mod redis;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -95,6 +97,26 @@ pub fn build(
         let timeout = check.effective_timeout(&config.file.defaults).0;
         let probe = dns::DnsProbe::build(dns, clients, config, timeout)
             .map_err(|problems| under("dns", problems))?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(postgres) = &check.postgres {
+        let probe = postgres::PostgresProbe::build(postgres, check, clients, config).map_err(
+            |problems| {
+                problems
+                    .into_iter()
+                    .map(|p| p.under("postgres"))
+                    .collect::<Vec<_>>()
+            },
+        )?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(redis) = &check.redis {
+        let probe = redis::RedisProbe::build(redis, check, config).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| p.under("redis"))
+                .collect::<Vec<_>>()
+        })?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

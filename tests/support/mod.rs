@@ -11,6 +11,9 @@ pub mod certs;
 pub mod dnsmasq;
 pub mod http_server;
 pub mod monitoring;
+pub mod pem;
+pub mod postgres;
+pub mod redis;
 pub mod vouch;
 
 use std::future::Future;

@@ -1,0 +1,687 @@
+//! The `redis` check kind: PING latency and the state INFO reports —
+//! memory against maxmemory, clients, the keyspace hit ratio and evictions
+//! over the window since the previous run, RDB and AOF persistence,
+//! replication role and loading.
+
+use std::collections::HashMap;
+use std::error::Error as _;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
+use serde::Deserialize;
+
+use super::{Probe, ProbeContext};
+use crate::config::{
+    format_duration, ByteSize, CheckConfig, HumanDuration, Problem, Ratio, SecretSource,
+    SourcedConfig,
+};
+use crate::result::{Measure, Measurement, Outcome, Reason};
+
+/// Lookups a window needs before its hit ratio may fail the check.
+pub const DEFAULT_MIN_LOOKUPS: u64 = 100;
+
+/// The `redis` block of a check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// File holding the URL (`redis://[user:password@]host:6379[/db]`, or
+    /// `rediss://` for TLS), read at every run.
+    pub url_file: Option<PathBuf>,
+    /// Environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// ACL user name (wins over one in the URL).
+    pub username: Option<String>,
+    /// File holding the password (wins over one in the URL).
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// PEM file of the CA that signed the server's certificate (`rediss://`
+    /// only); without it the system roots are trusted.
+    pub ca_file: Option<PathBuf>,
+    /// Longest the connection may take (default: half the check's timeout).
+    pub connect_timeout: Option<HumanDuration>,
+    /// Highest share of `maxmemory` in use (e.g. `90%`). Not judged when
+    /// maxmemory is 0 (unlimited); the message says so.
+    pub max_memory_used: Option<Ratio>,
+    /// Lowest keyspace hit ratio over the window since the previous run
+    /// (e.g. `0.8` or `80%`).
+    pub min_hit_ratio: Option<Ratio>,
+    /// Lookups (hits + misses) a window needs before its hit ratio is
+    /// exported and judged (default 100), so an idle cache does not flap.
+    pub min_lookups: Option<u64>,
+    /// Most keys evicted in the window since the previous run.
+    pub max_evictions: Option<u64>,
+    /// Longest since the last successful RDB save; a failed last BGSAVE
+    /// also fails.
+    pub max_last_save_age: Option<HumanDuration>,
+    /// `enabled`: AOF must be on and its last write must have succeeded;
+    /// `disabled`: AOF must be off.
+    pub aof: Option<AofExpect>,
+    /// `master` or `replica` (a replica's link to its master must be up).
+    pub role: Option<RoleExpect>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AofExpect {
+    Enabled,
+    Disabled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleExpect {
+    #[serde(alias = "primary")]
+    Master,
+    #[serde(alias = "slave")]
+    Replica,
+}
+
+impl RoleExpect {
+    fn as_str(self) -> &'static str {
+        match self {
+            RoleExpect::Master => "master",
+            RoleExpect::Replica => "replica",
+        }
+    }
+}
+
+/// Counters from the previous run, the start of the next window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Counters {
+    run_id: String,
+    hits: u64,
+    misses: u64,
+    evicted: u64,
+}
+
+/// A compiled `redis` check. Holds the previous run's counters: the probe
+/// lives as long as the check.
+#[derive(Debug)]
+pub struct RedisProbe {
+    url: SecretSource,
+    username: Option<String>,
+    password: Option<SecretSource>,
+    ca_file: Option<PathBuf>,
+    connect_timeout: Duration,
+    max_memory_used: Option<Ratio>,
+    min_hit_ratio: Option<Ratio>,
+    min_lookups: u64,
+    max_evictions: Option<u64>,
+    max_last_save_age: Option<Duration>,
+    aof: Option<AofExpect>,
+    role: Option<RoleExpect>,
+    previous: Mutex<Option<Counters>>,
+}
+
+impl RedisProbe {
+    pub fn build(
+        config: &RedisConfig,
+        check: &CheckConfig,
+        source: &SourcedConfig,
+    ) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let resolve = |path: &Option<PathBuf>| path.as_ref().map(|p| source.resolve_path(p));
+        if config.url_file.is_some() && config.url_env.is_some() {
+            problems.push(Problem::new(
+                "url_env",
+                "give url_file or url_env, not both",
+            ));
+        }
+        if config.password_file.is_some() && config.password_env.is_some() {
+            problems.push(Problem::new(
+                "password_env",
+                "give password_file or password_env, not both",
+            ));
+        }
+        let url =
+            SecretSource::from_pair(resolve(&config.url_file).as_ref(), config.url_env.as_ref());
+        if url.is_none() {
+            problems.push(Problem::new(
+                "",
+                "needs url_file or url_env (the URL may hold a password)",
+            ));
+        }
+        let password = SecretSource::from_pair(
+            resolve(&config.password_file).as_ref(),
+            config.password_env.as_ref(),
+        );
+        if config
+            .username
+            .as_deref()
+            .is_some_and(|u| u.trim().is_empty())
+        {
+            problems.push(Problem::new("username", "must not be empty"));
+        }
+        let check_timeout = check.effective_timeout(&source.file.defaults).0;
+        match config.connect_timeout {
+            Some(d) if d.0.is_zero() => {
+                problems.push(Problem::new("connect_timeout", "must be longer than 0s"))
+            }
+            Some(d) if d.0 >= check_timeout => problems.push(Problem::new(
+                "connect_timeout",
+                format!(
+                    "connect_timeout {d} must be shorter than the check's timeout {}",
+                    format_duration(check_timeout)
+                ),
+            )),
+            _ => {}
+        }
+        let (Some(url), true) = (url, problems.is_empty()) else {
+            return Err(problems);
+        };
+        Ok(RedisProbe {
+            url,
+            username: config.username.clone(),
+            password,
+            ca_file: resolve(&config.ca_file),
+            connect_timeout: config
+                .connect_timeout
+                .map(|d| d.0)
+                .unwrap_or(check_timeout / 2),
+            max_memory_used: config.max_memory_used,
+            min_hit_ratio: config.min_hit_ratio,
+            min_lookups: config.min_lookups.unwrap_or(DEFAULT_MIN_LOOKUPS),
+            max_evictions: config.max_evictions,
+            max_last_save_age: config.max_last_save_age.map(|d| d.0),
+            aof: config.aof,
+            role: config.role,
+            previous: Mutex::new(None),
+        })
+    }
+}
+
+struct Failure {
+    reason: Reason,
+    message: String,
+}
+
+fn failure(reason: Reason, message: impl Into<String>) -> Failure {
+    Failure {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// The reason and message for an error of the redis client.
+fn classify(err: &redis::RedisError) -> Failure {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    if err.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+    {
+        return failure(Reason::Auth, text);
+    }
+    if err.is_connection_refusal() {
+        return failure(Reason::ConnectionRefused, text);
+    }
+    if err.is_timeout() {
+        return failure(Reason::Timeout, text);
+    }
+    // The client keeps I/O errors in an `Arc<dyn Error>`, which is what
+    // `source()` gives.
+    let io = err.source().and_then(|inner| {
+        inner.downcast_ref::<std::io::Error>().or_else(|| {
+            inner
+                .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+                .and_then(|arc| arc.downcast_ref::<std::io::Error>())
+        })
+    });
+    if let Some(io) = io {
+        if io
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+        {
+            return failure(crate::tls::handshake_reason(io), text);
+        }
+    }
+    let mut source = err.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            let is_tls = io
+                .get_ref()
+                .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some());
+            if is_tls {
+                return failure(crate::tls::handshake_reason(io), text);
+            }
+        }
+        if inner.downcast_ref::<rustls::Error>().is_some() {
+            return failure(Reason::Tls, text);
+        }
+        source = inner.source();
+    }
+    if err.is_io_error() {
+        return failure(Reason::Connect, text);
+    }
+    if err.kind() == redis::ErrorKind::InvalidClientConfig {
+        return failure(Reason::Secret, text);
+    }
+    failure(Reason::Protocol, text)
+}
+
+/// `INFO`'s `key:value` lines.
+fn parse_info(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.trim_end().split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+struct Info(HashMap<String, String>);
+
+impl Info {
+    fn text(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn number(&self, key: &str) -> Option<f64> {
+        self.text(key).and_then(|v| v.parse::<f64>().ok())
+    }
+
+    fn count(&self, key: &str) -> Option<u64> {
+        self.text(key).and_then(|v| v.parse::<u64>().ok())
+    }
+
+    fn required(&self, key: &str) -> Result<f64, Failure> {
+        self.number(key).ok_or_else(|| {
+            failure(
+                Reason::Protocol,
+                format!("INFO has no numeric {key}; is this Redis?"),
+            )
+        })
+    }
+}
+
+impl RedisProbe {
+    async fn execute(&self, ctx: &ProbeContext) -> Outcome {
+        ctx.progress.set("reading the URL");
+        let url = match self.url.read() {
+            Ok(url) => url,
+            Err(err) => return Outcome::error(Reason::Secret, err.to_string()),
+        };
+        let password = match self.password.as_ref().map(SecretSource::read).transpose() {
+            Ok(password) => password,
+            Err(err) => return Outcome::error(Reason::Secret, err.to_string()),
+        };
+        let mut outcome = self
+            .check(ctx, url.expose(), password.as_ref().map(|p| p.expose()))
+            .await;
+        // Neither the URL nor any password may reach a message.
+        let mut secrets = vec![url.expose().to_string()];
+        if let Some(password) = &password {
+            secrets.push(password.expose().to_string());
+        }
+        if let Ok(info) = url.expose().into_connection_info() {
+            if let Some(password) = info.redis_settings().password() {
+                secrets.push(password.to_string());
+            }
+        }
+        for secret in secrets.iter().filter(|s| s.len() >= 3) {
+            if outcome.message.contains(secret.as_str()) {
+                outcome.message = outcome.message.replace(secret.as_str(), "[redacted]");
+            }
+        }
+        outcome
+    }
+
+    async fn connect(
+        &self,
+        url: &str,
+        password: Option<&str>,
+    ) -> Result<redis::aio::MultiplexedConnection, Failure> {
+        let info = url.into_connection_info().map_err(|err| {
+            failure(
+                Reason::Secret,
+                format!("the Redis URL is not valid ({})", classify(&err).message),
+            )
+        })?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(username) = &self.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = password {
+            settings = settings.set_password(password);
+        }
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        let info = info.set_redis_settings(settings);
+        let client = match &self.ca_file {
+            Some(_) if !tls => {
+                return Err(failure(
+                    Reason::Tls,
+                    "ca_file is given but the URL is not rediss://",
+                ))
+            }
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|err| {
+                    failure(
+                        Reason::Tls,
+                        format!("cannot read ca_file {}: {err}", path.display()),
+                    )
+                })?;
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+            None => redis::Client::open(info),
+        }
+        .map_err(|err| classify(&err))?;
+        // No response timeout of the client's own: the runner enforces the
+        // check's timeout and says where the run was stuck.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None);
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|err| classify(&err))
+    }
+
+    async fn check(&self, ctx: &ProbeContext, url: &str, password: Option<&str>) -> Outcome {
+        ctx.progress.set("connecting");
+        let mut connection = match self.connect(url, password).await {
+            Ok(connection) => connection,
+            Err(f) => {
+                return Outcome::error(f.reason, f.message)
+                    .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)])
+            }
+        };
+        ctx.progress.set("waiting for PING");
+        let started = Instant::now();
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut connection).await;
+        let ping = started.elapsed();
+        if let Err(err) = pong {
+            let f = classify(&err);
+            return Outcome::error(f.reason, f.message)
+                .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)]);
+        }
+        ctx.progress.set("waiting for INFO");
+        let info: String = match redis::cmd("INFO").query_async(&mut connection).await {
+            Ok(info) => info,
+            Err(err) => {
+                let f = classify(&err);
+                return Outcome::error(f.reason, f.message)
+                    .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)]);
+            }
+        };
+        let mut measurements = vec![
+            Measurement::new(Measure::RedisUp, 1.0),
+            Measurement::new(Measure::RedisPingSeconds, ping.as_secs_f64()),
+        ];
+        match self.judge(&Info(parse_info(&info)), &mut measurements) {
+            Ok((failures, _)) if !failures.is_empty() => Outcome::fail(
+                failures[0].reason,
+                failures
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            Ok((_, notes)) => Outcome::pass(format!(
+                "PONG in {}; {}",
+                format_duration(ping),
+                notes.join("; ")
+            )),
+            Err(f) => Outcome::error(f.reason, f.message),
+        }
+        .with_measurements(measurements)
+    }
+
+    /// Measures and judges one INFO answer: the broken expectations, and
+    /// notes for the pass message.
+    fn judge(
+        &self,
+        info: &Info,
+        measurements: &mut Vec<Measurement>,
+    ) -> Result<(Vec<Failure>, Vec<String>), Failure> {
+        let mut failures = Vec::new();
+        let mut notes = Vec::new();
+
+        // Memory.
+        let used = info.required("used_memory")?;
+        let max = info.number("maxmemory").unwrap_or(0.0);
+        measurements.push(Measurement::new(Measure::RedisMemoryUsedBytes, used));
+        measurements.push(Measurement::new(Measure::RedisMemoryMaxBytes, max));
+        if max > 0.0 {
+            let ratio = used / max;
+            measurements.push(Measurement::new(Measure::RedisMemoryUsedRatio, ratio));
+            let text = format!(
+                "memory {} of maxmemory {} ({})",
+                ByteSize(used as u64).approx(),
+                ByteSize(max as u64),
+                Ratio(ratio)
+            );
+            match self.max_memory_used {
+                Some(limit) if ratio > limit.0 => {
+                    failures.push(failure(Reason::Memory, format!("{text}, limit {limit}")))
+                }
+                _ => notes.push(text),
+            }
+        } else {
+            notes.push(match self.max_memory_used {
+                Some(limit) => format!(
+                    "memory {}, maxmemory 0 (unlimited): max_memory_used {limit} not judged",
+                    ByteSize(used as u64).approx()
+                ),
+                None => format!(
+                    "memory {}, maxmemory 0 (unlimited)",
+                    ByteSize(used as u64).approx()
+                ),
+            });
+        }
+
+        // Clients.
+        for (key, measure) in [
+            ("connected_clients", Measure::RedisConnectedClients),
+            ("blocked_clients", Measure::RedisBlockedClients),
+        ] {
+            if let Some(value) = info.number(key) {
+                measurements.push(Measurement::new(measure, value));
+            }
+        }
+
+        // The window since the previous run.
+        let now = Counters {
+            run_id: info.text("run_id").unwrap_or_default().to_string(),
+            hits: info.count("keyspace_hits").unwrap_or(0),
+            misses: info.count("keyspace_misses").unwrap_or(0),
+            evicted: info.count("evicted_keys").unwrap_or(0),
+        };
+        let previous = {
+            let mut slot = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+            slot.replace(now.clone())
+        };
+        // A first run, or a restarted server (new run_id, or counters that
+        // went back after CONFIG RESETSTAT), measures since the server's
+        // counters began.
+        let start = previous
+            .filter(|p| {
+                p.run_id == now.run_id
+                    && p.hits <= now.hits
+                    && p.misses <= now.misses
+                    && p.evicted <= now.evicted
+            })
+            .unwrap_or(Counters {
+                run_id: now.run_id.clone(),
+                hits: 0,
+                misses: 0,
+                evicted: 0,
+            });
+        let hits = now.hits - start.hits;
+        let misses = now.misses - start.misses;
+        let lookups = hits + misses;
+        let evicted = now.evicted - start.evicted;
+        measurements.push(Measurement::new(Measure::RedisEvictedKeys, evicted as f64));
+        // A ratio over fewer lookups than min_lookups is noise: not exported.
+        if lookups > 0 && lookups >= self.min_lookups {
+            measurements.push(Measurement::new(
+                Measure::RedisHitRatio,
+                hits as f64 / lookups as f64,
+            ));
+        }
+        if let Some(min) = self.min_hit_ratio {
+            if lookups < self.min_lookups {
+                notes.push(format!(
+                    "hit ratio not judged: {lookups} lookups in the window, fewer than min_lookups {}",
+                    self.min_lookups
+                ));
+            } else {
+                let ratio = hits as f64 / lookups as f64;
+                let text = format!(
+                    "hit ratio {} over the window ({hits} hits, {misses} misses)",
+                    Ratio(ratio)
+                );
+                if ratio < min.0 {
+                    failures.push(failure(Reason::HitRatio, format!("{text}, minimum {min}")));
+                } else {
+                    notes.push(text);
+                }
+            }
+        }
+        if let Some(limit) = self.max_evictions {
+            if evicted > limit {
+                failures.push(failure(
+                    Reason::Evictions,
+                    format!("{evicted} keys evicted in the window, limit {limit}"),
+                ));
+            }
+        }
+
+        // Persistence.
+        let server_now = info
+            .number("server_time_usec")
+            .map(|us| us / 1e6)
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            });
+        let bgsave_ok = info.text("rdb_last_bgsave_status") != Some("err");
+        measurements.push(Measurement::new(
+            Measure::RedisLastBgsaveSuccess,
+            f64::from(u8::from(bgsave_ok)),
+        ));
+        if let Some(saved) = info.number("rdb_last_save_time") {
+            let age = (server_now - saved).max(0.0);
+            measurements.push(Measurement::new(Measure::RedisLastSaveAgeSeconds, age));
+            if let Some(limit) = self.max_last_save_age {
+                if age > limit.as_secs_f64() {
+                    failures.push(failure(
+                        Reason::Persistence,
+                        format!(
+                            "last RDB save {} ago, limit {}",
+                            format_duration(Duration::from_secs(age as u64)),
+                            format_duration(limit)
+                        ),
+                    ));
+                }
+                if !bgsave_ok {
+                    failures.push(failure(Reason::Persistence, "the last BGSAVE failed"));
+                }
+            }
+        }
+        let aof_on = info.text("aof_enabled") == Some("1");
+        let aof_write_ok = info.text("aof_last_write_status") != Some("err");
+        measurements.push(Measurement::new(
+            Measure::RedisAofEnabled,
+            f64::from(u8::from(aof_on)),
+        ));
+        measurements.push(Measurement::new(
+            Measure::RedisAofLastWriteSuccess,
+            f64::from(u8::from(aof_write_ok)),
+        ));
+        match self.aof {
+            Some(AofExpect::Enabled) if !aof_on => failures.push(failure(
+                Reason::Persistence,
+                "AOF is disabled, expected enabled",
+            )),
+            Some(AofExpect::Enabled) if !aof_write_ok => {
+                failures.push(failure(Reason::Persistence, "the last AOF write failed"))
+            }
+            Some(AofExpect::Disabled) if aof_on => failures.push(failure(
+                Reason::Persistence,
+                "AOF is enabled, expected disabled",
+            )),
+            _ => {}
+        }
+
+        // Replication and loading.
+        let role = match info.text("role") {
+            Some("slave") | Some("replica") => "replica",
+            Some("master") => "master",
+            _ => "unknown",
+        };
+        measurements.push(Measurement::labelled(Measure::RedisRoleInfo, &[role], 1.0));
+        let link_up = info.text("master_link_status").map(|s| s == "up");
+        if let Some(up) = link_up {
+            measurements.push(Measurement::new(
+                Measure::RedisMasterLinkUp,
+                f64::from(u8::from(up)),
+            ));
+        }
+        if let Some(expected) = self.role {
+            if role != expected.as_str() {
+                failures.push(failure(
+                    Reason::Role,
+                    format!("role {role}, expected {}", expected.as_str()),
+                ));
+            } else if expected == RoleExpect::Replica && link_up != Some(true) {
+                failures.push(failure(
+                    Reason::Role,
+                    format!(
+                        "replica's link to its master is {}",
+                        info.text("master_link_status").unwrap_or("unknown")
+                    ),
+                ));
+            }
+        }
+        let loading = info.text("loading") == Some("1");
+        measurements.push(Measurement::new(
+            Measure::RedisLoading,
+            f64::from(u8::from(loading)),
+        ));
+        if loading {
+            failures.push(failure(
+                Reason::Loading,
+                "the server is loading its data set",
+            ));
+        }
+        Ok((failures, notes))
+    }
+}
+
+impl Probe for RedisProbe {
+    fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
+        self.execute(ctx).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lines_become_a_map() {
+        let info = parse_info("# Server\r\nredis_version:7.0.15\r\nrole:master\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0\r\n");
+        assert_eq!(info["redis_version"], "7.0.15");
+        assert_eq!(info["role"], "master");
+        assert_eq!(info["db0"], "keys=1,expires=0");
+    }
+}

@@ -1,0 +1,782 @@
+//! The `redis` kind against a real redis-server started by the test: every
+//! expectation passing and failing (memory, the hit-ratio and eviction
+//! window, persistence, role), the faults (stopped, restarted, wrong
+//! password, a paused server), TLS, and the config problems of a `redis:`
+//! block. Checks run in-process through the plan and the runner; a check
+//! run several times is one planned check, as in the daemon.
+mod support;
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use support::certs::{TestCa, Validity};
+use support::redis::Redis;
+use support::wait_until;
+use vouch::config::SourcedConfig;
+use vouch::plan::{Plan, PlannedCheck};
+use vouch::probe::Clients;
+use vouch::result::{Outcome, Reason, Verdict};
+use vouch::runner::run_once;
+
+static CLIENTS: LazyLock<Arc<Clients>> = LazyLock::new(|| Arc::new(Clients::new()));
+
+/// A config with one check `t` whose `redis:` block is `block` (one key a
+/// line, no indentation). The block's first line is line 5 of the file.
+fn config_yaml(timeout: &str, block: &str) -> String {
+    let mut yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    redis:\n");
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        yaml.push_str("      ");
+        yaml.push_str(line);
+        yaml.push('\n');
+    }
+    yaml
+}
+
+/// A planned check reading its URL from the file `url` (holding `url`) in
+/// `dir`, plus the keys of `block`.
+fn plan_check(dir: &Path, url: &str, timeout: &str, block: &str) -> Arc<PlannedCheck> {
+    std::fs::write(dir.join("url"), format!("{url}\n")).unwrap();
+    let yaml = config_yaml(timeout, &format!("url_file: url\n{block}"));
+    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf())
+        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
+    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
+        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
+    plan.checks[0].clone()
+}
+
+/// One planned check against `redis`, kept for several runs.
+struct Check {
+    check: Arc<PlannedCheck>,
+    _dir: tempfile::TempDir,
+}
+
+impl Check {
+    fn new(redis: &Redis, block: &str) -> Check {
+        Self::with_url(&redis.url(), "10s", block)
+    }
+
+    fn with_url(url: &str, timeout: &str, block: &str) -> Check {
+        let dir = tempfile::tempdir().unwrap();
+        Check {
+            check: plan_check(dir.path(), url, timeout, block),
+            _dir: dir,
+        }
+    }
+
+    async fn run(&self) -> Outcome {
+        run_once(self.check.clone(), CLIENTS.clone()).await.outcome
+    }
+}
+
+/// The config error of a `redis:` block that must not decode or plan.
+fn config_error(block: &str) -> String {
+    let yaml = config_yaml("10s", block);
+    let source = match SourcedConfig::parse(&yaml, "test.yaml", ".".into()) {
+        Ok(source) => source,
+        Err(err) => return err.to_string(),
+    };
+    match Plan::from_source(&source, &CLIENTS, |_| None) {
+        Ok(_) => panic!("planned although it should not:\n{yaml}"),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[track_caller]
+fn expect(outcome: &Outcome, verdict: Verdict, reason: Reason, message_part: &str) {
+    assert!(
+        outcome.verdict == verdict
+            && outcome.reason == reason
+            && outcome.message.contains(message_part),
+        "expected {verdict}/{reason} with a message containing {message_part:?}, got {}/{}: {:?}",
+        outcome.verdict,
+        outcome.reason,
+        outcome.message
+    );
+}
+
+fn measured(outcome: &Outcome, name: &str) -> Option<f64> {
+    outcome
+        .measurements
+        .iter()
+        .find(|m| m.measure.name() == name)
+        .map(|m| m.value)
+}
+
+async fn info_field(connection: &mut redis::aio::MultiplexedConnection, key: &str) -> String {
+    let info: String = redis::cmd("INFO").query_async(connection).await.unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}:")))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+async fn command(connection: &mut redis::aio::MultiplexedConnection, args: &[&str]) {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let _: redis::Value = cmd.query_async(connection).await.unwrap();
+}
+
+/// GETs `key` `times` times.
+async fn lookups(connection: &mut redis::aio::MultiplexedConnection, key: &str, times: usize) {
+    for _ in 0..times {
+        let _: Option<String> = redis::cmd("GET")
+            .arg(key)
+            .query_async(connection)
+            .await
+            .unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- healthy
+
+#[tokio::test]
+async fn a_healthy_server_passes_with_every_measurement() {
+    let redis = Redis::start_new();
+    let outcome = Check::new(&redis, "max_memory_used: 90%").run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "PONG in ");
+    // maxmemory 0 means unlimited: said, never divided by.
+    assert!(
+        outcome
+            .message
+            .contains("maxmemory 0 (unlimited): max_memory_used 90% not judged"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_up"), Some(1.0));
+    assert_eq!(
+        measured(&outcome, "vouch_redis_memory_max_bytes"),
+        Some(0.0)
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_memory_used_ratio"), None);
+    assert!(measured(&outcome, "vouch_redis_memory_used_bytes").unwrap() > 0.0);
+    assert!(measured(&outcome, "vouch_redis_ping_seconds").is_some());
+    assert_eq!(
+        measured(&outcome, "vouch_redis_connected_clients"),
+        Some(1.0)
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_blocked_clients"), Some(0.0));
+    assert_eq!(measured(&outcome, "vouch_redis_aof_enabled"), Some(0.0));
+    assert_eq!(measured(&outcome, "vouch_redis_loading"), Some(0.0));
+    let role = outcome
+        .measurements
+        .iter()
+        .find(|m| m.measure.name() == "vouch_redis_role_info")
+        .unwrap();
+    assert_eq!(role.label_values(), ["master"]);
+}
+
+// ---------------------------------------------------------------- memory
+
+#[tokio::test]
+async fn memory_filled_past_the_limit_fails_with_both_sizes() {
+    let redis = Redis::with_args(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let check = Check::new(&redis, "max_memory_used: 90%");
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "of maxmemory 4MiB");
+
+    let mut connection = redis.connection(None).await;
+    let value = "x".repeat(16 * 1024);
+    for i in 0..400 {
+        let written: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(format!("fill:{i}"))
+            .arg(&value)
+            .query_async(&mut connection)
+            .await;
+        let used: f64 = info_field(&mut connection, "used_memory")
+            .await
+            .parse()
+            .unwrap();
+        if written.is_err() || used > 0.93 * 4_194_304.0 {
+            break;
+        }
+    }
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Memory,
+        "of maxmemory 4MiB (",
+    );
+    assert!(
+        outcome.message.ends_with("limit 90%"),
+        "{}",
+        outcome.message
+    );
+    assert!(measured(&outcome, "vouch_redis_memory_used_ratio").unwrap() > 0.9);
+    assert_eq!(
+        measured(&outcome, "vouch_redis_memory_max_bytes"),
+        Some(4_194_304.0)
+    );
+}
+
+// ---------------------------------------------------------------- hit ratio window
+
+#[tokio::test]
+async fn the_hit_ratio_is_judged_over_the_window_since_the_previous_run() {
+    let redis = Redis::start_new();
+    let mut connection = redis.connection(None).await;
+    command(&mut connection, &["SET", "present", "1"]).await;
+    let check = Check::new(&redis, "min_hit_ratio: 0.8\nmin_lookups: 10");
+
+    // The first window is the server's lifetime so far: 20 hits.
+    lookups(&mut connection, "present", 20).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "hit ratio 100% over the window (20 hits, 0 misses)",
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_hit_ratio"), Some(1.0));
+
+    // A window of misses fails, although the lifetime ratio is 20/40.
+    lookups(&mut connection, "absent", 20).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::HitRatio,
+        "hit ratio 0% over the window (0 hits, 20 misses), minimum 80%",
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_hit_ratio"), Some(0.0));
+
+    // Too few lookups to judge: no flap, and no ratio exported.
+    lookups(&mut connection, "absent", 3).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "hit ratio not judged: 3 lookups in the window, fewer than min_lookups 10",
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_hit_ratio"), None);
+
+    // A good window passes again.
+    lookups(&mut connection, "present", 9).await;
+    lookups(&mut connection, "absent", 1).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "hit ratio 90% over the window (9 hits, 1 misses)",
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_server_starts_a_new_window() {
+    let mut redis = Redis::start_new();
+    let check = Check::new(&redis, "min_hit_ratio: 0.8\nmin_lookups: 5");
+    {
+        let mut connection = redis.connection(None).await;
+        command(&mut connection, &["SET", "present", "1"]).await;
+        lookups(&mut connection, "present", 30).await;
+    }
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "30 hits");
+    redis.stop();
+    redis.start();
+    // Counters began again at 0; the window is not "negative".
+    let mut connection = redis.connection(None).await;
+    lookups(&mut connection, "absent", 6).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::HitRatio,
+        "(0 hits, 6 misses)",
+    );
+}
+
+#[tokio::test]
+async fn evictions_in_the_window_over_the_limit_fail() {
+    let redis = Redis::with_args(&["--maxmemory", "3mb", "--maxmemory-policy", "allkeys-lru"]);
+    let check = Check::new(&redis, "max_evictions: 0");
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "");
+
+    let mut connection = redis.connection(None).await;
+    let value = "x".repeat(16 * 1024);
+    for i in 0..1000 {
+        command(&mut connection, &["SET", &format!("fill:{i}"), &value]).await;
+        if info_field(&mut connection, "evicted_keys").await != "0" {
+            break;
+        }
+    }
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Evictions,
+        "keys evicted in the window, limit 0",
+    );
+    assert!(measured(&outcome, "vouch_redis_evicted_keys").unwrap() >= 1.0);
+    // Nothing evicted since: the next window is clean.
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "");
+    assert_eq!(measured(&outcome, "vouch_redis_evicted_keys"), Some(0.0));
+}
+
+// ---------------------------------------------------------------- persistence
+
+#[tokio::test]
+async fn aof_required_but_off_fails_until_it_is_turned_on() {
+    let redis = Redis::start_new();
+    let check = Check::new(&redis, "aof: enabled");
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Persistence,
+        "AOF is disabled, expected enabled",
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_aof_enabled"), Some(0.0));
+
+    let mut connection = redis.connection(None).await;
+    command(&mut connection, &["CONFIG", "SET", "appendonly", "yes"]).await;
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "");
+    assert_eq!(measured(&outcome, "vouch_redis_aof_enabled"), Some(1.0));
+    assert_eq!(
+        measured(&outcome, "vouch_redis_aof_last_write_success"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn an_old_rdb_save_fails_and_a_fresh_bgsave_passes() {
+    let redis = Redis::start_new();
+    let mut connection = redis.connection(None).await;
+    // Without saves, the last save time is the server's start: wait until
+    // that is more than a second ago.
+    wait_until(
+        "the server to be up for 2s",
+        Duration::from_secs(10),
+        || {
+            let mut connection = connection.clone();
+            async move {
+                info_field(&mut connection, "uptime_in_seconds")
+                    .await
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    >= 2
+            }
+        },
+    )
+    .await;
+    let check = Check::new(&redis, "max_last_save_age: 1s");
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Persistence,
+        "ago, limit 1s",
+    );
+    assert!(measured(&outcome, "vouch_redis_last_save_age_seconds").unwrap() >= 1.0);
+
+    let before = info_field(&mut connection, "rdb_last_save_time").await;
+    command(&mut connection, &["BGSAVE"]).await;
+    wait_until("the BGSAVE to finish", Duration::from_secs(20), || {
+        let mut connection = connection.clone();
+        let before = before.clone();
+        async move {
+            info_field(&mut connection, "rdb_bgsave_in_progress").await == "0"
+                && info_field(&mut connection, "rdb_last_save_time").await != before
+        }
+    })
+    .await;
+    let outcome = Check::new(&redis, "max_last_save_age: 1h").run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "");
+    assert_eq!(
+        measured(&outcome, "vouch_redis_last_bgsave_success"),
+        Some(1.0)
+    );
+}
+
+// ---------------------------------------------------------------- replication
+
+#[tokio::test]
+async fn role_and_replica_link_are_checked() {
+    let mut primary = Redis::start_new();
+    expect(
+        &Check::new(&primary, "role: replica").run().await,
+        Verdict::Fail,
+        Reason::Role,
+        "role master, expected replica",
+    );
+    expect(
+        &Check::new(&primary, "role: master").run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "",
+    );
+
+    let port = primary.port.to_string();
+    let replica = Redis::with_args(&["--replicaof", "127.0.0.1", &port]);
+    let mut connection = replica.connection(None).await;
+    wait_until(
+        "the replica's link to come up",
+        Duration::from_secs(20),
+        || {
+            let mut connection = connection.clone();
+            async move { info_field(&mut connection, "master_link_status").await == "up" }
+        },
+    )
+    .await;
+    let check = Check::new(&replica, "role: replica");
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "");
+    assert_eq!(measured(&outcome, "vouch_redis_master_link_up"), Some(1.0));
+
+    primary.stop();
+    wait_until(
+        "the replica's link to go down",
+        Duration::from_secs(20),
+        || {
+            let mut connection = connection.clone();
+            async move { info_field(&mut connection, "master_link_status").await == "down" }
+        },
+    )
+    .await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Role,
+        "replica's link to its master is down",
+    );
+    let _ = info_field(&mut connection, "role").await;
+}
+
+// ---------------------------------------------------------------- faults
+
+#[tokio::test]
+async fn a_stopped_server_is_refused_and_a_restarted_one_passes_again() {
+    let mut redis = Redis::start_new();
+    let check = Check::with_url(&redis.url(), "5s", "max_memory_used: 90%");
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "");
+
+    redis.stop();
+    let down = run_once(check.check.clone(), CLIENTS.clone()).await;
+    expect(&down.outcome, Verdict::Error, Reason::ConnectionRefused, "");
+    assert!(down.duration < check.check.timeout, "{:?}", down.duration);
+    assert_eq!(measured(&down.outcome, "vouch_redis_up"), Some(0.0));
+
+    redis.start();
+    let again = check.run().await;
+    expect(&again, Verdict::Pass, Reason::Ok, "");
+    assert_eq!(measured(&again, "vouch_redis_up"), Some(1.0));
+}
+
+#[tokio::test]
+async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
+    let redis = Redis::start_new();
+    let mut admin = redis.connection(None).await;
+    command(
+        &mut admin,
+        &[
+            "ACL",
+            "SETUSER",
+            "vouch",
+            "on",
+            ">Right-redis-pw",
+            "+@all",
+            "~*",
+        ],
+    )
+    .await;
+    command(&mut admin, &["ACL", "SETUSER", "default", "off"]).await;
+
+    // User and password beside the URL.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("password"), "Right-redis-pw\n").unwrap();
+    let check = plan_check(
+        dir.path(),
+        &redis.url(),
+        "10s",
+        "username: vouch\npassword_file: password",
+    );
+    let outcome = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "");
+
+    // In the URL.
+    let url = format!("redis://vouch:Right-redis-pw@127.0.0.1:{}/", redis.port);
+    expect(
+        &Check::with_url(&url, "10s", "").run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "",
+    );
+
+    // Wrong, in the URL and beside it.
+    let wrong = "Wr0ng-redis-Passw0rd";
+    let wrong_url = format!("redis://vouch:{wrong}@127.0.0.1:{}/", redis.port);
+    let outcome = Check::with_url(&wrong_url, "10s", "").run().await;
+    expect(&outcome, Verdict::Error, Reason::Auth, "");
+    let json = serde_json::to_string(&outcome).unwrap();
+    assert!(
+        !json.contains(wrong) && !json.contains(&wrong_url),
+        "{json}"
+    );
+    std::fs::write(dir.path().join("password"), format!("{wrong}\n")).unwrap();
+    let check = plan_check(
+        dir.path(),
+        &redis.url(),
+        "10s",
+        "username: vouch\npassword_file: password",
+    );
+    let outcome = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(&outcome, Verdict::Error, Reason::Auth, "");
+    assert!(!outcome.message.contains(wrong), "{}", outcome.message);
+
+    // No credentials at all, where the default user is off.
+    expect(
+        &Check::new(&redis, "").run().await,
+        Verdict::Error,
+        Reason::Auth,
+        "",
+    );
+
+    // Through the binary: no output holds the password or the URL.
+    let config = support::write_config(
+        "checks:\n  - name: cache\n    redis:\n      url_env: VOUCH_REDIS_TEST_URL\n",
+    );
+    for format in ["json", "table"] {
+        let out = tokio::process::Command::new(support::vouch::bin())
+            .args(["check", "--config"])
+            .arg(&config.path)
+            .args(["--format", format])
+            .env("VOUCH_REDIS_TEST_URL", &wrong_url)
+            .env("RUST_LOG", "debug")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(stdout.contains("auth"), "{stdout}");
+        for text in [&stdout, &stderr] {
+            assert!(!text.contains(wrong), "the password leaked:\n{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_paused_server_times_out() {
+    let redis = Redis::start_new();
+    let mut admin = redis.connection(None).await;
+    command(&mut admin, &["CLIENT", "PAUSE", "5000", "ALL"]).await;
+    let check = Check::with_url(&redis.url(), "1s", "");
+    let record = run_once(check.check.clone(), CLIENTS.clone()).await;
+    expect(&record.outcome, Verdict::Error, Reason::Timeout, "");
+    // Ended by the check's timeout, not by the end of the pause.
+    assert!(
+        record.duration < Duration::from_secs(4),
+        "{:?}",
+        record.duration
+    );
+    // The server is killed when the test ends; UNPAUSE would itself wait
+    // out the pause.
+}
+
+// ---------------------------------------------------------------- TLS
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_passes_and_without_it_is_an_unknown_issuer() {
+    let ca = TestCa::new("vouch redis test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = ca.write_pem(dir.path());
+    let (cert, key) = support::pem::write_identity(
+        &ca.issue(&["localhost", "127.0.0.1"], Validity::ValidFor { days: 30 }),
+        dir.path(),
+    );
+    let tls_port = support::free_port().to_string();
+    let redis = Redis::with_args(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        ca_path.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://localhost:{tls_port}/");
+    let with_ca = format!("ca_file: {}", ca_path.display());
+    let outcome = Check::with_url(&url, "10s", &with_ca).run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "PONG");
+
+    let outcome = Check::with_url(&url, "10s", "").run().await;
+    expect(&outcome, Verdict::Error, Reason::TlsUnknownIssuer, "");
+
+    // ca_file with a plain URL is a mistake the run reports.
+    let outcome = Check::new(&redis, &with_ca).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Tls,
+        "ca_file is given but the URL is not rediss://",
+    );
+}
+
+// ---------------------------------------------------------------- config
+
+#[test]
+fn url_and_password_sources_are_exclusive() {
+    assert_eq!(
+        config_error("url_file: url\nurl_env: REDIS_URL"),
+        "test.yaml:6: checks[0].redis.url_env: give url_file or url_env, not both"
+    );
+    assert_eq!(
+        config_error("url_env: REDIS_URL\npassword_file: pw\npassword_env: REDIS_PASSWORD"),
+        "test.yaml:7: checks[0].redis.password_env: give password_file or password_env, not both"
+    );
+    assert_eq!(
+        config_error("max_memory_used: 90%"),
+        "test.yaml:4: checks[0].redis: needs url_file or url_env (the URL may hold a password)"
+    );
+}
+
+#[test]
+fn bad_values_are_config_errors() {
+    let err = config_error("url_env: REDIS_URL\nmin_hit_ratio: 1.5");
+    assert!(
+        err.starts_with("test.yaml:6: checks[0].redis.min_hit_ratio: invalid ratio \"1.5\""),
+        "{err}"
+    );
+    let err = config_error("url_env: REDIS_URL\naof: yes");
+    assert!(
+        err.starts_with("test.yaml:6: checks[0].redis.aof: "),
+        "{err}"
+    );
+    let err = config_error("url_env: REDIS_URL\nrole: leader");
+    assert!(
+        err.starts_with("test.yaml:6: checks[0].redis.role: unknown variant `leader`"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------- daemon
+
+#[tokio::test]
+async fn the_daemon_exports_every_redis_measure_and_keeps_the_window() {
+    let password = "Daemon-redis-pw";
+    let mut redis = Redis::with_args(&["--maxmemory", "64mb", "--requirepass", password]);
+    let mut connection = redis.connection(Some(("default", password))).await;
+    command(&mut connection, &["SET", "present", "1"]).await;
+    lookups(&mut connection, "present", 5).await;
+    let config = support::write_config(
+        "checks:\n  - name: cache\n    interval: 1s\n    timeout: 900ms\n    redis:\n      url_env: VOUCH_REDIS_DAEMON_URL\n      password_env: VOUCH_REDIS_DAEMON_PASSWORD\n      min_hit_ratio: 0.8\n      min_lookups: 1\n",
+    );
+    let url = redis.url();
+    let daemon = support::vouch::Daemon::start_with_env(
+        &config.path,
+        &[
+            ("VOUCH_REDIS_DAEMON_URL", &url),
+            ("VOUCH_REDIS_DAEMON_PASSWORD", password),
+        ],
+    )
+    .await;
+    let first = daemon
+        .wait_for_result("cache", Duration::from_secs(20))
+        .await;
+    assert_eq!(first["state"], "pass", "{first}");
+    let metrics = daemon.get_ok("/metrics").await;
+    for measure in vouch::result::Measure::ALL
+        .iter()
+        // Only a replica has a link to its master.
+        .filter(|m| {
+            m.name().starts_with("vouch_redis_") && m.name() != "vouch_redis_master_link_up"
+        })
+    {
+        assert!(
+            metrics.contains(&format!("# TYPE {} gauge", measure.name())),
+            "{} missing:\n{metrics}",
+            measure.name()
+        );
+    }
+    // Misses between two runs of the daemon fail the next window.
+    lookups(&mut connection, "absent", 10).await;
+    wait_until("a hit_ratio failure", Duration::from_secs(20), || async {
+        daemon.check("cache").await["last_run"]["reason"] == "hit_ratio"
+    })
+    .await;
+    // Stopped, then back: the daemon recovers by itself.
+    redis.stop();
+    wait_until("an error run", Duration::from_secs(20), || async {
+        daemon.check("cache").await["last_run"]["reason"] == "connection_refused"
+    })
+    .await;
+    redis.start();
+    wait_until("a passing run again", Duration::from_secs(20), || async {
+        daemon.check("cache").await["state"] == "pass"
+    })
+    .await;
+    let everything = format!(
+        "{}{}{}",
+        daemon.get_ok("/metrics").await,
+        daemon.get_ok("/api/v1/checks").await,
+        daemon.logs()
+    );
+    assert!(!everything.contains(password), "the password leaked");
+}
+
+/// Runs of `check` counted on /metrics, every verdict and reason summed.
+async fn runs_of(daemon: &support::vouch::Daemon, check: &str) -> f64 {
+    let metrics = daemon.get_ok("/metrics").await;
+    let label = format!("check=\"{check}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("vouch_check_runs_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_paused_server_times_out_while_other_checks_keep_their_schedule() {
+    let paused = Redis::start_new();
+    let healthy = Redis::start_new();
+    let config = support::write_config(
+        "defaults: { interval: 1s, timeout: 500ms }\nchecks:\n  - name: paused\n    redis: { url_env: VOUCH_REDIS_PAUSED_URL }\n  - name: healthy\n    redis: { url_env: VOUCH_REDIS_HEALTHY_URL }\n",
+    );
+    let daemon = support::vouch::Daemon::start_with_env(
+        &config.path,
+        &[
+            ("VOUCH_REDIS_PAUSED_URL", &paused.url()),
+            ("VOUCH_REDIS_HEALTHY_URL", &healthy.url()),
+        ],
+    )
+    .await;
+    daemon
+        .wait_for_result("paused", Duration::from_secs(20))
+        .await;
+    let mut admin = paused.connection(None).await;
+    command(&mut admin, &["CLIENT", "PAUSE", "15000", "ALL"]).await;
+    wait_until(
+        "a timeout of the paused check",
+        Duration::from_secs(10),
+        || async { daemon.check("paused").await["last_run"]["reason"] == "timeout" },
+    )
+    .await;
+    // While the paused server hangs every run, the other check runs on
+    // its interval and passes.
+    let before = runs_of(&daemon, "healthy").await;
+    wait_until(
+        "two more runs of the healthy check",
+        Duration::from_secs(8),
+        || async { runs_of(&daemon, "healthy").await >= before + 2.0 },
+    )
+    .await;
+    assert_eq!(daemon.check("healthy").await["state"], "pass");
+    let paused_check = daemon.check("paused").await;
+    assert_eq!(
+        paused_check["last_run"]["reason"], "timeout",
+        "{paused_check}"
+    );
+    // The server is killed when the test ends; UNPAUSE would itself wait
+    // out the pause.
+}
