@@ -11,6 +11,8 @@ use support::certs::self_signed;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::monitoring::{alertmanager, prometheus, query, wait_for_data};
+use support::postgres::Postgres;
+use support::redis::Redis;
 use support::vouch::Daemon;
 use support::{wait_until, write_config};
 
@@ -67,7 +69,11 @@ fn dashboard_queries() -> Vec<(String, String)> {
         let dashboard: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for panel in dashboard["panels"].as_array().unwrap() {
-            for target in panel["targets"].as_array().unwrap() {
+            // Rows carry no query.
+            let Some(targets) = panel["targets"].as_array() else {
+                continue;
+            };
+            for target in targets {
                 let expr = target["expr"]
                     .as_str()
                     .unwrap()
@@ -98,6 +104,31 @@ async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves(
     let tls_target = TestServer::https(self_signed(&["localhost"])).await;
     let dns_a = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
     let dns_b = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
+    let postgres = Postgres::start_new();
+    let redis = Redis::with_args(&["--maxmemory", "64mb"]);
+    // Cache traffic, so every window of the redis check has lookups to
+    // judge (a hit and a miss every 20ms, until the test ends).
+    let traffic = {
+        let mut connection = redis.connection(None).await;
+        tokio::spawn(async move {
+            let _: () = redis::cmd("SET")
+                .arg("warm")
+                .arg("1")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            loop {
+                for key in ["warm", "cold"] {
+                    let _: Option<String> = redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
 
     let config = write_config(&format!(
         r#"
@@ -119,13 +150,26 @@ checks:
   - name: api-dns
     section: infrastructure/dns
     dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true }}
+  - name: database
+    section: post-deploy/database
+    postgres: {{ url_env: VOUCH_E2E_PG_URL, tls: disable, max_connections_used: 80%, max_query_age: 1s }}
+  - name: cache
+    section: post-deploy/cache
+    redis: {{ url_env: VOUCH_E2E_REDIS_URL, min_lookups: 0 }}
 "#,
         url = target.url("/api/health/live"),
         tls_port = tls_target.addr.port(),
         dns_a = dns_a.server(),
         dns_b = dns_b.server(),
     ));
-    let vouch = Daemon::start(&config.path).await;
+    let vouch = Daemon::start_with_env(
+        &config.path,
+        &[
+            ("VOUCH_E2E_PG_URL", &postgres.url()),
+            ("VOUCH_E2E_REDIS_URL", &redis.url()),
+        ],
+    )
+    .await;
 
     let alertmanager = alertmanager(&format!(
         r#"
@@ -279,6 +323,7 @@ scrape_configs:
             assert_eq!(answer["status"], "success", "{expr}: {answer}");
         }
     }
+    traffic.abort();
     drop(prometheus);
     drop(alertmanager);
 }
