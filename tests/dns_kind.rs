@@ -4,66 +4,31 @@
 //! run in-process through the plan and the runner.
 mod support;
 
+use support::kind::{self, expect, CLIENTS};
+
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
 
 use support::dnsmasq::{Dnsmasq, Silent};
-use vouch::config::SourcedConfig;
-use vouch::plan::Plan;
-use vouch::probe::Clients;
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::run_once;
 
-static CLIENTS: LazyLock<Arc<Clients>> = LazyLock::new(|| Arc::new(Clients::new()));
-
 fn config_yaml(timeout: &str, dns: &str) -> String {
-    let mut yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    dns:\n");
-    for line in dns.lines().filter(|l| !l.trim().is_empty()) {
-        yaml.push_str("      ");
-        yaml.push_str(line);
-        yaml.push('\n');
-    }
-    yaml
+    kind::one_check_yaml("dns", timeout, dns)
 }
 
 async fn run_with(timeout: &str, dns: &str) -> Outcome {
     let yaml = config_yaml(timeout, dns);
-    let source = SourcedConfig::parse(&yaml, "test.yaml", Path::new(".").to_path_buf())
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    run_once(plan.checks[0].clone(), CLIENTS.clone())
-        .await
-        .outcome
+    let check = kind::plan(&yaml, Path::new("."));
+    run_once(check, CLIENTS.clone()).await.outcome
 }
 
 async fn run(dns: &str) -> Outcome {
     run_with("10s", dns).await
 }
 
+/// The config error of a `dns:` block that must not decode or plan.
 fn config_error(dns: &str) -> String {
-    let yaml = config_yaml("10s", dns);
-    let source = match SourcedConfig::parse(&yaml, "test.yaml", ".".into()) {
-        Ok(source) => source,
-        Err(err) => return err.to_string(),
-    };
-    match Plan::from_source(&source, &CLIENTS, |_| None) {
-        Ok(_) => panic!("planned although it should not:\n{yaml}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-#[track_caller]
-fn expect(outcome: &Outcome, verdict: Verdict, reason: Reason, message_part: &str) {
-    assert!(
-        outcome.verdict == verdict
-            && outcome.reason == reason
-            && outcome.message.contains(message_part),
-        "expected {verdict}/{reason} with a message containing {message_part:?}, got {}/{}: {:?}",
-        outcome.verdict,
-        outcome.reason,
-        outcome.message
-    );
+    kind::config_error(&config_yaml("10s", dns))
 }
 
 /// The value of measurement `name` for `server`.

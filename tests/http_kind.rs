@@ -4,48 +4,26 @@
 //! the plan and the runner, exactly as `vouch check` runs them.
 mod support;
 
+use support::kind::{self, expect, CLIENTS};
+
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use support::certs::{self_signed, unix_now, TestCa, Validity, DAY};
 use support::http_server::{Reply, TestServer};
-use vouch::config::SourcedConfig;
-use vouch::plan::Plan;
-use vouch::probe::Clients;
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::{run_once, RunRecord};
 
-/// Loaded once: reading the system trust roots is the slow part.
-static CLIENTS: LazyLock<Arc<Clients>> = LazyLock::new(|| Arc::new(Clients::new()));
 
-/// A config with one check `t` (given `timeout`) whose `http:` block is
-/// `http`, written at any indentation. The block's first line is line 5 of
-/// the file, which config-problem tests rely on.
 fn config_yaml(timeout: &str, http: &str) -> String {
-    let lines: Vec<&str> = http.lines().filter(|l| !l.trim().is_empty()).collect();
-    let indent = lines
-        .iter()
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    http:\n");
-    for line in lines {
-        yaml.push_str("      ");
-        yaml.push_str(&line[indent..]);
-        yaml.push('\n');
-    }
-    yaml
+    kind::one_check_yaml("http", timeout, http)
 }
 
 /// Plans the check (relative paths resolve against `dir`) and runs it once.
 async fn run_check(dir: &Path, timeout: &str, http: &str) -> RunRecord {
     let yaml = config_yaml(timeout, http);
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf())
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    run_once(plan.checks[0].clone(), CLIENTS.clone()).await
+    let check = kind::plan(&yaml, dir);
+    run_once(check, CLIENTS.clone()).await
 }
 
 /// Runs an `http:` block with a 10s timeout; relative paths are not used.
@@ -53,28 +31,9 @@ async fn run(http: &str) -> Outcome {
     run_check(Path::new("."), "10s", http).await.outcome
 }
 
-/// The config error of an `http:` block that must not plan.
+/// The config error of a `http:` block that must not decode or plan.
 fn config_error(http: &str) -> String {
-    let yaml = config_yaml("10s", http);
-    let source = SourcedConfig::parse(&yaml, "test.yaml", ".".into())
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    match Plan::from_source(&source, &CLIENTS, |_| None) {
-        Ok(_) => panic!("planned although it should not:\n{yaml}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-#[track_caller]
-fn expect(outcome: &Outcome, verdict: Verdict, reason: Reason, message_part: &str) {
-    assert!(
-        outcome.verdict == verdict
-            && outcome.reason == reason
-            && outcome.message.contains(message_part),
-        "expected {verdict}/{reason} with a message containing {message_part:?}, got {}/{}: {:?}",
-        outcome.verdict,
-        outcome.reason,
-        outcome.message
-    );
+    kind::config_error(&config_yaml("10s", http))
 }
 
 /// The value of measurement `name` (with `phase`, for the duration).

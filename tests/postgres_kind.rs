@@ -5,8 +5,10 @@
 //! through the plan and the runner, as `vouch check` runs them.
 mod support;
 
+use support::kind::{self, expect, CLIENTS};
+
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::certs::{TestCa, Validity};
@@ -14,29 +16,11 @@ use support::postgres::{Postgres, PASSWORD};
 use support::wait_until;
 use vouch::config::SourcedConfig;
 use vouch::plan::{Plan, PlannedCheck};
-use vouch::probe::Clients;
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::{run_once, RunRecord};
 
-static CLIENTS: LazyLock<Arc<Clients>> = LazyLock::new(|| Arc::new(Clients::new()));
-
-/// A config with one check `t` whose `postgres:` block is `block` (given at
-/// any indentation), the URL read from the file `url` beside the config.
-/// The block's first line is line 5 of the file.
 fn config_yaml(timeout: &str, block: &str) -> String {
-    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
-    let indent = lines
-        .iter()
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    postgres:\n");
-    for line in lines {
-        yaml.push_str("      ");
-        yaml.push_str(&line[indent..]);
-        yaml.push('\n');
-    }
-    yaml
+    kind::one_check_yaml("postgres", timeout, block)
 }
 
 /// A planned check whose URL file (`url` in `dir`) holds `url`.
@@ -44,26 +28,9 @@ fn plan_check(dir: &Path, url: &str, timeout: &str, block: &str) -> Arc<PlannedC
     std::fs::write(dir.join("url"), format!("{url}\n")).unwrap();
     let yaml = config_yaml(
         timeout,
-        &format!("url_file: url\ntls: disable\n{}", unindent(block)),
+        &format!("url_file: url\ntls: disable\n{}", kind::unindent(block)),
     );
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf())
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    plan.checks[0].clone()
-}
-
-fn unindent(block: &str) -> String {
-    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
-    let indent = lines
-        .iter()
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    lines
-        .iter()
-        .map(|l| format!("{}\n", &l[indent..]))
-        .collect()
+    kind::plan(&yaml, dir)
 }
 
 /// Runs a `postgres:` block against `pg` once with a 10s timeout.
@@ -79,28 +46,7 @@ async fn run_record(pg: &Postgres, timeout: &str, block: &str) -> RunRecord {
 
 /// The config error of a `postgres:` block that must not decode or plan.
 fn config_error(block: &str) -> String {
-    let yaml = config_yaml("10s", block);
-    let source = match SourcedConfig::parse(&yaml, "test.yaml", ".".into()) {
-        Ok(source) => source,
-        Err(err) => return err.to_string(),
-    };
-    match Plan::from_source(&source, &CLIENTS, |_| None) {
-        Ok(_) => panic!("planned although it should not:\n{yaml}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-#[track_caller]
-fn expect(outcome: &Outcome, verdict: Verdict, reason: Reason, message_part: &str) {
-    assert!(
-        outcome.verdict == verdict
-            && outcome.reason == reason
-            && outcome.message.contains(message_part),
-        "expected {verdict}/{reason} with a message containing {message_part:?}, got {}/{}: {:?}",
-        outcome.verdict,
-        outcome.reason,
-        outcome.message
-    );
+    kind::config_error(&config_yaml("10s", block))
 }
 
 fn measured(outcome: &Outcome, name: &str, labels: &[&str]) -> Option<f64> {
@@ -615,9 +561,8 @@ async fn tls_required_by_the_check_but_not_offered_is_a_tls_error() {
     std::fs::write(dir.path().join("url"), pg.url()).unwrap();
     for mode in ["require", "verify-full"] {
         let yaml = config_yaml("10s", &format!("url_file: url\ntls: {mode}"));
-        let source = SourcedConfig::parse(&yaml, "test.yaml", dir.path().to_path_buf()).unwrap();
-        let plan = Plan::from_source(&source, &CLIENTS, |_| None).unwrap();
-        let record = run_once(plan.checks[0].clone(), CLIENTS.clone()).await;
+        let check = kind::plan(&yaml, dir.path());
+        let record = run_once(check, CLIENTS.clone()).await;
         expect(&record.outcome, Verdict::Error, Reason::Tls, "TLS");
     }
 }
@@ -627,12 +572,8 @@ async fn tls_required_by_the_check_but_not_offered_is_a_tls_error() {
 async fn run_tls(pg: &Postgres, dir: &Path, tls_block: &str) -> Outcome {
     std::fs::write(dir.join("url"), pg.url()).unwrap();
     let yaml = config_yaml("10s", &format!("url_file: url\n{tls_block}"));
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf()).unwrap();
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    run_once(plan.checks[0].clone(), CLIENTS.clone())
-        .await
-        .outcome
+    let check = kind::plan(&yaml, dir);
+    run_once(check, CLIENTS.clone()).await.outcome
 }
 
 #[tokio::test]
@@ -671,11 +612,8 @@ async fn tls_modes_against_a_server_with_a_private_ca() {
     )
     .unwrap();
     let yaml = config_yaml("10s", "url_file: url");
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.path().to_path_buf()).unwrap();
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None).unwrap();
-    let outcome = run_once(plan.checks[0].clone(), CLIENTS.clone())
-        .await
-        .outcome;
+    let check = kind::plan(&yaml, dir.path());
+    let outcome = run_once(check, CLIENTS.clone()).await.outcome;
     expect(&outcome, Verdict::Pass, Reason::Ok, "");
 }
 
@@ -697,9 +635,8 @@ async fn verify_full_refuses_a_certificate_for_another_host() {
 async fn a_missing_url_file_is_a_secret_error() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = config_yaml("10s", "url_file: nowhere\ntls: disable");
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.path().to_path_buf()).unwrap();
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None).unwrap();
-    let record = run_once(plan.checks[0].clone(), CLIENTS.clone()).await;
+    let check = kind::plan(&yaml, dir.path());
+    let record = run_once(check, CLIENTS.clone()).await;
     expect(
         &record.outcome,
         Verdict::Error,

@@ -6,31 +6,21 @@
 //! run several times is one planned check, as in the daemon.
 mod support;
 
+use support::kind::{self, expect, CLIENTS};
+
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::certs::{TestCa, Validity};
 use support::redis::Redis;
 use support::wait_until;
-use vouch::config::SourcedConfig;
-use vouch::plan::{Plan, PlannedCheck};
-use vouch::probe::Clients;
+use vouch::plan::PlannedCheck;
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::run_once;
 
-static CLIENTS: LazyLock<Arc<Clients>> = LazyLock::new(|| Arc::new(Clients::new()));
-
-/// A config with one check `t` whose `redis:` block is `block` (one key a
-/// line, no indentation). The block's first line is line 5 of the file.
 fn config_yaml(timeout: &str, block: &str) -> String {
-    let mut yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    redis:\n");
-    for line in block.lines().filter(|l| !l.trim().is_empty()) {
-        yaml.push_str("      ");
-        yaml.push_str(line);
-        yaml.push('\n');
-    }
-    yaml
+    kind::one_check_yaml("redis", timeout, block)
 }
 
 /// A planned check reading its URL from the file `url` (holding `url`) in
@@ -38,11 +28,7 @@ fn config_yaml(timeout: &str, block: &str) -> String {
 fn plan_check(dir: &Path, url: &str, timeout: &str, block: &str) -> Arc<PlannedCheck> {
     std::fs::write(dir.join("url"), format!("{url}\n")).unwrap();
     let yaml = config_yaml(timeout, &format!("url_file: url\n{block}"));
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf())
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    plan.checks[0].clone()
+    kind::plan(&yaml, dir)
 }
 
 /// One planned check against `redis`, kept for several runs.
@@ -71,28 +57,7 @@ impl Check {
 
 /// The config error of a `redis:` block that must not decode or plan.
 fn config_error(block: &str) -> String {
-    let yaml = config_yaml("10s", block);
-    let source = match SourcedConfig::parse(&yaml, "test.yaml", ".".into()) {
-        Ok(source) => source,
-        Err(err) => return err.to_string(),
-    };
-    match Plan::from_source(&source, &CLIENTS, |_| None) {
-        Ok(_) => panic!("planned although it should not:\n{yaml}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-#[track_caller]
-fn expect(outcome: &Outcome, verdict: Verdict, reason: Reason, message_part: &str) {
-    assert!(
-        outcome.verdict == verdict
-            && outcome.reason == reason
-            && outcome.message.contains(message_part),
-        "expected {verdict}/{reason} with a message containing {message_part:?}, got {}/{}: {:?}",
-        outcome.verdict,
-        outcome.reason,
-        outcome.message
-    );
+    kind::config_error(&config_yaml("10s", block))
 }
 
 fn measured(outcome: &Outcome, name: &str) -> Option<f64> {

@@ -6,19 +6,16 @@
 //! verdict. Checks run in-process through the plan and the runner.
 mod support;
 
+use support::kind::{self, expect, CLIENTS};
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use support::certs::{self_signed_with, unix_now, Identity, TestCa, Validity, DAY};
 use support::closed_port;
-use vouch::config::SourcedConfig;
-use vouch::plan::Plan;
-use vouch::probe::Clients;
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::run_once;
-
-static CLIENTS: LazyLock<Arc<Clients>> = LazyLock::new(|| Arc::new(Clients::new()));
 
 /// A TLS server that completes handshakes with `identity` (offering only
 /// `versions`) and then waits for the client to close. Stops when dropped.
@@ -72,49 +69,18 @@ impl TlsServer {
 }
 
 fn config_yaml(timeout: &str, tls: &str) -> String {
-    let mut yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    tls:\n");
-    for line in tls.lines().filter(|l| !l.trim().is_empty()) {
-        yaml.push_str("      ");
-        yaml.push_str(line.trim_start());
-        yaml.push('\n');
-    }
-    yaml
+    kind::one_check_yaml("tls", timeout, tls)
 }
 
 async fn run_in(dir: &Path, timeout: &str, tls: &str) -> Outcome {
     let yaml = config_yaml(timeout, tls);
-    let source = SourcedConfig::parse(&yaml, "test.yaml", dir.to_path_buf())
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    let plan = Plan::from_source(&source, &CLIENTS, |_| None)
-        .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-    run_once(plan.checks[0].clone(), CLIENTS.clone())
-        .await
-        .outcome
+    let check = kind::plan(&yaml, dir);
+    run_once(check, CLIENTS.clone()).await.outcome
 }
 
+/// The config error of a `tls:` block that must not decode or plan.
 fn config_error(tls: &str) -> String {
-    let yaml = config_yaml("10s", tls);
-    let source = match SourcedConfig::parse(&yaml, "test.yaml", ".".into()) {
-        Ok(source) => source,
-        Err(err) => return err.to_string(),
-    };
-    match Plan::from_source(&source, &CLIENTS, |_| None) {
-        Ok(_) => panic!("planned although it should not:\n{yaml}"),
-        Err(err) => err.to_string(),
-    }
-}
-
-#[track_caller]
-fn expect(outcome: &Outcome, verdict: Verdict, reason: Reason, message_part: &str) {
-    assert!(
-        outcome.verdict == verdict
-            && outcome.reason == reason
-            && outcome.message.contains(message_part),
-        "expected {verdict}/{reason} with a message containing {message_part:?}, got {}/{}: {:?}",
-        outcome.verdict,
-        outcome.reason,
-        outcome.message
-    );
+    kind::config_error(&config_yaml("10s", tls))
 }
 
 fn measured(outcome: &Outcome, name: &str) -> Option<f64> {

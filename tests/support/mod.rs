@@ -10,6 +10,7 @@
 pub mod certs;
 pub mod dnsmasq;
 pub mod http_server;
+pub mod kind;
 pub mod monitoring;
 pub mod pem;
 pub mod postgres;
