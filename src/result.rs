@@ -277,6 +277,21 @@ impl Outcome {
         }
     }
 
+    /// A `fail` naming every broken expectation, in order, with the first
+    /// one's reason word; None when nothing broke.
+    pub fn from_failures<'a>(
+        failures: impl IntoIterator<Item = (Reason, &'a str)>,
+    ) -> Option<Self> {
+        let mut failures = failures.into_iter();
+        let (reason, first) = failures.next()?;
+        let mut message = first.to_string();
+        for (_, more) in failures {
+            message.push_str("; ");
+            message.push_str(more);
+        }
+        Some(Outcome::fail(reason, message))
+    }
+
     pub fn with_measurements(mut self, measurements: Vec<Measurement>) -> Self {
         self.measurements = measurements;
         self
@@ -286,6 +301,24 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_join_in_order_under_the_first_reason() {
+        assert_eq!(Outcome::from_failures(std::iter::empty()), None);
+        let outcome = Outcome::from_failures([
+            (Reason::Status, "status 503, expected 200"),
+            (Reason::Latency, "took 2s, limit 1s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (outcome.verdict, outcome.reason),
+            (Verdict::Fail, Reason::Status)
+        );
+        assert_eq!(
+            outcome.message,
+            "status 503, expected 200; took 2s, limit 1s"
+        );
+    }
 
     #[test]
     fn reason_words_are_unique_snake_case() {

@@ -14,7 +14,6 @@ use support::http_server::{Reply, TestServer};
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::{run_once, RunRecord};
 
-
 fn config_yaml(timeout: &str, http: &str) -> String {
     kind::one_check_yaml("http", timeout, http)
 }

@@ -468,8 +468,8 @@ impl DnsProbe {
                 broken.push((reason, format!("{prefix}{message}")));
             }
         }
-        let outcome = match broken.first() {
-            None => {
+        let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
+            .unwrap_or_else(|| {
                 let (_, answer, _) = &answered[0];
                 let slowest = answered
                     .iter()
@@ -488,16 +488,7 @@ impl DnsProbe {
                     answer.describe(),
                     format_lookup(slowest)
                 ))
-            }
-            Some((reason, _)) => Outcome::fail(
-                *reason,
-                broken
-                    .iter()
-                    .map(|(_, m)| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-        };
+            });
         outcome.with_measurements(measurements)
     }
 

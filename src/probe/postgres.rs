@@ -716,15 +716,11 @@ impl PostgresProbe {
             Ok(failures) if failures.is_empty() => {
                 Outcome::pass(pass_message(&measurements)).with_measurements(measurements)
             }
-            Ok(failures) => Outcome::fail(
-                failures[0].reason,
-                failures
-                    .iter()
-                    .map(|f| f.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-            .with_measurements(measurements),
+            Ok(failures) => {
+                Outcome::from_failures(failures.iter().map(|f| (f.reason, f.message.as_str())))
+                    .expect("failures is not empty")
+                    .with_measurements(measurements)
+            }
             Err(failure) => {
                 Outcome::error(failure.reason, failure.message).with_measurements(measurements)
             }

@@ -425,14 +425,10 @@ impl RedisProbe {
             Measurement::new(Measure::RedisPingSeconds, ping.as_secs_f64()),
         ];
         match self.judge(&Info(parse_info(&info)), &mut measurements) {
-            Ok((failures, _)) if !failures.is_empty() => Outcome::fail(
-                failures[0].reason,
-                failures
-                    .iter()
-                    .map(|f| f.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
+            Ok((failures, _)) if !failures.is_empty() => {
+                Outcome::from_failures(failures.iter().map(|f| (f.reason, f.message.as_str())))
+                    .expect("failures is not empty")
+            }
             Ok((_, notes)) => Outcome::pass(format!(
                 "PONG in {}; {}",
                 format_duration(ping),

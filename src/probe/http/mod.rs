@@ -332,21 +332,14 @@ impl HttpProbe {
         let broken = self
             .expect
             .evaluate(&answer, first_location.as_ref(), elapsed);
-        let outcome = match broken.first() {
-            None => Outcome::pass(format!(
-                "status {} in {}",
-                answer.status.as_u16(),
-                expect::format_elapsed(elapsed)
-            )),
-            Some((reason, _)) => Outcome::fail(
-                *reason,
-                broken
-                    .iter()
-                    .map(|(_, message)| message.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-        };
+        let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
+            .unwrap_or_else(|| {
+                Outcome::pass(format!(
+                    "status {} in {}",
+                    answer.status.as_u16(),
+                    expect::format_elapsed(elapsed)
+                ))
+            });
         outcome.with_measurements(measurements)
     }
 }

@@ -528,8 +528,8 @@ impl TlsProbe {
                 ),
             ));
         }
-        let outcome = match broken.first() {
-            None => {
+        let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
+            .unwrap_or_else(|| {
                 let left = seconds_until(leaf.not_after, now);
                 let mut text = format!(
                     "certificate valid until {} ({} left)",
@@ -543,16 +543,7 @@ impl TlsProbe {
                     text.push_str(", not verified (insecure_skip_verify)");
                 }
                 Outcome::pass(text)
-            }
-            Some((reason, _)) => Outcome::fail(
-                *reason,
-                broken
-                    .iter()
-                    .map(|(_, m)| m.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-        };
+            });
         outcome.with_measurements(measurements)
     }
 }
