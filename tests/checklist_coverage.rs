@@ -245,6 +245,14 @@ fn the_summary_and_the_readme_state_the_rows_counts() {
         readme.contains(&readme_counts) && readme.contains("docs/checklist-coverage.md"),
         "README.md should link {DOC} and say: {readme_counts}"
     );
+    let readme_checks = format!(
+        "{} checks in the checklist's sections",
+        config_checks().len()
+    );
+    assert!(
+        readme.contains(&readme_checks),
+        "README.md should say: {readme_checks}"
+    );
 }
 
 #[test]
