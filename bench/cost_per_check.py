@@ -140,7 +140,7 @@ def measure_bare(kind, target, seconds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--kinds", default="http,https,tls,postgres,redis")
-    ap.add_argument("--rate", type=int, default=20, help="check runs per second")
+    ap.add_argument("--rate", type=int, default=50, help="check runs per second")
     ap.add_argument("--seconds", type=int, default=10, help="measured window per phase")
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()

@@ -45,7 +45,8 @@ def main():
     target = start_nginx()
     d = tmpdir()
     cfg = vouch_config(d, [(f"http-{i:05d}", check_blocks("http", target, d))
-                           for i in range(a.checks)], f"{a.interval}s", "5s")
+                           for i in range(a.checks)], f"{a.interval}s",
+                       "5s" if a.interval > 5 else "1s")
     proc, port, ready = start_vouch(cfg, d)
     time.sleep(a.interval + 5)
     load = MachineLoad().start()

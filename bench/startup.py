@@ -2,7 +2,8 @@
 """(5) Startup time to ready.
 
 vouch with N http checks (interval 10s): time from spawn to the first 200 of
-/readyz (polled every 5 ms), and the CPU seconds the process used by then.
+/readyz (polled every 5 ms), and the CPU the process's threads used by then (scheduler
+nanosecond counters).
 blackbox_exporter for comparison: spawn to the first 200 of /-/healthy.
 Wall-clock by nature, so it is repeated (`--reps`) and given as median
 [min–max]; the CPU column is the robust one.
@@ -18,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (CLEANUP, MachineLoad, blackbox_config, check_blocks, cpu_seconds,  # noqa: E402
+from common import (CLEANUP, MachineLoad, blackbox_config, check_blocks, cpu_seconds_threads,  # noqa: E402
                     dump, free_port, machine, need, start_nginx, summary, tmpdir, vouch_bin,
                     vouch_config)
 
@@ -43,7 +44,7 @@ def time_to_ready(args, port, path, env=None):
     else:
         raise RuntimeError(f"{args[0]} not ready in 60 s")
     elapsed = time.monotonic() - t0
-    cpu = cpu_seconds(proc.pid)
+    cpu = cpu_seconds_threads(proc.pid)
     proc.terminate()
     proc.wait(10)
     return elapsed, cpu
