@@ -23,7 +23,7 @@ if [[ -z "${VOUCH_BIN:-}" ]]; then
 fi
 mkdir -p "$here/results"
 {
-  echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (src modified)')"
+  echo "vouch: $("$VOUCH_BIN" --version) (worktree at $(git rev-parse --short HEAD))"
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) x $(nproc)"
   echo "load before: $(cat /proc/loadavg)"
