@@ -14,11 +14,14 @@ use rustls::{
 
 use crate::result::Reason;
 
-/// The system's trust roots, loaded once, and the client configs built
-/// from them.
+/// The system's trust roots, loaded once, and the client configs and the
+/// certificate verifier built from them.
 pub struct TlsClients {
     roots: Arc<RootCertStore>,
     verified: Arc<ClientConfig>,
+    /// The verifier of every check without a `ca_file`, built once: a copy
+    /// of the system roots per check cost about 80 KiB of memory each.
+    system_policy: Result<TlsPolicy, String>,
 }
 
 impl TlsClients {
@@ -38,7 +41,12 @@ impl TlsClients {
     pub fn with_roots(roots: RootCertStore) -> Self {
         let roots = Arc::new(roots);
         let verified = Arc::new(client_config(roots.clone()));
-        TlsClients { roots, verified }
+        let system_policy = policy_for(roots.clone(), false);
+        TlsClients {
+            roots,
+            verified,
+            system_policy,
+        }
     }
 
     /// System roots, verification on.
@@ -60,29 +68,18 @@ impl TlsClients {
     /// certificates of `ca_file` if given; `skip` makes verification not
     /// required (it is still computed, for the measurements).
     pub fn policy(&self, ca_file: Option<&Path>, skip: bool) -> Result<TlsPolicy, String> {
-        let mut roots = (*self.roots).clone();
-        if let Some(pem) = ca_file {
-            if add_pem_file(&mut roots, pem)? == 0 {
-                return Err(format!("{} holds no PEM certificate", pem.display()));
-            }
-        }
-        let provider = Arc::new(provider());
-        // An empty store is refused by the builder; a machine without
-        // system roots then verifies nothing as trusted.
-        let verifier = if roots.is_empty() {
-            None
-        } else {
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|err| format!("cannot use the trust roots: {err}"))?,
-            )
+        let Some(pem) = ca_file else {
+            // The system roots alone: share the verifier built once.
+            return self.system_policy.clone().map(|policy| TlsPolicy {
+                required: !skip,
+                ..policy
+            });
         };
-        Ok(TlsPolicy {
-            verifier,
-            provider,
-            required: !skip,
-        })
+        let mut roots = (*self.roots).clone();
+        if add_pem_file(&mut roots, pem)? == 0 {
+            return Err(format!("{} holds no PEM certificate", pem.display()));
+        }
+        policy_for(Arc::new(roots), skip)
     }
 
     /// Verification off: any certificate is accepted (handshake signatures
@@ -95,6 +92,27 @@ impl TlsClients {
             .set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)));
         Arc::new(config)
     }
+}
+
+/// A policy trusting `roots`.
+fn policy_for(roots: Arc<RootCertStore>, skip: bool) -> Result<TlsPolicy, String> {
+    let provider = Arc::new(provider());
+    // An empty store is refused by the builder; a machine without
+    // system roots then verifies nothing as trusted.
+    let verifier = if roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|err| format!("cannot use the trust roots: {err}"))?,
+        )
+    };
+    Ok(TlsPolicy {
+        verifier,
+        provider,
+        required: !skip,
+    })
 }
 
 fn provider() -> CryptoProvider {
@@ -351,5 +369,56 @@ impl ServerCertVerifier for RecordingVerifier {
             .provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_ca() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-tls/ca.pem")
+    }
+
+    fn clients_trusting_demo_ca() -> TlsClients {
+        let mut roots = RootCertStore::empty();
+        assert_eq!(add_pem_file(&mut roots, &demo_ca()).unwrap(), 1);
+        TlsClients::with_roots(roots)
+    }
+
+    fn verifier(policy: &TlsPolicy) -> &Arc<WebPkiServerVerifier> {
+        policy.verifier.as_ref().expect("a verifier")
+    }
+
+    #[test]
+    fn checks_without_ca_file_share_one_verifier_of_the_system_roots() {
+        let clients = clients_trusting_demo_ca();
+        let a = clients.policy(None, false).unwrap();
+        let b = clients.policy(None, true).unwrap();
+        assert!(Arc::ptr_eq(verifier(&a), verifier(&b)));
+        assert!(a.required());
+        assert!(!b.required(), "insecure_skip_verify is kept per check");
+    }
+
+    #[test]
+    fn a_ca_file_gets_its_own_verifier() {
+        let clients = clients_trusting_demo_ca();
+        let shared = clients.policy(None, false).unwrap();
+        let own = clients.policy(Some(&demo_ca()), false).unwrap();
+        assert!(!Arc::ptr_eq(verifier(&shared), verifier(&own)));
+    }
+
+    #[test]
+    fn no_system_roots_and_no_ca_file_trusts_nothing() {
+        let clients = TlsClients::with_roots(RootCertStore::empty());
+        let policy = clients.policy(None, false).unwrap();
+        assert!(policy.verifier.is_none());
+        let name = ServerName::try_from("demo.vouch.test").unwrap();
+        assert!(matches!(
+            policy.verify(&[CertificateDer::from(vec![0u8; 4])], &name),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        ));
     }
 }
