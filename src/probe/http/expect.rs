@@ -13,7 +13,7 @@ use serde_json_path::JsonPath;
 use url::Url;
 
 use super::client::Exchange;
-use crate::config::{format_duration, Problem};
+use crate::config::{format_duration, Problem, Secret};
 use crate::result::Reason;
 
 /// An accepted status: one code, a class (`2xx`) or a range (`200-299`).
@@ -315,11 +315,15 @@ impl Expectations {
 
     /// Every broken expectation of the final answer, in a fixed order.
     /// `first_location` is the resolved `Location` of the first response.
+    /// Quoted parts of the answer have `secrets` (the credentials sent)
+    /// replaced before they are cut short, so a target echoing one leaks
+    /// no part of it.
     pub fn evaluate(
         &self,
         answer: &Exchange,
         first_location: Option<&Url>,
         elapsed: Duration,
+        secrets: &[Secret],
     ) -> Vec<Broken> {
         let mut broken = Vec::new();
         let status = answer.status.as_u16();
@@ -334,7 +338,10 @@ impl Expectations {
                 Some(actual) if actual == expected => {}
                 Some(actual) => broken.push((
                     Reason::Redirect,
-                    format!("redirects to {actual}, expected {expected}"),
+                    format!(
+                        "redirects to {}, expected {expected}",
+                        scrub(actual.as_str(), secrets)
+                    ),
                 )),
                 None => broken.push((
                     Reason::Redirect,
@@ -348,6 +355,7 @@ impl Expectations {
                 Some(value) => {
                     let text = String::from_utf8_lossy(value.as_bytes());
                     if !pattern.is_match(&text) {
+                        let text = scrub(&text, secrets);
                         broken.push((
                             Reason::Header,
                             format!("header {name} is {text:?}, expected to match /{pattern}/"),
@@ -382,15 +390,15 @@ impl Expectations {
                         match selector.select(&document) {
                             Err(problem) => broken.push((
                                 Reason::Json,
-                                format!("{key} {problem}, expected {}", render(expected)),
+                                format!("{key} {problem}, expected {}", render(expected, &[])),
                             )),
                             Ok(actual) if json_equal(actual, expected) => {}
                             Ok(actual) => broken.push((
                                 Reason::Json,
                                 format!(
                                     "{key} is {}, expected {}",
-                                    render(actual),
-                                    render(expected)
+                                    render(actual, secrets),
+                                    render(expected, &[])
                                 ),
                             )),
                         }
@@ -457,8 +465,29 @@ fn json_equal(actual: &Value, expected: &Value) -> bool {
     }
 }
 
-fn render(value: &Value) -> String {
-    let text = value.to_string();
+/// `text` with every secret replaced by `[redacted]`.
+fn scrub(text: &str, secrets: &[Secret]) -> String {
+    secrets
+        .iter()
+        .filter(|s| !s.expose().is_empty())
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.expose(), "[redacted]")
+        })
+}
+
+/// A JSON value as quoted in a message: secrets scrubbed first, then cut
+/// to 80 characters (cutting first could leave a secret's prefix).
+fn render(value: &Value, secrets: &[Secret]) -> String {
+    let mut text = value.to_string();
+    if !secrets.is_empty() {
+        // Compared in the document's own text and in its JSON spelling.
+        for secret in secrets.iter().filter(|s| !s.expose().is_empty()) {
+            let quoted = Value::String(secret.expose().to_string()).to_string();
+            let spelled = &quoted[1..quoted.len() - 1];
+            text = text.replace(spelled, "[redacted]");
+        }
+        text = scrub(&text, secrets);
+    }
     if text.len() > 80 {
         let cut = text
             .char_indices()
@@ -510,6 +539,32 @@ pub fn location(answer: &Exchange, base: &Url) -> Option<Result<Url, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_secret_is_scrubbed_before_a_long_quote_is_cut() {
+        // Cut first, a prefix of the token would survive the scrub.
+        let token = "s3cr3t-token-0123456789abcdef";
+        let quote = "tok\"en\\with-quote-and-backslash";
+        let secrets = [Secret::new(token.into()), Secret::new(quote.into())];
+        for value in [
+            serde_json::json!(format!("{}{token}", "x".repeat(60))),
+            serde_json::json!(format!("{}{quote}", "x".repeat(60))),
+            serde_json::json!({ "padding": "y".repeat(50), "token": token }),
+        ] {
+            let text = render(&value, &secrets);
+            assert!(
+                !text.contains("s3cr3t") && !text.contains("with-quote"),
+                "{text}"
+            );
+            assert!(text.len() <= 83, "{text}");
+        }
+        assert_eq!(
+            scrub("Bearer s3cr3t-token-0123456789abcdef!", &secrets),
+            "Bearer [redacted]!"
+        );
+        // No secrets: quoted as before.
+        assert_eq!(render(&serde_json::json!("ok"), &[]), "\"ok\"");
+    }
 
     #[test]
     fn status_forms_parse_and_print() {
