@@ -149,13 +149,15 @@ impl<'de> Deserialize<'de> for StatusItem {
 /// that must select exactly one value, or a JSON Pointer (RFC 6901,
 /// starting with `/`).
 #[derive(Debug)]
-enum JsonSelector {
+pub enum JsonSelector {
     Path(JsonPath),
     Pointer(String),
 }
 
 impl JsonSelector {
-    fn parse(text: &str) -> Result<Self, String> {
+    /// Reads a selector as written in `expect.json` (public for the fuzz
+    /// targets).
+    pub fn parse(text: &str) -> Result<Self, String> {
         if text.starts_with('$') {
             JsonPath::parse(text)
                 .map(JsonSelector::Path)
@@ -169,7 +171,8 @@ impl JsonSelector {
         }
     }
 
-    fn select<'v>(&self, document: &'v Value) -> Result<&'v Value, &'static str> {
+    /// The one value the selector picks from `document`.
+    pub fn select<'v>(&self, document: &'v Value) -> Result<&'v Value, &'static str> {
         match self {
             JsonSelector::Path(path) => path.query(document).exactly_one().map_err(|err| {
                 if err.is_empty() {
