@@ -128,6 +128,31 @@ async fn gate(config: &Path, format: &str, env: &[(String, String)]) -> String {
     )
 }
 
+/// The status of one GET sending `authorization`.
+async fn get_with_authorization(
+    addr: std::net::SocketAddr,
+    path: &str,
+    authorization: &str,
+) -> u16 {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("Host", addr.to_string())
+        .header("Authorization", authorization)
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    driver.abort();
+    status
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_planted_secret_appears_in_anything_vouch_writes() {
     let mut markers = Markers::new();
@@ -350,6 +375,39 @@ checks:
             String::from_utf8_lossy(&output.stderr)
         ),
     ));
+
+    // Scrapers' passwords (the web config holds only a bcrypt hash): wrong
+    // and right ones sent to a protected daemon tracing everything.
+    let scrape_right = markers.plant("scrape password (right)");
+    let scrape_wrong = markers.plant("scrape password (wrong)");
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  prometheus: '{}'\n",
+            bcrypt::hash(&scrape_right, 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let protected = Daemon::start_with_args_env(
+        &config.path,
+        &["--web.config.file", web.to_str().unwrap()],
+        &daemon_env,
+    )
+    .await;
+    for (password, expected) in [(&scrape_wrong, 401), (&scrape_right, 200)] {
+        let credential = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("prometheus:{password}"))
+        );
+        markers.watch("scrape credential", credential.clone());
+        for path in ["/metrics", "/api/v1/checks", "/"] {
+            let status = get_with_authorization(protected.addr, path, &credential).await;
+            assert_eq!(status, expected, "{path} with the {expected} password");
+        }
+    }
+    outputs.push(("protected vouch serve logs".into(), protected.logs()));
+    drop(protected);
 
     let hits: Vec<String> = outputs
         .iter()
