@@ -159,7 +159,11 @@ impl JsonSelector {
     /// targets).
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.starts_with('$') {
-            JsonPath::parse(text)
+            // serde_json_path 0.7 panics (`unreachable!`) on some unfinished
+            // escapes such as `$["\u`, found by the json_selector fuzz
+            // target: a config error, never a crash of `serve` on reload.
+            std::panic::catch_unwind(|| JsonPath::parse(text))
+                .map_err(|_| format!("invalid JSONPath {text:?}: the parser gave up"))?
                 .map(JsonSelector::Path)
                 .map_err(|err| format!("invalid JSONPath {text:?}: {err}"))
         } else if text.is_empty() || text.starts_with('/') {
@@ -593,6 +597,9 @@ mod tests {
             Err("is missing")
         );
         assert!(JsonSelector::parse("status").is_err());
+        // A parser panic is a config error (fuzz regression).
+        let err = JsonSelector::parse(r#"$["a}\"\u0000000000\u"#).unwrap_err();
+        assert!(err.contains("invalid JSONPath"), "{err}");
         assert!(JsonSelector::parse("$[").is_err());
     }
 
