@@ -38,6 +38,7 @@ pids=()
 
 cleanup() {
     local pid
+    [[ -n ${redis_flap_pid:-} ]] && pids+=("$redis_flap_pid")
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -82,10 +83,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(0.3)
         elif self.path.startswith("/json"):
             body = json.dumps({"status": "ok" if (n // 7) % 2 else "degraded"}).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # vouch gave up on a slow answer (its timeout)
     def log_message(self, *args):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
@@ -96,16 +100,20 @@ wait_port "$http_port"
 
 # Redis: one steady, one stopped and started every 30 s.
 redis_steady="" redis_flap="" redis_flap_pid=""
+# Started by the script itself (not in a $(...) subshell) so it can reap
+# them; the pid is left in $started.
 start_redis() {
     redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no \
         --daemonize no --dir "$work" >/dev/null 2>&1 &
-    echo $!
+    started=$!
 }
 if command -v redis-server >/dev/null; then
     redis_steady=$(free_port)
-    pids+=("$(start_redis "$redis_steady")")
+    start_redis "$redis_steady"
+    pids+=("$started")
     redis_flap=$(free_port)
-    redis_flap_pid=$(start_redis "$redis_flap")
+    start_redis "$redis_flap"
+    redis_flap_pid=$started
     wait_port "$redis_steady"
     wait_port "$redis_flap"
 fi
@@ -164,7 +172,8 @@ while :; do
             wait "$redis_flap_pid" 2>/dev/null || true
             redis_flap_pid=""
         else
-            redis_flap_pid=$(start_redis "$redis_flap")
+            start_redis "$redis_flap"
+            redis_flap_pid=$started
         fi
         next_flap=$((now + 30))
     fi
