@@ -30,3 +30,6 @@ command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kube
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
+# Soak smoke run (the long runs are by hand, figures in bench/SOAK.md): the
+# debug binary the tests built, 20 seconds against the flapping targets.
+VOUCH_BIN="${CARGO_TARGET_DIR:-target}/debug/vouch" bash bench/soak.sh -d 20 -i 5 -o "$(mktemp -d)"

@@ -20,6 +20,9 @@ impl HumanDuration {
         let (number, unit) = trimmed.split_at(split);
         let value: f64 = number.parse().map_err(|_| duration_error(text))?;
         let seconds_per_unit = match unit {
+            // Not advertised, but what `format_duration` prints below a
+            // millisecond, so every printed duration reads back.
+            "us" | "µs" => 0.000_001,
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
@@ -311,6 +314,25 @@ mod tests {
             let err = HumanDuration::parse(text).unwrap_err();
             assert!(err.contains(&format!("{text:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn printed_durations_read_back() {
+        // Found by the `units` fuzz target: ".5ms" printed as "500µs".
+        for text in [".5ms", "0.001ms", "1.5s", "250ms", "90d", "1.0005s"] {
+            let parsed = HumanDuration::parse(text).unwrap();
+            let printed = format_duration(parsed.0);
+            let again = HumanDuration::parse(&printed)
+                .unwrap_or_else(|err| panic!("{text} printed as {printed}: {err}"));
+            assert!(
+                parsed.0.abs_diff(again.0) < Duration::from_millis(1),
+                "{text} -> {printed}"
+            );
+        }
+        assert_eq!(
+            HumanDuration::parse("500µs").unwrap().0,
+            Duration::from_micros(500)
+        );
     }
 
     #[test]

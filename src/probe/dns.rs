@@ -683,6 +683,12 @@ fn majority(answered: &[(&str, Answer, Duration)]) -> Answer {
     })
 }
 
+/// The answers of `record_type` in `records` as text, the form they are
+/// compared in (public for the fuzz targets: answers are outside input).
+pub fn answer_texts(record_type: RecordType, records: &[Record]) -> BTreeSet<String> {
+    Answer::from_records(record_type, records).values
+}
+
 /// An answer record as text, in the form expectations are written in.
 fn record_text(data: &RData) -> Option<String> {
     Some(match data {

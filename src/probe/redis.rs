@@ -271,8 +271,9 @@ fn classify(err: &redis::RedisError) -> Failure {
     failure(Reason::Protocol, text)
 }
 
-/// `INFO`'s `key:value` lines.
-fn parse_info(text: &str) -> HashMap<String, String> {
+/// `INFO`'s `key:value` lines (public for the fuzz targets: INFO is
+/// outside input).
+pub fn parse_info(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| line.trim_end().split_once(':'))

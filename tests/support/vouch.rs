@@ -95,11 +95,18 @@ impl Daemon {
     /// connections (the endpoints may need TLS or credentials, so /livez
     /// over plain HTTP is not asked).
     pub async fn start_with_args(config: &Path, args: &[&str]) -> Daemon {
+        Self::start_with_args_env(config, args, &[]).await
+    }
+
+    /// [`Self::start_with_args`] with extra environment variables (which
+    /// win over the default `RUST_LOG=debug`).
+    pub async fn start_with_args_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vouch.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = tokio::process::Command::new(bin())
+        let mut command = tokio::process::Command::new(bin());
+        command
             .args(["serve", "--config"])
             .arg(config)
             .args(["--web.listen-address", &addr.to_string()])
@@ -108,9 +115,11 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start vouch serve");
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start vouch serve");
         let mut daemon = Daemon {
             child,
             addr,

@@ -223,7 +223,7 @@ impl HttpProbe {
             Ok(found) => found,
             Err(message) => return Outcome::error(Reason::Secret, message),
         };
-        let mut outcome = self.exchange_and_judge(ctx, headers).await;
+        let mut outcome = self.exchange_and_judge(ctx, headers, &secrets).await;
         // A target that echoes the credential into a header or JSON field
         // the check quotes must not get it into logs, JSON or reports.
         for secret in &secrets {
@@ -234,7 +234,12 @@ impl HttpProbe {
         outcome
     }
 
-    async fn exchange_and_judge(&self, ctx: &ProbeContext, mut headers: HeaderMap) -> Outcome {
+    async fn exchange_and_judge(
+        &self,
+        ctx: &ProbeContext,
+        mut headers: HeaderMap,
+        secrets: &[Secret],
+    ) -> Outcome {
         let started = Instant::now();
         let mut timings = Timings::default();
         let mut url = self.url.clone();
@@ -331,7 +336,7 @@ impl HttpProbe {
         measurements.extend(certificate_measurements(presented.as_ref()));
         let broken = self
             .expect
-            .evaluate(&answer, first_location.as_ref(), elapsed);
+            .evaluate(&answer, first_location.as_ref(), elapsed, secrets);
         let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
             .unwrap_or_else(|| {
                 Outcome::pass(format!(
