@@ -28,6 +28,15 @@ pub async fn run(args: &[&str]) -> Output {
         .expect("run the vouch binary")
 }
 
+/// What "started" means for a daemon.
+#[derive(Clone, Copy, Debug)]
+enum Ready {
+    /// /livez answers over plain HTTP.
+    Livez,
+    /// The port accepts connections (TLS or credentials may be needed).
+    Listening,
+}
+
 /// `vouch serve` as a child process, killed on drop.
 pub struct Daemon {
     child: tokio::process::Child,
@@ -47,47 +56,11 @@ impl Daemon {
     }
 
     /// Starts the daemon listening on `port` (for configs that check the
-    /// daemon itself).
+    /// daemon itself) and waits until it answers /livez.
     pub async fn start_on_port(config: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log_dir = tempfile::tempdir().unwrap();
-        let log = log_dir.path().join("vouch.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = tokio::process::Command::new(bin());
-        command
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--web.listen-address", &addr.to_string()])
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .kill_on_drop(true);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().expect("start vouch serve");
-        let mut daemon = Daemon {
-            child,
-            addr,
-            log,
-            _log_dir: log_dir,
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                panic!("vouch serve exited with {status}:\n{}", daemon.logs());
-            }
-            if daemon.get("/livez").await.is_some() {
-                return daemon;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "vouch serve did not answer /livez:\n{}",
-                daemon.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut daemon = Self::spawn(config, port, &[], env);
+        daemon.wait_until(Ready::Livez).await;
+        daemon
     }
 
     /// Starts the daemon on a free port with extra command-line arguments
@@ -101,7 +74,14 @@ impl Daemon {
     /// [`Self::start_with_args`] with extra environment variables (which
     /// win over the default `RUST_LOG=debug`).
     pub async fn start_with_args_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut daemon = Self::spawn(config, free_port(), args, env);
+        daemon.wait_until(Ready::Listening).await;
+        daemon
+    }
+
+    /// `vouch serve` on 127.0.0.1:`port`, logging at debug into a file.
+    fn spawn(config: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("vouch.log");
         let log_file = std::fs::File::create(&log).unwrap();
@@ -119,25 +99,33 @@ impl Daemon {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().expect("start vouch serve");
-        let mut daemon = Daemon {
-            child,
+        Daemon {
+            child: command.spawn().expect("start vouch serve"),
             addr,
             log,
             _log_dir: log_dir,
-        };
+        }
+    }
+
+    /// Polls until the daemon is `ready`; panics with the log if it exits
+    /// or 20 s pass first.
+    async fn wait_until(&mut self, ready: Ready) {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                panic!("vouch serve exited with {status}:\n{}", daemon.logs());
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("vouch serve exited with {status}:\n{}", self.logs());
             }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return daemon;
+            let done = match ready {
+                Ready::Livez => self.get("/livez").await.is_some(),
+                Ready::Listening => tokio::net::TcpStream::connect(self.addr).await.is_ok(),
+            };
+            if done {
+                return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "vouch serve did not listen:\n{}",
-                daemon.logs()
+                "vouch serve is not {ready:?}:\n{}",
+                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
