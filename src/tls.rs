@@ -56,12 +56,17 @@ impl TlsClients {
 
     /// System roots plus every certificate in a PEM file.
     pub fn with_extra_ca(&self, pem: &Path) -> Result<Arc<ClientConfig>, String> {
+        Ok(Arc::new(client_config(self.roots_with(pem)?)))
+    }
+
+    /// The system roots plus every certificate of a PEM file (which must
+    /// hold at least one).
+    fn roots_with(&self, pem: &Path) -> Result<Arc<RootCertStore>, String> {
         let mut roots = (*self.roots).clone();
-        let added = add_pem_file(&mut roots, pem)?;
-        if added == 0 {
+        if add_pem_file(&mut roots, pem)? == 0 {
             return Err(format!("{} holds no PEM certificate", pem.display()));
         }
-        Ok(Arc::new(client_config(Arc::new(roots))))
+        Ok(Arc::new(roots))
     }
 
     /// The way a check judges certificates: the system roots, plus the
@@ -75,11 +80,7 @@ impl TlsClients {
                 ..policy
             });
         };
-        let mut roots = (*self.roots).clone();
-        if add_pem_file(&mut roots, pem)? == 0 {
-            return Err(format!("{} holds no PEM certificate", pem.display()));
-        }
-        policy_for(Arc::new(roots), skip)
+        policy_for(self.roots_with(pem)?, skip)
     }
 
     /// Verification off: any certificate is accepted (handshake signatures

@@ -428,6 +428,38 @@ impl SourcedConfig {
         serde_yaml_ng::to_string(&self.tree["checks"][index]).unwrap_or_default()
     }
 
+    /// The secret of a `NAME_file` / `NAME_env` pair in the block at
+    /// `block` (a key path relative to the kind, `""` for the kind itself);
+    /// the file is resolved against the config's directory. Giving both is
+    /// a problem at `NAME_env`; giving neither is None.
+    pub fn secret_source(
+        &self,
+        file: Option<&PathBuf>,
+        env: Option<&String>,
+        name: &str,
+        block: &str,
+        problems: &mut Vec<Problem>,
+    ) -> Option<SecretSource> {
+        match (file, env) {
+            (Some(_), Some(_)) => {
+                let key = format!("{name}_env");
+                let path = if block.is_empty() {
+                    key
+                } else {
+                    format!("{block}.{key}")
+                };
+                problems.push(Problem::new(
+                    path,
+                    format!("give {name}_file or {name}_env, not both"),
+                ));
+                file.map(|path| SecretSource::File(self.resolve_path(path)))
+            }
+            (Some(path), None) => Some(SecretSource::File(self.resolve_path(path))),
+            (None, Some(variable)) => Some(SecretSource::Env(variable.clone())),
+            (None, None) => None,
+        }
+    }
+
     /// Resolves a path from the config relative to the config's directory.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {

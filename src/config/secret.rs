@@ -64,17 +64,6 @@ pub enum SecretError {
 }
 
 impl SecretSource {
-    /// Builds a source from the `*_file` / `*_env` pair of a config block.
-    /// Both set is a config error reported by the caller; this takes
-    /// whichever is present.
-    pub fn from_pair(file: Option<&PathBuf>, env: Option<&String>) -> Option<Self> {
-        match (file, env) {
-            (Some(path), _) => Some(SecretSource::File(path.clone())),
-            (None, Some(name)) => Some(SecretSource::Env(name.clone())),
-            (None, None) => None,
-        }
-    }
-
     pub fn read(&self) -> Result<Secret, SecretError> {
         let (value, origin) = match self {
             SecretSource::File(path) => {

@@ -312,19 +312,12 @@ impl PostgresProbe {
         source: &SourcedConfig,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        if config.url_file.is_some() && config.url_env.is_some() {
-            problems.push(Problem::new(
-                "url_env",
-                "give url_file or url_env, not both",
-            ));
-        }
-        let url = SecretSource::from_pair(
-            config
-                .url_file
-                .as_ref()
-                .map(|p| source.resolve_path(p))
-                .as_ref(),
+        let url = source.secret_source(
+            config.url_file.as_ref(),
             config.url_env.as_ref(),
+            "url",
+            "",
+            &mut problems,
         );
         if url.is_none() {
             problems.push(Problem::new(

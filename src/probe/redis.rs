@@ -125,30 +125,25 @@ impl RedisProbe {
         source: &SourcedConfig,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let resolve = |path: &Option<PathBuf>| path.as_ref().map(|p| source.resolve_path(p));
-        if config.url_file.is_some() && config.url_env.is_some() {
-            problems.push(Problem::new(
-                "url_env",
-                "give url_file or url_env, not both",
-            ));
-        }
-        if config.password_file.is_some() && config.password_env.is_some() {
-            problems.push(Problem::new(
-                "password_env",
-                "give password_file or password_env, not both",
-            ));
-        }
-        let url =
-            SecretSource::from_pair(resolve(&config.url_file).as_ref(), config.url_env.as_ref());
+        let url = source.secret_source(
+            config.url_file.as_ref(),
+            config.url_env.as_ref(),
+            "url",
+            "",
+            &mut problems,
+        );
         if url.is_none() {
             problems.push(Problem::new(
                 "",
                 "needs url_file or url_env (the URL may hold a password)",
             ));
         }
-        let password = SecretSource::from_pair(
-            resolve(&config.password_file).as_ref(),
+        let password = source.secret_source(
+            config.password_file.as_ref(),
             config.password_env.as_ref(),
+            "password",
+            "",
+            &mut problems,
         );
         if config
             .username
@@ -178,7 +173,7 @@ impl RedisProbe {
             url,
             username: config.username.clone(),
             password,
-            ca_file: resolve(&config.ca_file),
+            ca_file: config.ca_file.as_ref().map(|p| source.resolve_path(p)),
             connect_timeout: config
                 .connect_timeout
                 .map(|d| d.0)

@@ -362,34 +362,20 @@ fn certificate_measurements(presented: Option<&Presented>) -> Vec<Measurement> {
 }
 
 fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>) -> Option<Auth> {
-    if config.bearer_token_file.is_some() && config.bearer_token_env.is_some() {
-        problems.push(Problem::new(
-            "bearer_token_env",
-            "give bearer_token_file or bearer_token_env, not both",
-        ));
-    }
-    let bearer = SecretSource::from_pair(
-        config
-            .bearer_token_file
-            .as_ref()
-            .map(|p| source.resolve_path(p))
-            .as_ref(),
+    let bearer = source.secret_source(
+        config.bearer_token_file.as_ref(),
         config.bearer_token_env.as_ref(),
+        "bearer_token",
+        "",
+        problems,
     );
     let basic = config.basic_auth.as_ref().and_then(|basic| {
-        if basic.password_file.is_some() && basic.password_env.is_some() {
-            problems.push(Problem::new(
-                "basic_auth.password_env",
-                "give password_file or password_env, not both",
-            ));
-        }
-        let password = SecretSource::from_pair(
-            basic
-                .password_file
-                .as_ref()
-                .map(|p| source.resolve_path(p))
-                .as_ref(),
+        let password = source.secret_source(
+            basic.password_file.as_ref(),
             basic.password_env.as_ref(),
+            "password",
+            "basic_auth",
+            problems,
         );
         if password.is_none() {
             problems.push(Problem::new(
