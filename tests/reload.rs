@@ -48,19 +48,7 @@ async fn sighup_swaps_in_a_valid_config_keeping_unchanged_checks() {
     server.route("/other", Reply::text(200, "other"));
     let dir = write_config(&config(&server, &["steady", "changing", "leaving"], false));
     let daemon = Daemon::start(&dir.path).await;
-    wait_until(
-        "two runs of every check",
-        Duration::from_secs(10),
-        || async {
-            let checks = daemon.checks().await;
-            checks["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .all(|c| c["recent"].as_array().unwrap().len() >= 2)
-        },
-    )
-    .await;
+    daemon.wait_for_runs(2, Duration::from_secs(10)).await;
     let steady_before = recent_runs(&daemon, "steady").await;
 
     write(
@@ -71,23 +59,10 @@ async fn sighup_swaps_in_a_valid_config_keeping_unchanged_checks() {
     wait_until(
         "the new check to appear",
         Duration::from_secs(10),
-        || async {
-            let checks = daemon.checks().await;
-            checks["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["name"] == "arriving")
-        },
+        || async { daemon.check_names().await.iter().any(|n| n == "arriving") },
     )
     .await;
-    let checks = daemon.checks().await;
-    let names: Vec<&str> = checks["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = daemon.check_names().await;
     assert_eq!(names, ["steady", "changing", "arriving"]);
     // The unchanged check kept its history; the changed one started afresh.
     assert!(recent_runs(&daemon, "steady").await >= steady_before);

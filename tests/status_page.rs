@@ -79,15 +79,7 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     server.route("/broken", Reply::text(503, "down"));
     let config = config(&server);
     let daemon = Daemon::start(&config.path).await;
-    wait_until("every check ran twice", Duration::from_secs(15), || async {
-        let checks = daemon.checks().await;
-        checks["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["recent"].as_array().unwrap().len() >= 2)
-    })
-    .await;
+    daemon.wait_for_runs(2, Duration::from_secs(15)).await;
     let url = format!("http://{}/", daemon.addr);
     let dom = tokio::task::spawn_blocking({
         let url = url.clone();

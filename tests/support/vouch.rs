@@ -148,6 +148,28 @@ impl Daemon {
         serde_json::from_str(&self.get_ok("/api/v1/checks").await).unwrap()
     }
 
+    /// The names of the checks /api/v1/checks lists, in its order.
+    pub async fn check_names(&self) -> Vec<String> {
+        self.checks().await["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Waits until every check has at least `runs` runs in its history.
+    pub async fn wait_for_runs(&self, runs: usize, limit: Duration) {
+        wait_until(&format!("{runs} runs of every check"), limit, || async {
+            self.checks().await["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["recent"].as_array().unwrap().len() >= runs)
+        })
+        .await;
+    }
+
     /// The check named `name` from /api/v1/checks.
     pub async fn check(&self, name: &str) -> serde_json::Value {
         let checks = self.checks().await;
