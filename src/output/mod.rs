@@ -48,14 +48,16 @@ impl Outputs {
     /// Follows a successful reload.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
         let fingerprints = fingerprints(checks);
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        // A changed or removed check starts its flap state afresh.
         self.debounce
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|name, _| {
-                let old = self.current.read().unwrap_or_else(|e| e.into_inner());
-                old.get(name).is_some() && old.get(name) == fingerprints.get(name)
+                current.get(name).is_some() && current.get(name) == fingerprints.get(name)
             });
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fingerprints;
+        *current = fingerprints;
+        drop(current);
         self.metrics.reconfigure(checks);
         self.status.reconfigure(checks);
     }
