@@ -39,6 +39,7 @@ impl TlsClients {
     }
 
     pub fn with_roots(roots: RootCertStore) -> Self {
+        install_default_provider();
         let roots = Arc::new(roots);
         let verified = Arc::new(client_config(roots.clone()));
         let system_policy = policy_for(roots.clone(), false);
@@ -114,6 +115,15 @@ fn policy_for(roots: Arc<RootCertStore>, skip: bool) -> Result<TlsPolicy, String
         provider,
         required: !skip,
     })
+}
+
+/// object_store's cloud back-ends compile aws-lc-rs into rustls beside
+/// ring; with two providers and no process default, every crate that calls
+/// `ClientConfig::builder()` (the redis and kube clients among them) panics.
+/// vouch uses ring everywhere, so ring is made the default once.
+pub fn install_default_provider() {
+    // Err only means a default is already installed, which is the goal.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn provider() -> CryptoProvider {
