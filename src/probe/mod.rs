@@ -11,8 +11,10 @@ pub mod tls;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use tokio::sync::broadcast;
 
 use crate::config::{CheckConfig, Problem, SourcedConfig};
+use crate::plan::Rollout;
 use crate::result::Outcome;
 use crate::tls::TlsClients;
 
@@ -21,13 +23,21 @@ pub struct Clients {
     pub tls: TlsClients,
     /// The system's DNS resolver (from /etc/resolv.conf), built once.
     pub dns: dns::SystemResolver,
+    /// Rollouts of watched workloads, published by whoever watches them
+    /// (the Kubernetes cache) and followed by the scheduler for checks
+    /// with `after_rollout_of`.
+    pub rollouts: broadcast::Sender<Rollout>,
 }
+
+/// Rollouts kept for a slow subscriber before it is told it lagged.
+const ROLLOUT_FEED_CAPACITY: usize = 64;
 
 impl Clients {
     pub fn new() -> Self {
         Clients {
             tls: TlsClients::from_system(),
             dns: dns::SystemResolver::from_system(),
+            rollouts: broadcast::channel(ROLLOUT_FEED_CAPACITY).0,
         }
     }
 }
