@@ -184,7 +184,10 @@ impl BackupConfig {
                 "secret_access_key_file",
                 self.secret_access_key_file.is_some(),
             ),
-            ("secret_access_key_env", self.secret_access_key_env.is_some()),
+            (
+                "secret_access_key_env",
+                self.secret_access_key_env.is_some(),
+            ),
             ("session_token_file", self.session_token_file.is_some()),
             ("session_token_env", self.session_token_env.is_some()),
             (
@@ -411,7 +414,11 @@ fn parse_location(text: &str) -> Result<(&'static str, Location, Option<StorePat
     }
     let bucket = url.host_str().unwrap_or_default().to_string();
     if bucket.is_empty() {
-        let what = if scheme == "az" { "container" } else { "bucket" };
+        let what = if scheme == "az" {
+            "container"
+        } else {
+            "bucket"
+        };
         return Err(format!(
             "invalid URL {text:?}: no {what} (expected {scheme}://{what}/prefix)"
         ));
@@ -452,7 +459,11 @@ fn credentials(
     let mut pair = |file: &Option<PathBuf>, env: &Option<String>, name: &str| {
         source.secret_source(file.as_ref(), env.as_ref(), name, "", problems)
     };
-    let account_key = pair(&config.account_key_file, &config.account_key_env, "account_key");
+    let account_key = pair(
+        &config.account_key_file,
+        &config.account_key_env,
+        "account_key",
+    );
     let sas = pair(&config.sas_token_file, &config.sas_token_env, "sas_token");
     let key_id = pair(
         &config.access_key_id_file,
@@ -633,7 +644,11 @@ impl Tally {
         self.bytes = self.bytes.saturating_add(entry.size);
         match &self.newest {
             Some(newest) if !entry.is_newer_than(newest) => {
-                if self.previous.as_ref().is_none_or(|p| entry.is_newer_than(p)) {
+                if self
+                    .previous
+                    .as_ref()
+                    .is_none_or(|p| entry.is_newer_than(p))
+                {
                     self.previous = Some(entry);
                 }
             }
@@ -660,6 +675,7 @@ impl BackupProbe {
         let mut secrets = Vec::new();
         let outcome = match self.store(&mut secrets) {
             Ok(store) => self.check(ctx, store.as_ref()).await,
+            Err(f) if f.reason == Reason::BackupMissing => Outcome::fail(f.reason, f.message),
             Err(f) => Outcome::error(f.reason, f.message),
         };
         scrub_outcome(outcome, &secrets)
@@ -803,14 +819,17 @@ impl BackupProbe {
             }
         };
         built.map_err(|err| {
-            let f = classify(&err);
+            let f = classify(&err, self.request_timeout);
             failure(
                 if f.reason == Reason::Protocol {
                     Reason::Secret
                 } else {
                     f.reason
                 },
-                format!("cannot set up the client for {}: {}", self.display, f.message),
+                format!(
+                    "cannot set up the client for {}: {}",
+                    self.display, f.message
+                ),
             )
         })
     }
@@ -824,7 +843,7 @@ impl BackupProbe {
             let meta = match item {
                 Ok(meta) => meta,
                 Err(err) => {
-                    let f = classify(&err);
+                    let f = classify(&err, self.request_timeout);
                     let f = self.listing_failure(f, &tally);
                     return match f.reason {
                         Reason::BackupMissing => Outcome::fail(f.reason, f.message),
@@ -869,7 +888,10 @@ impl BackupProbe {
             };
             return failure(
                 Reason::BackupMissing,
-                format!("{}: the {what} does not exist ({})", self.display, f.message),
+                format!(
+                    "{}: the {what} does not exist ({})",
+                    self.display, f.message
+                ),
             );
         }
         failure(
@@ -1014,9 +1036,24 @@ fn size_text(bytes: u64) -> String {
     ByteSize(bytes).approx()
 }
 
-/// An age rounded to whole seconds (object times have second precision).
+/// An age for people: its largest unit and the next one when not zero,
+/// rounded down (`2d`, `1d 1h`, `3h 5m`, `42s`).
 fn format_age(age: Duration) -> String {
-    format_duration(Duration::from_secs(age.as_secs()))
+    let secs = age.as_secs();
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    for (i, (unit, size)) in units.iter().enumerate() {
+        if secs >= *size || *size == 1 {
+            let mut text = format!("{}{unit}", secs / size);
+            if let Some((next, next_size)) = units.get(i + 1) {
+                let rest = secs % size / next_size;
+                if rest > 0 {
+                    text.push_str(&format!(" {rest}{next}"));
+                }
+            }
+            return text;
+        }
+    }
+    unreachable!("the last unit matches every age")
 }
 
 fn percent_decode(text: &str) -> String {
@@ -1042,7 +1079,7 @@ fn percent_decode(text: &str) -> String {
 /// holds a response body (an Azure 403 body echoes the request's
 /// signature) nor a URL's query (where SAS tokens travel); only the status
 /// and the service's error code are kept.
-fn classify(err: &object_store::Error) -> Failure {
+fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
     use std::error::Error as _;
     let mut chain = vec![err.to_string()];
     let mut http_kind = None;
@@ -1087,7 +1124,6 @@ fn classify(err: &object_store::Error) -> Failure {
                 Some(
                     "AccessDenied"
                     | "AuthorizationPermissionMismatch"
-                    | "AuthorizationFailure"
                     | "AuthorizationResourceTypeMismatch"
                     | "AuthorizationSourceIPMismatch"
                     | "AuthorizationProtocolMismatch"
@@ -1095,39 +1131,73 @@ fn classify(err: &object_store::Error) -> Failure {
                     | "AccountIsDisabled",
                 ),
             ) => Reason::Forbidden,
+            // Azure's AuthenticationFailed, S3's SignatureDoesNotMatch and
+            // InvalidAccessKeyId; Azurite answers a wrong key with
+            // AuthorizationFailure, which Azure also gives for network
+            // rules: the credentials were not accepted either way.
             (401 | 403, _) => Reason::Auth,
             (404, _) => Reason::BackupMissing,
             _ => Reason::Status,
         };
         return failure(reason, message);
     }
-    let detail = scrub_urls(&dedupe_chain(&chain));
     let reason = match (http_kind, io_kind) {
         (_, Some(std::io::ErrorKind::ConnectionRefused)) => Reason::ConnectionRefused,
         (Some(object_store::client::HttpErrorKind::Timeout), _)
         | (_, Some(std::io::ErrorKind::TimedOut)) => Reason::Timeout,
         _ if full.contains("dns error") || full.contains("failed to lookup address") => Reason::Dns,
         _ if full.contains("certificate") || full.contains("tls handshake") => Reason::Tls,
-        (Some(object_store::client::HttpErrorKind::Connect), _) => Reason::Connect,
         (
             Some(
-                object_store::client::HttpErrorKind::Request
+                object_store::client::HttpErrorKind::Connect
+                | object_store::client::HttpErrorKind::Request
                 | object_store::client::HttpErrorKind::Interrupted,
             ),
             _,
         ) => Reason::Connect,
         _ if matches!(err, object_store::Error::NotFound { .. }) => Reason::BackupMissing,
+        _ if matches!(err, object_store::Error::Unauthenticated { .. }) => Reason::Auth,
+        _ if matches!(err, object_store::Error::PermissionDenied { .. }) => Reason::Forbidden,
         _ if matches!(
             err,
-            object_store::Error::Unauthenticated { .. }
-        ) => Reason::Auth,
-        _ if matches!(err, object_store::Error::PermissionDenied { .. }) => Reason::Forbidden,
-        _ if matches!(err, object_store::Error::Generic { store: "LocalFileSystem", .. }) => {
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                ..
+            }
+        ) =>
+        {
             Reason::File
         }
         _ => Reason::Protocol,
     };
-    failure(reason, detail)
+    // Transport failures read as what happened and where: the retry
+    // layer's text repeats the request line, which says nothing more.
+    static HOST: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"https?://([^/\s?]+)").expect("valid regex"));
+    static RETRIES: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"after (\d+) retries").expect("valid regex"));
+    let at = HOST
+        .captures(&full)
+        .map(|c| format!(" ({})", &c[1]))
+        .unwrap_or_default();
+    let retried = match RETRIES.captures(&full).map(|c| c[1].to_string()) {
+        Some(n) if n == "1" => ", tried twice".to_string(),
+        Some(n) => format!(", tried {} times", n.parse::<u32>().unwrap_or(0) + 1),
+        None => String::new(),
+    };
+    let deepest = chain.last().map(String::as_str).unwrap_or_default();
+    let message = match reason {
+        Reason::ConnectionRefused => format!("connection refused{at}{retried}"),
+        Reason::Timeout => format!(
+            "no answer within {}{at}{retried}",
+            format_duration(request_timeout)
+        ),
+        Reason::Dns | Reason::Tls | Reason::Connect => {
+            format!("{}{at}{retried}", scrub_urls(deepest))
+        }
+        _ => scrub_urls(&dedupe_chain(&chain)),
+    };
+    failure(reason, message)
 }
 
 /// The error chain as one line, each part once (object_store's errors
@@ -1255,11 +1325,23 @@ mod tests {
 
     #[test]
     fn queries_and_signatures_are_scrubbed() {
-        let text = "error sending request for url (http://h:1/c?restype=container&sig=abc%2F): x sig=zzz";
+        let text =
+            "error sending request for url (http://h:1/c?restype=container&sig=abc%2F): x sig=zzz";
         let scrubbed = scrub_urls(text);
         assert!(!scrubbed.contains("abc"), "{scrubbed}");
         assert!(!scrubbed.contains("zzz"), "{scrubbed}");
         assert!(scrubbed.contains("http://h:1/c?[redacted]"), "{scrubbed}");
+    }
+
+    #[test]
+    fn ages_read_in_two_units_at_most() {
+        let age = |secs| format_age(Duration::from_secs(secs));
+        assert_eq!(age(0), "0s");
+        assert_eq!(age(42), "42s");
+        assert_eq!(age(3_601), "1h");
+        assert_eq!(age(3_900), "1h 5m");
+        assert_eq!(age(2 * 86_400 + 1), "2d");
+        assert_eq!(age(90_000), "1d 1h");
     }
 
     #[test]
