@@ -379,17 +379,21 @@ fn first_line(text: &str) -> String {
 /// Scheme, location and prefix of a backup URL.
 fn parse_location(text: &str) -> Result<(&'static str, Location, Option<StorePath>), String> {
     let text = text.trim();
-    let url = url::Url::parse(text).map_err(|err| format!("invalid URL {text:?}: {err}"))?;
+    // Messages show the URL without what may be a credential: a query
+    // (a pasted SAS token) and user information.
+    let shown = shown_url(text);
+    let url = url::Url::parse(text).map_err(|err| format!("invalid URL {shown:?}: {err}"))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
-            "invalid URL {text:?}: must not have a query or fragment (a SAS token belongs in sas_token_file or sas_token_env)"
+            "invalid URL {shown:?}: must not have a query or fragment (a SAS token belongs in sas_token_file or sas_token_env)"
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(
-            "invalid URL {text:?}: must not hold credentials (they belong in *_file or *_env keys)"
+            "invalid URL {shown:?}: must not hold credentials (they belong in *_file or *_env keys)"
         ));
     }
+    let text = shown.as_str();
     let scheme: &'static str = match url.scheme() {
         "az" => "az",
         "s3" => "s3",
@@ -446,6 +450,28 @@ fn parse_location(text: &str) -> Result<(&'static str, Location, Option<StorePat
         _ => Location::Gcs { bucket },
     };
     Ok((scheme, location, prefix))
+}
+
+/// `text` with a query replaced and user information removed.
+fn shown_url(text: &str) -> String {
+    let (head, query) = match text.split_once(['?', '#']) {
+        Some((head, _)) => (head, "?[redacted]"),
+        None => (text, ""),
+    };
+    let head = match head.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, path)) => match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}/{path}"),
+                None => head.to_string(),
+            },
+            None => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}"),
+                None => head.to_string(),
+            },
+        },
+        None => head.to_string(),
+    };
+    format!("{head}{query}")
 }
 
 /// The credentials of a block for `scheme`; problems for missing, doubled
@@ -1321,6 +1347,15 @@ mod tests {
         ] {
             assert!(parse_location(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn urls_in_messages_lose_queries_and_user_information() {
+        assert_eq!(shown_url("az://c/p?sv=1&sig=x"), "az://c/p?[redacted]");
+        assert_eq!(shown_url("s3://id:secret@b/p"), "s3://b/p");
+        assert_eq!(shown_url("s3://id:secret@b"), "s3://b");
+        let err = parse_location("s3://id:Secr3t@b/p").unwrap_err();
+        assert!(!err.contains("Secr3t"), "{err}");
     }
 
     #[test]
