@@ -539,8 +539,47 @@ async fn a_wrong_key_never_reaches_the_daemons_output() {
             .contains(r#"vouch_check_runs_total{check="db-backup",reason="auth",result="error"}"#),
         "{metrics}"
     );
+    // The gate, in every format, says auth and holds neither credential.
+    for format in ["table", "json", "junit"] {
+        let out = tokio::process::Command::new(support::vouch::bin())
+            .args(["check", "--config"])
+            .arg(&config.path)
+            .args(["--format", format])
+            .env("VOUCH_TEST_BACKUP_KEY", wrong_key)
+            .env("VOUCH_TEST_BACKUP_SAS", wrong_sas)
+            .env("RUST_LOG", "trace")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(stdout.contains("auth"), "{stdout}");
+        for text in [&stdout, &stderr] {
+            for marker in ["TGVha01hcmtlcktle", "LeakMarkerSignature"] {
+                assert!(!text.contains(marker), "{marker} leaked:\n{text}");
+            }
+        }
+    }
+    // Down: the client's retry and transport logs (trace) must not carry
+    // the token either.
+    let mut azurite = azurite;
+    azurite.stop();
+    wait_until(
+        "a refused run of both checks",
+        Duration::from_secs(30),
+        || async {
+            let checks = daemon.checks().await;
+            checks["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["last_run"]["reason"] == "connection_refused")
+        },
+    )
+    .await;
     let outputs = [
-        metrics,
+        daemon.get_ok("/metrics").await,
         daemon.get_ok("/api/v1/checks").await,
         daemon.get_ok("/").await,
         daemon.get_ok("/checks/db-backup").await,

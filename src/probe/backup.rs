@@ -788,8 +788,14 @@ impl BackupProbe {
                                 "the SAS token is not key=value pairs",
                             ));
                         }
-                        // The values as sent (decoded) are scrubbed too.
-                        secrets.extend(pairs.iter().map(|(_, v)| v.clone()));
+                        // The signature as sent (decoded) is scrubbed too;
+                        // the other fields (version, expiry) are no secret.
+                        secrets.extend(
+                            pairs
+                                .iter()
+                                .filter(|(k, _)| k == "sig")
+                                .map(|(_, v)| v.clone()),
+                        );
                         builder = builder.with_sas_authorization(pairs);
                     }
                     _ => {}
@@ -839,7 +845,16 @@ impl BackupProbe {
                     builder = builder.with_base_url(endpoint);
                 }
                 if let Credentials::GcsKey(source) = &self.credentials {
-                    builder = builder.with_service_account_key(read(source)?);
+                    let key = read(source)?;
+                    // The private key inside, as it would appear in text.
+                    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&key) {
+                        for field in ["private_key", "private_key_id"] {
+                            if let Some(value) = json[field].as_str() {
+                                secrets.push(value.to_string());
+                            }
+                        }
+                    }
+                    builder = builder.with_service_account_key(key);
                 }
                 builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
