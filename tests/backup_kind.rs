@@ -724,6 +724,48 @@ async fn s3_wrong_secret_missing_bucket_and_server_down() {
 }
 
 #[tokio::test]
+async fn a_store_whose_listing_never_ends_is_cut_off_as_too_large() {
+    // Answers every request with 200 and an endless chunked body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("10000\r\n{}\r\n", "<a>".repeat(0x10000 / 3) + "x");
+                // Bounded: 64 MiB, twice the limit.
+                for _ in 0..1024 {
+                    if stream.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let check = Check::new(
+        "10s",
+        &format!(
+            "url: s3://backups\nendpoint: {endpoint}\naccess_key_id_file: id\nsecret_access_key_file: secret"
+        ),
+        &[("id", "AKIDEXAMPLE"), ("secret", "not-used-secret")],
+    );
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::TooLarge,
+        "listing s3://backups: the answer was larger than 32MiB",
+    );
+    served.abort();
+}
+
+#[tokio::test]
 async fn a_store_that_accepts_but_never_answers_times_out_naming_the_listing() {
     // Connections are accepted (the backlog) and never answered.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,6 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use http_body_util::BodyExt;
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse,
+    HttpResponseBody, HttpService, ReqwestConnector,
+};
 use object_store::path::Path as StorePath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use regex::Regex;
@@ -765,6 +770,7 @@ impl BackupProbe {
                 }
                 .with_account(account)
                 .with_container_name(container)
+                .with_http_connector(LimitedConnector)
                 .with_client_options(client_options())
                 .with_retry(retry);
                 if let Some(endpoint) = &self.endpoint {
@@ -810,6 +816,7 @@ impl BackupProbe {
                 }
                 .with_bucket_name(bucket)
                 .with_virtual_hosted_style_request(!self.path_style)
+                .with_http_connector(LimitedConnector)
                 .with_client_options(client_options())
                 .with_retry(retry);
                 if let Some(region) = &self.region {
@@ -839,6 +846,7 @@ impl BackupProbe {
                     _ => object_store::gcp::GoogleCloudStorageBuilder::new(),
                 }
                 .with_bucket_name(bucket)
+                .with_http_connector(LimitedConnector)
                 .with_client_options(client_options())
                 .with_retry(retry);
                 if let Some(endpoint) = &self.endpoint {
@@ -1072,6 +1080,64 @@ impl BackupProbe {
     }
 }
 
+/// Largest answer the check reads from the store. A listing page is at
+/// most a few megabytes (Azure: 5000 blobs, S3: 1000 keys); object_store
+/// itself reads answers whole, without a limit.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// An answer cut off at [`MAX_RESPONSE_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error("the answer was larger than {}", ByteSize(.0.to_owned() as u64))]
+struct AnswerTooLarge(usize);
+
+/// object_store's own reqwest client, with every answer's body limited.
+#[derive(Debug)]
+struct LimitedConnector;
+
+impl HttpConnector for LimitedConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let inner = ReqwestConnector::default().connect(options)?;
+        Ok(HttpClient::new(LimitedService { inner }))
+    }
+}
+
+#[derive(Debug)]
+struct LimitedService {
+    inner: HttpClient,
+}
+
+/// Written out as the `async_trait` macro would expand it (vouch does not
+/// depend on that macro).
+impl HttpService for LimitedService {
+    fn call<'a, 'b>(
+        &'a self,
+        request: HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, HttpError>> + Send + 'b>,
+    >
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(async move {
+            let response = self.inner.execute(request).await?;
+            let (parts, body) = response.into_parts();
+            let limited = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES).map_err(
+                |err: Box<dyn std::error::Error + Send + Sync>| match err.downcast::<HttpError>() {
+                    Ok(inner) => *inner,
+                    Err(_) => {
+                        HttpError::new(HttpErrorKind::Decode, AnswerTooLarge(MAX_RESPONSE_BYTES))
+                    }
+                },
+            );
+            Ok(HttpResponse::from_parts(
+                parts,
+                HttpResponseBody::new(limited),
+            ))
+        })
+    }
+}
+
 /// A size for messages: exact bytes below 1 KiB, else rounded.
 fn size_text(bytes: u64) -> String {
     ByteSize(bytes).approx()
@@ -1125,8 +1191,10 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
     let mut chain = vec![err.to_string()];
     let mut http_kind = None;
     let mut io_kind = None;
+    let mut too_large = false;
     let mut source = err.source();
     while let Some(inner) = source {
+        too_large |= inner.downcast_ref::<AnswerTooLarge>().is_some();
         if let Some(http) = inner.downcast_ref::<object_store::client::HttpError>() {
             http_kind.get_or_insert(http.kind());
         }
@@ -1183,6 +1251,7 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
         return failure(reason, message);
     }
     let reason = match (http_kind, io_kind) {
+        _ if too_large => Reason::TooLarge,
         (_, Some(std::io::ErrorKind::ConnectionRefused)) => Reason::ConnectionRefused,
         (Some(object_store::client::HttpErrorKind::Timeout), _)
         | (_, Some(std::io::ErrorKind::TimedOut)) => Reason::Timeout,
@@ -1233,6 +1302,7 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
             "no answer within {}{at}{retried}",
             format_duration(request_timeout)
         ),
+        Reason::TooLarge => format!("{}{at}", AnswerTooLarge(MAX_RESPONSE_BYTES)),
         Reason::Dns | Reason::Tls | Reason::Connect => {
             format!("{}{at}{retried}", scrub_urls(deepest))
         }
