@@ -815,6 +815,10 @@ fn credentials_belong_to_their_scheme_and_come_one_at_a_time() {
         "test.yaml:6: checks[0].backup.identity: not for file:// URLs"
     );
     assert_eq!(
+        config_error("url: s3://b\nendpoint: http://minio:Pa55word@minio:9000\nidentity: environment"),
+        "test.yaml:6: checks[0].backup.endpoint: invalid endpoint \"http://minio:9000\": must not have a query or user information (credentials belong in *_file or *_env keys)"
+    );
+    assert_eq!(
         config_error("url: gs://b\nidentity: ambient"),
         "test.yaml:6: checks[0].backup.identity: unknown variant `ambient`, expected `environment`"
     );

@@ -291,22 +291,26 @@ impl BackupProbe {
 
         let endpoint = config.endpoint.as_deref().map(str::trim);
         if let Some(endpoint) = endpoint {
+            let shown = shown_url(endpoint);
             match url::Url::parse(endpoint) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                    if url.query().is_some() {
+                    if url.query().is_some()
+                        || !url.username().is_empty()
+                        || url.password().is_some()
+                    {
                         problems.push(Problem::new(
                             "endpoint",
-                            "must not have a query (credentials belong in *_file or *_env keys)",
+                            format!("invalid endpoint {shown:?}: must not have a query or user information (credentials belong in *_file or *_env keys)"),
                         ));
                     }
                 }
                 Ok(_) => problems.push(Problem::new(
                     "endpoint",
-                    format!("invalid endpoint {endpoint:?}: expected an http:// or https:// URL"),
+                    format!("invalid endpoint {shown:?}: expected an http:// or https:// URL"),
                 )),
                 Err(err) => problems.push(Problem::new(
                     "endpoint",
-                    format!("invalid endpoint {endpoint:?}: {err}"),
+                    format!("invalid endpoint {shown:?}: {err}"),
                 )),
             }
         }
@@ -325,7 +329,7 @@ impl BackupProbe {
                 Err(err) => {
                     problems.push(Problem::new(
                         "pattern",
-                        format!("invalid regex: {}", first_line(&err.to_string())),
+                        format!("invalid regex: {}", regex_error_summary(&err.to_string())),
                     ));
                     None
                 }
@@ -369,9 +373,9 @@ impl BackupProbe {
     }
 }
 
-fn first_line(text: &str) -> String {
-    // The regex crate's messages are multi-line drawings of the pattern;
-    // its last line says what is wrong.
+/// The regex crate's messages are multi-line drawings of the pattern; its
+/// last line says what is wrong.
+fn regex_error_summary(text: &str) -> String {
     text.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
