@@ -28,12 +28,18 @@ pub struct Azurite {
 }
 
 impl Azurite {
-    /// Starts `azurite-blob` and waits until it accepts connections.
+    /// Starts `azurite-blob` with a random account key and waits until it
+    /// accepts connections.
     pub fn start() -> Azurite {
+        Self::start_with_key(&base64::engine::general_purpose::STANDARD.encode(random_bytes(32)))
+    }
+
+    /// Starts `azurite-blob` with the account key `key` (base64).
+    pub fn start_with_key(key: &str) -> Azurite {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
         let account = "vouchbackups".to_string();
-        let key = base64::engine::general_purpose::STANDARD.encode(random_bytes(32));
+        let key = key.to_string();
         let started = Instant::now();
         let mut child = Command::new(super::node_tools::command("azurite-blob"))
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
