@@ -624,6 +624,8 @@ async fn s3_fresh_stale_tiny_and_too_few() {
     put(store.as_ref(), "db/pg-2.sql.gz", 2_500_000).await;
     age_object(&s3, "db/pg-1.sql.gz", DAY + 2 * HOUR);
     age_object(&s3, "db/pg-2.sql.gz", 2 * HOUR);
+    // The prefix's own folder marker, empty and newest, is no backup.
+    s3.put_folder_marker("db/");
     let secret = support::s3::SECRET_ACCESS_KEY;
     let check = s3_check(
         &s3,

@@ -913,7 +913,9 @@ impl BackupProbe {
                     .unwrap_or(full),
                 None => full,
             };
-            if self.pattern.as_ref().is_some_and(|p| !p.is_match(name)) {
+            // The prefix's own folder marker (`db/`, as S3 consoles and
+            // some tools create it) is not a backup.
+            if name.is_empty() || self.pattern.as_ref().is_some_and(|p| !p.is_match(name)) {
                 continue;
             }
             tally.add(Entry {

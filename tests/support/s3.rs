@@ -93,6 +93,30 @@ impl S3 {
             .join(format!("{key}._S3rver_object"))
     }
 
+    /// PUTs the empty "folder" object `key` (ending in `/`), as S3
+    /// consoles create them; object_store cannot name such a key. s3rver
+    /// checks the access key id, not the signature, so none is computed.
+    pub fn put_folder_marker(&self, key: &str) {
+        use std::io::{Read, Write};
+        assert!(key.ends_with('/'), "{key}");
+        let now = chrono::Utc::now();
+        let stamp = now.format("%Y%m%dT%H%M%SZ");
+        let day = now.format("%Y%m%d");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "PUT /{}/{key} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-amz-date: {stamp}\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\nAuthorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/{day}/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.bucket, self.port
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "PUT {key}: {answer}");
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
