@@ -103,6 +103,12 @@ reasons! {
     Persistence => "persistence": "the last save is too old or failed, or AOF is off or failing",
     Role => "role": "the replication role or link is not the expected one",
     Loading => "loading": "the server is still loading its data set",
+    Forbidden => "forbidden": "the target accepted the check's credentials but denied it access",
+    BackupMissing => "backup_missing": "no backup object matched (empty or missing prefix, container or bucket)",
+    BackupAge => "backup_age": "the newest backup is older than allowed",
+    BackupSize => "backup_size": "the newest backup is smaller than allowed",
+    BackupCount => "backup_count": "fewer backups than required",
+    BackupShrunk => "backup_shrunk": "the newest backup shrank more than allowed against the one before it",
     Panic => "panic": "the probe crashed; a bug in vouch",
 }
 
@@ -186,6 +192,12 @@ measures! {
     RedisRoleInfo => "vouch_redis_role_info" ["role"]: "Replication role (master, replica); always 1.",
     RedisMasterLinkUp => "vouch_redis_master_link_up" []: "On a replica: 1 if the link to its master is up.",
     RedisLoading => "vouch_redis_loading" []: "1 while the server loads its data set from disk.",
+    BackupAgeSeconds => "vouch_backup_age_seconds" []: "Age of the newest matching backup object (now minus its last modification).",
+    BackupLastModifiedTimestamp => "vouch_backup_last_modified_timestamp_seconds" []: "Last modification of the newest matching backup object (Unix time).",
+    BackupSizeBytes => "vouch_backup_size_bytes" []: "Size of the newest matching backup object.",
+    BackupPreviousSizeBytes => "vouch_backup_previous_size_bytes" []: "Size of the second newest matching backup object; absent when there is only one.",
+    BackupObjects => "vouch_backup_objects" []: "Objects under the prefix that match the pattern.",
+    BackupObjectsSizeBytes => "vouch_backup_objects_size_bytes" []: "Bytes of all objects under the prefix that match the pattern.",
 }
 
 impl Serialize for Measure {

@@ -17,6 +17,7 @@ pub use secret::{Secret, SecretError, SecretSource};
 pub use spans::LineIndex;
 pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
+use crate::probe::backup::BackupConfig;
 use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
 use crate::probe::postgres::PostgresConfig;
@@ -171,6 +172,9 @@ pub struct CheckConfig {
     /// A Redis server: PING, memory, clients, hit ratio, evictions,
     /// persistence, replication.
     pub redis: Option<RedisConfig>,
+    /// The newest backup in object storage (Azure Blob, S3, GCS, a local
+    /// path): age, size, count, shrink against the one before.
+    pub backup: Option<BackupConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -183,6 +187,7 @@ pub enum Kind {
     Dns,
     Postgres,
     Redis,
+    Backup,
 }
 
 impl Kind {
@@ -192,6 +197,7 @@ impl Kind {
         Kind::Dns,
         Kind::Postgres,
         Kind::Redis,
+        Kind::Backup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +207,7 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
+            Kind::Backup => "backup",
         }
     }
 }
@@ -275,6 +282,9 @@ impl CheckConfig {
         }
         if self.redis.is_some() {
             kinds.push(Kind::Redis);
+        }
+        if self.backup.is_some() {
+            kinds.push(Kind::Backup);
         }
         kinds
     }
