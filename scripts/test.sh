@@ -16,6 +16,8 @@ need dnsmasq dnsmasq-base
 # `postgres` user when run as root); the redis kind tests run redis-server.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 need redis-server redis-server
+# The registry kind tests run the CNCF distribution server.
+need docker-registry docker-registry
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

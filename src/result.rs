@@ -103,6 +103,9 @@ reasons! {
     Persistence => "persistence": "the last save is too old or failed, or AOF is off or failing",
     Role => "role": "the replication role or link is not the expected one",
     Loading => "loading": "the server is still loading its data set",
+    TagMissing => "tag_missing": "the image tag (or its whole repository) is not in the registry",
+    RollbackTags => "rollback_tags": "fewer tags matching the pattern are kept than a rollback needs",
+    Forbidden => "forbidden": "the target accepted the credentials but denied access to what the check reads",
     Panic => "panic": "the probe crashed; a bug in vouch",
 }
 
@@ -186,6 +189,9 @@ measures! {
     RedisRoleInfo => "vouch_redis_role_info" ["role"]: "Replication role (master, replica); always 1.",
     RedisMasterLinkUp => "vouch_redis_master_link_up" []: "On a replica: 1 if the link to its master is up.",
     RedisLoading => "vouch_redis_loading" []: "1 while the server loads its data set from disk.",
+    RegistryTagPresent => "vouch_registry_tag_present" []: "1 if the expected tag's manifest exists in the registry, 0 if not.",
+    RegistryTags => "vouch_registry_tags" []: "Tags of the repository read by the last run (at most max_tags).",
+    RegistryMatchingTags => "vouch_registry_matching_tags" []: "Tags matching tag_pattern (every tag without one), the expected tag not counted: the versions a rollback can go to.",
 }
 
 impl Serialize for Measure {

@@ -124,6 +124,8 @@ fn metric_names_follow_prometheus_conventions() {
         "_value",
         "_enabled",
         "_loading",
+        "_tags",
+        "_present",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");

@@ -21,6 +21,7 @@ use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
 use crate::probe::postgres::PostgresConfig;
 use crate::probe::redis::RedisConfig;
+use crate::probe::registry::RegistryConfig;
 use crate::probe::tls::TlsConfig;
 
 /// The port vouch listens on unless told otherwise.
@@ -155,6 +156,9 @@ pub struct CheckConfig {
     /// A Redis server: PING, memory, clients, hit ratio, evictions,
     /// persistence, replication.
     pub redis: Option<RedisConfig>,
+    /// An image repository in an OCI registry: the expected tag exists,
+    /// enough tags are kept for a rollback.
+    pub registry: Option<RegistryConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -167,6 +171,7 @@ pub enum Kind {
     Dns,
     Postgres,
     Redis,
+    Registry,
 }
 
 impl Kind {
@@ -176,6 +181,7 @@ impl Kind {
         Kind::Dns,
         Kind::Postgres,
         Kind::Redis,
+        Kind::Registry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +191,7 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
+            Kind::Registry => "registry",
         }
     }
 }
@@ -238,6 +245,9 @@ impl CheckConfig {
         }
         if self.redis.is_some() {
             kinds.push(Kind::Redis);
+        }
+        if self.registry.is_some() {
+            kinds.push(Kind::Registry);
         }
         kinds
     }

@@ -2,10 +2,12 @@
 //! config and the shared clients, and produces an [`Outcome`]. It knows
 //! nothing of scheduling, Prometheus or HTTP serving.
 
+pub mod api_client;
 pub mod dns;
 pub mod http;
 pub mod postgres;
 pub mod redis;
+pub mod registry;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -117,6 +119,11 @@ pub fn build(
                 .map(|p| p.under("redis"))
                 .collect::<Vec<_>>()
         })?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(registry) = &check.registry {
+        let probe = registry::RegistryProbe::build(registry, check, clients, config)
+            .map_err(|problems| under("registry", problems))?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

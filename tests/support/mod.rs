@@ -15,6 +15,7 @@ pub mod monitoring;
 pub mod pem;
 pub mod postgres;
 pub mod redis;
+pub mod registry;
 pub mod vouch;
 
 use std::future::Future;
