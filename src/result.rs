@@ -106,6 +106,10 @@ reasons! {
     TagMissing => "tag_missing": "the image tag (or its whole repository) is not in the registry",
     RollbackTags => "rollback_tags": "fewer tags matching the pattern are kept than a rollback needs",
     Forbidden => "forbidden": "the target accepted the credentials but denied access to what the check reads",
+    SecretMissing => "secret_missing": "a required secret is not in the vault",
+    SecretDisabled => "secret_disabled": "a required secret is disabled (counted as missing)",
+    SecretAge => "secret_age": "a secret was last rotated longer ago than its max_age",
+    SecretExpiring => "secret_expiring": "a secret has expired or expires sooner than min_valid_for allows",
     Panic => "panic": "the probe crashed; a bug in vouch",
 }
 
@@ -192,6 +196,10 @@ measures! {
     RegistryTagPresent => "vouch_registry_tag_present" []: "1 if the expected tag's manifest exists in the registry, 0 if not.",
     RegistryTags => "vouch_registry_tags" []: "Tags of the repository read by the last run (at most max_tags).",
     RegistryMatchingTags => "vouch_registry_matching_tags" []: "Tags matching tag_pattern (every tag without one), the expected tag not counted: the versions a rollback can go to.",
+    SecretAgeSeconds => "vouch_secret_age_seconds" ["secret"]: "Time since the secret's current version was written (its last rotation).",
+    SecretPresent => "vouch_secret_present" ["secret"]: "1 if the configured secret exists in the source, 0 if not.",
+    SecretEnabled => "vouch_secret_enabled" ["secret"]: "1 if the secret is enabled, 0 if disabled (absent when the secret is missing).",
+    SecretExpiryTimestamp => "vouch_secret_expiry_timestamp_seconds" ["secret"]: "When the secret expires (Unix time); absent when it has no expiry date.",
 }
 
 impl Serialize for Measure {

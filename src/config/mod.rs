@@ -22,6 +22,7 @@ use crate::probe::http::HttpConfig;
 use crate::probe::postgres::PostgresConfig;
 use crate::probe::redis::RedisConfig;
 use crate::probe::registry::RegistryConfig;
+use crate::probe::secret_age::SecretAgeConfig;
 use crate::probe::tls::TlsConfig;
 
 /// The port vouch listens on unless told otherwise.
@@ -159,6 +160,9 @@ pub struct CheckConfig {
     /// An image repository in an OCI registry: the expected tag exists,
     /// enough tags are kept for a rollback.
     pub registry: Option<RegistryConfig>,
+    /// Required secrets in a vault: present, enabled, rotated within
+    /// `max_age`, not expiring soon (metadata only, never values).
+    pub secret_age: Option<SecretAgeConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -172,6 +176,8 @@ pub enum Kind {
     Postgres,
     Redis,
     Registry,
+    #[serde(rename = "secret_age")]
+    SecretAge,
 }
 
 impl Kind {
@@ -182,6 +188,7 @@ impl Kind {
         Kind::Postgres,
         Kind::Redis,
         Kind::Registry,
+        Kind::SecretAge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -192,6 +199,7 @@ impl Kind {
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
             Kind::Registry => "registry",
+            Kind::SecretAge => "secret_age",
         }
     }
 }
@@ -248,6 +256,9 @@ impl CheckConfig {
         }
         if self.registry.is_some() {
             kinds.push(Kind::Registry);
+        }
+        if self.secret_age.is_some() {
+            kinds.push(Kind::SecretAge);
         }
         kinds
     }

@@ -3,11 +3,13 @@
 //! nothing of scheduling, Prometheus or HTTP serving.
 
 pub mod api_client;
+pub mod azure_auth;
 pub mod dns;
 pub mod http;
 pub mod postgres;
 pub mod redis;
 pub mod registry;
+pub mod secret_age;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ pub struct Clients {
     pub tls: TlsClients,
     /// The system's DNS resolver (from /etc/resolv.conf), built once.
     pub dns: dns::SystemResolver,
+    /// Entra ID tokens, shared by every check on the same identity.
+    pub azure_tokens: Arc<azure_auth::TokenCache>,
 }
 
 impl Clients {
@@ -30,6 +34,7 @@ impl Clients {
         Clients {
             tls: TlsClients::from_system(),
             dns: dns::SystemResolver::from_system(),
+            azure_tokens: Arc::default(),
         }
     }
 }
@@ -124,6 +129,11 @@ pub fn build(
     if let Some(registry) = &check.registry {
         let probe = registry::RegistryProbe::build(registry, check, clients, config)
             .map_err(|problems| under("registry", problems))?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(secret_age) = &check.secret_age {
+        let probe = secret_age::SecretAgeProbe::build(secret_age, check, clients, config)
+            .map_err(|problems| under("secret_age", problems))?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

@@ -10,6 +10,7 @@
 pub mod certs;
 pub mod dnsmasq;
 pub mod http_server;
+pub mod key_vault;
 pub mod kind;
 pub mod monitoring;
 pub mod pem;
