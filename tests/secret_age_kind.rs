@@ -135,7 +135,10 @@ fn assert_no_value_seen(vault: &FakeKeyVault, outcomes: &[&Outcome]) {
         for value in vault.values() {
             assert!(!text.contains(&value), "a value in {text}");
         }
-        assert!(!text.contains(CLIENT_SECRET) && !text.contains("fake-aad-access-token"));
+        assert!(!text.contains(CLIENT_SECRET));
+        for token in vault.issued_tokens() {
+            assert!(!text.contains(&token), "a token in {text}");
+        }
     }
 }
 

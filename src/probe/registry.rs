@@ -688,10 +688,20 @@ impl RegistryProbe {
         url.query_pairs_mut()
             .append_pair("n", &self.page_size.to_string());
         let mut tags = Vec::new();
-        // Pages beyond max_tags / page_size + 1 can only be a registry that
-        // ignores `n` or links in a circle.
-        let max_pages = self.max_tags / self.page_size + 2;
-        for _ in 0..max_pages {
+        // Every page must bring a tag and a link must not come back: then
+        // the listing ends within max_tags pages, whatever the registry
+        // does with `n`.
+        let mut visited = std::collections::HashSet::new();
+        loop {
+            if !visited.insert(url.to_string()) {
+                return Err(failure(
+                    Reason::Protocol,
+                    format!(
+                        "{} links the pages of tags in a circle",
+                        host_of(&self.base)
+                    ),
+                ));
+            }
             ctx.progress.set("listing tags");
             let response = self
                 .send(ctx, Method::GET, &url, None, credentials, PAGE_BODY_LIMIT)
@@ -715,7 +725,9 @@ impl RegistryProbe {
                 ));
             }
             let page: TagPage = response.json(&host_of(&self.base))?;
-            for tag in page.tags.unwrap_or_default() {
+            let page_tags = page.tags.unwrap_or_default();
+            let empty = page_tags.is_empty();
+            for tag in page_tags {
                 if tags.len() >= self.max_tags as usize {
                     return Ok(Listing { tags, cut: true });
                 }
@@ -727,6 +739,15 @@ impl RegistryProbe {
                 .map(|target| url.join(target));
             match next {
                 None => return Ok(Listing { tags, cut: false }),
+                Some(_) if empty => {
+                    return Err(failure(
+                        Reason::Protocol,
+                        format!(
+                            "{} answered an empty page of tags that links to a next one",
+                            host_of(&self.base)
+                        ),
+                    ))
+                }
                 Some(Ok(next)) if next.origin() == self.base.origin() => url = next,
                 Some(Ok(next)) => {
                     return Err(failure(
@@ -745,7 +766,6 @@ impl RegistryProbe {
                 }
             }
         }
-        Ok(Listing { tags, cut: true })
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {

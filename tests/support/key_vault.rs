@@ -88,6 +88,9 @@ struct State {
     requests: Vec<String>,
     token_lifetime_secs: u64,
     issued: u64,
+    /// Every token ever issued (kept when `tokens` is cleared).
+    all_issued: Vec<String>,
+    client_secret: String,
 }
 
 pub struct FakeKeyVault {
@@ -135,6 +138,7 @@ impl FakeKeyVault {
             .into_iter()
             .collect(),
             token_lifetime_secs: 3600,
+            client_secret: CLIENT_SECRET.to_string(),
             ..State::default()
         }));
         let task = {
@@ -211,6 +215,16 @@ impl FakeKeyVault {
         self.state.lock().unwrap().tokens.clear();
     }
 
+    /// The secret the app registration accepts (default [`CLIENT_SECRET`]).
+    pub fn set_client_secret(&self, secret: &str) {
+        self.state.lock().unwrap().client_secret = secret.to_string();
+    }
+
+    /// Every access token issued so far, to look for in outputs.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().all_issued.clone()
+    }
+
     pub fn set_token_lifetime(&self, secs: u64) {
         self.state.lock().unwrap().token_lifetime_secs = secs;
     }
@@ -261,8 +275,21 @@ fn entra_error(status: u16, error: &str, code: u64, description: &str) -> Respon
 
 fn issue(state: &mut State, principal: &str) -> (String, u64) {
     state.issued += 1;
-    let token = format!("fake-aad-access-token-{}-{}", state.issued, now());
+    // Shaped like a JWT, unique and unguessable enough to search outputs
+    // for.
+    let mut random = [0u8; 18];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random).unwrap();
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let token = format!(
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.{}",
+        b64(format!("{{\"appid\":\"{principal}\",\"n\":{}}}", state.issued).as_bytes()),
+        b64(&random)
+    );
     state.tokens.insert(token.clone(), principal.to_string());
+    state.all_issued.push(token.clone());
     (token, state.token_lifetime_secs)
 }
 
@@ -374,7 +401,7 @@ async fn handle(
                     == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
                     && form.get("client_assertion").map(String::as_str) == Some(FEDERATED_TOKEN)
             }
-            _ => form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET),
+            _ => form.get("client_secret") == Some(&state.client_secret),
         };
         if !accepted {
             let (code, text) = match flow {
