@@ -510,7 +510,19 @@ fn redact(value: &mut serde_yaml_ng::Value, in_headers: bool) {
                 let name = key.as_str().unwrap_or_default().to_ascii_lowercase();
                 let reference = name.ends_with("_file") || name.ends_with("_env");
                 let sensitive = SENSITIVE.iter().any(|word| name.contains(word));
-                if sensitive && !reference && (in_headers || !child.is_mapping()) {
+                if sensitive && !reference && !in_headers && child.is_sequence() {
+                    // A list under such a key (`secret_age.secrets`): its
+                    // mappings are judged key by key, its bare values hidden.
+                    if let serde_yaml_ng::Value::Sequence(items) = child {
+                        for item in items.iter_mut() {
+                            if item.is_mapping() {
+                                redact(item, false);
+                            } else {
+                                *item = serde_yaml_ng::Value::String("[redacted]".into());
+                            }
+                        }
+                    }
+                } else if sensitive && !reference && (in_headers || !child.is_mapping()) {
                     *child = serde_yaml_ng::Value::String("[redacted]".into());
                 } else {
                     redact(child, name == "headers");
@@ -912,6 +924,21 @@ mod tests {
         assert!(
             text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn lists_under_secret_looking_keys_show_names_but_hide_bare_values() {
+        let mut block: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            "secret_age:\n  secrets:\n    - { name: jwt-secret, max_age: 90d }\n  tokens: [hunter2]\n  password: hunter3\n",
+        )
+        .unwrap();
+        redact(&mut block, false);
+        let shown = serde_yaml_ng::to_string(&block).unwrap();
+        assert!(shown.contains("name: jwt-secret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
         );
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use hyper::header::{HeaderName, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
@@ -734,7 +734,7 @@ impl RegistryProbe {
                 tags.push(tag);
             }
             let next = response
-                .header(HeaderName::from_static("link").as_str())
+                .header("link")
                 .and_then(next_link)
                 .map(|target| url.join(target));
             match next {
