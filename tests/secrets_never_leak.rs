@@ -384,6 +384,18 @@ checks:
     for path in ["/metrics", "/api/v1/checks", "/"] {
         outputs.push((path.to_string(), daemon.get_ok(path).await));
     }
+    // The new kinds' measurements reach the exposition, names as labels.
+    let metrics = &outputs[0].1;
+    for series in [
+        r#"vouch_secret_age_seconds{check="key-vault-right",secret="jwt-access-secret"}"#,
+        r#"vouch_secret_present{check="key-vault-right",secret="postgres-password"} 1"#,
+        r#"vouch_registry_tag_present{check="registry-right"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} not in /metrics:\n{metrics}"
+        );
+    }
     // The gate endpoint answers 503 while checks fail: its body all the same.
     let (_, gate_body) = daemon.get("/api/v1/gate").await.expect("an answer");
     outputs.push(("/api/v1/gate".into(), gate_body));

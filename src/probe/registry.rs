@@ -80,8 +80,9 @@ pub enum ExpectedTag {
 }
 
 impl ExpectedTag {
-    /// The tag to look for in this run.
-    fn resolve(&self) -> Result<String, Failure> {
+    /// The tag to look for in this run (a variant read from the watch
+    /// cache will use `ctx`; a tag it cannot find is a `Failure`).
+    fn resolve(&self, _ctx: &ProbeContext) -> Result<String, Failure> {
         match self {
             ExpectedTag::Fixed(tag) => Ok(tag.clone()),
         }
@@ -788,7 +789,7 @@ impl RegistryProbe {
         let mut measurements = Vec::new();
         let mut failures: Vec<Failure> = Vec::new();
         let mut notes = Vec::new();
-        let tag = match self.expected.as_ref().map(ExpectedTag::resolve).transpose() {
+        let tag = match self.expected.as_ref().map(|e| e.resolve(ctx)).transpose() {
             Ok(tag) => tag,
             Err(f) => return Outcome::error(f.reason, f.message),
         };
