@@ -9,6 +9,7 @@ mod support;
 
 use std::sync::Arc;
 
+use support::certs::{TestCa, Validity};
 use support::http_server::{Reply, TestServer};
 use support::kind::{self, expect, CLIENTS};
 use support::registry::{Auth, Registry, TokenIssuer};
@@ -238,6 +239,33 @@ async fn a_registry_that_is_down_is_an_error() {
     assert!(outcome.measurements.is_empty());
     registry.start();
     expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+}
+
+#[tokio::test]
+async fn a_registry_over_tls_is_trusted_through_ca_file() {
+    let mut registry = open_registry();
+    let ca = TestCa::new("Vouch Test Registry CA");
+    registry.set_tls(&ca.issue(&["localhost"], Validity::ValidFor { days: 30 }));
+    registry.stop();
+    registry.start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = ca.write_pem(dir.path());
+    let trusted = Check::new(
+        &registry.url(),
+        &format!(
+            "tag: v1.2.3\nmin_rollback_tags: 4\ntag_pattern: '^[0-9a-f]{{7}}$'\nca_file: {}\n",
+            ca_path.display()
+        ),
+        None,
+    );
+    expect(&trusted.run().await, Verdict::Pass, Reason::Ok, "present");
+    let untrusted = Check::new(&registry.url(), "tag: v1.2.3\n", None);
+    expect(
+        &untrusted.run().await,
+        Verdict::Error,
+        Reason::TlsUnknownIssuer,
+        "TLS handshake with localhost",
+    );
 }
 
 fn token_requests(realm: &TestServer) -> Vec<support::http_server::SeenRequest> {

@@ -48,6 +48,8 @@ pub struct Registry {
     pub port: u16,
     auth: Auth,
     child: Option<Child>,
+    /// Certificate and key files when serving HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
     /// How long the last start took until `/v2/` answered.
     pub started_in: Duration,
 }
@@ -59,14 +61,27 @@ impl Registry {
             port: free_port(),
             auth,
             child: None,
+            tls: None,
             started_in: Duration::ZERO,
         };
         registry.start();
         registry
     }
 
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` with TLS.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.tls {
+            None => format!("http://127.0.0.1:{}", self.port),
+            Some(_) => format!("https://localhost:{}", self.port),
+        }
+    }
+
+    /// Serves HTTPS with `identity` from the next start (the test's own
+    /// pushes speak plain HTTP: push first, then switch).
+    pub fn set_tls(&mut self, identity: &super::certs::Identity) {
+        let dir = self.dir.path().join("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        self.tls = Some(super::pem::write_identity(identity, &dir));
     }
 
     fn write_config(&self) -> PathBuf {
@@ -95,11 +110,19 @@ impl Registry {
             "version: 0.1\n\
              log:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{}\n  secret: vouch-test-secret\n\
+             http:\n  addr: 127.0.0.1:{}\n  secret: vouch-test-secret\n{}\
              health:\n  storagedriver:\n    enabled: false\n\
              {auth}",
             root.display(),
-            self.port
+            self.port,
+            match &self.tls {
+                None => String::new(),
+                Some((cert, key)) => format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+            }
         );
         let path = self.dir.path().join("config.yml");
         std::fs::write(&path, config).unwrap();
@@ -123,10 +146,14 @@ impl Registry {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((status, _, _)) = self.raw("GET", "/v2/", &[], &[]) {
-                if status == 200 || status == 401 {
-                    break;
-                }
+            // With TLS the listener accepting is the sign (the harness
+            // speaks plain HTTP only).
+            let ready = match self.tls {
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+                None => matches!(self.raw("GET", "/v2/", &[], &[]), Ok((200 | 401, _, _))),
+            };
+            if ready {
+                break;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("docker-registry exited with {status}");
