@@ -537,6 +537,18 @@ mod tests {
     }
 
     #[test]
+    fn a_next_link_with_the_explicit_default_port_is_the_same_vault() {
+        let vault = Url::parse("https://broxiva-kv.vault.azure.net").unwrap();
+        let next = Url::parse(
+            "https://broxiva-kv.vault.azure.net:443/secrets?api-version=7.5&$skiptoken=eyJ&maxresults=25",
+        )
+        .unwrap();
+        assert_eq!(next.origin(), vault.origin());
+        let elsewhere = Url::parse("https://evil.example/secrets").unwrap();
+        assert_ne!(elsewhere.origin(), vault.origin());
+    }
+
+    #[test]
     fn the_innermost_error_code_is_shown() {
         assert_eq!(
             vault_error_code(
