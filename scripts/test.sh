@@ -19,6 +19,8 @@ need redis-server redis-server
 # The backup kind tests run Azurite and s3rver, npm packages.
 need node nodejs
 need npm npm
+# The registry kind tests run the CNCF distribution server.
+need docker-registry docker-registry
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -103,12 +103,18 @@ reasons! {
     Persistence => "persistence": "the last save is too old or failed, or AOF is off or failing",
     Role => "role": "the replication role or link is not the expected one",
     Loading => "loading": "the server is still loading its data set",
-    Forbidden => "forbidden": "the target accepted the check's credentials but denied it access",
     BackupMissing => "backup_missing": "no backup object matched (empty or missing prefix, container or bucket)",
     BackupAge => "backup_age": "the newest backup is older than allowed",
     BackupSize => "backup_size": "the newest backup is smaller than allowed",
     BackupCount => "backup_count": "fewer backups than required",
     BackupShrunk => "backup_shrunk": "the newest backup shrank more than allowed against the one before it",
+    TagMissing => "tag_missing": "the image tag (or its whole repository) is not in the registry",
+    RollbackTags => "rollback_tags": "fewer tags matching the pattern are kept than a rollback needs",
+    Forbidden => "forbidden": "the target accepted the credentials but denied access to what the check reads",
+    SecretMissing => "secret_missing": "a required secret is not in the vault",
+    SecretDisabled => "secret_disabled": "a required secret is disabled (counted as missing)",
+    SecretAge => "secret_age": "a secret was last rotated longer ago than its max_age",
+    SecretExpiring => "secret_expiring": "a secret has expired or expires sooner than min_valid_for allows",
     Panic => "panic": "the probe crashed; a bug in vouch",
 }
 
@@ -198,6 +204,13 @@ measures! {
     BackupPreviousSizeBytes => "vouch_backup_previous_size_bytes" []: "Size of the second newest matching backup object; absent when there is only one.",
     BackupObjects => "vouch_backup_objects" []: "Objects under the prefix that match the pattern.",
     BackupObjectsSizeBytes => "vouch_backup_objects_size_bytes" []: "Bytes of all objects under the prefix that match the pattern.",
+    RegistryTagPresent => "vouch_registry_tag_present" []: "1 if the expected tag's manifest exists in the registry, 0 if not.",
+    RegistryTags => "vouch_registry_tags" []: "Tags of the repository read by the last run (at most max_tags).",
+    RegistryMatchingTags => "vouch_registry_matching_tags" []: "Tags matching tag_pattern (every tag without one), the expected tag not counted: the versions a rollback can go to.",
+    SecretAgeSeconds => "vouch_secret_age_seconds" ["secret"]: "Time since the secret's current version was written (its last rotation).",
+    SecretPresent => "vouch_secret_present" ["secret"]: "1 if the configured secret exists in the source, 0 if not.",
+    SecretEnabled => "vouch_secret_enabled" ["secret"]: "1 if the secret is enabled, 0 if disabled (absent when the secret is missing).",
+    SecretExpiryTimestamp => "vouch_secret_expiry_timestamp_seconds" ["secret"]: "When the secret expires (Unix time); absent when it has no expiry date.",
 }
 
 impl Serialize for Measure {

@@ -12,7 +12,7 @@ use serde_yaml_ng::Value;
 const DOC: &str = "docs/checklist-coverage.md";
 const CONFIG: &str = "deploy/overlays/broxiva-production/vouch.yaml";
 const CHECKLIST: &str = "../shared/checklist/production-deployment-checklist.md";
-const KINDS: [&str; 4] = ["kubernetes", "secret-age", "backup", "registry"];
+const KINDS: [&str; 1] = ["kubernetes"];
 
 #[derive(Debug)]
 struct Row {

@@ -125,6 +125,8 @@ fn metric_names_follow_prometheus_conventions() {
         "_enabled",
         "_loading",
         "_objects",
+        "_tags",
+        "_present",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");

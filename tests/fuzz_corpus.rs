@@ -45,6 +45,11 @@ fn redis_info_corpus() {
 }
 
 #[test]
+fn registry_headers_corpus() {
+    run_corpus("registry_headers", targets::registry_headers);
+}
+
+#[test]
 fn dns_answer_corpus() {
     run_corpus("dns_answer", targets::dns_answer);
 }

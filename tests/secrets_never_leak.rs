@@ -15,8 +15,10 @@ use support::azurite::Azurite;
 use support::certs::self_signed;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
+use support::key_vault::{FakeKeyVault, FakeSecret, CLIENT_ID, TENANT};
 use support::postgres::Postgres;
 use support::redis::Redis;
+use support::registry::{Auth, Registry};
 use support::s3::S3;
 use support::vouch::{bin, Daemon};
 use support::write_config;
@@ -297,6 +299,45 @@ async fn no_planted_secret_appears_in_anything_vouch_writes() {
         azurite.endpoint()
     );
     let s3_block = format!("url: s3://backups, endpoint: \"{}\"", s3.endpoint());
+    // A registry behind htpasswd: a right password from a file, a wrong
+    // one from the environment.
+    let registry_right = markers.plant("registry password_file");
+    let registry_wrong = markers.plant("registry wrong password_env");
+    markers.watch(
+        "registry basic credential",
+        base64::engine::general_purpose::STANDARD.encode(format!("leakuser:{registry_right}")),
+    );
+    let registry = Registry::start_new(Auth::Basic {
+        user: "leakuser".into(),
+        password: registry_right.clone(),
+    });
+    registry.push_image("leak/app", &["v1", "0a1b2c3"]);
+    let registry_pw_path = write("registry-password", &registry_right);
+    env.push(("LEAK_REGISTRY_PW".into(), registry_wrong.clone()));
+
+    // Key Vault: secret values and the client secret are markers; a wrong
+    // client secret beside.
+    let vault = FakeKeyVault::start().await;
+    let vault_client_secret = markers.plant("key vault client_secret_file");
+    let vault_wrong_secret = markers.plant("key vault wrong client_secret_env");
+    vault.set_client_secret(&vault_client_secret);
+    for name in ["jwt-access-secret", "postgres-password"] {
+        let value = markers.plant(&format!("key vault value of {name}"));
+        vault.put(name, FakeSecret::aged(&value, 5));
+    }
+    let vault_dir = dir.path().join("vault");
+    std::fs::create_dir(&vault_dir).unwrap();
+    let vault_ca = vault.write_ca(&vault_dir);
+    let vault_secret_path = write("vault-client-secret", &vault_client_secret);
+    env.push(("LEAK_VAULT_SECRET".into(), vault_wrong_secret.clone()));
+    let key_vault = |secret: &str| {
+        format!(
+            "{{ url: \"{}\", auth: client_secret, tenant_id: {TENANT}, client_id: {CLIENT_ID}, authority_host: \"{}\", {secret}, ca_file: \"{}\" }}",
+            vault.url(),
+            vault.url(),
+            vault_ca.display()
+        )
+    };
 
     let url = |path: &str| server.url(path);
     let yaml = format!(
@@ -340,6 +381,14 @@ checks:
     backup: {{ {s3_block}, access_key_id_file: "{s3_id_path}", secret_access_key_file: "{s3_secret_path}" }}
   - name: backup-s3-wrong
     backup: {{ {s3_block}, access_key_id_env: LEAK_S3_ID, secret_access_key_env: LEAK_S3_SECRET }}
+  - name: registry-right
+    registry: {{ url: "{}", repository: leak/app, tag: v1, username: leakuser, password_file: "{registry_pw_path}" }}
+  - name: registry-wrong
+    registry: {{ url: "{}", repository: leak/app, tag: v1, username: leakuser, password_env: LEAK_REGISTRY_PW }}
+  - name: key-vault-right
+    secret_age: {{ key_vault: {}, secrets: [{{ name: jwt-access-secret }}, {{ name: postgres-password }}] }}
+  - name: key-vault-wrong
+    secret_age: {{ key_vault: {}, secrets: [{{ name: jwt-access-secret }}] }}
 "#,
         url("/bearer-file"),
         url("/bearer-env"),
@@ -349,6 +398,10 @@ checks:
         tls_server.addr.port(),
         ca_path.display(),
         dns.server(),
+        registry.url(),
+        registry.url(),
+        key_vault(&format!("client_secret_file: \"{vault_secret_path}\"")),
+        key_vault("client_secret_env: LEAK_VAULT_SECRET"),
     );
     let config = write_config(&yaml);
     let names: Vec<&str> = yaml
@@ -387,6 +440,10 @@ checks:
         ("backup-azure-sas-wrong", "error"),
         ("backup-s3-right", "pass"),
         ("backup-s3-wrong", "error"),
+        ("registry-right", "pass"),
+        ("registry-wrong", "error"),
+        ("key-vault-right", "pass"),
+        ("key-vault-wrong", "error"),
     ] {
         assert!(
             summary.contains(&format!("{name}: \"{verdict}\"")),
@@ -396,6 +453,18 @@ checks:
     }
     for path in ["/metrics", "/api/v1/checks", "/"] {
         outputs.push((path.to_string(), daemon.get_ok(path).await));
+    }
+    // The new kinds' measurements reach the exposition, names as labels.
+    let metrics = &outputs[0].1;
+    for series in [
+        r#"vouch_secret_age_seconds{check="key-vault-right",secret="jwt-access-secret"}"#,
+        r#"vouch_secret_present{check="key-vault-right",secret="postgres-password"} 1"#,
+        r#"vouch_registry_tag_present{check="registry-right"} 1"#,
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} not in /metrics:\n{metrics}"
+        );
     }
     // The gate endpoint answers 503 while checks fail: its body all the same.
     let (_, gate_body) = daemon.get("/api/v1/gate").await.expect("an answer");
@@ -479,6 +548,19 @@ checks:
     }
     outputs.push(("protected vouch serve logs".into(), protected.logs()));
     drop(protected);
+
+    // The vault's access tokens, issued while the daemon and the gate ran.
+    for token in vault.issued_tokens() {
+        markers.watch("key vault access token", token);
+    }
+    assert!(
+        !vault
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /secrets/")),
+        "a secret value was asked for: {:?}",
+        vault.requests()
+    );
 
     let hits: Vec<String> = outputs
         .iter()

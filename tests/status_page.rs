@@ -56,7 +56,7 @@ checks:
     severity: critical
     http:
       url: "{ok}"
-      headers: {{ X-Api-Key: not-for-your-eyes }}
+      headers: {{ X-Vouch-Session-Token: not-for-your-eyes }}
       expect: {{ json: {{ "$.status": ok }} }}
   - name: web-homepage
     section: post-deploy/web
@@ -135,7 +135,7 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     // redacted, and the recent runs.
     let detail = daemon.get_ok("/checks/api-health-live").await;
     assert!(
-        detail.contains("X-Api-Key: &apos;[redacted]&apos;"),
+        detail.contains("X-Vouch-Session-Token: &apos;[redacted]&apos;"),
         "{detail}"
     );
     assert!(!detail.contains("not-for-your-eyes"));

@@ -127,6 +127,17 @@ pub fn redis_info(data: &[u8]) {
     let _ = vouch::probe::redis::parse_info(&text);
 }
 
+/// A registry's `WWW-Authenticate` challenge and `Link` header (outside
+/// input, parsed at every run of a `registry` check).
+pub fn registry_headers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Some(challenge) = vouch::probe::registry::parse_challenge(&text) {
+        let _ = challenge.param("realm");
+        let _ = challenge.param("scope");
+    }
+    let _ = vouch::probe::registry::next_link(&text);
+}
+
 /// A DNS answer as the resolver decodes it, and the text vouch compares.
 pub fn dns_answer(data: &[u8]) {
     if let Ok(message) = Message::from_vec(data) {

@@ -22,6 +22,8 @@ use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
 use crate::probe::postgres::PostgresConfig;
 use crate::probe::redis::RedisConfig;
+use crate::probe::registry::RegistryConfig;
+use crate::probe::secret_age::SecretAgeConfig;
 use crate::probe::tls::TlsConfig;
 
 /// The port vouch listens on unless told otherwise.
@@ -175,6 +177,12 @@ pub struct CheckConfig {
     /// The newest backup in object storage (Azure Blob, S3, GCS, a local
     /// path): age, size, count, shrink against the one before.
     pub backup: Option<BackupConfig>,
+    /// An image repository in an OCI registry: the expected tag exists,
+    /// enough tags are kept for a rollback.
+    pub registry: Option<RegistryConfig>,
+    /// Required secrets in a vault: present, enabled, rotated within
+    /// `max_age`, not expiring soon (metadata only, never values).
+    pub secret_age: Option<SecretAgeConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -188,6 +196,9 @@ pub enum Kind {
     Postgres,
     Redis,
     Backup,
+    Registry,
+    #[serde(rename = "secret_age")]
+    SecretAge,
 }
 
 impl Kind {
@@ -198,6 +209,8 @@ impl Kind {
         Kind::Postgres,
         Kind::Redis,
         Kind::Backup,
+        Kind::Registry,
+        Kind::SecretAge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -208,6 +221,8 @@ impl Kind {
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
             Kind::Backup => "backup",
+            Kind::Registry => "registry",
+            Kind::SecretAge => "secret_age",
         }
     }
 }
@@ -285,6 +300,12 @@ impl CheckConfig {
         }
         if self.backup.is_some() {
             kinds.push(Kind::Backup);
+        }
+        if self.registry.is_some() {
+            kinds.push(Kind::Registry);
+        }
+        if self.secret_age.is_some() {
+            kinds.push(Kind::SecretAge);
         }
         kinds
     }
@@ -536,7 +557,19 @@ fn redact(value: &mut serde_yaml_ng::Value, in_headers: bool) {
                 let name = key.as_str().unwrap_or_default().to_ascii_lowercase();
                 let reference = name.ends_with("_file") || name.ends_with("_env");
                 let sensitive = SENSITIVE.iter().any(|word| name.contains(word));
-                if sensitive && !reference && (in_headers || !child.is_mapping()) {
+                if sensitive && !reference && !in_headers && child.is_sequence() {
+                    // A list under such a key (`secret_age.secrets`): its
+                    // mappings are judged key by key, its bare values hidden.
+                    if let serde_yaml_ng::Value::Sequence(items) = child {
+                        for item in items.iter_mut() {
+                            if item.is_mapping() {
+                                redact(item, false);
+                            } else {
+                                *item = serde_yaml_ng::Value::String("[redacted]".into());
+                            }
+                        }
+                    }
+                } else if sensitive && !reference && (in_headers || !child.is_mapping()) {
                     *child = serde_yaml_ng::Value::String("[redacted]".into());
                 } else {
                     redact(child, name == "headers");
@@ -1003,6 +1036,21 @@ mod tests {
         assert!(
             text.starts_with("t.yaml:5: checks[0].http: unknown field `bogus`"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn lists_under_secret_looking_keys_show_names_but_hide_bare_values() {
+        let mut block: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+            "secret_age:\n  secrets:\n    - { name: jwt-secret, max_age: 90d }\n  tokens: [hunter2]\n  password: hunter3\n",
+        )
+        .unwrap();
+        redact(&mut block, false);
+        let shown = serde_yaml_ng::to_string(&block).unwrap();
+        assert!(shown.contains("name: jwt-secret"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("hunter3"),
+            "{shown}"
         );
     }
 

@@ -2,11 +2,15 @@
 //! config and the shared clients, and produces an [`Outcome`]. It knows
 //! nothing of scheduling, Prometheus or HTTP serving.
 
+pub mod api_client;
+pub mod azure_auth;
 pub mod backup;
 pub mod dns;
 pub mod http;
 pub mod postgres;
 pub mod redis;
+pub mod registry;
+pub mod secret_age;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,8 @@ pub struct Clients {
     /// (the Kubernetes cache) and followed by the scheduler for checks
     /// with `after_rollout_of`.
     pub rollouts: broadcast::Sender<Rollout>,
+    /// Entra ID tokens, shared by every check on the same identity.
+    pub azure_tokens: Arc<azure_auth::TokenCache>,
 }
 
 /// Rollouts kept for a slow subscriber before it is told it lagged.
@@ -39,6 +45,7 @@ impl Clients {
             tls: TlsClients::from_system(),
             dns: dns::SystemResolver::from_system(),
             rollouts: broadcast::channel(ROLLOUT_FEED_CAPACITY).0,
+            azure_tokens: Arc::default(),
         }
     }
 }
@@ -133,6 +140,16 @@ pub fn build(
     if let Some(backup) = &check.backup {
         let probe = backup::BackupProbe::build(backup, check, config)
             .map_err(|problems| under("backup", problems))?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(registry) = &check.registry {
+        let probe = registry::RegistryProbe::build(registry, check, clients, config)
+            .map_err(|problems| under("registry", problems))?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(secret_age) = &check.secret_age {
+        let probe = secret_age::SecretAgeProbe::build(secret_age, check, clients, config)
+            .map_err(|problems| under("secret_age", problems))?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

@@ -11,12 +11,14 @@ pub mod azurite;
 pub mod certs;
 pub mod dnsmasq;
 pub mod http_server;
+pub mod key_vault;
 pub mod kind;
 pub mod monitoring;
 pub mod node_tools;
 pub mod pem;
 pub mod postgres;
 pub mod redis;
+pub mod registry;
 pub mod s3;
 pub mod vouch;
 

@@ -12,8 +12,14 @@ use hyper_util::rt::TokioIo;
 
 use super::{free_port, wait_until};
 
+/// The vouch binary: cargo's, unless `VOUCH_BIN` names another (a copy
+/// taken right after the build, when several checkouts share one target
+/// directory and a build of another branch could replace cargo's).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_vouch")
+    static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("VOUCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vouch").to_string())
+    });
+    BIN.as_str()
 }
 
 /// Runs `vouch ARGS` to completion (stdin closed, output captured). Async,

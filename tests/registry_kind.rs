@@ -1,0 +1,453 @@
+//! The `registry` kind against Debian's docker-registry (distribution 2.8)
+//! started by the test: images pushed through the HTTP API under several
+//! tags; the expected tag present and missing, rollback tags counted with
+//! and without a pattern, pagination, htpasswd basic auth (right, wrong,
+//! missing), the bearer-token challenge flow against the registry's real
+//! token auth (JWTs signed by a key the test generates, served from a
+//! realm on the test's HTTP server), and the registry down.
+mod support;
+
+use std::sync::Arc;
+
+use support::certs::{TestCa, Validity};
+use support::http_server::{Reply, TestServer};
+use support::kind::{self, expect, CLIENTS};
+use support::registry::{Auth, Registry, TokenIssuer};
+use vouch::plan::PlannedCheck;
+use vouch::result::{Outcome, Reason, Verdict};
+use vouch::runner::run_once;
+
+const REPO: &str = "broxiva/api";
+
+struct Check {
+    check: Arc<PlannedCheck>,
+    _dir: tempfile::TempDir,
+}
+
+impl Check {
+    /// A check of `url` with the keys of `block`; `password` is written to
+    /// the file `password` beside the config.
+    fn new(url: &str, block: &str, password: Option<&str>) -> Check {
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(password) = password {
+            std::fs::write(dir.path().join("password"), format!("{password}\n")).unwrap();
+        }
+        let yaml = kind::one_check_yaml(
+            "registry",
+            "10s",
+            &format!("url: {url}\nrepository: {REPO}\n{block}"),
+        );
+        Check {
+            check: kind::plan(&yaml, dir.path()),
+            _dir: dir,
+        }
+    }
+
+    async fn run(&self) -> Outcome {
+        run_once(self.check.clone(), CLIENTS.clone()).await.outcome
+    }
+}
+
+fn measured(outcome: &Outcome, name: &str) -> Option<f64> {
+    outcome
+        .measurements
+        .iter()
+        .find(|m| m.measure.name() == name)
+        .map(|m| m.value)
+}
+
+const COMMITS: [&str; 4] = ["0a1b2c3", "1b2c3d4", "2c3d4e5", "3d4e5f6"];
+
+fn open_registry() -> Registry {
+    let registry = Registry::start_new(Auth::None);
+    let mut tags = vec!["v1.2.3", "latest"];
+    tags.extend(COMMITS);
+    registry.push_image(REPO, &tags);
+    registry
+}
+
+#[tokio::test]
+async fn tag_present_and_rollback_tags_kept_passes() {
+    let registry = open_registry();
+    let check = Check::new(
+        &registry.url(),
+        "tag: v1.2.3\nmin_rollback_tags: 4\ntag_pattern: '^[0-9a-f]{7,40}$'\n",
+        None,
+    );
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "broxiva/api:v1.2.3 present",
+    );
+    assert!(
+        outcome.message.contains("4 tags matching"),
+        "{}",
+        outcome.message
+    );
+    assert_eq!(measured(&outcome, "vouch_registry_tag_present"), Some(1.0));
+    assert_eq!(measured(&outcome, "vouch_registry_tags"), Some(6.0));
+    assert_eq!(
+        measured(&outcome, "vouch_registry_matching_tags"),
+        Some(4.0)
+    );
+}
+
+#[tokio::test]
+async fn a_missing_tag_fails() {
+    let registry = open_registry();
+    let check = Check::new(&registry.url(), "tag: v9.9.9\n", None);
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::TagMissing,
+        "broxiva/api:v9.9.9 not found",
+    );
+    assert_eq!(measured(&outcome, "vouch_registry_tag_present"), Some(0.0));
+    // The listing still ran: the tags are measured.
+    assert_eq!(measured(&outcome, "vouch_registry_tags"), Some(6.0));
+}
+
+#[tokio::test]
+async fn a_missing_repository_fails_as_a_missing_tag() {
+    let registry = open_registry();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = kind::one_check_yaml(
+        "registry",
+        "10s",
+        &format!(
+            "url: {}\nrepository: broxiva/gone\nmin_rollback_tags: 1\n",
+            registry.url()
+        ),
+    );
+    let check = kind::plan(&yaml, dir.path());
+    let outcome = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::TagMissing,
+        "repository broxiva/gone not found",
+    );
+}
+
+#[tokio::test]
+async fn too_few_rollback_tags_fail_and_the_pattern_filters() {
+    let registry = open_registry();
+    // Five tags besides v1.2.3, but only the four commit tags match.
+    let check = Check::new(
+        &registry.url(),
+        "tag: v1.2.3\nmin_rollback_tags: 5\ntag_pattern: '^[0-9a-f]{7}$'\n",
+        None,
+    );
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::RollbackTags,
+        "4 tags matching ^[0-9a-f]{7}$ besides v1.2.3 among 6 tags of broxiva/api, at least 5 needed",
+    );
+    // Without a pattern, every other tag counts: latest and the commits.
+    let check = Check::new(&registry.url(), "tag: v1.2.3\nmin_rollback_tags: 5\n", None);
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "5 tags besides v1.2.3");
+    assert_eq!(
+        measured(&outcome, "vouch_registry_matching_tags"),
+        Some(5.0)
+    );
+}
+
+#[tokio::test]
+async fn tags_are_read_page_by_page_and_bounded() {
+    let registry = Registry::start_new(Auth::None);
+    let tags: Vec<String> = (0..25).map(|i| format!("build-{i:03}")).collect();
+    let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    registry.push_image(REPO, &tag_refs);
+    let check = Check::new(
+        &registry.url(),
+        "min_rollback_tags: 25\npage_size: 10\n",
+        None,
+    );
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "25 tags in all");
+    assert_eq!(measured(&outcome, "vouch_registry_tags"), Some(25.0));
+
+    let check = Check::new(
+        &registry.url(),
+        "min_rollback_tags: 11\npage_size: 5\nmax_tags: 12\n",
+        None,
+    );
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "the first 12 tags (listing cut at max_tags)",
+    );
+    assert_eq!(measured(&outcome, "vouch_registry_tags"), Some(12.0));
+}
+
+#[tokio::test]
+async fn basic_auth_right_wrong_and_missing() {
+    let password = "reg1stry-pa55word";
+    let registry = Registry::start_new(Auth::Basic {
+        user: "ci".into(),
+        password: password.into(),
+    });
+    registry.push_image(REPO, &["v1.2.3", "0a1b2c3"]);
+    let block = "tag: v1.2.3\nusername: ci\npassword_file: password\n";
+
+    let right = Check::new(&registry.url(), block, Some(password));
+    expect(&right.run().await, Verdict::Pass, Reason::Ok, "present");
+
+    let wrong = Check::new(&registry.url(), block, Some("not-the-password"));
+    let outcome = wrong.run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        "refused the credentials of \"ci\"",
+    );
+    assert!(!outcome.message.contains("not-the-password"));
+    assert!(!serde_json::to_string(&outcome)
+        .unwrap()
+        .contains("not-the-password"));
+
+    let missing = Check::new(&registry.url(), "tag: v1.2.3\n", None);
+    expect(
+        &missing.run().await,
+        Verdict::Error,
+        Reason::Auth,
+        "wants credentials",
+    );
+}
+
+#[tokio::test]
+async fn a_registry_that_is_down_is_an_error() {
+    let mut registry = open_registry();
+    let check = Check::new(&registry.url(), "tag: v1.2.3\n", None);
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+    registry.stop();
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        &format!("connection to 127.0.0.1:{} refused", registry.port),
+    );
+    assert!(outcome.measurements.is_empty());
+    registry.start();
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+}
+
+#[tokio::test]
+async fn a_registry_over_tls_is_trusted_through_ca_file() {
+    let mut registry = open_registry();
+    let ca = TestCa::new("Vouch Test Registry CA");
+    registry.set_tls(&ca.issue(&["localhost"], Validity::ValidFor { days: 30 }));
+    registry.stop();
+    registry.start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = ca.write_pem(dir.path());
+    let trusted = Check::new(
+        &registry.url(),
+        &format!(
+            "tag: v1.2.3\nmin_rollback_tags: 4\ntag_pattern: '^[0-9a-f]{{7}}$'\nca_file: {}\n",
+            ca_path.display()
+        ),
+        None,
+    );
+    expect(&trusted.run().await, Verdict::Pass, Reason::Ok, "present");
+    let untrusted = Check::new(&registry.url(), "tag: v1.2.3\n", None);
+    expect(
+        &untrusted.run().await,
+        Verdict::Error,
+        Reason::TlsUnknownIssuer,
+        "TLS handshake with localhost",
+    );
+}
+
+fn token_requests(realm: &TestServer) -> Vec<support::http_server::SeenRequest> {
+    realm
+        .seen()
+        .into_iter()
+        .filter(|r| r.target.starts_with("/token"))
+        .collect()
+}
+
+#[tokio::test]
+async fn bearer_tokens_come_from_the_challenge_realm_and_are_reused() {
+    let realm = TestServer::http().await;
+    let issuer = TokenIssuer::new();
+    let registry = Registry::start_new(Auth::Token {
+        realm: realm.url("/token"),
+        issuer: Box::new(issuer),
+    });
+    registry.push_image(REPO, &["v1.2.3", "0a1b2c3", "1b2c3d4"]);
+    let Auth::Token { issuer, .. } = registry.auth() else {
+        unreachable!()
+    };
+    realm.route(
+        "/token",
+        Reply::json(
+            200,
+            serde_json::json!({ "token": issuer.token(REPO, &["pull"], 600), "expires_in": 600 }),
+        ),
+    );
+    let check = Check::new(
+        &registry.url(),
+        "tag: v1.2.3\nmin_rollback_tags: 2\nusername: ci\npassword_file: password\n",
+        Some("realm-password"),
+    );
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "present");
+    let asked = token_requests(&realm);
+    assert_eq!(asked.len(), 1, "one token for the run");
+    assert!(
+        asked[0].target.contains("service=vouch-test-registry")
+            && asked[0]
+                .target
+                .contains("scope=repository%3Abroxiva%2Fapi%3Apull"),
+        "{}",
+        asked[0].target
+    );
+    assert!(
+        asked[0]
+            .header("authorization")
+            .is_some_and(|v| v.starts_with("Basic ")),
+        "the realm gets the basic credentials"
+    );
+    // The token is kept for the next run.
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+    assert_eq!(token_requests(&realm).len(), 1);
+}
+
+#[tokio::test]
+async fn a_token_the_registry_rejects_is_fetched_again() {
+    let realm = TestServer::http().await;
+    let mut registry = Registry::start_new(Auth::Token {
+        realm: realm.url("/token"),
+        issuer: Box::new(TokenIssuer::new()),
+    });
+    registry.push_image(REPO, &["v1.2.3"]);
+    let serve_token = |registry: &Registry| {
+        let Auth::Token { issuer, .. } = registry.auth() else {
+            unreachable!()
+        };
+        realm.route(
+            "/token",
+            Reply::json(
+                200,
+                serde_json::json!({ "token": issuer.token(REPO, &["pull"], 600), "expires_in": 3600 }),
+            ),
+        );
+    };
+    serve_token(&registry);
+    let check = Check::new(&registry.url(), "tag: v1.2.3\n", None);
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+    assert_eq!(token_requests(&realm).len(), 1);
+    assert!(
+        token_requests(&realm)[0].header("authorization").is_none(),
+        "anonymous token request without credentials"
+    );
+
+    // A new signing key: the cached token (still within its expires_in)
+    // is now rejected with a 401, and a new one is fetched.
+    registry.stop();
+    registry.set_auth(Auth::Token {
+        realm: realm.url("/token"),
+        issuer: Box::new(TokenIssuer::new()),
+    });
+    registry.start();
+    serve_token(&registry);
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+    assert_eq!(token_requests(&realm).len(), 2);
+
+    // A realm that refuses: an auth error.
+    realm.route(
+        "/token",
+        Reply::json(401, serde_json::json!({ "details": "bad credentials" })),
+    );
+    registry.stop();
+    registry.set_auth(Auth::Token {
+        realm: realm.url("/token"),
+        issuer: Box::new(TokenIssuer::new()),
+    });
+    registry.start();
+    expect(
+        &check.run().await,
+        Verdict::Error,
+        Reason::Auth,
+        "the token realm",
+    );
+}
+
+#[test]
+fn config_problems_name_the_key() {
+    let error = |block: &str| kind::config_error(&kind::one_check_yaml("registry", "10s", block));
+    let text = error("url: https://r.example/v2/\nrepository: broxiva/api\ntag: v1\n");
+    assert!(
+        text.contains("checks[0].registry.url: must be the registry's base URL"),
+        "{text}"
+    );
+    let text = error("url: https://r.example\nrepository: Broxiva/API\ntag: v1\n");
+    assert!(
+        text.contains("checks[0].registry.repository: invalid repository name"),
+        "{text}"
+    );
+    let text = error("url: https://r.example\nrepository: broxiva/api\n");
+    assert!(
+        text.contains("checks[0].registry: nothing to verify"),
+        "{text}"
+    );
+    let text = error(
+        "url: https://r.example\nrepository: broxiva/api\nmin_rollback_tags: 3\ntag_pattern: '('\n",
+    );
+    assert!(
+        text.contains("checks[0].registry.tag_pattern: invalid regex"),
+        "{text}"
+    );
+    let text = error("url: https://r.example\nrepository: broxiva/api\ntag: v1\nusername: ci\n");
+    assert!(
+        text.contains("checks[0].registry.username: needs password_file or password_env"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_or_lying_registry_is_an_error() {
+    let fake = TestServer::http().await;
+    let base = fake.url("");
+    fake.route("/v2/broxiva/api/manifests/v1.2.3", Reply::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = kind::one_check_yaml(
+        "registry",
+        "1s",
+        &format!("url: {base}\nrepository: {REPO}\ntag: v1.2.3\n"),
+    );
+    let outcome = run_once(kind::plan(&yaml, dir.path()), CLIENTS.clone())
+        .await
+        .outcome;
+    expect(&outcome, Verdict::Error, Reason::Timeout, "");
+
+    // A tag list that is not the API's JSON.
+    fake.route(
+        "/v2/broxiva/api/manifests/v1.2.3",
+        Reply::status(200).header("Docker-Content-Digest", "sha256:00"),
+    );
+    fake.route(
+        "/v2/broxiva/api/tags/list",
+        Reply::text(200, "<html>login</html>"),
+    );
+    let outcome = run_once(kind::plan(&yaml, dir.path()), CLIENTS.clone())
+        .await
+        .outcome;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Json,
+        "is not the expected JSON",
+    );
+    assert_eq!(measured(&outcome, "vouch_registry_tag_present"), Some(1.0));
+}
