@@ -112,7 +112,7 @@ impl Plan {
     ) -> Result<Plan, ConfigError> {
         let file = &source.file;
         let mut problems: Vec<Problem> = config::common_problems(file);
-        let settings = config::settings(file, env).map_err(|more| problems.extend(more));
+        let settings = config::settings(file, &env).map_err(|more| problems.extend(more));
         let mut checks = Vec::new();
         for (i, check) in file.checks.iter().enumerate() {
             let kinds = check.kinds_present();
@@ -160,8 +160,22 @@ impl Plan {
                 ),
             }
         }
+        let kube_settings = file.checks.iter().any(|c| c.kubernetes.is_some()).then(|| {
+            crate::kube::ConnectionSettings::resolve(
+                clients.kube.kubeconfig_flag(),
+                file.kubernetes.as_ref(),
+                &source.base_dir,
+                env("KUBECONFIG"),
+            )
+        });
+        if let Some(kube_settings) = &kube_settings {
+            problems.extend(kube_settings.problems());
+        }
         match settings {
             Ok(settings) if problems.is_empty() => {
+                if let Some(kube_settings) = kube_settings {
+                    clients.kube.configure(kube_settings);
+                }
                 for check in &file.checks {
                     let skips = check.http.as_ref().is_some_and(|h| h.insecure_skip_verify)
                         || check.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);

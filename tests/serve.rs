@@ -288,6 +288,7 @@ async fn readiness_follows_the_scheduler_not_the_targets() {
         status: Arc::new(vouch::output::status::StatusBoard::new(&[])),
         ready: ready.clone(),
         reload: None,
+        kube: None,
     });
     let get = |path: &'static str| {
         axum::http::Request::get(path)

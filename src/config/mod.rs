@@ -17,8 +17,10 @@ pub use secret::{Secret, SecretError, SecretSource};
 pub use spans::LineIndex;
 pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
+use crate::kube::KubeConnectionConfig;
 use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
+use crate::probe::kubernetes::KubernetesConfig;
 use crate::probe::postgres::PostgresConfig;
 use crate::probe::redis::RedisConfig;
 use crate::probe::tls::TlsConfig;
@@ -43,6 +45,9 @@ pub struct ConfigFile {
     /// Env: `VOUCH_SHUTDOWN_GRACE`.
     #[serde(default)]
     pub shutdown_grace: Option<HumanDuration>,
+    /// How to reach the Kubernetes API (used only if a check needs it).
+    #[serde(default)]
+    pub kubernetes: Option<KubeConnectionConfig>,
     /// Values every check takes unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
@@ -155,6 +160,11 @@ pub struct CheckConfig {
     /// A Redis server: PING, memory, clients, hit ratio, evictions,
     /// persistence, replication.
     pub redis: Option<RedisConfig>,
+    /// Kubernetes objects read from the shared watch cache: workload
+    /// rollouts, pods, endpoints, ingresses, config, secrets (metadata),
+    /// events, rollback history, cert-manager, External Secrets,
+    /// snapshots, monitoring objects.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -167,6 +177,7 @@ pub enum Kind {
     Dns,
     Postgres,
     Redis,
+    Kubernetes,
 }
 
 impl Kind {
@@ -176,6 +187,7 @@ impl Kind {
         Kind::Dns,
         Kind::Postgres,
         Kind::Redis,
+        Kind::Kubernetes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +197,7 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
+            Kind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -238,6 +251,9 @@ impl CheckConfig {
         }
         if self.redis.is_some() {
             kinds.push(Kind::Redis);
+        }
+        if self.kubernetes.is_some() {
+            kinds.push(Kind::Kubernetes);
         }
         kinds
     }

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod kubernetes;
 pub mod postgres;
 pub mod redis;
 pub mod tls;
@@ -21,13 +22,22 @@ pub struct Clients {
     pub tls: TlsClients,
     /// The system's DNS resolver (from /etc/resolv.conf), built once.
     pub dns: dns::SystemResolver,
+    /// The Kubernetes client and watch cache; connects on first use.
+    pub kube: Arc<crate::kube::KubeCache>,
 }
 
 impl Clients {
     pub fn new() -> Self {
+        Self::with_kubeconfig(None)
+    }
+
+    /// Clients whose Kubernetes connection uses `kubeconfig` (the
+    /// `--kubeconfig` flag) over the config file and the environment.
+    pub fn with_kubeconfig(kubeconfig: Option<std::path::PathBuf>) -> Self {
         Clients {
             tls: TlsClients::from_system(),
             dns: dns::SystemResolver::from_system(),
+            kube: Arc::new(crate::kube::KubeCache::new(kubeconfig)),
         }
     }
 }
@@ -117,6 +127,11 @@ pub fn build(
                 .map(|p| p.under("redis"))
                 .collect::<Vec<_>>()
         })?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(kubernetes) = &check.kubernetes {
+        let probe = kubernetes::KubernetesProbe::build(kubernetes, check, clients, config)
+            .map_err(|problems| under("kubernetes", problems))?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])
