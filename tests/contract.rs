@@ -124,6 +124,16 @@ fn metric_names_follow_prometheus_conventions() {
         "_value",
         "_enabled",
         "_loading",
+        "_replicas",
+        "_generations",
+        "_pods",
+        "_restarts",
+        "_endpoints",
+        "_addresses",
+        "_events",
+        "_revisions",
+        "_ready",
+        "_synced",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");

@@ -45,15 +45,15 @@ pub struct ConfigFile {
     /// Env: `VOUCH_SHUTDOWN_GRACE`.
     #[serde(default)]
     pub shutdown_grace: Option<HumanDuration>,
-    /// How to reach the Kubernetes API (used only if a check needs it).
-    #[serde(default)]
-    pub kubernetes: Option<KubeConnectionConfig>,
     /// Values every check takes unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
     /// The checks.
     #[serde(default)]
     pub checks: Vec<CheckConfig>,
+    /// How to reach the Kubernetes API (used only if a check needs it).
+    #[serde(default)]
+    pub kubernetes: Option<KubeConnectionConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]

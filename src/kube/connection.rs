@@ -61,13 +61,14 @@ impl ConnectionSettings {
     /// The kubeconfig that would be used, if any (None: in-cluster).
     fn kubeconfig(&self) -> Result<Option<(Kubeconfig, String)>, Problem> {
         if let Some((path, key)) = &self.kubeconfig {
-            return Kubeconfig::read_from(path)
-                .map(|k| Some((k, path.display().to_string())))
+            let shown = path.display();
+            let text = std::fs::read_to_string(path).map_err(|err| {
+                Problem::new(*key, format!("cannot read kubeconfig {shown}: {err}"))
+            })?;
+            return Kubeconfig::from_yaml(&text)
+                .map(|k| Some((k, shown.to_string())))
                 .map_err(|err| {
-                    Problem::new(
-                        *key,
-                        format!("cannot read kubeconfig {}: {err}", path.display()),
-                    )
+                    Problem::new(*key, format!("kubeconfig {shown} is not valid: {err}"))
                 });
         }
         if self.kubeconfig_env.is_some() {
@@ -83,13 +84,12 @@ impl ConnectionSettings {
         if in_cluster() {
             return Ok(None);
         }
-        match Kubeconfig::read() {
-            Ok(k) => Ok(Some((k, "~/.kube/config".to_string()))),
-            Err(err) => Err(Problem::new(
-                "kubernetes",
-                format!("not running in a cluster and no kubeconfig found ({err}); give kubernetes.kubeconfig or --kubeconfig"),
-            )),
-        }
+        // Not in a cluster and nothing named: the user's kubeconfig if
+        // there is one. Its absence is no config problem (a config for
+        // in-cluster use is validated on machines without one).
+        Ok(Kubeconfig::read()
+            .ok()
+            .map(|k| (k, "~/.kube/config".to_string())))
     }
 
     /// Problems `vouch validate` reports: an unreadable kubeconfig, an
@@ -149,6 +149,9 @@ impl ConnectionSettings {
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
                     .map_err(|err| format!("kubeconfig {origin}: {err}"))?
+            }
+            None if !in_cluster() => {
+                return Err("not running in a cluster (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig found; give kubernetes.kubeconfig, --kubeconfig or KUBECONFIG".to_string())
             }
             None => kube::Config::incluster()
                 .map_err(|err| format!("in-cluster service account: {err}"))?,

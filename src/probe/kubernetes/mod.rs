@@ -381,7 +381,7 @@ impl KubernetesProbe {
             if option_given(option) && !users.contains(&target_name) {
                 problems.push(Problem::new(
                     *option,
-                    format!("only with {}, not {target_name}", users.join(" or ")),
+                    format!("only with {}, not {target_name}", one_of(users)),
                 ));
             }
         }
@@ -498,6 +498,15 @@ impl KubernetesProbe {
             sync_wait: timeout.mul_f64(0.8),
             restarts: Mutex::new(pods::RestartHistory::default()),
         })
+    }
+}
+
+/// `a, b or c`.
+fn one_of(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
 
