@@ -11,6 +11,7 @@ pub mod certs;
 pub mod dnsmasq;
 pub mod http_server;
 pub mod kind;
+pub mod kube_api;
 pub mod monitoring;
 pub mod pem;
 pub mod postgres;
