@@ -135,16 +135,13 @@ pub fn evaluate_certificate(
     match (left, min_valid_for) {
         (Some(left), _) if left <= 0.0 => failures.push((
             Reason::TlsExpired,
-            format!(
-                "Certificate {o} expired {} ago",
-                format_duration(Duration::from_secs_f64(-left))
-            ),
+            format!("Certificate {o} expired {} ago", super::age_text(-left)),
         )),
         (Some(left), Some(min)) if left < min.as_secs_f64() => failures.push((
             Reason::TlsExpiring,
             format!(
                 "Certificate {o} is valid for {} more, at least {} required",
-                format_duration(Duration::from_secs(left as u64)),
+                super::age_text(left),
                 format_duration(min)
             ),
         )),
@@ -157,20 +154,10 @@ pub fn evaluate_certificate(
     let outcome = Outcome::from_failures(failures.iter().map(|(r, m)| (*r, m.as_str())))
         .unwrap_or_else(|| {
             let valid = left
-                .map(|l| {
-                    format!(
-                        ", valid for {}",
-                        format_duration(Duration::from_secs(l as u64))
-                    )
-                })
+                .map(|l| format!(", valid for {}", super::age_text(l)))
                 .unwrap_or_default();
             let renews = renewal
-                .map(|r| {
-                    format!(
-                        ", renews in {}",
-                        format_duration(Duration::from_secs((r - now).max(0.0) as u64))
-                    )
-                })
+                .map(|r| format!(", renews in {}", super::age_text(r - now)))
                 .unwrap_or_default();
             Outcome::pass(format!("Certificate {o} is Ready{valid}{renews}"))
         });
@@ -207,7 +194,7 @@ pub fn evaluate_external_secret(
             Reason::Stale,
             format!(
                 "ExternalSecret {o} last refreshed {} ago, at most {} allowed (refreshInterval {})",
-                format_duration(Duration::from_secs(age as u64)),
+                super::age_text(age),
                 format_duration(allowed),
                 format_duration(interval)
             ),
@@ -222,7 +209,7 @@ pub fn evaluate_external_secret(
         .unwrap_or_else(|| {
             Outcome::pass(format!(
                 "ExternalSecret {o} synced {} ago",
-                format_duration(Duration::from_secs(age.unwrap_or(0.0) as u64))
+                super::age_text(age.unwrap_or(0.0))
             ))
         })
         .with_measurements(measurements)
@@ -287,7 +274,7 @@ pub fn evaluate_snapshots(
                     &[pvc],
                     age,
                 ));
-                let age_text = format_duration(Duration::from_secs(age as u64));
+                let age_text = super::age_text(age);
                 if age > max_age.as_secs_f64() {
                     failures.push((
                         Reason::Stale,

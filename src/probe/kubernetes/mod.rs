@@ -643,6 +643,18 @@ pub(crate) fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// A measured span, floored to its largest unit (`59d`, `3h`, `10m`,
+/// `42s`): a message needs the order of magnitude, not the second.
+pub(crate) fn age_text(seconds: f64) -> String {
+    let seconds = seconds.max(0.0) as u64;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if seconds >= size {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
 /// `Time` as seconds since the Unix epoch.
 pub(crate) fn unix_of(time: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
     time.0.as_millisecond() as f64 / 1000.0
