@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
 # Soak test: runs a release vouch for a chosen time against many local
 # targets (HTTP answers that flap, a slow one, a refused port, a Redis that
-# is stopped and started again), and samples every INTERVAL seconds into a
+# is stopped and started again, TLS, DNS and PostgreSQL when their servers
+# are installed) while the config is reloaded every RELOAD seconds (a check
+# added and removed by turns, an invalid config every third time), and
+# samples every INTERVAL seconds into a
 # CSV: RSS, open file descriptors, threads, check loops and runs in flight,
 # runs so far, and scheduler lateness (mean and share over 100 ms over the
 # sample window, from vouch_scheduler_lateness_seconds). Everything it
 # starts is stopped at the end (trap), also on Ctrl-C.
 #
-#   bench/soak.sh [-d SECONDS] [-i SECONDS] [-n HTTP_CHECKS] [-o DIR]
+#   bench/soak.sh [-d SECONDS] [-i SECONDS] [-n HTTP_CHECKS] [-r RELOAD] [-o DIR]
 #
-# Needs bash, curl, awk, python3 (the HTTP targets) and redis-server
-# (skipped without it). VOUCH_BIN picks the binary (default: the release
+# Needs bash, curl, awk, python3 (the HTTP and TLS targets); redis-server,
+# openssl, dnsmasq and PostgreSQL's initdb/pg_ctl are used when present
+# (their checks are skipped without them). -r 0 turns reloads off. VOUCH_BIN picks the binary (default: the release
 # build in ${CARGO_TARGET_DIR:-target}).
 set -euo pipefail
 
 duration=600
 interval=10
 http_checks=60
+reload_every=60
 out=""
-while getopts "d:i:n:o:h" opt; do
+while getopts "d:i:n:o:r:h" opt; do
     case "$opt" in
     d) duration=$OPTARG ;;
     i) interval=$OPTARG ;;
     n) http_checks=$OPTARG ;;
     o) out=$OPTARG ;;
-    *) sed -n '2,16p' "$0"; exit 64 ;;
+    r) reload_every=$OPTARG ;;
+    *) sed -n '2,20p' "$0"; exit 64 ;;
     esac
 done
 
@@ -45,6 +51,9 @@ cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    if [[ -n ${pg_data:-} ]]; then
+        as_postgres "$pg_ctl" -D "$pg_data" -m immediate stop >/dev/null 2>&1 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -119,6 +128,62 @@ if command -v redis-server >/dev/null; then
 fi
 closed_port=$(free_port)
 
+# TLS: a Python server with a self-signed certificate (the checks trust it
+# through ca_file).
+tls_port=""
+if command -v openssl >/dev/null; then
+    tls_port=$(free_port)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj "/CN=vouch soak CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj /CN=localhost -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n' >"$work/tls.ext"
+    openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+        -CAcreateserial -days 20 -extfile "$work/tls.ext" -out "$work/tls.pem" 2>/dev/null
+    python3 -c '
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()' "$tls_port" "$work/tls.pem" "$work/tls.key" &
+    pids+=($!)
+    wait_port "$tls_port"
+fi
+
+# DNS: dnsmasq answering one name, over UDP and TCP.
+dns_port=""
+dnsmasq_bin=$(command -v dnsmasq || { [[ -x /usr/sbin/dnsmasq ]] && echo /usr/sbin/dnsmasq; } || true)
+if [[ -n $dnsmasq_bin ]]; then
+    dns_port=$(free_port)
+    "$dnsmasq_bin" --keep-in-foreground --no-resolv --no-hosts --port "$dns_port" \
+        --listen-address 127.0.0.1 --bind-interfaces --user="$(id -un)" \
+        --pid-file="$work/dnsmasq.pid" --address=/soak.test/10.9.8.7 2>"$work/dnsmasq.log" &
+    pids+=($!)
+    wait_port "$dns_port"
+fi
+
+# PostgreSQL: a throwaway cluster (as the postgres user when run as root).
+pg_port="" pg_data="" pg_ctl=""
+as_postgres() {
+    if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+pg_bin=$(compgen -G '/usr/lib/postgresql/*/bin' | sort -V | tail -1 || true)
+if [[ -n $pg_bin && -x $pg_bin/initdb ]]; then
+    pg_port=$(free_port)
+    pg_data=$work/pg
+    pg_ctl=$pg_bin/pg_ctl
+    mkdir -p "$pg_data"
+    [[ $(id -u) == 0 ]] && chown postgres "$work" "$pg_data"
+    as_postgres "$pg_bin/initdb" -D "$pg_data" -U soak --auth=trust >/dev/null
+    as_postgres "$pg_ctl" -D "$pg_data" -l "$pg_data/log" -w \
+        -o "-p $pg_port -k $pg_data -c listen_addresses=127.0.0.1" start >/dev/null
+fi
+
 config=$work/vouch.yaml
 {
     echo "defaults: { interval: 2s, timeout: 1s }"
@@ -146,8 +211,36 @@ config=$work/vouch.yaml
             echo "    redis: { url_file: $work/redis-flap-url }"
         done
     fi
+    if [[ -n $tls_port ]]; then
+        for i in $(seq 1 5); do
+            echo "  - name: tls-$i"
+            echo "    tls: { host: localhost, port: $tls_port, ca_file: $work/ca.pem, min_valid_for: 7d }"
+            echo "  - name: https-$i"
+            echo "    http: { url: \"https://localhost:$tls_port/?$i\", ca_file: $work/ca.pem }"
+        done
+    fi
+    if [[ -n $dns_port ]]; then
+        for i in $(seq 1 5); do
+            echo "  - name: dns-udp-$i"
+            echo "    dns: { name: soak.test, servers: [\"127.0.0.1:$dns_port\"], expect: { answers: [10.9.8.7] } }"
+            echo "  - name: dns-tcp-$i"
+            echo "    dns: { name: soak.test, servers: [\"127.0.0.1:$dns_port\"], protocol: tcp, expect: { answers: [10.9.8.7] } }"
+        done
+    fi
+    if [[ -n $pg_port ]]; then
+        echo "postgres://soak@127.0.0.1:$pg_port/postgres" >"$work/pg-url"
+        for i in $(seq 1 5); do
+            echo "  - name: postgres-$i"
+            echo "    postgres: { url_file: $work/pg-url, tls: disable, max_connections_used: 80% }"
+        done
+    fi
 } >"$config"
 checks=$(grep -c -- '- name:' "$config")
+# The reload variants: the same config plus one check, and a broken one.
+cp "$config" "$work/base.yaml"
+{ cat "$work/base.yaml"; echo "  - name: reloaded"; echo "    http: { url: \"http://127.0.0.1:$http_port/ok?reloaded\" }"; } >"$work/plus.yaml"
+{ cat "$work/base.yaml"; echo "  - name: broken"; echo "    http: { url: 42, bogus: true }"; } >"$work/broken.yaml"
+reloads=0
 
 vouch_port=$(free_port)
 RUST_LOG=warn "$vouch" serve --config "$config" --web.listen-address "127.0.0.1:$vouch_port" \
@@ -162,6 +255,7 @@ echo "elapsed_s,rss_kb,fds,threads,check_loops,runs_in_flight,runs_total,latenes
 prev_count=0 prev_sum=0 prev_le=0
 start=$(date +%s)
 next_flap=$((start + 30))
+next_reload=$((start + reload_every))
 while :; do
     now=$(date +%s)
     elapsed=$((now - start))
@@ -176,6 +270,16 @@ while :; do
             redis_flap_pid=$started
         fi
         next_flap=$((now + 30))
+    fi
+    if (( reload_every > 0 && now >= next_reload )); then
+        reloads=$((reloads + 1))
+        case $((reloads % 3)) in
+        1) cp "$work/plus.yaml" "$config" ;;
+        2) cp "$work/broken.yaml" "$config" ;;
+        0) cp "$work/base.yaml" "$config" ;;
+        esac
+        kill -HUP "$vouch_pid"
+        next_reload=$((now + reload_every))
     fi
     kill -0 "$vouch_pid" 2>/dev/null || { echo "vouch exited" >&2; exit 1; }
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$vouch_pid/status")

@@ -338,6 +338,23 @@ fn reload(
     }
 }
 
+/// Keeps the Kubernetes watches that show rollouts of the workloads the
+/// checks' `after_rollout_of` names (none, and no connection, without).
+async fn follow_rollouts(
+    clients: &Clients,
+    checks: &[Arc<crate::plan::PlannedCheck>],
+) -> Vec<Arc<crate::kube::Watch>> {
+    let workloads: Vec<crate::plan::WorkloadRef> = checks
+        .iter()
+        .filter_map(|c| c.rollout.as_ref())
+        .flat_map(|link| link.workloads.iter().cloned())
+        .collect();
+    if workloads.is_empty() {
+        return Vec::new();
+    }
+    clients.kube.follow_rollouts(&workloads).await
+}
+
 /// Loads the config for `serve`, restricted to its shard.
 fn load_for_serve(
     path: &Path,
@@ -413,6 +430,7 @@ async fn serve(
     );
     outputs.metrics.count_loops_from(scheduler.live_loops());
     outputs.metrics.watch_states_from(clients.kube.clone());
+    let mut _followed = follow_rollouts(&clients, &plan.checks).await;
     ready.store(true, Ordering::Release);
     tracing::info!(
         address = %local,
@@ -430,6 +448,8 @@ async fn serve(
             Some(answer) = reloads.recv() => Some(answer),
         };
         let result = reload(path, &clients, shard, &mut plan, &mut scheduler, &outputs);
+        // The new set is taken before the old is dropped: kept watches go on.
+        _followed = follow_rollouts(&clients, &plan.checks).await;
         if let Some(answer) = answer {
             let _ = answer.send(result);
         }

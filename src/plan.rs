@@ -71,6 +71,8 @@ pub struct PlannedCheck {
     pub successes_before_pass: u32,
     /// Interval while the last run did not pass.
     pub interval_when_failing: Option<Duration>,
+    /// Re-verification after a rollout of the named workloads.
+    pub rollout: Option<RolloutLink>,
     pub labels: BTreeMap<String, String>,
     /// The check's config block as written, secrets redacted (for the
     /// status page).
@@ -80,6 +82,55 @@ pub struct PlannedCheck {
     /// unchanged running as it was.
     pub fingerprint: String,
     pub probe: Arc<dyn Probe>,
+}
+
+/// A Deployment or StatefulSet by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    /// `namespace/name`, both non-empty DNS labels or subdomains as
+    /// Kubernetes names are.
+    pub fn parse(text: &str) -> Option<WorkloadRef> {
+        let (namespace, name) = text.split_once('/')?;
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 253
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        };
+        (valid(namespace) && valid(name)).then(|| WorkloadRef {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A rollout seen on a watched workload: it got a new generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rollout {
+    pub workload: WorkloadRef,
+    /// The workload's new metadata.generation.
+    pub generation: i64,
+}
+
+/// Which rollouts make a check run at once, and how it runs afterwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutLink {
+    pub workloads: Vec<WorkloadRef>,
+    /// How long after a rollout the check runs on `interval`.
+    pub window: Duration,
+    pub interval: Duration,
 }
 
 // Debug never shows the fingerprint: it may hold literal secret values.
@@ -138,6 +189,17 @@ impl Plan {
                     interval_when_failing: check
                         .effective_interval_when_failing(&file.defaults)
                         .map(|d| d.0),
+                    rollout: check
+                        .effective_rollout(&file.defaults)
+                        .map(|(window, interval)| RolloutLink {
+                            workloads: check
+                                .after_rollout_of
+                                .iter()
+                                .filter_map(|w| WorkloadRef::parse(w))
+                                .collect(),
+                            window: window.0,
+                            interval: interval.0,
+                        }),
                     labels: check.labels.clone(),
                     config_yaml: source.check_yaml(i),
                     fingerprint: format!(
@@ -150,7 +212,10 @@ impl Plan {
                         check.severity.or(file.defaults.severity),
                         check.effective_failures_before_fail(&file.defaults),
                         check.effective_successes_before_pass(&file.defaults),
-                        check.effective_interval_when_failing(&file.defaults),
+                        (
+                            check.effective_interval_when_failing(&file.defaults),
+                            check.effective_rollout(&file.defaults),
+                        ),
                     ),
                     probe,
                 })),
@@ -160,7 +225,12 @@ impl Plan {
                 ),
             }
         }
-        let kube_settings = file.checks.iter().any(|c| c.kubernetes.is_some()).then(|| {
+        // Kubernetes checks read the cluster; after_rollout_of watches it.
+        let uses_kube = file
+            .checks
+            .iter()
+            .any(|c| c.kubernetes.is_some() || !c.after_rollout_of.is_empty());
+        let kube_settings = uses_kube.then(|| {
             crate::kube::ConnectionSettings::resolve(
                 clients.kube.kubeconfig_flag(),
                 file.kubernetes.as_ref(),

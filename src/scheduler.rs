@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{broadcast, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::plan::PlannedCheck;
+use crate::plan::{PlannedCheck, Rollout};
 use crate::probe::Clients;
 use crate::result::Verdict;
 use crate::runner::{run_once, RunRecord};
@@ -27,6 +27,9 @@ pub trait Observer: Send + Sync + 'static {
     fn run_finished(&self, record: &RunRecord, next_run: SystemTime);
     /// A planned run was skipped: the previous one had not finished.
     fn run_skipped(&self, check: &PlannedCheck);
+    /// A rollout of a workload the check follows was seen; the check runs
+    /// now and then on its rollout interval.
+    fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout);
 }
 
 /// A stable offset in `[0, interval)` from the check's name (FNV-1a), so
@@ -182,10 +185,39 @@ impl LoopContext {
             planned += interval;
         }
         let mut last_tick = planned;
+        let mut rollouts = self
+            .check
+            .rollout
+            .as_ref()
+            .map(|_| self.clients.rollouts.subscribe());
+        // Until when the check runs on its rollout interval.
+        let mut rollout_until: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return,
                 _ = tokio::time::sleep_until(planned) => {}
+                seen = next_rollout(&mut rollouts) => {
+                    let Some(link) = &self.check.rollout else { continue };
+                    let relevant = match &seen {
+                        Ok(rollout) => link.workloads.contains(&rollout.workload),
+                        // Rollouts were missed: one of them may be ours,
+                        // and an extra run costs less than a missed one.
+                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            rollouts = None;
+                            false
+                        }
+                    };
+                    if relevant {
+                        if let Ok(rollout) = &seen {
+                            self.observer.rollout_seen(&self.check, rollout);
+                        }
+                        let now = Instant::now();
+                        rollout_until = Some(now + link.window);
+                        planned = planned.min(now);
+                    }
+                    continue;
+                }
                 _ = state.failing_changed.notified() => {
                     // Only sent with interval_when_failing: a run started
                     // or stopped failing, so the next slot moves.
@@ -200,15 +232,24 @@ impl LoopContext {
                 }
             }
             last_tick = planned;
+            let rollout_step = self
+                .check
+                .rollout
+                .as_ref()
+                .filter(|_| rollout_until.is_some_and(|until| Instant::now() < until))
+                .map(|link| link.interval);
             if state.in_flight.swap(true, Ordering::AcqRel) {
                 self.observer.run_skipped(&self.check);
             } else {
-                self.spawn_run(planned, state.clone());
+                self.spawn_run(planned, state.clone(), rollout_step);
             }
-            let step = match when_failing {
+            let mut step = match when_failing {
                 Some(fast) if state.last_failed.load(Ordering::Acquire) => fast,
                 _ => interval,
             };
+            if let Some(fast) = rollout_step {
+                step = step.min(fast);
+            }
             planned += step;
             // After a stall (suspended process, overloaded host) skip the
             // missed slots instead of firing them in a burst.
@@ -220,7 +261,7 @@ impl LoopContext {
         }
     }
 
-    fn spawn_run(&self, planned: Instant, state: Arc<RunState>) {
+    fn spawn_run(&self, planned: Instant, state: Arc<RunState>, rollout_step: Option<Duration>) {
         let check = self.check.clone();
         let clients = self.clients.clone();
         let observer = self.observer.clone();
@@ -239,10 +280,13 @@ impl LoopContext {
             let record = run_once(check.clone(), clients).await;
             let failed = record.outcome.verdict != Verdict::Pass;
             let was_failed = state.last_failed.swap(failed, Ordering::AcqRel);
-            let step = match check.interval_when_failing {
+            let mut step = match check.interval_when_failing {
                 Some(fast) if failed => fast,
                 _ => check.interval,
             };
+            if let Some(fast) = rollout_step {
+                step = step.min(fast);
+            }
             let next = (planned + check.interval).min(Instant::now() + step);
             let next_run = SystemTime::now() + next.saturating_duration_since(Instant::now());
             observer.run_finished(&record, next_run);
@@ -251,6 +295,16 @@ impl LoopContext {
                 state.failing_changed.notify_one();
             }
         });
+    }
+}
+
+/// The next rollout from the feed, or never when the check follows none.
+async fn next_rollout(
+    feed: &mut Option<broadcast::Receiver<Rollout>>,
+) -> Result<Rollout, broadcast::error::RecvError> {
+    match feed {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 

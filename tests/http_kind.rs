@@ -759,6 +759,46 @@ async fn credentials_are_not_sent_to_another_origin_after_a_redirect() {
     assert_eq!(seen[0].header("Authorization"), None, "{:?}", seen[0]);
 }
 
+#[tokio::test]
+async fn secret_headers_are_sent_redacted_and_kept_to_their_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api-key"), "k3y-abc-123\n").unwrap();
+    let api = TestServer::http().await;
+    let elsewhere = TestServer::http().await;
+    api.route(
+        "/echo",
+        Reply::json(200, serde_json::json!({"key": "k3y-abc-123"})),
+    );
+    api.route("/away", Reply::redirect(302, &elsewhere.url("/landing")));
+    elsewhere.route("/landing", Reply::text(200, "there"));
+    let block = |path: &str, expect: &str| {
+        format!(
+            "url: {}\nsecret_headers:\n  X-Api-Key: {{value_file: api-key}}\n{expect}",
+            api.url(path)
+        )
+    };
+
+    let echoed = run_check(
+        dir.path(),
+        "10s",
+        &block("/echo", "expect:\n  json: {\"$.key\": other}"),
+    )
+    .await
+    .outcome;
+    expect(&echoed, Verdict::Fail, Reason::Json, "[redacted]");
+    assert!(!echoed.message.contains("k3y-abc"), "{}", echoed.message);
+    assert_eq!(api.seen()[0].header("X-Api-Key"), Some("k3y-abc-123"));
+
+    let away = run_check(dir.path(), "10s", &block("/away", ""))
+        .await
+        .outcome;
+    expect(&away, Verdict::Pass, Reason::Ok, "status 200");
+    assert_eq!(api.seen()[1].header("X-Api-Key"), Some("k3y-abc-123"));
+    let seen = elsewhere.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("X-Api-Key"), None, "{:?}", seen[0]);
+}
+
 // ---------------------------------------------------------------- faults
 
 #[tokio::test]

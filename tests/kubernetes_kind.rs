@@ -756,3 +756,65 @@ async fn the_daemon_exports_watch_state_lists_it_on_readyz_and_keeps_watches_ove
     assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 1);
     assert_eq!(cluster.fake.count("list", "pods", Some("prod")), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_generation_of_a_watched_workload_is_published_as_a_rollout() {
+    let cluster = Cluster::start().await;
+    cluster.fake.apply(deployment("api", 1, "api:1"));
+    let mut feed = cluster.clients.rollouts.subscribe();
+    let workload = vouch::plan::WorkloadRef::parse("prod/api").unwrap();
+    let held = cluster
+        .clients
+        .kube
+        .follow_rollouts(&[workload.clone()])
+        .await;
+    assert_eq!(held.len(), 2, "deployments and statefulsets of prod");
+    wait_until("the watches to be open", WAIT, || async {
+        cluster.fake.open_watches() == 2
+    })
+    .await;
+    // A label change is no rollout; a new image is.
+    cluster.fake.patch(
+        "apps/v1",
+        "Deployment",
+        Some("prod"),
+        "api",
+        json!({"metadata": {"labels": {"team": "a"}}}),
+    );
+    cluster.fake.apply(deployment("api", 1, "api:2"));
+    let rollout = tokio::time::timeout(WAIT, feed.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rollout.workload, workload);
+    assert_eq!(rollout.generation, 2);
+    assert!(feed.try_recv().is_err(), "one rollout, one message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_linked_checks_at_once_when_a_watched_deployment_rolls_out() {
+    let cluster = Cluster::start().await;
+    cluster.fake.apply(deployment("api", 1, "api:1"));
+    set_deployment_status(&cluster.fake, "api", 1, 1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vouch.yaml");
+    // A one-hour interval: only the rollout makes the check run soon.
+    std::fs::write(
+        &config,
+        "checks:\n  - name: api-rollout\n    interval: 1h\n    timeout: 5s\n    after_rollout_of: [prod/api]\n    kubernetes: { deployment: prod/api }\n",
+    )
+    .unwrap();
+    let kubeconfig = cluster.fake.kubeconfig_path().to_str().unwrap().to_string();
+    let daemon = Daemon::start_with_args(&config, &["--kubeconfig", &kubeconfig]).await;
+    wait_until("the rollout watches", WAIT, || async {
+        cluster.fake.open_watches() >= 2
+    })
+    .await;
+    cluster.fake.apply(deployment("api", 1, "api:2"));
+    let result = daemon.wait_for_result("api-rollout", WAIT).await;
+    assert_eq!(result["last_rollout"]["workload"], "prod/api", "{result}");
+    assert_eq!(result["last_rollout"]["generation"], 2, "{result}");
+    // The new generation is not observed yet: the run right after the
+    // rollout says so.
+    assert_eq!(result["last_run"]["reason"], "rollout", "{result}");
+}

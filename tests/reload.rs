@@ -142,6 +142,48 @@ async fn an_invalid_config_is_rejected_and_the_old_one_keeps_running() {
 }
 
 #[tokio::test]
+async fn a_reload_whose_selector_panics_the_parser_is_rejected_and_serve_lives_on() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let dir = write_config(&config(&server, &["first"], false));
+    let daemon = Daemon::start(&dir.path).await;
+    daemon
+        .wait_for_result("first", Duration::from_secs(10))
+        .await;
+
+    // The JSONPath library panics on this selector (found by fuzzing); the
+    // panic is caught while compiling the plan, both over HTTP and SIGHUP.
+    let poisoned = format!(
+        "checks:\n  - name: first\n    http:\n      url: \"{}\"\n      expect:\n        json:\n          '$[\"a}}\\\"\\u0000000000\\u': up\n",
+        server.url("/ok")
+    );
+    write(&dir.path, &poisoned);
+    let (status, body) = http_post(daemon.addr, "/-/reload").await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("the parser gave up"), "{body}");
+    daemon.signal("HUP");
+    wait_until(
+        "the SIGHUP reload to be rejected too",
+        Duration::from_secs(10),
+        || async { daemon.logs().matches("config reload rejected").count() >= 2 },
+    )
+    .await;
+
+    let runs_before = recent_runs(&daemon, "first").await;
+    wait_until(
+        "another run of the old config",
+        Duration::from_secs(10),
+        || async { recent_runs(&daemon, "first").await > runs_before },
+    )
+    .await;
+    let metrics = daemon.get_ok("/metrics").await;
+    assert_eq!(
+        sample(&metrics, "vouch_config_last_reload_successful"),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
 async fn reload_over_http_can_be_turned_off() {
     let dir = write_config("checks: []\n");
     let daemon = Daemon::start_with_args(&dir.path, &["--web.disable-reload"]).await;

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::time::Instant;
 use vouch::config::{Kind, Severity};
-use vouch::plan::PlannedCheck;
+use vouch::plan::{PlannedCheck, Rollout, RolloutLink, WorkloadRef};
 use vouch::probe::{Clients, Probe, ProbeContext};
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::RunRecord;
@@ -100,6 +100,7 @@ fn planned(
         failures_before_fail: 1,
         successes_before_pass: 1,
         interval_when_failing: None,
+        rollout: None,
         labels: BTreeMap::new(),
         config_yaml: String::new(),
         fingerprint: name.to_string(),
@@ -126,6 +127,10 @@ enum Event {
     },
     Skipped {
         check: String,
+    },
+    Rollout {
+        check: String,
+        rollout: Rollout,
     },
 }
 
@@ -195,11 +200,26 @@ impl Observer for Recorder {
             check: check.name.clone(),
         });
     }
+
+    fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout) {
+        self.events.lock().unwrap().push(Event::Rollout {
+            check: check.name.clone(),
+            rollout: rollout.clone(),
+        });
+    }
 }
 
 fn start(checks: &[Arc<PlannedCheck>], limit: usize) -> (Scheduler, Arc<Recorder>) {
+    start_with(checks, Arc::new(Clients::new()), limit)
+}
+
+fn start_with(
+    checks: &[Arc<PlannedCheck>],
+    clients: Arc<Clients>,
+    limit: usize,
+) -> (Scheduler, Arc<Recorder>) {
     let recorder = Arc::new(Recorder::default());
-    let scheduler = Scheduler::start(checks, Arc::new(Clients::new()), recorder.clone(), limit);
+    let scheduler = Scheduler::start(checks, clients, recorder.clone(), limit);
     (scheduler, recorder)
 }
 
@@ -469,6 +489,80 @@ async fn a_failing_check_is_rerun_at_its_failing_interval_until_it_passes() {
     assert_eq!(
         &verdicts[..4],
         &[Verdict::Fail, Verdict::Fail, Verdict::Fail, Verdict::Pass]
+    );
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
+fn workload(text: &str) -> WorkloadRef {
+    WorkloadRef::parse(text).expect("namespace/name")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_runs_its_checks_at_once_then_faster_for_the_window() {
+    let gauge = Arc::new(Gauge::default());
+    let linked = |name: &str, to: &str| {
+        Arc::new(PlannedCheck {
+            rollout: Some(RolloutLink {
+                workloads: vec![workload(to)],
+                window: Duration::from_secs(20),
+                interval: Duration::from_secs(5),
+            }),
+            ..planned(
+                name,
+                Duration::from_secs(60),
+                Duration::from_secs(1),
+                Act::Take(MS),
+                &gauge,
+            )
+        })
+    };
+    let follower = linked("follower", "prod/api");
+    let bystander = linked("bystander", "prod/other");
+    let clients = Arc::new(Clients::new());
+    let feed = clients.rollouts.clone();
+    let (scheduler, recorder) = start_with(&[follower.clone(), bystander.clone()], clients, 32);
+    // Past both first runs.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let before = recorder.starts("follower").len();
+    let bystander_before = recorder.starts("bystander").len();
+
+    let rolled_at = Instant::now();
+    feed.send(Rollout {
+        workload: workload("prod/api"),
+        generation: 7,
+    })
+    .expect("the scheduler follows the feed");
+    tokio::time::sleep(Duration::from_secs(100)).await;
+
+    let after: Vec<Instant> = recorder.starts("follower")[before..].to_vec();
+    assert!(
+        after[0] - rolled_at < 5 * MS,
+        "the linked check ran {:?} after the rollout, not at once",
+        after[0] - rolled_at
+    );
+    let gaps: Vec<u64> = after.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+    // 5s apart for the 20s window, then back to the 60s interval.
+    assert_eq!(&gaps[..5], &[5, 5, 5, 5, 60], "{gaps:?}");
+    // The check of another workload kept its own pace: 100s at 60s.
+    let bystander_runs = recorder.starts("bystander").len() - bystander_before;
+    assert!(bystander_runs <= 2, "bystander ran {bystander_runs} times");
+    let seen: Vec<(String, Rollout)> = recorder
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Rollout { check, rollout } => Some((check, rollout)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [(
+            "follower".to_string(),
+            Rollout {
+                workload: workload("prod/api"),
+                generation: 7
+            }
+        )]
     );
     assert!(scheduler.shutdown(Duration::from_secs(1)).await);
 }

@@ -170,6 +170,7 @@ async fn no_planted_secret_appears_in_anything_vouch_writes() {
     let bearer_env = markers.plant("http bearer_token_env");
     let basic_file = markers.plant("http basic_auth password_file");
     let basic_env = markers.plant("http basic_auth password_env");
+    let header_env = markers.plant("http secret_headers value_env");
     let basic = |password: &str| {
         format!(
             "Basic {}",
@@ -188,10 +189,12 @@ async fn no_planted_secret_appears_in_anything_vouch_writes() {
     );
     server.route("/basic-file", echo(&basic(&basic_file), &basic_file));
     server.route("/basic-env", echo(&basic(&basic_env), &basic_env));
+    server.route("/secret-header", echo(&header_env, &header_env));
     let bearer_path = write("bearer", &bearer_file);
     let basic_path = write("basic", &basic_file);
     env.push(("LEAK_BEARER".into(), bearer_env.clone()));
     env.push(("LEAK_BASIC".into(), basic_env.clone()));
+    env.push(("LEAK_HEADER".into(), header_env.clone()));
 
     // TLS and DNS carry no secrets but run under the same trace logging.
     let identity = self_signed(&["localhost"]);
@@ -260,6 +263,8 @@ checks:
     http: {{ url: "{}", basic_auth: {{ username: leakuser, password_file: "{basic_path}" }}, {EXPECT_ECHO} }}
   - name: http-basic-env
     http: {{ url: "{}", basic_auth: {{ username: leakuser, password_env: LEAK_BASIC }}, {EXPECT_ECHO} }}
+  - name: http-secret-header-env
+    http: {{ url: "{}", secret_headers: {{ X-Api-Key: {{ value_env: LEAK_HEADER }} }}, {EXPECT_ECHO} }}
   - name: tls-kind
     tls: {{ host: localhost, port: {}, ca_file: "{}" }}
   - name: dns-kind
@@ -281,6 +286,7 @@ checks:
         url("/bearer-env"),
         url("/basic-file"),
         url("/basic-env"),
+        url("/secret-header"),
         tls_server.addr.port(),
         ca_path.display(),
         dns.server(),

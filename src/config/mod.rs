@@ -74,6 +74,12 @@ pub struct Defaults {
     /// Interval used while the last run did not pass, to notice recovery
     /// sooner (default: the normal interval).
     pub interval_when_failing: Option<HumanDuration>,
+    /// How long after a rollout of a workload named in `after_rollout_of`
+    /// its checks run on `rollout_interval` (default 10m).
+    pub rollout_window: Option<HumanDuration>,
+    /// Interval inside a rollout window (default 10s, never longer than the
+    /// check's interval nor shorter than its timeout).
+    pub rollout_interval: Option<HumanDuration>,
 }
 
 /// How much a failing check matters. Ordered: info < warning < critical.
@@ -144,6 +150,16 @@ pub struct CheckConfig {
     pub successes_before_pass: Option<u32>,
     /// Overrides `defaults.interval_when_failing`.
     pub interval_when_failing: Option<HumanDuration>,
+    /// Workloads (`namespace/name` of a Deployment or StatefulSet) whose
+    /// rollout makes this check run at once and then on `rollout_interval`
+    /// for `rollout_window`: post-deploy verification without waiting for
+    /// the next round.
+    #[serde(default)]
+    pub after_rollout_of: Vec<String>,
+    /// Overrides `defaults.rollout_window`.
+    pub rollout_window: Option<HumanDuration>,
+    /// Overrides `defaults.rollout_interval`.
+    pub rollout_interval: Option<HumanDuration>,
     /// Extra facts about the check (team, service); exported on
     /// `vouch_check_info` as `label_<key>`.
     #[serde(default)]
@@ -213,6 +229,27 @@ impl CheckConfig {
         self.successes_before_pass
             .or(defaults.successes_before_pass)
             .unwrap_or(1)
+    }
+
+    /// The window and interval of re-verification after a rollout, when
+    /// the check names workloads in `after_rollout_of`.
+    pub fn effective_rollout(&self, defaults: &Defaults) -> Option<(HumanDuration, HumanDuration)> {
+        if self.after_rollout_of.is_empty() {
+            return None;
+        }
+        let window = self
+            .rollout_window
+            .or(defaults.rollout_window)
+            .unwrap_or(DEFAULT_ROLLOUT_WINDOW);
+        let interval = self
+            .rollout_interval
+            .or(defaults.rollout_interval)
+            .unwrap_or_else(|| {
+                let timeout = self.effective_timeout(defaults);
+                let normal = self.effective_interval(defaults);
+                HumanDuration(DEFAULT_ROLLOUT_INTERVAL.0.max(timeout.0).min(normal.0))
+            });
+        Some((window, interval))
     }
 
     pub fn effective_interval_when_failing(&self, defaults: &Defaults) -> Option<HumanDuration> {
@@ -870,9 +907,74 @@ fn flap_problems(check: &CheckConfig, defaults: &Defaults, at: &str) -> Vec<Prob
             ));
         }
     }
+    for (j, workload) in check.after_rollout_of.iter().enumerate() {
+        if crate::plan::WorkloadRef::parse(workload).is_none() {
+            problems.push(Problem::new(
+                format!("{at}.after_rollout_of[{j}]"),
+                format!("{workload:?} is not namespace/name of a Deployment or StatefulSet"),
+            ));
+        }
+    }
+    match check.effective_rollout(defaults) {
+        Some((window, fast)) => {
+            let (at_fast, at_window) = (
+                rollout_key(at, "rollout_interval", check.rollout_interval.is_some()),
+                rollout_key(at, "rollout_window", check.rollout_window.is_some()),
+            );
+            let interval = check.effective_interval(defaults);
+            let timeout = check.effective_timeout(defaults);
+            if fast.0.is_zero() || window.0.is_zero() {
+                problems.push(Problem::new(
+                    if fast.0.is_zero() { at_fast } else { at_window },
+                    "must be longer than 0s",
+                ));
+            } else if fast > interval {
+                problems.push(Problem::new(
+                    at_fast,
+                    format!("{fast} is longer than the interval {interval}"),
+                ));
+            } else if fast < timeout {
+                problems.push(Problem::new(
+                    at_fast,
+                    format!("{fast} is shorter than the timeout {timeout}"),
+                ));
+            } else if window < fast {
+                problems.push(Problem::new(
+                    at_window,
+                    format!("{window} is shorter than the rollout interval {fast}"),
+                ));
+            }
+        }
+        None => {
+            for (key, given) in [
+                ("rollout_window", check.rollout_window.is_some()),
+                ("rollout_interval", check.rollout_interval.is_some()),
+            ] {
+                if given {
+                    problems.push(Problem::new(
+                        format!("{at}.{key}"),
+                        "has no effect without after_rollout_of",
+                    ));
+                }
+            }
+        }
+    }
     problems
 }
 
+/// Where a rollout setting came from: the check, or the defaults.
+fn rollout_key(at: &str, key: &str, own: bool) -> String {
+    if own {
+        format!("{at}.{key}")
+    } else {
+        format!("defaults.{key}")
+    }
+}
+
+pub const DEFAULT_ROLLOUT_WINDOW: HumanDuration =
+    HumanDuration(std::time::Duration::from_secs(600));
+pub const DEFAULT_ROLLOUT_INTERVAL: HumanDuration =
+    HumanDuration(std::time::Duration::from_secs(10));
 pub const DEFAULT_INTERVAL: HumanDuration = HumanDuration(std::time::Duration::from_secs(30));
 pub const DEFAULT_TIMEOUT: HumanDuration = HumanDuration(std::time::Duration::from_secs(10));
 

@@ -53,18 +53,18 @@ impl fmt::Display for HumanDuration {
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000)] {
-        if millis >= size && millis % size == 0 {
+        if millis >= size && millis.is_multiple_of(size) {
             return format!("{}{unit}", millis / size);
         }
     }
     if millis >= 1000 {
-        if millis % 1000 == 0 {
+        if millis.is_multiple_of(1000) {
             return format!("{}s", millis / 1000);
         }
         let seconds = format!("{:.3}", duration.as_secs_f64());
         return format!("{}s", seconds.trim_end_matches('0').trim_end_matches('.'));
     }
-    if duration.as_micros() % 1000 == 0 || millis > 0 {
+    if duration.as_micros().is_multiple_of(1000) || millis > 0 {
         return format!("{millis}ms");
     }
     format!("{}µs", duration.as_micros())
@@ -161,12 +161,12 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.0;
         for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if bytes >= size && bytes % size == 0 {
+            if bytes >= size && bytes.is_multiple_of(size) {
                 return write!(f, "{}{unit}", bytes / size);
             }
         }
         for (unit, size) in [("GB", 1_000_000_000u64), ("MB", 1_000_000), ("kB", 1_000)] {
-            if bytes >= size && bytes % size == 0 {
+            if bytes >= size && bytes.is_multiple_of(size) {
                 return write!(f, "{}{unit}", bytes / size);
             }
         }

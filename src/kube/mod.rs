@@ -16,10 +16,11 @@
 //!   host names) Ingress `ns/name` reports;
 //! - [`KubeCache::container_image`]: the image (and tag) container `C` of
 //!   Deployment `ns/name` runs;
-//! - [`KubeCache::subscribe_rollouts`]: a [`Rollout`] each time a watched
-//!   Deployment or StatefulSet gets a new `metadata.generation`. Only
-//!   watched objects are seen: hold a [`Lease`] of
-//!   `WatchKey::new(DEPLOYMENTS, Some(ns))` and read it once to start it.
+//! - [`KubeCache::subscribe_rollouts`] (the same feed as
+//!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment or
+//!   StatefulSet gets a new `metadata.generation`. Only watched objects are
+//!   seen: [`KubeCache::follow_rollouts`] starts the watches of the
+//!   workloads' namespaces (`serve` does so for `after_rollout_of`).
 
 pub mod connection;
 pub mod error;
@@ -36,11 +37,13 @@ use kube::api::DynamicObject;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
+use crate::plan::{Rollout, WorkloadRef};
+
 pub use connection::{ConnectionSettings, KubeConnectionConfig};
 pub use error::KubeError;
 pub use lookup::ImageRef;
 pub use resource::ResourceType;
-pub use watch::{Objects, Rollout, WatchKey, WatchState};
+pub use watch::{Objects, WatchKey, WatchState};
 
 use watch::Shared;
 
@@ -188,13 +191,15 @@ pub struct WatchStatus {
 }
 
 impl KubeCache {
-    pub fn new(kubeconfig_flag: Option<PathBuf>) -> Self {
+    /// A cache that publishes the rollouts it sees on `rollouts` (the
+    /// feed of [`crate::probe::Clients`]).
+    pub fn new(kubeconfig_flag: Option<PathBuf>, rollouts: broadcast::Sender<Rollout>) -> Self {
         KubeCache {
             flag: kubeconfig_flag,
             settings: Mutex::new(None),
             client: tokio::sync::Mutex::new(None),
             watches: Mutex::new(HashMap::new()),
-            rollouts: broadcast::channel(256).0,
+            rollouts,
         }
     }
 
@@ -303,6 +308,27 @@ impl KubeCache {
     /// Rollouts of watched Deployments and StatefulSets, as they are seen.
     pub fn subscribe_rollouts(&self) -> broadcast::Receiver<Rollout> {
         self.rollouts.subscribe()
+    }
+
+    /// Starts (or joins) the Deployment and StatefulSet watches of the
+    /// namespaces of `workloads`, so their rollouts reach the feed; they
+    /// run while the returned watches are held. Watches that cannot start
+    /// (no client) are logged and left out.
+    pub async fn follow_rollouts(&self, workloads: &[WorkloadRef]) -> Vec<Arc<Watch>> {
+        let namespaces: std::collections::BTreeSet<&str> =
+            workloads.iter().map(|w| w.namespace.as_str()).collect();
+        let mut held = Vec::new();
+        for namespace in namespaces {
+            for resource in [resource::DEPLOYMENTS, resource::STATEFULSETS] {
+                match self.watch(&WatchKey::new(resource, Some(namespace))).await {
+                    Ok(watch) => held.push(watch),
+                    Err(err) => {
+                        tracing::warn!(namespace, resource = %resource, error = %err, "cannot follow rollouts");
+                    }
+                }
+            }
+        }
+        held
     }
 
     /// The load-balancer addresses (IP or host name, in the order the

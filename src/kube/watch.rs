@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::error::{classify_watch_error, KubeError, WatchFailure};
 use super::resource::{ResourceType, DEPLOYMENTS, SECRETS, STATEFULSETS};
+use crate::plan::{Rollout, WorkloadRef};
 
 /// What a watch is of. Equal keys share one watch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -61,17 +62,6 @@ pub enum WatchState {
 
 /// `namespace`, `name` → object. Namespace is empty for cluster objects.
 pub type Objects = BTreeMap<(String, String), Arc<DynamicObject>>;
-
-/// A Deployment or StatefulSet whose `metadata.generation` changed: a
-/// rollout started (or its spec changed otherwise).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rollout {
-    /// `deployments.apps` or `statefulsets.apps`.
-    pub resource: String,
-    pub namespace: String,
-    pub name: String,
-    pub generation: i64,
-}
 
 /// What the watch task and the readers share.
 pub(crate) struct Shared {
@@ -261,10 +251,12 @@ pub(crate) async fn run(
                     if tracks_rollouts {
                         if let (Some(before), Some(generation)) = (before, generation) {
                             if before.metadata.generation != Some(generation) {
+                                tracing::info!(resource = %resource, namespace = %key.0, name = %key.1, generation, "rollout seen");
                                 let _ = rollouts.send(Rollout {
-                                    resource: resource.rbac_name(),
-                                    namespace: key.0,
-                                    name: key.1,
+                                    workload: WorkloadRef {
+                                        namespace: key.0,
+                                        name: key.1,
+                                    },
                                     generation,
                                 });
                             }

@@ -44,6 +44,10 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "Static facts about each check, for joins; always 1.",
     ),
     (
+        "vouch_check_last_rollout_timestamp_seconds",
+        "When a rollout of a workload in the check's after_rollout_of was last seen (Unix time).",
+    ),
+    (
         "vouch_check_interval_seconds",
         "The check's configured interval, for staleness alerts.",
     ),
@@ -99,6 +103,7 @@ pub struct Metrics {
     duration: HistogramVec,
     last_run: GaugeVec,
     last_success: GaugeVec,
+    last_rollout: GaugeVec,
     runs: IntCounterVec,
     lateness: Histogram,
     skipped: IntCounterVec,
@@ -215,6 +220,14 @@ impl Metrics {
             )
             .unwrap(),
         );
+        let last_rollout = register(
+            &registry,
+            GaugeVec::new(
+                opts("vouch_check_last_rollout_timestamp_seconds"),
+                &["check"],
+            )
+            .unwrap(),
+        );
         let runs = register(
             &registry,
             IntCounterVec::new(
@@ -294,6 +307,7 @@ impl Metrics {
             duration,
             last_run,
             last_success,
+            last_rollout,
             runs,
             lateness,
             skipped,
@@ -389,6 +403,12 @@ impl Metrics {
     /// A run ended whose check is no longer configured as it was.
     pub fn run_abandoned(&self) {
         self.in_flight.dec();
+    }
+
+    pub fn rollout_seen(&self, check: &PlannedCheck) {
+        self.last_rollout
+            .with_label_values(&[&check.name])
+            .set(unix_seconds(SystemTime::now()));
     }
 
     pub fn run_skipped(&self, check: &PlannedCheck) {

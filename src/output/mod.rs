@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::flap::Debounce;
 
-use crate::plan::PlannedCheck;
+use crate::plan::{PlannedCheck, Rollout};
 use crate::result::Verdict;
 use crate::runner::RunRecord;
 use crate::scheduler::Observer;
@@ -146,5 +146,19 @@ impl Observer for Outputs {
         }
         tracing::warn!(check = %check.name, "run skipped: the previous run has not finished");
         self.metrics.run_skipped(check);
+    }
+
+    fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout) {
+        if !self.is_current(check) {
+            return;
+        }
+        tracing::info!(
+            check = %check.name,
+            workload = %rollout.workload,
+            generation = rollout.generation,
+            "rollout seen: running the check now and on its rollout interval"
+        );
+        self.metrics.rollout_seen(check);
+        self.status.rollout_seen(check, rollout);
     }
 }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::config::{Kind, Severity};
-use crate::plan::PlannedCheck;
+use crate::plan::{PlannedCheck, Rollout};
 use crate::result::{Measurement, Reason, Verdict};
 use crate::runner::RunRecord;
 
@@ -96,6 +96,19 @@ pub struct CheckStatus {
     pub last_success_at: Option<String>,
     pub consecutive_failures: u32,
     pub next_run_at: Option<String>,
+    /// The last rollout of a workload in the check's `after_rollout_of`,
+    /// so "verified since rollout X" can be read off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rollout: Option<RolloutView>,
+}
+
+/// A rollout a check followed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RolloutView {
+    /// `namespace/name` of the Deployment or StatefulSet.
+    pub workload: String,
+    pub generation: i64,
+    pub seen_at: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -121,6 +134,7 @@ struct Entry {
     last_success: Option<SystemTime>,
     consecutive_failures: u32,
     next_run: Option<SystemTime>,
+    last_rollout: Option<RolloutView>,
 }
 
 /// Latest state per check, in config order.
@@ -163,6 +177,7 @@ impl StatusBoard {
                     last_success: None,
                     consecutive_failures: 0,
                     next_run: None,
+                    last_rollout: None,
                 },
             })
             .collect();
@@ -207,6 +222,22 @@ impl StatusBoard {
         entry.next_run = next_run;
     }
 
+    /// Notes a rollout the check follows.
+    pub fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let Some(&i) = index.get(&check.name) else {
+            return;
+        };
+        if entries[i].check.fingerprint == check.fingerprint {
+            entries[i].last_rollout = Some(RolloutView {
+                workload: rollout.workload.to_string(),
+                generation: rollout.generation,
+                seen_at: rfc3339(SystemTime::now()),
+            });
+        }
+    }
+
     pub fn snapshot(&self) -> StatusSnapshot {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let mut summary = Summary {
@@ -238,6 +269,7 @@ impl StatusBoard {
                     last_success_at: entry.last_success.map(rfc3339),
                     consecutive_failures: entry.consecutive_failures,
                     next_run_at: entry.next_run.map(rfc3339),
+                    last_rollout: entry.last_rollout.clone(),
                 }
             })
             .collect();

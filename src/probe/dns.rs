@@ -780,10 +780,12 @@ fn server_text(label: &str) -> String {
 }
 
 /// A lookup time for messages: loopback answers take fractions of a
-/// millisecond, so `0.2ms`, `12ms`, `1.5s`.
+/// millisecond, so `45µs`, `0.2ms`, `12ms`, `1.5s`.
 fn format_lookup(duration: Duration) -> String {
     let millis = duration.as_secs_f64() * 1000.0;
-    if millis < 10.0 {
+    if millis < 0.1 {
+        format!("{}µs", duration.as_micros())
+    } else if millis < 10.0 {
         format!("{millis:.1}ms")
     } else if millis < 1000.0 {
         format!("{millis:.0}ms")
@@ -819,6 +821,7 @@ mod tests {
     #[test]
     fn lookup_times_keep_fractions_of_a_millisecond() {
         assert_eq!(format_lookup(Duration::from_micros(240)), "0.2ms");
+        assert_eq!(format_lookup(Duration::from_micros(45)), "45µs");
         assert_eq!(format_lookup(Duration::from_micros(12_400)), "12ms");
         assert_eq!(format_lookup(Duration::from_millis(1_520)), "1.5s");
     }

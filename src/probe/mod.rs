@@ -12,8 +12,10 @@ pub mod tls;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use tokio::sync::broadcast;
 
 use crate::config::{CheckConfig, Problem, SourcedConfig};
+use crate::plan::Rollout;
 use crate::result::Outcome;
 use crate::tls::TlsClients;
 
@@ -22,9 +24,16 @@ pub struct Clients {
     pub tls: TlsClients,
     /// The system's DNS resolver (from /etc/resolv.conf), built once.
     pub dns: dns::SystemResolver,
+    /// Rollouts of watched workloads, published by whoever watches them
+    /// (the Kubernetes cache) and followed by the scheduler for checks
+    /// with `after_rollout_of`.
+    pub rollouts: broadcast::Sender<Rollout>,
     /// The Kubernetes client and watch cache; connects on first use.
     pub kube: Arc<crate::kube::KubeCache>,
 }
+
+/// Rollouts kept for a slow subscriber before it is told it lagged.
+const ROLLOUT_FEED_CAPACITY: usize = 64;
 
 impl Clients {
     pub fn new() -> Self {
@@ -34,10 +43,12 @@ impl Clients {
     /// Clients whose Kubernetes connection uses `kubeconfig` (the
     /// `--kubeconfig` flag) over the config file and the environment.
     pub fn with_kubeconfig(kubeconfig: Option<std::path::PathBuf>) -> Self {
+        let rollouts = broadcast::channel(ROLLOUT_FEED_CAPACITY).0;
         Clients {
             tls: TlsClients::from_system(),
             dns: dns::SystemResolver::from_system(),
-            kube: Arc::new(crate::kube::KubeCache::new(kubeconfig)),
+            kube: Arc::new(crate::kube::KubeCache::new(kubeconfig, rollouts.clone())),
+            rollouts,
         }
     }
 }

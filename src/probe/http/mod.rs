@@ -36,10 +36,16 @@ pub struct HttpConfig {
     pub url: String,
     /// Request method (default GET).
     pub method: Option<String>,
-    /// Request headers. `Authorization` is refused here: it is a secret,
-    /// give it with `bearer_token_*` or `basic_auth`.
+    /// Request headers. `Authorization` and other headers that carry
+    /// credentials (see [`SECRET_HEADER_NAMES`]) are refused here: give them
+    /// with `bearer_token_*`, `basic_auth` or `secret_headers`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Request headers whose values are secrets, read from a file or an
+    /// environment variable at every run, never shown, and dropped on a
+    /// redirect to another origin.
+    #[serde(default)]
+    pub secret_headers: BTreeMap<String, SecretHeaderConfig>,
     /// Request body.
     pub body: Option<String>,
     /// File holding a bearer token sent as `Authorization: Bearer ...`.
@@ -67,6 +73,28 @@ pub struct HttpConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SecretHeaderConfig {
+    pub value_file: Option<PathBuf>,
+    pub value_env: Option<String>,
+}
+
+/// Header names whose values are credentials by convention. A literal value
+/// for one of them in `headers` would sit in the config, the status page's
+/// config view and every diff of the file, so it is refused.
+pub const SECRET_HEADER_NAMES: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "api-key",
+    "x-auth-token",
+    "x-access-token",
+    "ocp-apim-subscription-key",
+    "private-token",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BasicAuthConfig {
     pub username: String,
     pub password_file: Option<PathBuf>,
@@ -90,6 +118,8 @@ pub struct HttpProbe {
     headers: HeaderMap,
     body: Option<Bytes>,
     auth: Option<Auth>,
+    /// Headers whose values are read from a file or variable at every run.
+    secret_headers: Vec<(HeaderName, SecretSource)>,
     tls: TlsPolicy,
     follow_redirects: bool,
     max_redirects: u32,
@@ -138,6 +168,12 @@ impl HttpProbe {
                     at,
                     "Authorization is a secret: give it with bearer_token_file, bearer_token_env or basic_auth",
                 )),
+                (Ok(name), _) if SECRET_HEADER_NAMES.contains(&name.as_str()) => {
+                    problems.push(Problem::new(
+                        at,
+                        format!("{name} carries a credential: give it in secret_headers with value_file or value_env"),
+                    ))
+                }
                 (Ok(name), Ok(value)) => {
                     headers.append(name, value);
                 }
@@ -146,6 +182,7 @@ impl HttpProbe {
             }
         }
         let auth = auth(config, source, &mut problems);
+        let secret_headers = secret_headers(config, source, auth.is_some(), &mut problems);
         if config.insecure_skip_verify && config.ca_file.is_some() {
             problems.push(Problem::new(
                 "insecure_skip_verify",
@@ -181,6 +218,7 @@ impl HttpProbe {
             headers,
             body: config.body.clone().map(Bytes::from),
             auth,
+            secret_headers,
             tls,
             follow_redirects: config.follow_redirects.unwrap_or(true),
             max_redirects: config.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
@@ -193,8 +231,18 @@ impl HttpProbe {
     /// texts sent (to scrub from messages).
     fn request_headers(&self) -> Result<(HeaderMap, Vec<Secret>), String> {
         let mut headers = self.headers.clone();
+        let mut secrets = Vec::new();
+        for (name, source) in &self.secret_headers {
+            let value = source.read().map_err(|e| e.to_string())?;
+            let mut header = HeaderValue::try_from(value.expose()).map_err(|_| {
+                format!("the value for header {name} holds characters a header cannot carry")
+            })?;
+            header.set_sensitive(true);
+            headers.insert(name.clone(), header);
+            secrets.push(value);
+        }
         let (value, secret) = match &self.auth {
-            None => return Ok((headers, Vec::new())),
+            None => return Ok((headers, secrets)),
             Some(Auth::Bearer(source)) => {
                 let token = source.read().map_err(|e| e.to_string())?;
                 (format!("Bearer {}", token.expose()), token)
@@ -215,7 +263,8 @@ impl HttpProbe {
             .map_err(|_| "the credential holds characters a header cannot carry".to_string())?;
         header.set_sensitive(true);
         headers.insert(AUTHORIZATION, header);
-        Ok((headers, vec![secret, Secret::new(value)]))
+        secrets.extend([secret, Secret::new(value)]);
+        Ok((headers, secrets))
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
@@ -317,6 +366,9 @@ impl HttpProbe {
             // redirect elsewhere must not carry them (as browsers and curl).
             if next.origin() != url.origin() {
                 headers.remove(AUTHORIZATION);
+                for (name, _) in &self.secret_headers {
+                    headers.remove(name);
+                }
             }
             url = next;
         };
@@ -399,6 +451,52 @@ fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>
         (Some(bearer), None) => Some(Auth::Bearer(bearer)),
         (None, basic) => basic,
     }
+}
+
+fn secret_headers(
+    config: &HttpConfig,
+    source: &SourcedConfig,
+    has_auth: bool,
+    problems: &mut Vec<Problem>,
+) -> Vec<(HeaderName, SecretSource)> {
+    let mut found = Vec::new();
+    for (name, header) in &config.secret_headers {
+        let block = format!("secret_headers.{name}");
+        let Ok(parsed) = HeaderName::try_from(name.as_str()) else {
+            problems.push(Problem::new(block, "invalid header name"));
+            continue;
+        };
+        if parsed == AUTHORIZATION && has_auth {
+            problems.push(Problem::new(
+                block,
+                "Authorization is already set by bearer_token or basic_auth; give one of them",
+            ));
+            continue;
+        }
+        if config
+            .headers
+            .keys()
+            .any(|plain| plain.eq_ignore_ascii_case(name))
+        {
+            problems.push(Problem::new(
+                block,
+                "is also given in headers; give it in one place",
+            ));
+            continue;
+        }
+        let value = source.secret_source(
+            header.value_file.as_ref(),
+            header.value_env.as_ref(),
+            "value",
+            &block,
+            problems,
+        );
+        match value {
+            Some(value) => found.push((parsed, value)),
+            None => problems.push(Problem::new(block, "needs value_file or value_env")),
+        }
+    }
+    found
 }
 
 impl Probe for HttpProbe {
