@@ -766,7 +766,7 @@ async fn a_new_generation_of_a_watched_workload_is_published_as_a_rollout() {
     let held = cluster
         .clients
         .kube
-        .follow_rollouts(&[workload.clone()])
+        .follow_rollouts(std::slice::from_ref(&workload))
         .await;
     assert_eq!(held.len(), 2, "deployments and statefulsets of prod");
     wait_until("the watches to be open", WAIT, || async {

@@ -421,7 +421,7 @@ pub fn rollback_outcome(
             Some((revision, images.join(",")))
         })
         .collect();
-    revisions.sort_by(|a, b| b.0.cmp(&a.0));
+    revisions.sort_by_key(|(revision, _)| std::cmp::Reverse(*revision));
     let listed: Vec<String> = revisions
         .iter()
         .map(|(rev, images)| {
