@@ -755,6 +755,33 @@ async fn the_daemon_exports_watch_state_lists_it_on_readyz_and_keeps_watches_ove
     assert_eq!(result["last_run"]["verdict"], "pass", "{result}");
     assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 1);
     assert_eq!(cluster.fake.count("list", "pods", Some("prod")), 1);
+
+    // The kind's families and the watch gauge pass promtool's lint.
+    let metrics = daemon.get_ok("/metrics").await;
+    for family in ["vouch_kube_replicas", "vouch_kube_pods", "vouch_kube_watch_synced"] {
+        assert!(metrics.contains(&format!("# TYPE {family} gauge")), "{family}");
+    }
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/test.sh installs Debian's prometheus)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
