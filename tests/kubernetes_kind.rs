@@ -758,8 +758,15 @@ async fn the_daemon_exports_watch_state_lists_it_on_readyz_and_keeps_watches_ove
 
     // The kind's families and the watch gauge pass promtool's lint.
     let metrics = daemon.get_ok("/metrics").await;
-    for family in ["vouch_kube_replicas", "vouch_kube_pods", "vouch_kube_watch_synced"] {
-        assert!(metrics.contains(&format!("# TYPE {family} gauge")), "{family}");
+    for family in [
+        "vouch_kube_replicas",
+        "vouch_kube_pods",
+        "vouch_kube_watch_synced",
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {family} gauge")),
+            "{family}"
+        );
     }
     let mut promtool = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -844,4 +851,96 @@ async fn the_daemon_runs_linked_checks_at_once_when_a_watched_deployment_rolls_o
     // The new generation is not observed yet: the run right after the
     // rollout says so.
     assert_eq!(result["last_run"]["reason"], "rollout", "{result}");
+}
+
+#[tokio::test]
+async fn validate_names_a_bad_kubeconfig_flag_or_variable_and_never_connects() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        "checks:\n  - name: api\n    kubernetes: { deployment: prod/api }\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let missing = dir.path().join("missing-kubeconfig");
+    let missing = missing.to_str().unwrap();
+    let out = support::vouch::run(&["validate", "--config", config, "--kubeconfig", missing]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{config}: --kubeconfig: cannot read kubeconfig {missing}: No such file"
+        )),
+        "{stderr}"
+    );
+    // A kubeconfig whose server is the fake: validate reads it and makes
+    // no request.
+    let fake = FakeKube::start().await;
+    let kubeconfig = fake.kubeconfig_path().to_str().unwrap().to_string();
+    let out =
+        support::vouch::run(&["validate", "--config", config, "--kubeconfig", &kubeconfig]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.total_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_waits_for_the_first_sync_and_judges_the_rollout() {
+    let cluster = Cluster::start().await;
+    cluster.fake.apply(deployment("api", 2, "api:1"));
+    set_deployment_status(&cluster.fake, "api", 2, 2, 2);
+    cluster.fake.apply(deployment("web", 2, "web:1"));
+    set_deployment_status(&cluster.fake, "web", 1, 1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        "checks:\n  - name: api-rollout\n    kubernetes: { deployment: prod/api }\n  - name: web-rollout\n    kubernetes: { deployment: prod/web }\n",
+    )
+    .unwrap();
+    let kubeconfig = cluster.fake.kubeconfig_path().to_str().unwrap().to_string();
+    let config = config.to_str().unwrap();
+    let gate = |only: &'static str| {
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            support::vouch::run(&[
+                "check",
+                "--config",
+                config,
+                "--kubeconfig",
+                &kubeconfig,
+                "--format",
+                "json",
+                "--only",
+                only,
+            ])
+            .await
+        }
+    };
+    let out = gate("api-rollout").await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = gate("web-rollout").await;
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("\"reason\": \"rollout\"") || report.contains("\"reason\":\"rollout\""),
+        "{report}"
+    );
+    assert!(report.contains("1/2 ready, 1/2 updated"), "{report}");
+    assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 2);
+    // Both checks in one gate run share one watch: one more list.
+    let out =
+        support::vouch::run(&["check", "--config", config, "--kubeconfig", &kubeconfig]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 3);
 }
