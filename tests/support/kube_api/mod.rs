@@ -78,6 +78,7 @@
 //! - `resourceVersion` on a list other than with `Exact` reads the present;
 //!   a watch from a resourceVersion newer than the present just waits.
 
+pub mod objects;
 mod rbac;
 mod selectors;
 mod server;
@@ -92,6 +93,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
+#[allow(unused_imports)]
+pub use objects::DeploymentNumbers;
 #[allow(unused_imports)]
 pub use rbac::{rules_bound_to, rules_of_roles, Rule};
 #[allow(unused_imports)]

@@ -191,8 +191,92 @@ fn api_group(group: &str, versions: &[String]) -> Value {
     })
 }
 
-fn route(state: &State, path: &str, server_address: &str) -> Route {
+/// Whether the Accept header asks for aggregated discovery (kube-client's
+/// `Discovery::run_aggregated`, kubectl): the real server answers `/api`
+/// and `/apis` with an APIGroupDiscoveryList then.
+fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|choice| {
+        let parameters: Vec<&str> = choice.split(';').map(str::trim).collect();
+        parameters.contains(&"g=apidiscovery.k8s.io")
+            && parameters.contains(&"as=APIGroupDiscoveryList")
+            && (parameters.contains(&"v=v2") || parameters.contains(&"v=v2beta1"))
+    })
+}
+
+/// An APIGroupDiscoveryList (apidiscovery.k8s.io/v2) of the core group
+/// (`core`) or of every named group.
+fn aggregated_discovery(state: &State, core: bool) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for t in state.types.iter().filter(|t| t.group.is_empty() == core) {
+        match groups.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&t.version) {
+                    versions.push(t.version.clone())
+                }
+            }
+            None => groups.push((t.group.clone(), vec![t.version.clone()])),
+        }
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|version| {
+                    let resources: Vec<Value> = state
+                        .types
+                        .iter()
+                        .filter(|t| t.group == *group && t.version == *version)
+                        .map(|t| {
+                            let response_kind =
+                                json!({"group": t.group, "version": t.version, "kind": t.kind});
+                            let mut resource = json!({
+                                "resource": t.plural,
+                                "responseKind": response_kind,
+                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": t.kind.to_lowercase(),
+                                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                            });
+                            if !t.short_names.is_empty() {
+                                resource["shortNames"] = json!(t.short_names);
+                            }
+                            if t.status {
+                                resource["subresources"] = json!([{
+                                    "subresource": "status",
+                                    "responseKind": response_kind,
+                                    "verbs": ["get", "patch", "update"],
+                                }]);
+                            }
+                            resource
+                        })
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let mut metadata = json!({"creationTimestamp": null});
+            if !group.is_empty() {
+                metadata["name"] = json!(group);
+            }
+            json!({"metadata": metadata, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn route(state: &State, path: &str, server_address: &str, accept: &str) -> Route {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if wants_aggregated(accept) {
+        match segments.as_slice() {
+            ["api"] => return Route::Discovery(aggregated_discovery(state, true)),
+            ["apis"] => return Route::Discovery(aggregated_discovery(state, false)),
+            _ => {}
+        }
+    }
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => {
             return Route::Discovery(json!({
@@ -347,7 +431,15 @@ pub(crate) async fn handle(
         record.verb = method.to_lowercase();
         failure(401, "Unauthorized", "Unauthorized", Value::Null)
     } else {
-        answer(&inner, &method, &path, &params, representation, &mut record)
+        answer(
+            &inner,
+            &method,
+            &path,
+            &accept,
+            &params,
+            representation,
+            &mut record,
+        )
     };
     record.status = response.status().as_u16();
     inner.state.lock().unwrap().requests.push(record);
@@ -358,12 +450,13 @@ fn answer(
     inner: &Arc<Inner>,
     method: &str,
     path: &str,
+    accept: &str,
     params: &HashMap<String, String>,
     representation: Representation,
     record: &mut KubeRequest,
 ) -> Response<Body> {
     let mut state = inner.state.lock().unwrap();
-    let target = match route(&state, path, &inner.server_address) {
+    let target = match route(&state, path, &inner.server_address, accept) {
         Route::Discovery(document) => {
             record.verb = if method == "GET" {
                 "discovery".to_string()
