@@ -1105,3 +1105,37 @@ async fn a_renewed_certificate_has_a_new_not_after() {
     // Status changes leave the generation alone.
     assert_eq!(after.metadata.generation, before.metadata.generation);
 }
+
+#[tokio::test]
+async fn over_https_the_kubeconfig_carries_the_ca_and_another_ca_is_refused() {
+    let fake = FakeKube::start_tls().await;
+    assert!(fake.url().starts_with("https://127.0.0.1:"));
+    fake.apply(config_map("prod", "a", "1"));
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    fake.restart().await;
+    api.get("a").await.expect("HTTPS again after a restart");
+
+    use base64::Engine;
+    let other_ca = support::certs::TestCa::new("Some Other CA");
+    let yaml = fake.kubeconfig_yaml().replace(
+        &base64::engine::general_purpose::STANDARD.encode(fake.ca_pem().unwrap()),
+        &base64::engine::general_purpose::STANDARD.encode(other_ca.pem()),
+    );
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let untrusting: Api<ConfigMap> =
+        Api::namespaced(kube::Client::try_from(config).unwrap(), "prod");
+    let error = untrusting.get("a").await.expect_err("an unknown issuer");
+    assert!(
+        !matches!(error, kube::Error::Api(_)),
+        "a TLS error, not a Status: {error:?}"
+    );
+}

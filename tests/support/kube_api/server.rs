@@ -24,26 +24,45 @@ use super::Inner;
 
 /// Accepts connections until the task is aborted; aborting drops every
 /// open connection with it (the JoinSet aborts its tasks on drop).
-pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let inner = inner.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let inner = inner.clone();
-                        async move { Ok::<_, Infallible>(handle(inner, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        None => serve_connection(stream, inner).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_connection(stream, inner).await;
+                            }
+                        }
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+async fn serve_connection<I>(io: I, inner: Arc<Inner>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let inner = inner.clone();
+        async move { Ok::<_, Infallible>(handle(inner, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
