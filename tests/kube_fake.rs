@@ -1139,3 +1139,85 @@ async fn over_https_the_kubeconfig_carries_the_ca_and_another_ca_is_refused() {
         "a TLS error, not a Status: {error:?}"
     );
 }
+
+#[tokio::test]
+async fn injected_failures_answer_real_status_objects() {
+    let fake = FakeKube::start().await;
+    // kube-client retries 429, 503 and 504 by default (up to 15 times with
+    // backoff); without retries the Status itself shows.
+    let kubeconfig = kube::config::Kubeconfig::read_from(fake.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "prod");
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, "prod");
+    for (code, reason) in [
+        (503, "ServiceUnavailable"),
+        (500, "InternalError"),
+        (504, "Timeout"),
+        (429, "TooManyRequests"),
+    ] {
+        fake.fail_requests("pods", code);
+        let status = api_error(
+            pods.list(&ListParams::default())
+                .await
+                .expect_err("injected"),
+        );
+        assert_eq!((status.code, status.reason.as_str()), (code, reason));
+        config_maps
+            .list(&ListParams::default())
+            .await
+            .expect("other resources answer");
+    }
+    fake.clear_failures();
+    pods.list(&ListParams::default())
+        .await
+        .expect("answers again");
+    fake.fail_requests("*", 503);
+    let status = api_error(
+        config_maps
+            .get("x")
+            .await
+            .expect_err("every resource fails"),
+    );
+    assert_eq!(status.code, 503);
+    fake.clear_failures();
+
+    // The default client retries a 503 until the API answers.
+    let retrying: Api<Pod> = Api::namespaced(fake.client().await, "prod");
+    fake.reset_requests();
+    fake.fail_requests("pods", 503);
+    let list = tokio::spawn(async move { retrying.list(&ListParams::default()).await });
+    wait_until("a retry", LIMIT, || async {
+        fake.count("list", "pods", Some("prod")) >= 2
+    })
+    .await;
+    fake.clear_failures();
+    list.await.unwrap().expect("the retried list succeeds");
+}
+
+#[tokio::test]
+async fn a_hanging_api_runs_into_the_client_timeout() {
+    let fake = FakeKube::start().await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(fake.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.read_timeout = Some(Duration::from_millis(300));
+    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "prod");
+    pods.list(&ListParams::default())
+        .await
+        .expect("answers in time");
+    fake.set_delay(Duration::from_secs(30));
+    let error = pods.list(&ListParams::default()).await.expect_err("hangs");
+    assert!(
+        !matches!(error, kube::Error::Api(_)),
+        "a timeout, not a Status: {error:?}"
+    );
+    fake.set_delay(Duration::ZERO);
+    pods.list(&ListParams::default())
+        .await
+        .expect("answers again");
+}

@@ -61,7 +61,8 @@
 //!   `system:discovery` role grants every authenticated user).
 //! - Faults: dropping every open watch connection mid-stream, compacting
 //!   history (next resume gets 410), stopping and restarting on the same
-//!   port with the same state, delaying every answer.
+//!   port with the same state, delaying every answer, answering a
+//!   resource's requests with 429/500/503/504 Status failures.
 //! - A request log with counts per (verb, resource, namespace).
 //!
 //! # What it does not imitate
@@ -577,7 +578,20 @@ impl FakeKube {
         }
     }
 
-    /// Every answer waits this long first (zero: no delay).
+    /// Every request on `plural` (`"*"`: on any resource; discovery is
+    /// spared) answers a failure Status with `code`, shaped as the real
+    /// server's: 429 TooManyRequests (with Retry-After), 500 InternalError,
+    /// 503 ServiceUnavailable, 504 Timeout. Until [`FakeKube::clear_failures`].
+    pub fn fail_requests(&self, plural: &str, code: u16) {
+        self.state().failures.insert(plural.to_string(), code);
+    }
+
+    pub fn clear_failures(&self) {
+        self.state().failures.clear();
+    }
+
+    /// Every answer waits this long first (zero: no delay; a very long one
+    /// stands for a hanging API server).
     pub fn set_delay(&self, delay: Duration) {
         self.state().delay = delay;
     }

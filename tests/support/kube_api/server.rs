@@ -98,6 +98,43 @@ fn failure(code: u16, reason: &str, message: &str, details: Value) -> Response<B
     )
 }
 
+/// The failures a real API server gives under load or trouble.
+fn injected_failure(code: u16) -> Response<Body> {
+    match code {
+        429 => {
+            let mut response = failure(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+                json!({"retryAfterSeconds": 1}),
+            );
+            response
+                .headers_mut()
+                .insert("Retry-After", hyper::header::HeaderValue::from_static("1"));
+            response
+        }
+        500 => failure(
+            500,
+            "InternalError",
+            "Internal error occurred: etcdserver: request timed out",
+            json!({"causes": [{"message": "etcdserver: request timed out"}]}),
+        ),
+        503 => failure(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+            Value::Null,
+        ),
+        504 => failure(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+            json!({}),
+        ),
+        other => failure(other, "Unknown", "the fake was told to fail this request", Value::Null),
+    }
+}
+
 fn not_found_path() -> Response<Body> {
     failure(
         404,
@@ -525,6 +562,15 @@ fn answer(
             "the fake Kubernetes API serves reads only (get, list, watch)",
             json!({}),
         );
+    }
+
+    let injected = state
+        .failures
+        .get(&target.resource_type.plural)
+        .or_else(|| state.failures.get("*"))
+        .copied();
+    if let Some(code) = injected {
+        return injected_failure(code);
     }
 
     let labels = match LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))
