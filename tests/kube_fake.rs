@@ -863,3 +863,361 @@ async fn requests_are_counted_per_verb_resource_and_namespace() {
     fake.reset_requests();
     assert_eq!(fake.total_requests(), 0);
 }
+
+#[tokio::test]
+async fn aggregated_discovery_lists_installed_crds() {
+    let fake = FakeKube::start().await;
+    fake.install_external_secrets();
+    let client = fake.client().await;
+    let discovery = kube::Discovery::new(client)
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery");
+    let gvk = GroupVersionKind::gvk("external-secrets.io", "v1", "ClusterSecretStore");
+    let (resource, capabilities) = discovery.resolve_gvk(&gvk).expect("served");
+    assert_eq!(resource.plural, "clustersecretstores");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Cluster);
+    let (resource, _) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Secret"))
+        .expect("core types");
+    assert_eq!(resource.plural, "secrets");
+    assert!(!discovery.has_group("cert-manager.io"));
+}
+
+#[tokio::test]
+async fn a_streaming_list_watcher_gets_initial_events_then_changes() {
+    let fake = FakeKube::start().await;
+    fake.apply(config_map("prod", "a", "1"));
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    let (store, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default().streaming_lists()),
+    );
+    let task = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+    wait_until("the initial events", LIMIT, || async {
+        store.state().len() == 1
+    })
+    .await;
+    fake.apply(config_map("prod", "b", "1"));
+    wait_until("the change", LIMIT, || async { store.state().len() == 2 }).await;
+    task.abort();
+    assert_eq!(fake.count("list", "configmaps", Some("prod")), 0);
+    assert_eq!(fake.count("watch", "configmaps", Some("prod")), 1);
+}
+
+#[tokio::test]
+async fn a_selector_watch_sees_objects_enter_and_leave_the_selection() {
+    let fake = FakeKube::start().await;
+    let api: Api<Pod> = Api::namespaced(fake.client().await, "prod");
+    let mut events = api
+        .watch(
+            &WatchParams::default().labels("app=web").disable_bookmarks(),
+            "0",
+        )
+        .await
+        .unwrap()
+        .boxed();
+    wait_until("the watch", LIMIT, || async { fake.open_watches() == 1 }).await;
+    fake.apply(pod("prod", "p", json!({"app": "db"})));
+    fake.apply(pod("prod", "p", json!({"app": "web"})));
+    fake.apply(pod("prod", "p", json!({"app": "web", "x": "y"})));
+    fake.apply(pod("prod", "p", json!({"app": "db"})));
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        seen.push(match events.try_next().await.unwrap().unwrap() {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    assert_eq!(seen, ["ADDED", "MODIFIED", "DELETED"]);
+}
+
+#[tokio::test]
+async fn a_rollout_moves_step_by_step_until_complete() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use support::kube_api::objects;
+
+    let fake = FakeKube::start().await;
+    fake.apply(objects::deployment("prod", "web", 3, "web:1"));
+    fake.settle_deployment("prod", "web");
+    let client = fake.client().await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "prod");
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client, "prod");
+
+    let web = deployments.get("web").await.unwrap();
+    let status = web.status.clone().unwrap();
+    assert_eq!(web.metadata.generation, Some(1));
+    assert_eq!(status.observed_generation, Some(1));
+    let numbers = |s: &k8s_openapi::api::apps::v1::DeploymentStatus| {
+        (
+            s.replicas,
+            s.updated_replicas,
+            s.ready_replicas,
+            s.available_replicas,
+        )
+    };
+    assert_eq!(numbers(&status), (Some(3), Some(3), Some(3), Some(3)));
+
+    let new_rs = fake.start_rollout("prod", "web", "web:2");
+    let web = deployments.get("web").await.unwrap();
+    assert_eq!(web.metadata.generation, Some(2));
+    let status = web.status.unwrap();
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(numbers(&status), (Some(3), Some(0), Some(3), Some(3)));
+    let sets = replica_sets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(sets.len(), 2);
+    let new = sets
+        .iter()
+        .find(|rs| rs.name_any() == new_rs)
+        .expect("the new ReplicaSet");
+    assert_eq!(new.annotations()["deployment.kubernetes.io/revision"], "2");
+    assert_eq!(new.owner_references()[0].uid, web.metadata.uid.unwrap());
+    assert_eq!(
+        new.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .as_ref()
+            .unwrap()
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .as_deref(),
+        Some("web:2")
+    );
+
+    let mut steps = 1;
+    while !fake.rollout_step("prod", "web") {
+        steps += 1;
+        assert!(steps <= 3, "a rollout of 3 replicas takes 3 steps");
+    }
+    assert_eq!(steps, 3);
+    let status = deployments.get("web").await.unwrap().status.unwrap();
+    assert_eq!(numbers(&status), (Some(3), Some(3), Some(3), Some(3)));
+    let progressing = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(
+        progressing.reason.as_deref(),
+        Some("NewReplicaSetAvailable")
+    );
+    let old = replica_sets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|rs| rs.name_any() != new_rs)
+        .unwrap();
+    assert_eq!(old.status.unwrap().replicas, 0);
+
+    // Scaling is a spec change the controller has not seen yet.
+    fake.scale_deployment("prod", "web", 5);
+    let web = deployments.get("web").await.unwrap();
+    assert_eq!(web.metadata.generation, Some(3));
+    assert_eq!(web.status.unwrap().observed_generation, Some(2));
+}
+
+#[tokio::test]
+async fn a_crash_looping_pod_looks_like_one() {
+    use support::kube_api::objects;
+
+    let fake = FakeKube::start().await;
+    fake.apply(objects::ready_pod(
+        "prod",
+        "web-1",
+        json!({"app": "web"}),
+        "web:1",
+    ));
+    fake.crash_loop_pod("prod", "web-1", "app");
+    fake.crash_loop_pod("prod", "web-1", "app");
+    let pods: Api<Pod> = Api::namespaced(fake.client().await, "prod");
+    let status = pods.get("web-1").await.unwrap().status.unwrap();
+    let container = &status.container_statuses.unwrap()[0];
+    assert_eq!(container.restart_count, 2);
+    assert!(!container.ready);
+    let waiting = container.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    let terminated = container
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (terminated.exit_code, terminated.reason.as_deref()),
+        (1, Some("Error"))
+    );
+    let ready = status
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_has_a_new_not_after() {
+    use support::kube_api::objects;
+
+    let fake = FakeKube::start().await;
+    fake.install_cert_manager();
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    fake.apply(objects::certificate(
+        "prod",
+        "web-tls",
+        &["web.example"],
+        now - day * 80,
+        now + day * 10,
+    ));
+    let certificates: Api<DynamicObject> =
+        Api::namespaced_with(fake.client().await, "prod", &certificate_resource());
+    let before = certificates.get("web-tls").await.unwrap();
+    fake.renew_certificate("prod", "web-tls", now, now + day * 90);
+    let after = certificates.get("web-tls").await.unwrap();
+    assert_ne!(
+        before.data["status"]["notAfter"],
+        after.data["status"]["notAfter"]
+    );
+    let not_after: chrono::DateTime<chrono::Utc> = after.data["status"]["notAfter"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(not_after > now + day * 89);
+    assert_eq!(after.data["status"]["revision"], 2);
+    assert_eq!(after.data["status"]["conditions"][0]["status"], "True");
+    // Status changes leave the generation alone.
+    assert_eq!(after.metadata.generation, before.metadata.generation);
+}
+
+#[tokio::test]
+async fn over_https_the_kubeconfig_carries_the_ca_and_another_ca_is_refused() {
+    let fake = FakeKube::start_tls().await;
+    assert!(fake.url().starts_with("https://127.0.0.1:"));
+    fake.apply(config_map("prod", "a", "1"));
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    assert_eq!(
+        api.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    fake.restart().await;
+    api.get("a").await.expect("HTTPS again after a restart");
+
+    use base64::Engine;
+    let other_ca = support::certs::TestCa::new("Some Other CA");
+    let yaml = fake.kubeconfig_yaml().replace(
+        &base64::engine::general_purpose::STANDARD.encode(fake.ca_pem().unwrap()),
+        &base64::engine::general_purpose::STANDARD.encode(other_ca.pem()),
+    );
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&yaml).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let untrusting: Api<ConfigMap> =
+        Api::namespaced(kube::Client::try_from(config).unwrap(), "prod");
+    let error = untrusting.get("a").await.expect_err("an unknown issuer");
+    assert!(
+        !matches!(error, kube::Error::Api(_)),
+        "a TLS error, not a Status: {error:?}"
+    );
+}
+
+#[tokio::test]
+async fn injected_failures_answer_real_status_objects() {
+    let fake = FakeKube::start().await;
+    // kube-client retries 429, 503 and 504 by default (up to 15 times with
+    // backoff); without retries the Status itself shows.
+    let kubeconfig = kube::config::Kubeconfig::read_from(fake.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "prod");
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, "prod");
+    for (code, reason) in [
+        (503, "ServiceUnavailable"),
+        (500, "InternalError"),
+        (504, "Timeout"),
+        (429, "TooManyRequests"),
+    ] {
+        fake.fail_requests("pods", code);
+        let status = api_error(
+            pods.list(&ListParams::default())
+                .await
+                .expect_err("injected"),
+        );
+        assert_eq!((status.code, status.reason.as_str()), (code, reason));
+        config_maps
+            .list(&ListParams::default())
+            .await
+            .expect("other resources answer");
+    }
+    fake.clear_failures();
+    pods.list(&ListParams::default())
+        .await
+        .expect("answers again");
+    fake.fail_requests("*", 503);
+    let status = api_error(
+        config_maps
+            .get("x")
+            .await
+            .expect_err("every resource fails"),
+    );
+    assert_eq!(status.code, 503);
+    fake.clear_failures();
+
+    // The default client retries a 503 until the API answers.
+    let retrying: Api<Pod> = Api::namespaced(fake.client().await, "prod");
+    fake.reset_requests();
+    fake.fail_requests("pods", 503);
+    let list = tokio::spawn(async move { retrying.list(&ListParams::default()).await });
+    wait_until("a retry", LIMIT, || async {
+        fake.count("list", "pods", Some("prod")) >= 2
+    })
+    .await;
+    fake.clear_failures();
+    list.await.unwrap().expect("the retried list succeeds");
+}
+
+#[tokio::test]
+async fn a_hanging_api_runs_into_the_client_timeout() {
+    let fake = FakeKube::start().await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(fake.kubeconfig_path()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.read_timeout = Some(Duration::from_millis(300));
+    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "prod");
+    pods.list(&ListParams::default())
+        .await
+        .expect("answers in time");
+    fake.set_delay(Duration::from_secs(30));
+    let error = pods.list(&ListParams::default()).await.expect_err("hangs");
+    assert!(
+        !matches!(error, kube::Error::Api(_)),
+        "a timeout, not a Status: {error:?}"
+    );
+    fake.set_delay(Duration::ZERO);
+    pods.list(&ListParams::default())
+        .await
+        .expect("answers again");
+}

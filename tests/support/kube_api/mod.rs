@@ -4,9 +4,11 @@
 //! at the kubeconfig it writes.
 //!
 //! # What it imitates
-//! - Plain HTTP/1.1 on a random loopback port (kube-client accepts an
-//!   `http://` server URL), a kubeconfig with a cluster, a bearer-token user
-//!   and a context; a request without that token gets 401 `Unauthorized`.
+//! - HTTP/1.1 on a random loopback port, plain ([`FakeKube::start`]:
+//!   kube-client accepts an `http://` server URL) or HTTPS with a CA of its
+//!   own ([`FakeKube::start_tls`]: certificate-authority-data in the
+//!   kubeconfig); a kubeconfig with a cluster, a bearer-token user and a
+//!   context; a request without that token gets 401 `Unauthorized`.
 //! - Real paths: `/api/v1/...`, `/apis/{group}/{version}/...`, namespaced
 //!   (`namespaces/{ns}/{plural}`) and all-namespaces collections, objects by
 //!   name, the `status` subresource; `/version`.
@@ -59,7 +61,8 @@
 //!   `system:discovery` role grants every authenticated user).
 //! - Faults: dropping every open watch connection mid-stream, compacting
 //!   history (next resume gets 410), stopping and restarting on the same
-//!   port with the same state, delaying every answer.
+//!   port with the same state, delaying every answer, answering a
+//!   resource's requests with 429/500/503/504 Status failures.
 //! - A request log with counts per (verb, resource, namespace).
 //!
 //! # What it does not imitate
@@ -72,12 +75,13 @@
 //! - Namespaces are created on demand when a test applies an object in one.
 //! - core/v1 and events.k8s.io/v1 Events are not two views of one store
 //!   (only core/v1 events is served); no Table output, no protobuf, no
-//!   HTTP/2, no TLS, no client-certificate or exec authentication, no
+//!   HTTP/2, no client-certificate or exec authentication, no
 //!   aggregated discovery (v2), no impersonation, no `watch` legacy paths.
 //! - Only the `status` subresource; no logs, exec, scale, eviction.
 //! - `resourceVersion` on a list other than with `Exact` reads the present;
 //!   a watch from a resourceVersion newer than the present just waits.
 
+pub mod objects;
 mod rbac;
 mod selectors;
 mod server;
@@ -92,6 +96,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
+#[allow(unused_imports)]
+pub use objects::DeploymentNumbers;
 #[allow(unused_imports)]
 pub use rbac::{rules_bound_to, rules_of_roles, Rule};
 #[allow(unused_imports)]
@@ -115,6 +121,8 @@ pub(crate) struct Inner {
 pub struct FakeKube {
     inner: Arc<Inner>,
     addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ca_pem: Option<String>,
     _dir: tempfile::TempDir,
     kubeconfig: PathBuf,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -138,13 +146,40 @@ fn token() -> String {
 }
 
 impl FakeKube {
-    /// Starts the server on a random loopback port and writes its
-    /// kubeconfig.
+    /// Starts the server (plain HTTP) on a random loopback port and writes
+    /// its kubeconfig.
     pub async fn start() -> FakeKube {
+        FakeKube::launch(None).await
+    }
+
+    /// Starts the server over HTTPS with a certificate for 127.0.0.1 from
+    /// a CA of its own, whose PEM the kubeconfig carries as
+    /// certificate-authority-data (as a real cluster's kubeconfig does).
+    pub async fn start_tls() -> FakeKube {
+        FakeKube::launch(Some(super::certs::TestCa::new("Fake Kubernetes API CA"))).await
+    }
+
+    async fn launch(ca: Option<super::certs::TestCa>) -> FakeKube {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake Kubernetes API");
         let addr = listener.local_addr().expect("local address");
+        let tls = ca.as_ref().map(|ca| {
+            let identity = ca.issue(
+                &["127.0.0.1", "localhost"],
+                super::certs::Validity::ValidFor { days: 30 },
+            );
+            let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(identity.chain.clone(), identity.key())
+            .expect("the fake API's certificate");
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
+        let ca_pem = ca.as_ref().map(|ca| ca.pem());
         let (drops, _) = watch::channel(0);
         let (notes, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
@@ -157,27 +192,44 @@ impl FakeKube {
         });
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig_yaml(addr, &inner.token))
-            .expect("write the kubeconfig");
-        let task = tokio::spawn(server::serve(listener, inner.clone()));
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_yaml(addr, &inner.token, ca_pem.as_deref()),
+        )
+        .expect("write the kubeconfig");
+        let task = tokio::spawn(server::serve(listener, inner.clone(), tls.clone()));
         let fake = FakeKube {
             inner,
             addr,
+            tls,
+            ca_pem,
             _dir: dir,
             kubeconfig,
             task: Mutex::new(Some(task)),
         };
-        fake.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}));
+        fake.apply(json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "default"},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"}
+        }));
         fake
+    }
+
+    /// The PEM of the CA that signed the server certificate (HTTPS only).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` after [`FakeKube::start_tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The bearer token the kubeconfig carries (a secret: never print it).
@@ -193,7 +245,7 @@ impl FakeKube {
 
     /// The kubeconfig's text.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_yaml(self.addr, &self.inner.token)
+        kubeconfig_yaml(self.addr, &self.inner.token, self.ca_pem.as_deref())
     }
 
     /// A `kube::Client` built from the kubeconfig, as a program would.
@@ -526,7 +578,20 @@ impl FakeKube {
         }
     }
 
-    /// Every answer waits this long first (zero: no delay).
+    /// Every request on `plural` (`"*"`: on any resource; discovery is
+    /// spared) answers a failure Status with `code`, shaped as the real
+    /// server's: 429 TooManyRequests (with Retry-After), 500 InternalError,
+    /// 503 ServiceUnavailable, 504 Timeout. Until [`FakeKube::clear_failures`].
+    pub fn fail_requests(&self, plural: &str, code: u16) {
+        self.state().failures.insert(plural.to_string(), code);
+    }
+
+    pub fn clear_failures(&self) {
+        self.state().failures.clear();
+    }
+
+    /// Every answer waits this long first (zero: no delay; a very long one
+    /// stands for a hanging API server).
     pub fn set_delay(&self, delay: Duration) {
         self.state().delay = delay;
     }
@@ -558,7 +623,11 @@ impl FakeKube {
         let listener = tokio::net::TcpListener::bind(self.addr)
             .await
             .expect("bind the fake Kubernetes API's port again");
-        let task = tokio::spawn(server::serve(listener, self.inner.clone()));
+        let task = tokio::spawn(server::serve(
+            listener,
+            self.inner.clone(),
+            self.tls.clone(),
+        ));
         *self.task.lock().unwrap() = Some(task);
     }
 
@@ -607,14 +676,22 @@ impl FakeKube {
     }
 }
 
-fn kubeconfig_yaml(addr: SocketAddr, token: &str) -> String {
+fn kubeconfig_yaml(addr: SocketAddr, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine;
+    let cluster = match ca_pem {
+        None => format!("server: http://{addr}"),
+        Some(pem) => format!(
+            "server: https://{addr}\n      certificate-authority-data: {}",
+            base64::engine::general_purpose::STANDARD.encode(pem)
+        ),
+    };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
   - name: fake
     cluster:
-      server: http://{addr}
+      {cluster}
 contexts:
   - name: fake
     context:

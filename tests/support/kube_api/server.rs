@@ -24,26 +24,45 @@ use super::Inner;
 
 /// Accepts connections until the task is aborted; aborting drops every
 /// open connection with it (the JoinSet aborts its tasks on drop).
-pub(crate) async fn serve(listener: TcpListener, inner: Arc<Inner>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let inner = inner.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let inner = inner.clone();
-                        async move { Ok::<_, Infallible>(handle(inner, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        None => serve_connection(stream, inner).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_connection(stream, inner).await;
+                            }
+                        }
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+async fn serve_connection<I>(io: I, inner: Arc<Inner>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let inner = inner.clone();
+        async move { Ok::<_, Infallible>(handle(inner, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
@@ -77,6 +96,43 @@ fn failure(code: u16, reason: &str, message: &str, details: Value) -> Response<B
         StatusCode::from_u16(code).expect("a status code"),
         &status_object(code, reason, message, details),
     )
+}
+
+/// The failures a real API server gives under load or trouble.
+fn injected_failure(code: u16) -> Response<Body> {
+    match code {
+        429 => {
+            let mut response = failure(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+                json!({"retryAfterSeconds": 1}),
+            );
+            response
+                .headers_mut()
+                .insert("Retry-After", hyper::header::HeaderValue::from_static("1"));
+            response
+        }
+        500 => failure(
+            500,
+            "InternalError",
+            "Internal error occurred: etcdserver: request timed out",
+            json!({"causes": [{"message": "etcdserver: request timed out"}]}),
+        ),
+        503 => failure(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+            Value::Null,
+        ),
+        504 => failure(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+            json!({}),
+        ),
+        other => failure(other, "Unknown", "the fake was told to fail this request", Value::Null),
+    }
 }
 
 fn not_found_path() -> Response<Body> {
@@ -191,8 +247,92 @@ fn api_group(group: &str, versions: &[String]) -> Value {
     })
 }
 
-fn route(state: &State, path: &str, server_address: &str) -> Route {
+/// Whether the Accept header asks for aggregated discovery (kube-client's
+/// `Discovery::run_aggregated`, kubectl): the real server answers `/api`
+/// and `/apis` with an APIGroupDiscoveryList then.
+fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|choice| {
+        let parameters: Vec<&str> = choice.split(';').map(str::trim).collect();
+        parameters.contains(&"g=apidiscovery.k8s.io")
+            && parameters.contains(&"as=APIGroupDiscoveryList")
+            && (parameters.contains(&"v=v2") || parameters.contains(&"v=v2beta1"))
+    })
+}
+
+/// An APIGroupDiscoveryList (apidiscovery.k8s.io/v2) of the core group
+/// (`core`) or of every named group.
+fn aggregated_discovery(state: &State, core: bool) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for t in state.types.iter().filter(|t| t.group.is_empty() == core) {
+        match groups.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, versions)) => {
+                if !versions.contains(&t.version) {
+                    versions.push(t.version.clone())
+                }
+            }
+            None => groups.push((t.group.clone(), vec![t.version.clone()])),
+        }
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|version| {
+                    let resources: Vec<Value> = state
+                        .types
+                        .iter()
+                        .filter(|t| t.group == *group && t.version == *version)
+                        .map(|t| {
+                            let response_kind =
+                                json!({"group": t.group, "version": t.version, "kind": t.kind});
+                            let mut resource = json!({
+                                "resource": t.plural,
+                                "responseKind": response_kind,
+                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": t.kind.to_lowercase(),
+                                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                            });
+                            if !t.short_names.is_empty() {
+                                resource["shortNames"] = json!(t.short_names);
+                            }
+                            if t.status {
+                                resource["subresources"] = json!([{
+                                    "subresource": "status",
+                                    "responseKind": response_kind,
+                                    "verbs": ["get", "patch", "update"],
+                                }]);
+                            }
+                            resource
+                        })
+                        .collect();
+                    json!({"version": version, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let mut metadata = json!({"creationTimestamp": null});
+            if !group.is_empty() {
+                metadata["name"] = json!(group);
+            }
+            json!({"metadata": metadata, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn route(state: &State, path: &str, server_address: &str, accept: &str) -> Route {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if wants_aggregated(accept) {
+        match segments.as_slice() {
+            ["api"] => return Route::Discovery(aggregated_discovery(state, true)),
+            ["apis"] => return Route::Discovery(aggregated_discovery(state, false)),
+            _ => {}
+        }
+    }
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => {
             return Route::Discovery(json!({
@@ -347,7 +487,15 @@ pub(crate) async fn handle(
         record.verb = method.to_lowercase();
         failure(401, "Unauthorized", "Unauthorized", Value::Null)
     } else {
-        answer(&inner, &method, &path, &params, representation, &mut record)
+        answer(
+            &inner,
+            &method,
+            &path,
+            &accept,
+            &params,
+            representation,
+            &mut record,
+        )
     };
     record.status = response.status().as_u16();
     inner.state.lock().unwrap().requests.push(record);
@@ -358,12 +506,13 @@ fn answer(
     inner: &Arc<Inner>,
     method: &str,
     path: &str,
+    accept: &str,
     params: &HashMap<String, String>,
     representation: Representation,
     record: &mut KubeRequest,
 ) -> Response<Body> {
     let mut state = inner.state.lock().unwrap();
-    let target = match route(&state, path, &inner.server_address) {
+    let target = match route(&state, path, &inner.server_address, accept) {
         Route::Discovery(document) => {
             record.verb = if method == "GET" {
                 "discovery".to_string()
@@ -413,6 +562,15 @@ fn answer(
             "the fake Kubernetes API serves reads only (get, list, watch)",
             json!({}),
         );
+    }
+
+    let injected = state
+        .failures
+        .get(&target.resource_type.plural)
+        .or_else(|| state.failures.get("*"))
+        .copied();
+    if let Some(code) = injected {
+        return injected_failure(code);
     }
 
     let labels = match LabelSelector::parse(params.get("labelSelector").map_or("", String::as_str))

@@ -119,6 +119,8 @@ pub(crate) struct State {
     pub delay: std::time::Duration,
     pub bookmark_interval: std::time::Duration,
     pub uid_counter: u64,
+    /// Resource plural (or `*`) → the status code every request on it gets.
+    pub failures: std::collections::HashMap<String, u16>,
 }
 
 fn builtin(
@@ -229,6 +231,7 @@ impl State {
             delay: std::time::Duration::ZERO,
             bookmark_interval: std::time::Duration::from_secs(1),
             uid_counter: 0,
+            failures: std::collections::HashMap::new(),
         }
     }
 
