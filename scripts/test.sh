@@ -16,11 +16,28 @@ need dnsmasq dnsmasq-base
 # `postgres` user when run as root); the redis kind tests run redis-server.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 need redis-server redis-server
+# The backup kind tests run Azurite and s3rver, npm packages.
+need node nodejs
+need npm npm
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm: Azurite (Microsoft's Azure Blob emulator) and s3rver (an S3-compatible
+# server) for the backup kind tests, into the cargo target directory, outside
+# the repository, where tests/support/node_tools.rs finds them.
+test_tools="${CARGO_TARGET_DIR:-target}/test-tools"
+npm_missing=()
+for tool in azurite@3.35.0:azurite-blob s3rver@3.7.1:s3rver; do
+  command -v "${tool#*:}" >/dev/null 2>&1 || [ -x "$test_tools/node_modules/.bin/${tool#*:}" ] \
+    || npm_missing+=("${tool%%:*}")
+done
+if [ ${#npm_missing[@]} -gt 0 ]; then
+  echo "installing from npm: ${npm_missing[*]}"
+  mkdir -p "$test_tools"
+  npm install --prefix "$test_tools" --no-audit --no-fund --loglevel=error "${npm_missing[@]}"
 fi
 # kubectl (with kustomize v5) comes with this kind of machine; Debian's
 # kubernetes-client is too old for the manifests, so it is not installed here.

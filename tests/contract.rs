@@ -124,6 +124,7 @@ fn metric_names_follow_prometheus_conventions() {
         "_value",
         "_enabled",
         "_loading",
+        "_objects",
         "_replicas",
         "_generations",
         "_pods",

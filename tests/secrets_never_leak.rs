@@ -1,7 +1,8 @@
 //! No secret ever leaks: a unique marker planted in every secret-bearing
 //! config value, and in target answers that echo the credential back, is
 //! found nowhere vouch writes — trace logs, `/metrics`, the JSON API, the
-//! status page, gate reports in every format, config errors.
+//! status page, gate reports in every format, config errors. Every kind
+//! that takes a secret runs with right and wrong ones.
 mod support;
 
 use std::path::Path;
@@ -9,11 +10,14 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use object_store::ObjectStoreExt as _;
+use support::azurite::Azurite;
 use support::certs::self_signed;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::postgres::Postgres;
 use support::redis::Redis;
+use support::s3::S3;
 use support::vouch::{bin, Daemon};
 use support::write_config;
 
@@ -251,6 +255,49 @@ async fn no_planted_secret_appears_in_anything_vouch_writes() {
     env.push(("LEAK_REDIS_URL".into(), redis_url(&redis_wrong_url)));
     env.push(("LEAK_REDIS_PW".into(), redis_wrong_env.clone()));
 
+    // Backups: Azurite with an account key that is a marker (letters and
+    // digits are base64), a wrong key, a SAS token right (its signature
+    // watched) and wrong (its signature a marker); s3rver (which checks
+    // the key id, not signatures) with a secret key that is a marker and a
+    // wrong key id.
+    let azure_key = markers.plant("backup account_key_file");
+    let azure_wrong_key = markers.plant("backup wrong account_key_env");
+    let azurite = Azurite::start_with_key(&azure_key);
+    azurite.create_container("backups");
+    azurite
+        .store("backups")
+        .put(&"pg.sql.gz".into(), vec![0u8; 2048].into())
+        .await
+        .unwrap();
+    let sas = azurite.account_sas("rl");
+    let signature = sas.split("sig=").nth(1).unwrap().to_string();
+    markers.watch("backup SAS signature", signature.clone());
+    let wrong_signature = markers.plant("backup wrong SAS signature");
+    let azure_key_path = write("azure-key", &azure_key);
+    let azure_sas_path = write("azure-sas", &sas);
+    env.push(("LEAK_AZURE_KEY".into(), azure_wrong_key.clone()));
+    env.push((
+        "LEAK_AZURE_SAS".into(),
+        sas.replace(&signature, &wrong_signature),
+    ));
+    let s3 = S3::start();
+    s3.store()
+        .put(&"pg.sql.gz".into(), vec![0u8; 2048].into())
+        .await
+        .unwrap();
+    let s3_secret = markers.plant("backup secret_access_key_file");
+    let s3_wrong_id = markers.plant("backup wrong access_key_id_env");
+    let s3_id_path = write("s3-id", support::s3::ACCESS_KEY_ID);
+    let s3_secret_path = write("s3-secret", &s3_secret);
+    env.push(("LEAK_S3_ID".into(), s3_wrong_id.clone()));
+    env.push(("LEAK_S3_SECRET".into(), s3_secret.clone()));
+    let azure = format!(
+        "url: az://backups, account: {}, endpoint: \"{}\"",
+        azurite.account,
+        azurite.endpoint()
+    );
+    let s3_block = format!("url: s3://backups, endpoint: \"{}\"", s3.endpoint());
+
     let url = |path: &str| server.url(path);
     let yaml = format!(
         r#"defaults: {{ interval: 1s, timeout: 900ms }}
@@ -281,6 +328,18 @@ checks:
     redis: {{ url_env: LEAK_REDIS_URL }}
   - name: redis-password-env-wrong
     redis: {{ url_file: "{redis_plain_path}", username: leakuser, password_env: LEAK_REDIS_PW }}
+  - name: backup-azure-key-right
+    backup: {{ {azure}, account_key_file: "{azure_key_path}" }}
+  - name: backup-azure-key-wrong
+    backup: {{ {azure}, account_key_env: LEAK_AZURE_KEY }}
+  - name: backup-azure-sas-right
+    backup: {{ {azure}, sas_token_file: "{azure_sas_path}" }}
+  - name: backup-azure-sas-wrong
+    backup: {{ {azure}, sas_token_env: LEAK_AZURE_SAS }}
+  - name: backup-s3-right
+    backup: {{ {s3_block}, access_key_id_file: "{s3_id_path}", secret_access_key_file: "{s3_secret_path}" }}
+  - name: backup-s3-wrong
+    backup: {{ {s3_block}, access_key_id_env: LEAK_S3_ID, secret_access_key_env: LEAK_S3_SECRET }}
 "#,
         url("/bearer-file"),
         url("/bearer-env"),
@@ -322,6 +381,12 @@ checks:
         ("redis-password-file-right", "pass"),
         ("redis-url-wrong", "error"),
         ("redis-password-env-wrong", "error"),
+        ("backup-azure-key-right", "pass"),
+        ("backup-azure-key-wrong", "error"),
+        ("backup-azure-sas-right", "pass"),
+        ("backup-azure-sas-wrong", "error"),
+        ("backup-s3-right", "pass"),
+        ("backup-s3-wrong", "error"),
     ] {
         assert!(
             summary.contains(&format!("{name}: \"{verdict}\"")),

@@ -18,6 +18,7 @@ pub use spans::LineIndex;
 pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
 use crate::kube::KubeConnectionConfig;
+use crate::probe::backup::BackupConfig;
 use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
 use crate::probe::kubernetes::KubernetesConfig;
@@ -176,6 +177,9 @@ pub struct CheckConfig {
     /// A Redis server: PING, memory, clients, hit ratio, evictions,
     /// persistence, replication.
     pub redis: Option<RedisConfig>,
+    /// The newest backup in object storage (Azure Blob, S3, GCS, a local
+    /// path): age, size, count, shrink against the one before.
+    pub backup: Option<BackupConfig>,
     /// Kubernetes objects read from the shared watch cache: workload
     /// rollouts, pods, endpoints, ingresses, config, secrets (metadata),
     /// events, rollback history, cert-manager, External Secrets,
@@ -193,6 +197,7 @@ pub enum Kind {
     Dns,
     Postgres,
     Redis,
+    Backup,
     Kubernetes,
 }
 
@@ -203,6 +208,7 @@ impl Kind {
         Kind::Dns,
         Kind::Postgres,
         Kind::Redis,
+        Kind::Backup,
         Kind::Kubernetes,
     ];
 
@@ -213,6 +219,7 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Postgres => "postgres",
             Kind::Redis => "redis",
+            Kind::Backup => "backup",
             Kind::Kubernetes => "kubernetes",
         }
     }
@@ -288,6 +295,9 @@ impl CheckConfig {
         }
         if self.redis.is_some() {
             kinds.push(Kind::Redis);
+        }
+        if self.backup.is_some() {
+            kinds.push(Kind::Backup);
         }
         if self.kubernetes.is_some() {
             kinds.push(Kind::Kubernetes);

@@ -2,6 +2,7 @@
 //! config and the shared clients, and produces an [`Outcome`]. It knows
 //! nothing of scheduling, Prometheus or HTTP serving.
 
+pub mod backup;
 pub mod dns;
 pub mod http;
 pub mod kubernetes;
@@ -138,6 +139,11 @@ pub fn build(
                 .map(|p| p.under("redis"))
                 .collect::<Vec<_>>()
         })?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(backup) = &check.backup {
+        let probe = backup::BackupProbe::build(backup, check, config)
+            .map_err(|problems| under("backup", problems))?;
         return Ok(Arc::new(probe));
     }
     if let Some(kubernetes) = &check.kubernetes {

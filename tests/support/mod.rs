@@ -7,15 +7,18 @@
 //! and a child process that is killed on drop.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod certs;
 pub mod dnsmasq;
 pub mod http_server;
 pub mod kind;
 pub mod kube_api;
 pub mod monitoring;
+pub mod node_tools;
 pub mod pem;
 pub mod postgres;
 pub mod redis;
+pub mod s3;
 pub mod vouch;
 
 use std::future::Future;

@@ -1,0 +1,165 @@
+//! Azurite, Microsoft's Azure Storage emulator (npm package `azurite`):
+//! its Blob service on a random loopback port, in a temporary directory,
+//! with an account and key of the test's own; killed on drop.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::ClientOptions;
+
+use super::free_port;
+
+/// The API version the test's own requests (and SAS tokens) speak.
+const VERSION: &str = "2021-08-06";
+
+pub struct Azurite {
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    pub port: u16,
+    pub account: String,
+    /// The account key (base64), random per server.
+    pub key: String,
+    /// How long the server took from spawn to accepting connections.
+    pub started_in: Duration,
+}
+
+impl Azurite {
+    /// Starts `azurite-blob` with a random account key and waits until it
+    /// accepts connections.
+    pub fn start() -> Azurite {
+        Self::start_with_key(&base64::engine::general_purpose::STANDARD.encode(random_bytes(32)))
+    }
+
+    /// Starts `azurite-blob` with the account key `key` (base64).
+    pub fn start_with_key(key: &str) -> Azurite {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let port = free_port();
+        let account = "vouchbackups".to_string();
+        let key = key.to_string();
+        let started = Instant::now();
+        let mut child = Command::new(super::node_tools::command("azurite-blob"))
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path())
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
+            .env("AZURITE_ACCOUNTS", format!("{account}:{key}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite-blob");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("azurite-blob exited with {status}");
+            }
+            assert!(Instant::now() < deadline, "azurite-blob did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let started_in = started.elapsed();
+        eprintln!("azurite-blob accepted connections after {started_in:?}");
+        Azurite {
+            child: Some(child),
+            _dir: dir,
+            port,
+            account,
+            key,
+            started_in,
+        }
+    }
+
+    /// The Blob endpoint with path-style addressing, as `endpoint:` takes it.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port, self.account)
+    }
+
+    /// An account SAS token (`sv=...&sig=...`) for the Blob service with
+    /// `permissions` (e.g. `rl`), signed with the account key.
+    pub fn account_sas(&self, permissions: &str) -> String {
+        let expiry = "2099-01-01T00:00:00Z";
+        let to_sign = format!(
+            "{}\n{permissions}\nb\nsco\n\n{expiry}\n\nhttps,http\n{VERSION}\n\n",
+            self.account
+        );
+        let engine = base64::engine::general_purpose::STANDARD;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &engine.decode(&self.key).unwrap());
+        let signature = engine.encode(ring::hmac::sign(&key, to_sign.as_bytes()).as_ref());
+        format!(
+            "sv={VERSION}&ss=b&srt=sco&sp={permissions}&se={}&spr=https,http&sig={}",
+            expiry.replace(':', "%3A"),
+            percent_encode(&signature)
+        )
+    }
+
+    /// Creates `container` (object_store cannot), authorised by an account SAS.
+    pub fn create_container(&self, container: &str) {
+        use std::io::{Read, Write};
+        let sas = self.account_sas("rwdlac");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "PUT /{}/{container}?restype=container&{sas} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-version: {VERSION}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.account, self.port
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 201"),
+            "creating container {container}: {answer}"
+        );
+    }
+
+    /// A client of the test's own for `container`, with the account key.
+    pub fn store(&self, container: &str) -> Arc<MicrosoftAzure> {
+        Arc::new(
+            MicrosoftAzureBuilder::new()
+                .with_account(&self.account)
+                .with_access_key(&self.key)
+                .with_container_name(container)
+                .with_endpoint(self.endpoint())
+                .with_client_options(ClientOptions::new().with_allow_http(true))
+                .build()
+                .expect("a client for azurite"),
+        )
+    }
+
+    /// Kills the server: its port refuses connections from then on.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .expect("random bytes");
+    bytes
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
