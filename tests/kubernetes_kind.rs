@@ -31,7 +31,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
-        let fake = FakeKube::start().await;
+        Self::with(FakeKube::start().await)
+    }
+
+    fn with(fake: FakeKube) -> Cluster {
         let clients = Arc::new(Clients::with_kubeconfig(Some(
             fake.kubeconfig_path().to_path_buf(),
         )));
@@ -943,4 +946,40 @@ async fn the_gate_waits_for_the_first_sync_and_judges_the_rollout() {
         support::vouch::run(&["check", "--config", config, "--kubeconfig", &kubeconfig]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_api_server_is_verified_against_the_kubeconfig_ca() {
+    let cluster = Cluster::with(FakeKube::start_tls().await);
+    cluster.fake.apply(deployment("api", 1, "api:1"));
+    set_deployment_status(&cluster.fake, "api", 1, 1, 1);
+    let check = cluster.check("{ deployment: prod/api }");
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "1/1 ready",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_during_the_list_are_errors_then_recover() {
+    let cluster = Cluster::start().await;
+    cluster.fake.apply(deployment("api", 1, "api:1"));
+    set_deployment_status(&cluster.fake, "api", 1, 1, 1);
+    cluster.fake.fail_requests("deployments", 500);
+    let check = cluster.check("{ deployment: prod/api }");
+    let outcome = cluster.run(&check).await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Protocol,
+        "the Kubernetes API answered 500",
+    );
+    cluster.fake.clear_failures();
+    cluster
+        .run_until(&check, "recovery after the 500s", |o| {
+            o.verdict == Verdict::Pass
+        })
+        .await;
 }
