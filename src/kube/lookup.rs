@@ -70,6 +70,25 @@ pub(crate) fn addresses_of(ingress: &Ingress) -> Vec<String> {
         .collect()
 }
 
+/// `status.notAfter` of cert-manager Certificate `namespace/name`, in
+/// seconds since the Unix epoch.
+pub fn certificate_not_after(
+    snapshot: &Snapshot,
+    namespace: &str,
+    name: &str,
+) -> Result<f64, String> {
+    let object = snapshot
+        .get(namespace, name)
+        .ok_or_else(|| format!("Certificate {namespace}/{name} not found"))?;
+    let text = object.data["status"]["notAfter"]
+        .as_str()
+        .ok_or_else(|| format!("Certificate {namespace}/{name} has no status.notAfter yet"))?;
+    let timestamp: k8s_openapi::jiff::Timestamp = text.parse().map_err(|err| {
+        format!("Certificate {namespace}/{name}: status.notAfter {text:?} is not a time: {err}")
+    })?;
+    Ok(timestamp.as_millisecond() as f64 / 1000.0)
+}
+
 /// The image container `container` of Deployment `namespace/name` runs.
 pub fn container_image(
     snapshot: &Snapshot,
@@ -109,6 +128,30 @@ pub fn container_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_not_after_is_read_from_its_status() {
+        let snapshot = crate::probe::kubernetes::testing::snapshot(
+            crate::kube::resource::CERTIFICATES,
+            vec![
+                serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                    "metadata": {"name": "api", "namespace": "prod"},
+                    "status": {"notAfter": "2030-01-01T00:00:00Z"}}),
+                serde_json::json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                    "metadata": {"name": "new", "namespace": "prod"}}),
+            ],
+        );
+        assert_eq!(
+            certificate_not_after(&snapshot, "prod", "api"),
+            Ok(1_893_456_000.0)
+        );
+        assert!(certificate_not_after(&snapshot, "prod", "new")
+            .unwrap_err()
+            .contains("no status.notAfter"));
+        assert!(certificate_not_after(&snapshot, "prod", "gone")
+            .unwrap_err()
+            .contains("not found"));
+    }
 
     #[test]
     fn image_references_split_at_the_right_colon() {

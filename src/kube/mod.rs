@@ -16,6 +16,8 @@
 //!   host names) Ingress `ns/name` reports;
 //! - [`KubeCache::container_image`]: the image (and tag) container `C` of
 //!   Deployment `ns/name` runs;
+//! - [`KubeCache::certificate_not_after`]: the not-after time of
+//!   cert-manager Certificate `ns/name`;
 //! - [`KubeCache::subscribe_rollouts`] (the same feed as
 //!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment or
 //!   StatefulSet gets a new `metadata.generation`. Only watched objects are
@@ -343,6 +345,21 @@ impl KubeCache {
     ) -> Result<Vec<String>, LookupError> {
         let snapshot = lease.read(self, wait).await?;
         lookup::ingress_addresses(&snapshot, namespace, name).map_err(LookupError::Object)
+    }
+
+    /// `status.notAfter` (Unix seconds) of cert-manager Certificate
+    /// `namespace/name`, read through `lease` (of
+    /// `WatchKey::new(CERTIFICATES, Some(namespace))`): for comparing with
+    /// the certificate a server presents.
+    pub async fn certificate_not_after(
+        &self,
+        lease: &Lease,
+        namespace: &str,
+        name: &str,
+        wait: Duration,
+    ) -> Result<f64, LookupError> {
+        let snapshot = lease.read(self, wait).await?;
+        lookup::certificate_not_after(&snapshot, namespace, name).map_err(LookupError::Object)
     }
 
     /// The image container `container` of Deployment `namespace/name`
