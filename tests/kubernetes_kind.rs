@@ -983,3 +983,59 @@ async fn server_errors_during_the_list_are_errors_then_recover() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_reach_no_output_even_at_trace_level() {
+    const PLANTED: &str = "planted-secret-value-7f3a9c";
+    let cluster = Cluster::start().await;
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, PLANTED);
+    let applied = json!({"data": {"API_KEY": encoded}});
+    cluster
+        .fake
+        .apply(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "app-secrets", "namespace": "prod", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": applied.to_string()}},
+        "type": "Opaque", "data": {"API_KEY": encoded}, "stringData": {"TOKEN": PLANTED}}));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        "defaults: { interval: 2s, timeout: 1s }\nchecks:\n  - name: keys\n    kubernetes: { secret: prod/app-secrets, keys: [API_KEY, MISSING] }\n  - name: exists\n    kubernetes: { secret: prod/app-secrets }\n",
+    )
+    .unwrap();
+    let kubeconfig = cluster.fake.kubeconfig_path().to_str().unwrap().to_string();
+    let daemon = Daemon::start_with_args_env(
+        &config,
+        &["--kubeconfig", &kubeconfig],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    let keys = daemon.wait_for_result("keys", WAIT).await;
+    assert_eq!(keys["last_run"]["reason"], "keys", "{keys}");
+    let exists = daemon.wait_for_result("exists", WAIT).await;
+    assert_eq!(exists["last_run"]["verdict"], "pass", "{exists}");
+    let mut everything = String::new();
+    for path in [
+        "/metrics",
+        "/api/v1/checks",
+        "/checks/keys",
+        "/api/v1/checks/keys",
+        "/readyz",
+        "/",
+    ] {
+        everything.push_str(&daemon.get_ok(path).await);
+    }
+    let logs = daemon.logs();
+    // The trace log did see the traffic with the API server.
+    assert!(
+        logs.contains("/api/v1/namespaces/prod/secrets"),
+        "no request traced"
+    );
+    everything.push_str(&logs);
+    for needle in [PLANTED, encoded.as_str(), cluster.fake.token()] {
+        assert!(
+            !everything.contains(needle),
+            "a secret value reached an output"
+        );
+    }
+}
