@@ -718,7 +718,8 @@ async fn api_requests_do_not_grow_with_the_number_of_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_exports_watch_state_lists_it_on_readyz_and_keeps_watches_over_reload() {
+async fn the_daemon_exports_watch_state_on_metrics_and_readyz_and_reload_starts_keeps_and_stops_watches(
+) {
     let cluster = Cluster::start().await;
     cluster.fake.apply(deployment("api", 1, "api:1"));
     set_deployment_status(&cluster.fake, "api", 1, 1, 1);
@@ -758,9 +759,27 @@ async fn the_daemon_exports_watch_state_lists_it_on_readyz_and_keeps_watches_ove
     assert_eq!(result["last_run"]["verdict"], "pass", "{result}");
     assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 1);
     assert_eq!(cluster.fake.count("list", "pods", Some("prod")), 1);
+    wait_until("both watches open", WAIT, || async {
+        cluster.fake.open_watches() == 2
+    })
+    .await;
+    let metrics = daemon.get_ok("/metrics").await;
+
+    // Removing the pods check stops the pods watch; the other stays.
+    std::fs::write(&config, one).unwrap();
+    let (status, body) = support::vouch::http_post(daemon.addr, "/-/reload")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_until("the pods watch to stop", WAIT, || async {
+        cluster.fake.open_watches() == 1
+    })
+    .await;
+    let ready = daemon.get_ok("/readyz").await;
+    assert!(!ready.contains("watch pods"), "{ready}");
+    assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 1);
 
     // The kind's families and the watch gauge pass promtool's lint.
-    let metrics = daemon.get_ok("/metrics").await;
     for family in [
         "vouch_kube_replicas",
         "vouch_kube_pods",
