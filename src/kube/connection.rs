@@ -35,6 +35,12 @@ pub struct ConnectionSettings {
 
 /// Longest a connection to the API server may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the API server may stay silent on a request. Watches are asked
+/// to end after [`super::watch::WATCH_TIMEOUT_SECONDS`] (then resumed from
+/// their resource version, no list), so a quiet but healthy watch never
+/// hits this; a hung API server does, and the checks turn to `error`
+/// instead of passing on what the cache held.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 impl ConnectionSettings {
     /// Resolves the flag, the config block (paths against `base_dir`) and
@@ -157,6 +163,9 @@ impl ConnectionSettings {
                 .map_err(|err| format!("in-cluster service account: {err}"))?,
         };
         config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(READ_TIMEOUT);
+        // Count from the request, not from when a pooled connection went idle.
+        config.reset_reader_on_write = true;
         kube::Client::try_from(config).map_err(|err| format!("cannot build the client: {err}"))
     }
 }

@@ -174,12 +174,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// such answers change only when someone changes the cluster.
 const MAX_BACKOFF_REFUSED: Duration = Duration::from_secs(30);
 
+/// How long the API server keeps one watch request open (`timeoutSeconds`),
+/// well under [`super::connection::READ_TIMEOUT`].
+pub const WATCH_TIMEOUT_SECONDS: u32 = 55;
+
 type EventStream =
     futures::stream::BoxStream<'static, Result<Event<DynamicObject>, watcher::Error>>;
 
 fn event_stream(client: &kube::Client, key: &WatchKey, version: &str) -> EventStream {
     let ar = key.resource.api_resource(version);
-    let config = watcher::Config::default();
+    let config = watcher::Config::default().timeout(WATCH_TIMEOUT_SECONDS);
     if key.metadata_only {
         let api: Api<PartialObjectMeta<DynamicObject>> = match &key.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
