@@ -1221,3 +1221,67 @@ async fn a_hanging_api_runs_into_the_client_timeout() {
         .await
         .expect("answers again");
 }
+
+#[tokio::test]
+async fn settled_workloads_and_events_read_as_typed_objects() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    use k8s_openapi::api::core::v1::Event;
+    use support::kube_api::objects;
+
+    let fake = FakeKube::start().await;
+    fake.apply(objects::statefulset("prod", "db", 3, "db:1"));
+    fake.settle_statefulset("prod", "db");
+    fake.apply(objects::daemonset("prod", "agent", "agent:1"));
+    fake.settle_daemonset("prod", "agent", 4);
+    fake.apply(objects::event(
+        "prod",
+        ("v1", "Pod", "web-1"),
+        "Warning",
+        "BackOff",
+        "Back-off restarting failed container",
+    ));
+    fake.apply(objects::event(
+        "prod",
+        ("v1", "Pod", "web-2"),
+        "Normal",
+        "Pulled",
+        "Container image pulled",
+    ));
+    let client = fake.client().await;
+
+    let db = Api::<StatefulSet>::namespaced(client.clone(), "prod")
+        .get("db")
+        .await
+        .unwrap();
+    let status = db.status.unwrap();
+    assert_eq!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.observed_generation
+        ),
+        (3, Some(3), Some(1))
+    );
+    assert_eq!(status.current_revision, status.update_revision);
+    let agent = Api::<DaemonSet>::namespaced(client.clone(), "prod")
+        .get("agent")
+        .await
+        .unwrap();
+    let status = agent.status.unwrap();
+    assert_eq!(
+        (status.desired_number_scheduled, status.number_ready),
+        (4, 4)
+    );
+
+    let events: Api<Event> = Api::namespaced(client, "prod");
+    let warnings = events
+        .list(&ListParams::default().fields("type=Warning,involvedObject.kind=Pod"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].reason.as_deref(), Some("BackOff"));
+    assert_eq!(warnings[0].involved_object.name.as_deref(), Some("web-1"));
+    let all = events.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(all.len(), 2, "event names are unique");
+}
