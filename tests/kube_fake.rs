@@ -1285,3 +1285,69 @@ async fn settled_workloads_and_events_read_as_typed_objects() {
     let all = events.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(all.len(), 2, "event names are unique");
 }
+
+#[tokio::test]
+async fn a_short_history_expires_old_resource_versions() {
+    let fake = FakeKube::start().await;
+    fake.set_history_limit(2);
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    let start = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    for i in 0..5 {
+        fake.apply(config_map("prod", "a", &i.to_string()));
+    }
+    let mut events = api
+        .watch(&WatchParams::default(), &start)
+        .await
+        .unwrap()
+        .boxed();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Error(status)) => assert_eq!(status.code, 410),
+        other => panic!("expected 410, got {other:?}"),
+    }
+    // The last two changes are still there to resume from.
+    let recent = (fake.resource_version() - 2).to_string();
+    let mut events = api
+        .watch(&WatchParams::default(), &recent)
+        .await
+        .unwrap()
+        .boxed();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Modified(cm)) => assert_eq!(cm.data.unwrap()["value"], "3"),
+        other => panic!("expected the last change, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_without_permission_fails_with_forbidden() {
+    let fake = FakeKube::start().await;
+    fake.set_rules(Some(vec![
+        Rule::new(&["list"], &[""], &["configmaps"]).in_namespace("prod")
+    ]));
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    api.list(&ListParams::default())
+        .await
+        .expect("list is granted");
+    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+    let error = loop {
+        match stream.next().await.expect("the watcher goes on") {
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    match error {
+        watcher::Error::WatchStartFailed(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403);
+            assert_eq!(
+                status.message,
+                "configmaps is forbidden: User \"system:serviceaccount:vouch:vouch\" cannot watch resource \"configmaps\" in API group \"\" in the namespace \"prod\""
+            );
+        }
+        other => panic!("expected a forbidden watch, got {other:?}"),
+    }
+}
