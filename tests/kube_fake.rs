@@ -1221,3 +1221,133 @@ async fn a_hanging_api_runs_into_the_client_timeout() {
         .await
         .expect("answers again");
 }
+
+#[tokio::test]
+async fn settled_workloads_and_events_read_as_typed_objects() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    use k8s_openapi::api::core::v1::Event;
+    use support::kube_api::objects;
+
+    let fake = FakeKube::start().await;
+    fake.apply(objects::statefulset("prod", "db", 3, "db:1"));
+    fake.settle_statefulset("prod", "db");
+    fake.apply(objects::daemonset("prod", "agent", "agent:1"));
+    fake.settle_daemonset("prod", "agent", 4);
+    fake.apply(objects::event(
+        "prod",
+        ("v1", "Pod", "web-1"),
+        "Warning",
+        "BackOff",
+        "Back-off restarting failed container",
+    ));
+    fake.apply(objects::event(
+        "prod",
+        ("v1", "Pod", "web-2"),
+        "Normal",
+        "Pulled",
+        "Container image pulled",
+    ));
+    let client = fake.client().await;
+
+    let db = Api::<StatefulSet>::namespaced(client.clone(), "prod")
+        .get("db")
+        .await
+        .unwrap();
+    let status = db.status.unwrap();
+    assert_eq!(
+        (
+            status.replicas,
+            status.ready_replicas,
+            status.observed_generation
+        ),
+        (3, Some(3), Some(1))
+    );
+    assert_eq!(status.current_revision, status.update_revision);
+    let agent = Api::<DaemonSet>::namespaced(client.clone(), "prod")
+        .get("agent")
+        .await
+        .unwrap();
+    let status = agent.status.unwrap();
+    assert_eq!(
+        (status.desired_number_scheduled, status.number_ready),
+        (4, 4)
+    );
+
+    let events: Api<Event> = Api::namespaced(client, "prod");
+    let warnings = events
+        .list(&ListParams::default().fields("type=Warning,involvedObject.kind=Pod"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].reason.as_deref(), Some("BackOff"));
+    assert_eq!(warnings[0].involved_object.name.as_deref(), Some("web-1"));
+    let all = events.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(all.len(), 2, "event names are unique");
+}
+
+#[tokio::test]
+async fn a_short_history_expires_old_resource_versions() {
+    let fake = FakeKube::start().await;
+    fake.set_history_limit(2);
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    let start = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    for i in 0..5 {
+        fake.apply(config_map("prod", "a", &i.to_string()));
+    }
+    let mut events = api
+        .watch(&WatchParams::default(), &start)
+        .await
+        .unwrap()
+        .boxed();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Error(status)) => assert_eq!(status.code, 410),
+        other => panic!("expected 410, got {other:?}"),
+    }
+    // The last two changes are still there to resume from.
+    let recent = (fake.resource_version() - 2).to_string();
+    let mut events = api
+        .watch(&WatchParams::default(), &recent)
+        .await
+        .unwrap()
+        .boxed();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Modified(cm)) => assert_eq!(cm.data.unwrap()["value"], "3"),
+        other => panic!("expected the last change, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_without_permission_fails_with_forbidden() {
+    let fake = FakeKube::start().await;
+    fake.set_rules(Some(vec![
+        Rule::new(&["list"], &[""], &["configmaps"]).in_namespace("prod")
+    ]));
+    let api: Api<ConfigMap> = Api::namespaced(fake.client().await, "prod");
+    api.list(&ListParams::default())
+        .await
+        .expect("list is granted");
+    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+    let error = loop {
+        match stream.next().await.expect("the watcher goes on") {
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    match error {
+        watcher::Error::WatchStartFailed(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403);
+            assert_eq!(
+                status.message,
+                "configmaps is forbidden: User \"system:serviceaccount:vouch:vouch\" cannot watch resource \"configmaps\" in API group \"\" in the namespace \"prod\""
+            );
+        }
+        other => panic!("expected a forbidden watch, got {other:?}"),
+    }
+}

@@ -14,7 +14,10 @@
 //!   name, the `status` subresource; `/version`.
 //! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{group}`,
 //!   `/apis/{group}/{version}` (APIVersions, APIGroupList, APIGroup,
-//!   APIResourceList) listing the built-in types and the installed CRDs.
+//!   APIResourceList), and aggregated discovery (APIGroupDiscoveryList
+//!   apidiscovery.k8s.io/v2 at `/api` and `/apis` when the Accept header
+//!   asks, as `Discovery::run_aggregated` does), listing the built-in types
+//!   and the installed CRDs.
 //! - Built-in types: core v1 namespaces, nodes, pods, services, endpoints,
 //!   configmaps, secrets, events, serviceaccounts, persistentvolumeclaims;
 //!   apps/v1 deployments, statefulsets, daemonsets, replicasets;
@@ -64,6 +67,11 @@
 //!   port with the same state, delaying every answer, answering a
 //!   resource's requests with 429/500/503/504 Status failures.
 //! - A request log with counts per (verb, resource, namespace).
+//! - What controllers write, on request only ([`objects`] and the
+//!   conveniences on [`FakeKube`]): a Deployment settled, scaled or rolled
+//!   out step by step through ReplicaSets with revisions and owner
+//!   references; StatefulSet and DaemonSet settled; a pod crash-looping;
+//!   a cert-manager Certificate renewed; kubelet-style Events.
 //!
 //! # What it does not imitate
 //! - No writes through the API (POST/PUT/PATCH/DELETE answer 405): tests
@@ -76,10 +84,20 @@
 //! - core/v1 and events.k8s.io/v1 Events are not two views of one store
 //!   (only core/v1 events is served); no Table output, no protobuf, no
 //!   HTTP/2, no client-certificate or exec authentication, no
-//!   aggregated discovery (v2), no impersonation, no `watch` legacy paths.
+//!   impersonation, no `watch` legacy paths.
+//! - No controllers run by themselves: a Deployment gets no ReplicaSet or
+//!   pods, a Service no Endpoints, unless the test calls a convenience or
+//!   applies them.
 //! - Only the `status` subresource; no logs, exec, scale, eviction.
 //! - `resourceVersion` on a list other than with `Exact` reads the present;
-//!   a watch from a resourceVersion newer than the present just waits.
+//!   a watch from a resourceVersion newer than the present just waits
+//!   (the real server answers "Too large resource version" after a while).
+//!
+//! Note for tests of failures: kube-client retries 429, 503 and 504 by
+//! default (`Config::default_retry`, up to 15 times with growing backoff),
+//! so against an injected 503 the default client keeps retrying (each
+//! attempt is in the request log); with retries off the Status shows at
+//! once.
 
 pub mod objects;
 mod rbac;

@@ -35,6 +35,87 @@ pub fn deployment(namespace: &str, name: &str, replicas: i32, image: &str) -> Va
     })
 }
 
+/// A StatefulSet of `replicas` pods of `image`, selected by `app: NAME`,
+/// as just created (no status yet).
+pub fn statefulset(namespace: &str, name: &str, replicas: i32, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "selector": {"matchLabels": {"app": name}},
+            "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": image}]}
+            }
+        }
+    })
+}
+
+/// A DaemonSet of `image`, selected by `app: NAME`, as just created.
+pub fn daemonset(namespace: &str, name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": image}]}
+            }
+        }
+    })
+}
+
+/// A core/v1 Event about an object (`involved`: apiVersion, kind, name),
+/// of `event_type` Normal or Warning, counted once, seen now.
+pub fn event(
+    namespace: &str,
+    involved: (&str, &str, &str),
+    event_type: &str,
+    reason: &str,
+    message: &str,
+) -> Value {
+    let (api_version, kind, name) = involved;
+    let now = now_rfc3339();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": event_name(name), "namespace": namespace},
+        "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": namespace},
+        "type": event_type,
+        "reason": reason,
+        "message": message,
+        "count": 1,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "source": {"component": "kubelet"},
+        "reportingComponent": "kubelet",
+        "reportingInstance": "node-1"
+    })
+}
+
+/// `NAME.HEX` as the kubelet and controllers name events (the hex of a
+/// nanosecond clock, here made unique per process).
+fn event_name(involved: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+    let previous = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or_default();
+    let unique = now.max(previous + 1);
+    format!("{involved}.{unique:x}")
+}
+
 /// A Running, Ready pod with one container `app` of `image`.
 pub fn ready_pod(namespace: &str, name: &str, labels: Value, image: &str) -> Value {
     let now = now_rfc3339();
@@ -430,6 +511,56 @@ impl FakeKube {
             },
         );
         updated == desired && total == desired
+    }
+
+    /// A StatefulSet fully rolled out: every replica ready and updated,
+    /// current and update revisions equal, for the current generation.
+    pub fn settle_statefulset(&self, namespace: &str, name: &str) -> Value {
+        let object = self
+            .get("apps/v1", "StatefulSet", Some(namespace), name)
+            .unwrap_or_else(|| panic!("fake Kubernetes API: no StatefulSet {namespace}/{name}"));
+        let replicas = object["spec"]["replicas"].as_i64().unwrap_or(1);
+        let revision = format!("{name}-{}", template_hash(&object["spec"]["template"]));
+        self.apply_status(
+            "apps/v1",
+            "StatefulSet",
+            namespace,
+            name,
+            json!({
+                "observedGeneration": object["metadata"]["generation"],
+                "replicas": replicas,
+                "readyReplicas": replicas,
+                "currentReplicas": replicas,
+                "updatedReplicas": replicas,
+                "availableReplicas": replicas,
+                "currentRevision": revision,
+                "updateRevision": revision,
+                "collisionCount": 0
+            }),
+        )
+    }
+
+    /// A DaemonSet fully rolled out on `nodes` nodes, for the current
+    /// generation.
+    pub fn settle_daemonset(&self, namespace: &str, name: &str, nodes: i32) -> Value {
+        let object = self
+            .get("apps/v1", "DaemonSet", Some(namespace), name)
+            .unwrap_or_else(|| panic!("fake Kubernetes API: no DaemonSet {namespace}/{name}"));
+        self.apply_status(
+            "apps/v1",
+            "DaemonSet",
+            namespace,
+            name,
+            json!({
+                "observedGeneration": object["metadata"]["generation"],
+                "desiredNumberScheduled": nodes,
+                "currentNumberScheduled": nodes,
+                "updatedNumberScheduled": nodes,
+                "numberReady": nodes,
+                "numberAvailable": nodes,
+                "numberMisscheduled": 0
+            }),
+        )
     }
 
     /// Makes a pod's container crash-loop: waiting in CrashLoopBackOff, one
