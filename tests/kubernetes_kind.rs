@@ -685,9 +685,13 @@ async fn requests_for(n: usize) -> (usize, usize, usize, usize) {
     }
     let first_lists = cluster.fake.count_any_namespace("list", "deployments")
         + cluster.fake.count_any_namespace("list", "pods");
-    // The watches open once their lists are done, maybe after the round.
-    wait_until("both watches to be open", WAIT, || async {
+    // The watches open once their lists are done, maybe after the round;
+    // the fake logs a watch request once its answer has started.
+    wait_until("both watch requests", WAIT, || async {
         cluster.fake.open_watches() == 2
+            && cluster.fake.count_any_namespace("watch", "deployments")
+                + cluster.fake.count_any_namespace("watch", "pods")
+                == 2
     })
     .await;
     let first_total = cluster.fake.total_requests();
