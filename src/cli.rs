@@ -52,6 +52,9 @@ pub enum Command {
     Serve {
         #[arg(long, env = "VOUCH_CONFIG")]
         config: PathBuf,
+        /// Kubernetes API access: this kubeconfig file (wins over the config's kubernetes.kubeconfig and KUBECONFIG).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
         /// Address to listen on (default from config, else 0.0.0.0:9847).
         #[arg(long = "web.listen-address")]
         listen_address: Option<String>,
@@ -73,6 +76,9 @@ pub enum Command {
     Check {
         #[arg(long, env = "VOUCH_CONFIG")]
         config: PathBuf,
+        /// Kubernetes API access: this kubeconfig file (wins over the config's kubernetes.kubeconfig and KUBECONFIG).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
         /// Write the report to this file instead of standard output.
@@ -92,6 +98,9 @@ pub enum Command {
     Validate {
         #[arg(long, env = "VOUCH_CONFIG")]
         config: PathBuf,
+        /// Kubernetes API access: this kubeconfig file (wins over the config's kubernetes.kubeconfig and KUBECONFIG).
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
         /// TLS and basic authentication for every endpoint, in the Prometheus exporter-toolkit format.
         #[arg(
             long = "web.config.file",
@@ -144,13 +153,26 @@ pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Serve {
             config,
+            kubeconfig,
             listen_address,
             shard,
             disable_reload,
             web_config,
-        } => serve(&config, listen_address, shard, !disable_reload, web_config).await,
+        } => {
+            let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
+            serve(
+                &config,
+                clients,
+                listen_address,
+                shard,
+                !disable_reload,
+                web_config,
+            )
+            .await
+        }
         Command::Check {
             config,
+            kubeconfig,
             format,
             output,
             fail_on,
@@ -160,6 +182,7 @@ pub async fn run(cli: Cli) -> u8 {
             let selection = Selection { only, skip };
             check(
                 &config,
+                Arc::new(Clients::with_kubeconfig(kubeconfig)),
                 format,
                 output.as_deref(),
                 fail_on.into(),
@@ -167,7 +190,15 @@ pub async fn run(cli: Cli) -> u8 {
             )
             .await
         }
-        Command::Validate { config, web_config } => validate(&config, web_config.as_deref()),
+        Command::Validate {
+            config,
+            kubeconfig,
+            web_config,
+        } => validate(
+            &config,
+            &Clients::with_kubeconfig(kubeconfig),
+            web_config.as_deref(),
+        ),
     };
     result.unwrap_or_else(|err| {
         eprintln!("vouch: {err:#}");
@@ -201,9 +232,8 @@ fn load_web_config(path: &Path) -> Result<WebConfig, u8> {
     })
 }
 
-fn validate(path: &Path, web_config: Option<&Path>) -> anyhow::Result<u8> {
-    let clients = Clients::new();
-    let plan = load_plan(path, &clients);
+fn validate(path: &Path, clients: &Clients, web_config: Option<&Path>) -> anyhow::Result<u8> {
+    let plan = load_plan(path, clients);
     let web = web_config.map(load_web_config);
     if let Ok(plan) = &plan {
         println!("{}: ok, {} checks", path.display(), plan.checks.len());
@@ -219,12 +249,12 @@ fn validate(path: &Path, web_config: Option<&Path>) -> anyhow::Result<u8> {
 
 async fn check(
     path: &Path,
+    clients: Arc<Clients>,
     format: ReportFormat,
     output: Option<&Path>,
     fail_on: Severity,
     selection: &Selection,
 ) -> anyhow::Result<u8> {
-    let clients = Arc::new(Clients::new());
     let plan = match load_plan(path, &clients) {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
@@ -308,6 +338,23 @@ fn reload(
     }
 }
 
+/// Keeps the Kubernetes watches that show rollouts of the workloads the
+/// checks' `after_rollout_of` names (none, and no connection, without).
+async fn follow_rollouts(
+    clients: &Clients,
+    checks: &[Arc<crate::plan::PlannedCheck>],
+) -> Vec<Arc<crate::kube::Watch>> {
+    let workloads: Vec<crate::plan::WorkloadRef> = checks
+        .iter()
+        .filter_map(|c| c.rollout.as_ref())
+        .flat_map(|link| link.workloads.iter().cloned())
+        .collect();
+    if workloads.is_empty() {
+        return Vec::new();
+    }
+    clients.kube.follow_rollouts(&workloads).await
+}
+
 /// Loads the config for `serve`, restricted to its shard.
 fn load_for_serve(
     path: &Path,
@@ -325,12 +372,12 @@ fn load_for_serve(
 
 async fn serve(
     path: &Path,
+    clients: Arc<Clients>,
     listen_flag: Option<String>,
     shard: Option<Shard>,
     enable_reload: bool,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let clients = Arc::new(Clients::new());
     let mut plan = match load_for_serve(path, &clients, shard) {
         Ok(plan) => plan,
         Err(err) => {
@@ -360,6 +407,7 @@ async fn serve(
         status: outputs.status.clone(),
         ready: ready.clone(),
         reload: enable_reload.then_some(reload_requests),
+        kube: Some(clients.kube.clone()),
     });
     let listener = tokio::net::TcpListener::bind(&listen_address)
         .await
@@ -381,6 +429,8 @@ async fn serve(
         plan.settings.max_concurrent_runs,
     );
     outputs.metrics.count_loops_from(scheduler.live_loops());
+    outputs.metrics.watch_states_from(clients.kube.clone());
+    let mut _followed = follow_rollouts(&clients, &plan.checks).await;
     ready.store(true, Ordering::Release);
     tracing::info!(
         address = %local,
@@ -398,6 +448,8 @@ async fn serve(
             Some(answer) = reloads.recv() => Some(answer),
         };
         let result = reload(path, &clients, shard, &mut plan, &mut scheduler, &outputs);
+        // The new set is taken before the old is dropped: kept watches go on.
+        _followed = follow_rollouts(&clients, &plan.checks).await;
         if let Some(answer) = answer {
             let _ = answer.send(result);
         }

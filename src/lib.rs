@@ -2,13 +2,15 @@
 //! exported to Prometheus, and once as a deployment gate.
 //!
 //! Data flows one way: [`config`] → [`plan`] → [`scheduler`] (or [`gate`])
-//! → [`runner`] → [`probe`] → [`result`] → [`output`].
+//! → [`runner`] → [`probe`] → [`result`] → [`output`]. [`kube`] is the
+//! shared Kubernetes client and watch cache the `kubernetes` kind reads.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
 pub mod flap;
 pub mod gate;
+pub mod kube;
 pub mod output;
 pub mod plan;
 pub mod probe;

@@ -163,7 +163,7 @@ impl Plan {
     ) -> Result<Plan, ConfigError> {
         let file = &source.file;
         let mut problems: Vec<Problem> = config::common_problems(file);
-        let settings = config::settings(file, env).map_err(|more| problems.extend(more));
+        let settings = config::settings(file, &env).map_err(|more| problems.extend(more));
         let mut checks = Vec::new();
         for (i, check) in file.checks.iter().enumerate() {
             let kinds = check.kinds_present();
@@ -225,8 +225,27 @@ impl Plan {
                 ),
             }
         }
+        // Kubernetes checks read the cluster; after_rollout_of watches it.
+        let uses_kube = file
+            .checks
+            .iter()
+            .any(|c| c.kubernetes.is_some() || !c.after_rollout_of.is_empty());
+        let kube_settings = uses_kube.then(|| {
+            crate::kube::ConnectionSettings::resolve(
+                clients.kube.kubeconfig_flag(),
+                file.kubernetes.as_ref(),
+                &source.base_dir,
+                env("KUBECONFIG"),
+            )
+        });
+        if let Some(kube_settings) = &kube_settings {
+            problems.extend(kube_settings.problems());
+        }
         match settings {
             Ok(settings) if problems.is_empty() => {
+                if let Some(kube_settings) = kube_settings {
+                    clients.kube.configure(kube_settings);
+                }
                 for check in &file.checks {
                     let skips = check.http.as_ref().is_some_and(|h| h.insecure_skip_verify)
                         || check.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);

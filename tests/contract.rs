@@ -127,6 +127,16 @@ fn metric_names_follow_prometheus_conventions() {
         "_objects",
         "_tags",
         "_present",
+        "_replicas",
+        "_generations",
+        "_pods",
+        "_restarts",
+        "_endpoints",
+        "_addresses",
+        "_events",
+        "_revisions",
+        "_ready",
+        "_synced",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");

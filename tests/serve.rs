@@ -203,9 +203,13 @@ checks:
     // Every family of the contract is exposed (measures only where a
     // check measured them: here the http kind's, all of which were; each
     // other kind's measures are checked by its own kind tests).
-    // A rollout gauge appears once a followed rollout is seen (tested with
-    // the Kubernetes fake); nothing here follows one.
-    let after_events = ["vouch_check_last_rollout_timestamp_seconds"];
+    // A rollout gauge appears once a followed rollout is seen, the watch
+    // gauge once a Kubernetes watch runs (both tested with the Kubernetes
+    // fake); nothing here follows a rollout or watches.
+    let after_events = [
+        "vouch_check_last_rollout_timestamp_seconds",
+        "vouch_kube_watch_synced",
+    ];
     for (family, _) in vouch::output::metrics::FAMILIES
         .iter()
         .filter(|(family, _)| !after_events.contains(family))
@@ -294,6 +298,7 @@ async fn readiness_follows_the_scheduler_not_the_targets() {
         status: Arc::new(vouch::output::status::StatusBoard::new(&[])),
         ready: ready.clone(),
         reload: None,
+        kube: None,
     });
     let get = |path: &'static str| {
         axum::http::Request::get(path)

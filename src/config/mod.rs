@@ -17,9 +17,11 @@ pub use secret::{Secret, SecretError, SecretSource};
 pub use spans::LineIndex;
 pub use units::{format_duration, ByteSize, HumanDuration, Ratio};
 
+use crate::kube::KubeConnectionConfig;
 use crate::probe::backup::BackupConfig;
 use crate::probe::dns::DnsConfig;
 use crate::probe::http::HttpConfig;
+use crate::probe::kubernetes::KubernetesConfig;
 use crate::probe::postgres::PostgresConfig;
 use crate::probe::redis::RedisConfig;
 use crate::probe::registry::RegistryConfig;
@@ -52,6 +54,9 @@ pub struct ConfigFile {
     /// The checks.
     #[serde(default)]
     pub checks: Vec<CheckConfig>,
+    /// How to reach the Kubernetes API (used only if a check needs it).
+    #[serde(default)]
+    pub kubernetes: Option<KubeConnectionConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +188,11 @@ pub struct CheckConfig {
     /// Required secrets in a vault: present, enabled, rotated within
     /// `max_age`, not expiring soon (metadata only, never values).
     pub secret_age: Option<SecretAgeConfig>,
+    /// Kubernetes objects read from the shared watch cache: workload
+    /// rollouts, pods, endpoints, ingresses, config, secrets (metadata),
+    /// events, rollback history, cert-manager, External Secrets,
+    /// snapshots, monitoring objects.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 /// The kinds of check vouch knows. Adding a kind adds a variant here, a
@@ -199,6 +209,7 @@ pub enum Kind {
     Registry,
     #[serde(rename = "secret_age")]
     SecretAge,
+    Kubernetes,
 }
 
 impl Kind {
@@ -211,6 +222,7 @@ impl Kind {
         Kind::Backup,
         Kind::Registry,
         Kind::SecretAge,
+        Kind::Kubernetes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -223,6 +235,7 @@ impl Kind {
             Kind::Backup => "backup",
             Kind::Registry => "registry",
             Kind::SecretAge => "secret_age",
+            Kind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -306,6 +319,9 @@ impl CheckConfig {
         }
         if self.secret_age.is_some() {
             kinds.push(Kind::SecretAge);
+        }
+        if self.kubernetes.is_some() {
+            kinds.push(Kind::Kubernetes);
         }
         kinds
     }

@@ -79,6 +79,10 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "vouch_scheduler_runs_in_flight",
         "Check runs executing now.",
     ),
+    (
+        "vouch_kube_watch_synced",
+        "1 if the Kubernetes watch of a resource type (`resource`, e.g. deployments.apps) in a namespace (empty: cluster-wide) holds a full, current list; 0 while starting or failing.",
+    ),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -110,6 +114,8 @@ pub struct Metrics {
     reload_time: Gauge,
     check_loops: IntGauge,
     loop_source: Mutex<Option<Arc<AtomicUsize>>>,
+    watch_synced: IntGaugeVec,
+    watch_source: Mutex<Option<Arc<crate::kube::KubeCache>>>,
     /// The checks of the config in force, with the labels that identify
     /// their current series; series of other checks (removed, or changed
     /// since) are left out of the exposition.
@@ -238,6 +244,10 @@ impl Metrics {
             &registry,
             IntGauge::with_opts(opts("vouch_scheduler_check_loops")).unwrap(),
         );
+        let watch_synced = register(
+            &registry,
+            IntGaugeVec::new(opts("vouch_kube_watch_synced"), &["resource", "namespace"]).unwrap(),
+        );
         let info = register(&registry, info_vec(checks));
         let build = register(
             &registry,
@@ -308,6 +318,8 @@ impl Metrics {
             reload_time,
             check_loops,
             loop_source: Mutex::new(None),
+            watch_synced,
+            watch_source: Mutex::new(None),
             active: RwLock::default(),
             measures,
             emitted: Mutex::new(HashMap::new()),
@@ -336,6 +348,11 @@ impl Metrics {
     /// Where to read the number of live check loops from at scrape time.
     pub fn count_loops_from(&self, source: Arc<AtomicUsize>) {
         *self.loop_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// Where to read the Kubernetes watches' states from at scrape time.
+    pub fn watch_states_from(&self, cache: Arc<crate::kube::KubeCache>) {
+        *self.watch_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(cache);
     }
 
     fn apply_checks(&self, checks: &[Arc<PlannedCheck>], rebuild_info: bool) {
@@ -459,6 +476,23 @@ impl Metrics {
     pub fn encode(&self) -> String {
         if let Some(source) = &*self.loop_source.lock().unwrap_or_else(|e| e.into_inner()) {
             self.check_loops.set(source.load(Ordering::Acquire) as i64);
+        }
+        if let Some(cache) = &*self.watch_source.lock().unwrap_or_else(|e| e.into_inner()) {
+            self.watch_synced.reset();
+            // A metadata-only and a full watch of the same type and
+            // namespace share a series: synced only if both are.
+            let mut synced: std::collections::BTreeMap<(String, String), bool> = Default::default();
+            for status in cache.statuses() {
+                let ok = status.state == crate::kube::WatchState::Synced;
+                *synced
+                    .entry((status.resource, status.namespace))
+                    .or_insert(true) &= ok;
+            }
+            for ((resource, namespace), ok) in synced {
+                self.watch_synced
+                    .with_label_values(&[&resource, &namespace])
+                    .set(i64::from(ok));
+            }
         }
         let mut families = self.registry.gather();
         let active = self.active.read().unwrap_or_else(|e| e.into_inner());

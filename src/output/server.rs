@@ -23,6 +23,9 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Where `POST /-/reload` asks the daemon to reload; None when turned off.
     pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    /// The Kubernetes watches, listed by /readyz (never a reason to be
+    /// unready: a verifier must not go unready over what it verifies).
+    pub kube: Option<Arc<crate::kube::KubeCache>>,
 }
 
 /// A reload request; the answer is a summary or every config problem.
@@ -144,15 +147,36 @@ async fn live() -> &'static str {
     "ok\n"
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (
+async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
+    if !state.ready.load(Ordering::Acquire) {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: scheduler not started\n",
-        )
+            "not ready: scheduler not started\n".to_string(),
+        );
     }
+    let mut text = "ready\n".to_string();
+    for watch in state.kube.iter().flat_map(|kube| kube.statuses()) {
+        let scope = if watch.namespace.is_empty() {
+            "cluster-wide".to_string()
+        } else {
+            format!("in {}", watch.namespace)
+        };
+        let what = if watch.metadata_only {
+            " (metadata)"
+        } else {
+            ""
+        };
+        let state = match &watch.state {
+            crate::kube::WatchState::Synced => "synced".to_string(),
+            crate::kube::WatchState::Starting => "not synced yet".to_string(),
+            crate::kube::WatchState::Failing(err) => format!("failing: {err}"),
+        };
+        text.push_str(&format!(
+            "kubernetes watch {}{what} {scope}: {state}\n",
+            watch.resource
+        ));
+    }
+    (StatusCode::OK, text)
 }
 
 async fn checks(State(state): State<AppState>) -> Json<super::status::StatusSnapshot> {

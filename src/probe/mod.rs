@@ -7,6 +7,7 @@ pub mod azure_auth;
 pub mod backup;
 pub mod dns;
 pub mod http;
+pub mod kubernetes;
 pub mod postgres;
 pub mod redis;
 pub mod registry;
@@ -34,6 +35,8 @@ pub struct Clients {
     pub rollouts: broadcast::Sender<Rollout>,
     /// Entra ID tokens, shared by every check on the same identity.
     pub azure_tokens: Arc<azure_auth::TokenCache>,
+    /// The Kubernetes client and watch cache; connects on first use.
+    pub kube: Arc<crate::kube::KubeCache>,
 }
 
 /// Rollouts kept for a slow subscriber before it is told it lagged.
@@ -41,11 +44,19 @@ const ROLLOUT_FEED_CAPACITY: usize = 64;
 
 impl Clients {
     pub fn new() -> Self {
+        Self::with_kubeconfig(None)
+    }
+
+    /// Clients whose Kubernetes connection uses `kubeconfig` (the
+    /// `--kubeconfig` flag) over the config file and the environment.
+    pub fn with_kubeconfig(kubeconfig: Option<std::path::PathBuf>) -> Self {
+        let rollouts = broadcast::channel(ROLLOUT_FEED_CAPACITY).0;
         Clients {
             tls: TlsClients::from_system(),
             dns: dns::SystemResolver::from_system(),
-            rollouts: broadcast::channel(ROLLOUT_FEED_CAPACITY).0,
             azure_tokens: Arc::default(),
+            kube: Arc::new(crate::kube::KubeCache::new(kubeconfig, rollouts.clone())),
+            rollouts,
         }
     }
 }
@@ -150,6 +161,11 @@ pub fn build(
     if let Some(secret_age) = &check.secret_age {
         let probe = secret_age::SecretAgeProbe::build(secret_age, check, clients, config)
             .map_err(|problems| under("secret_age", problems))?;
+        return Ok(Arc::new(probe));
+    }
+    if let Some(kubernetes) = &check.kubernetes {
+        let probe = kubernetes::KubernetesProbe::build(kubernetes, check, clients, config)
+            .map_err(|problems| under("kubernetes", problems))?;
         return Ok(Arc::new(probe));
     }
     Err(vec![Problem::new("", "no check kind given")])

@@ -13,6 +13,7 @@ pub mod dnsmasq;
 pub mod http_server;
 pub mod key_vault;
 pub mod kind;
+pub mod kube_api;
 pub mod monitoring;
 pub mod node_tools;
 pub mod pem;

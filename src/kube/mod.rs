@@ -1,0 +1,389 @@
+//! The shared Kubernetes client and watch cache.
+//!
+//! One [`KubeCache`] per process (in [`crate::probe::Clients`]). The
+//! client is created on first use, so a config without Kubernetes checks
+//! never connects, and `vouch validate` never does. Each check holds a
+//! [`Lease`] per resource type and namespace it reads; the first read of a
+//! key starts one watch (list, then watch from its resource version) that
+//! every lease of the same key shares. Checks read the watch's store: once
+//! it has synced, a round of checks makes no request at all, however many
+//! checks there are. A watch lives as long as some lease holds it: after a
+//! reload, kept checks keep theirs, new checks start what they need, and
+//! watches no check reads any more stop.
+//!
+//! For cross-checks other kinds can use:
+//! - [`KubeCache::ingress_addresses`]: the load-balancer addresses (IPs and
+//!   host names) Ingress `ns/name` reports;
+//! - [`KubeCache::container_image`]: the image (and tag) container `C` of
+//!   Deployment `ns/name` runs;
+//! - [`KubeCache::certificate_not_after`]: the not-after time of
+//!   cert-manager Certificate `ns/name`;
+//! - [`KubeCache::subscribe_rollouts`] (the same feed as
+//!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment or
+//!   StatefulSet gets a new `metadata.generation`. Only watched objects are
+//!   seen: [`KubeCache::follow_rollouts`] starts the watches of the
+//!   workloads' namespaces (`serve` does so for `after_rollout_of`).
+
+pub mod connection;
+pub mod error;
+pub mod lookup;
+pub mod resource;
+pub mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use kube::api::DynamicObject;
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+use crate::plan::{Rollout, WorkloadRef};
+
+pub use connection::{ConnectionSettings, KubeConnectionConfig};
+pub use error::KubeError;
+pub use lookup::ImageRef;
+pub use resource::ResourceType;
+pub use watch::{Objects, WatchKey, WatchState};
+
+use watch::Shared;
+
+/// The process's Kubernetes client and its watches.
+pub struct KubeCache {
+    /// `--kubeconfig`, which wins over the config file.
+    flag: Option<PathBuf>,
+    /// Resolved from the config in force when the client was built (or
+    /// will be).
+    settings: Mutex<Option<ConnectionSettings>>,
+    client: tokio::sync::Mutex<Option<(ConnectionSettings, kube::Client)>>,
+    watches: Mutex<HashMap<WatchKey, Weak<Watch>>>,
+    rollouts: broadcast::Sender<Rollout>,
+}
+
+/// A running watch; stops when the last [`Lease`] holding it is dropped.
+pub struct Watch {
+    key: WatchKey,
+    shared: Arc<Shared>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Watch {
+    /// The store once synced; waits up to `wait` for the first sync.
+    async fn read(&self, wait: Duration) -> Result<Snapshot, KubeError> {
+        let mut states = self.shared.subscribe();
+        let waited = tokio::time::timeout(
+            wait,
+            states.wait_for(|state| *state != WatchState::Starting),
+        )
+        .await;
+        let state = match waited {
+            Ok(Ok(state)) => state.clone(),
+            _ => self.shared.state(),
+        };
+        match state {
+            WatchState::Synced => Ok(Snapshot {
+                resource: self.key.resource,
+                objects: self.shared.objects(),
+            }),
+            WatchState::Failing(err) => Err(err),
+            WatchState::Starting => Err(KubeError::not_synced(
+                &self.key.resource,
+                self.key.namespace.as_deref(),
+                wait,
+            )),
+        }
+    }
+}
+
+/// A check's hold on the watch of one key: started on the first read,
+/// kept while the lease lives.
+pub struct Lease {
+    key: WatchKey,
+    held: Mutex<Option<Arc<Watch>>>,
+}
+
+impl Lease {
+    pub fn new(key: WatchKey) -> Self {
+        Lease {
+            key,
+            held: Mutex::new(None),
+        }
+    }
+
+    pub fn key(&self) -> &WatchKey {
+        &self.key
+    }
+
+    /// The objects of the watch, waiting up to `wait` for its first sync
+    /// (then `not_synced`). A failing watch answers its error at once.
+    pub async fn read(&self, cache: &KubeCache, wait: Duration) -> Result<Snapshot, KubeError> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let watch = match held {
+            Some(watch) => watch,
+            None => {
+                let watch = cache.watch(&self.key).await?;
+                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch.clone());
+                watch
+            }
+        };
+        watch.read(wait).await
+    }
+}
+
+/// The objects of one watch at one moment.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub resource: ResourceType,
+    pub objects: Arc<Objects>,
+}
+
+impl Snapshot {
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&DynamicObject> {
+        self.objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(Arc::as_ref)
+    }
+
+    /// Objects of `namespace` (every object for a cluster-wide watch when
+    /// None).
+    pub fn in_namespace<'a>(
+        &'a self,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a DynamicObject> + 'a {
+        self.objects
+            .iter()
+            .filter(move |((ns, _), _)| namespace.is_none_or(|want| ns == want))
+            .map(|(_, object)| object.as_ref())
+    }
+}
+
+/// A stored object as its k8s-openapi type.
+pub fn typed<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, String> {
+    serde_json::to_value(object)
+        .and_then(serde_json::from_value)
+        .map_err(|err| {
+            format!(
+                "{} {}: unexpected shape: {err}",
+                object
+                    .types
+                    .as_ref()
+                    .map(|t| t.kind.as_str())
+                    .unwrap_or("object"),
+                object.metadata.name.as_deref().unwrap_or("?")
+            )
+        })
+}
+
+/// One watch as the metrics and /readyz show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchStatus {
+    /// `deployments.apps`, `pods`.
+    pub resource: String,
+    /// Empty for cluster-wide watches.
+    pub namespace: String,
+    pub metadata_only: bool,
+    pub state: WatchState,
+}
+
+impl KubeCache {
+    /// A cache that publishes the rollouts it sees on `rollouts` (the
+    /// feed of [`crate::probe::Clients`]).
+    pub fn new(kubeconfig_flag: Option<PathBuf>, rollouts: broadcast::Sender<Rollout>) -> Self {
+        KubeCache {
+            flag: kubeconfig_flag,
+            settings: Mutex::new(None),
+            client: tokio::sync::Mutex::new(None),
+            watches: Mutex::new(HashMap::new()),
+            rollouts,
+        }
+    }
+
+    /// The `--kubeconfig` flag, if given.
+    pub fn kubeconfig_flag(&self) -> Option<&Path> {
+        self.flag.as_deref()
+    }
+
+    /// Uses the connection settings of a config put in force. A client
+    /// already built keeps its settings until restart (watches would have
+    /// to move between clusters); the change is logged.
+    pub fn configure(&self, settings: ConnectionSettings) {
+        if let Ok(client) = self.client.try_lock() {
+            if let Some((built, _)) = client.as_ref() {
+                if *built != settings {
+                    tracing::warn!("the Kubernetes connection settings changed; they take effect at the next restart");
+                }
+            }
+        }
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = Some(settings);
+    }
+
+    async fn client(&self) -> Result<kube::Client, KubeError> {
+        let mut client = self.client.lock().await;
+        if let Some((_, client)) = client.as_ref() {
+            return Ok(client.clone());
+        }
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| {
+                ConnectionSettings::resolve(
+                    self.flag.as_deref(),
+                    None,
+                    Path::new("."),
+                    std::env::var("KUBECONFIG").ok(),
+                )
+            });
+        let built = settings.client().await.map_err(KubeError::Client)?;
+        *client = Some((settings, built.clone()));
+        Ok(built)
+    }
+
+    /// The watch of `key`, started if no one holds it.
+    pub async fn watch(&self, key: &WatchKey) -> Result<Arc<Watch>, KubeError> {
+        if let Some(watch) = self.running(key) {
+            return Ok(watch);
+        }
+        let client = self.client().await?;
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(watch) = watches.get(key).and_then(Weak::upgrade) {
+            return Ok(watch);
+        }
+        watches.retain(|_, watch| watch.strong_count() > 0);
+        let shared = Arc::new(Shared::new());
+        let task = tokio::spawn(watch::run(
+            client,
+            key.clone(),
+            shared.clone(),
+            self.rollouts.clone(),
+        ))
+        .abort_handle();
+        tracing::info!(resource = %key.resource, namespace = ?key.namespace, metadata_only = key.metadata_only, "watch started");
+        let watch = Arc::new(Watch {
+            key: key.clone(),
+            shared,
+            task,
+        });
+        watches.insert(key.clone(), Arc::downgrade(&watch));
+        Ok(watch)
+    }
+
+    fn running(&self, key: &WatchKey) -> Option<Arc<Watch>> {
+        self.watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .and_then(Weak::upgrade)
+    }
+
+    /// Every running watch and its state, sorted.
+    pub fn statuses(&self) -> Vec<WatchStatus> {
+        let watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let mut statuses: Vec<WatchStatus> = watches
+            .values()
+            .filter_map(Weak::upgrade)
+            .map(|watch| WatchStatus {
+                resource: watch.key.resource.rbac_name(),
+                namespace: watch.key.namespace.clone().unwrap_or_default(),
+                metadata_only: watch.key.metadata_only,
+                state: watch.shared.state(),
+            })
+            .collect();
+        statuses.sort_by(|a, b| {
+            (&a.resource, &a.namespace, a.metadata_only).cmp(&(
+                &b.resource,
+                &b.namespace,
+                b.metadata_only,
+            ))
+        });
+        statuses
+    }
+
+    /// Rollouts of watched Deployments and StatefulSets, as they are seen.
+    pub fn subscribe_rollouts(&self) -> broadcast::Receiver<Rollout> {
+        self.rollouts.subscribe()
+    }
+
+    /// Starts (or joins) the Deployment and StatefulSet watches of the
+    /// namespaces of `workloads`, so their rollouts reach the feed; they
+    /// run while the returned watches are held. Watches that cannot start
+    /// (no client) are logged and left out.
+    pub async fn follow_rollouts(&self, workloads: &[WorkloadRef]) -> Vec<Arc<Watch>> {
+        let namespaces: std::collections::BTreeSet<&str> =
+            workloads.iter().map(|w| w.namespace.as_str()).collect();
+        let mut held = Vec::new();
+        for namespace in namespaces {
+            for resource in [resource::DEPLOYMENTS, resource::STATEFULSETS] {
+                match self.watch(&WatchKey::new(resource, Some(namespace))).await {
+                    Ok(watch) => held.push(watch),
+                    Err(err) => {
+                        tracing::warn!(namespace, resource = %resource, error = %err, "cannot follow rollouts");
+                    }
+                }
+            }
+        }
+        held
+    }
+
+    /// The load-balancer addresses (IP or host name, in the order the
+    /// Ingress lists them) of Ingress `namespace/name`, read through
+    /// `lease` (a lease of `WatchKey::new(INGRESSES, Some(namespace))`).
+    pub async fn ingress_addresses(
+        &self,
+        lease: &Lease,
+        namespace: &str,
+        name: &str,
+        wait: Duration,
+    ) -> Result<Vec<String>, LookupError> {
+        let snapshot = lease.read(self, wait).await?;
+        lookup::ingress_addresses(&snapshot, namespace, name).map_err(LookupError::Object)
+    }
+
+    /// `status.notAfter` (Unix seconds) of cert-manager Certificate
+    /// `namespace/name`, read through `lease` (of
+    /// `WatchKey::new(CERTIFICATES, Some(namespace))`): for comparing with
+    /// the certificate a server presents.
+    pub async fn certificate_not_after(
+        &self,
+        lease: &Lease,
+        namespace: &str,
+        name: &str,
+        wait: Duration,
+    ) -> Result<f64, LookupError> {
+        let snapshot = lease.read(self, wait).await?;
+        lookup::certificate_not_after(&snapshot, namespace, name).map_err(LookupError::Object)
+    }
+
+    /// The image container `container` of Deployment `namespace/name`
+    /// runs, read through `lease` (of `WatchKey::new(DEPLOYMENTS, ..)`).
+    pub async fn container_image(
+        &self,
+        lease: &Lease,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        wait: Duration,
+    ) -> Result<ImageRef, LookupError> {
+        let snapshot = lease.read(self, wait).await?;
+        lookup::container_image(&snapshot, namespace, name, container).map_err(LookupError::Object)
+    }
+}
+
+/// Why a cross-check lookup has no value.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The cache could not answer (`reason()` gives the word).
+    #[error(transparent)]
+    Cache(#[from] KubeError),
+    /// The object is missing or has no such value.
+    #[error("{0}")]
+    Object(String),
+}

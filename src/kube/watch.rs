@@ -1,0 +1,362 @@
+//! One watch: a kube-runtime watcher for one resource type in one
+//! namespace (or cluster-wide), feeding a store that checks read.
+//!
+//! The store is replaced atomically at the end of every full list
+//! (`InitDone`), so a check never sees half a list. Any error ends the
+//! watcher; the loop records it for the checks (they report `error` until
+//! the next full list succeeds), waits with a growing backoff and lists
+//! again. A 410 Gone re-lists at once and is not an error for the checks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::{broadcast, watch};
+
+use super::error::{classify_watch_error, KubeError, WatchFailure};
+use super::resource::{ResourceType, DEPLOYMENTS, SECRETS, STATEFULSETS};
+use crate::plan::{Rollout, WorkloadRef};
+
+/// What a watch is of. Equal keys share one watch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WatchKey {
+    pub resource: ResourceType,
+    /// None for cluster-scoped types or every namespace.
+    pub namespace: Option<String>,
+    /// Metadata only (`PartialObjectMetadata`): labels, annotations,
+    /// timestamps, no spec, status or data.
+    pub metadata_only: bool,
+}
+
+impl WatchKey {
+    pub fn new(resource: ResourceType, namespace: Option<&str>) -> Self {
+        WatchKey {
+            resource,
+            namespace: namespace.filter(|_| resource.namespaced).map(String::from),
+            metadata_only: false,
+        }
+    }
+
+    pub fn metadata(resource: ResourceType, namespace: Option<&str>) -> Self {
+        WatchKey {
+            metadata_only: true,
+            ..Self::new(resource, namespace)
+        }
+    }
+}
+
+/// The state checks see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchState {
+    /// No full list yet.
+    Starting,
+    /// The store holds a full list and every change since.
+    Synced,
+    /// The last attempt failed; the store may be stale.
+    Failing(KubeError),
+}
+
+/// `namespace`, `name` → object. Namespace is empty for cluster objects.
+pub type Objects = BTreeMap<(String, String), Arc<DynamicObject>>;
+
+/// What the watch task and the readers share.
+pub(crate) struct Shared {
+    objects: RwLock<Arc<Objects>>,
+    state: watch::Sender<WatchState>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Shared {
+            objects: RwLock::new(Arc::new(Objects::new())),
+            state: watch::Sender::new(WatchState::Starting),
+        }
+    }
+
+    pub(crate) fn objects(&self) -> Arc<Objects> {
+        self.objects
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn state(&self) -> WatchState {
+        self.state.borrow().clone()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<WatchState> {
+        self.state.subscribe()
+    }
+
+    fn set_state(&self, state: WatchState) {
+        self.state.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+    }
+
+    fn replace(&self, objects: Objects) {
+        *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(objects);
+    }
+
+    /// Inserts `object`; returns the one it replaced.
+    fn upsert(&self, object: DynamicObject) -> Option<Arc<DynamicObject>> {
+        let mut guard = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut guard).insert(object_key(&object), Arc::new(object))
+    }
+
+    fn remove(&self, object: &DynamicObject) {
+        let mut guard = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut guard).remove(&object_key(object));
+    }
+}
+
+fn object_key(object: &DynamicObject) -> (String, String) {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Drops what no check reads and what must not be kept: managed fields,
+/// the `last-applied-configuration` annotation (for a Secret it holds the
+/// values), and the values of a Secret's `data` and `stringData` (their
+/// key names stay).
+pub(crate) fn sanitize(resource: &ResourceType, mut object: DynamicObject) -> DynamicObject {
+    object.metadata.managed_fields = None;
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if *resource == SECRETS {
+        for field in ["data", "stringData"] {
+            if let Some(map) = object.data.get_mut(field).and_then(|v| v.as_object_mut()) {
+                for value in map.values_mut() {
+                    *value = serde_json::Value::String(String::new());
+                }
+            }
+        }
+    }
+    object
+}
+
+fn from_metadata(
+    resource: &ResourceType,
+    version: &str,
+    meta: PartialObjectMeta<DynamicObject>,
+) -> DynamicObject {
+    let ar = resource.api_resource(version);
+    DynamicObject {
+        types: Some(kube::core::TypeMeta {
+            api_version: ar.api_version,
+            kind: ar.kind,
+        }),
+        metadata: meta.metadata,
+        data: serde_json::Value::Null,
+    }
+}
+
+/// Backoff after the `failures`-th consecutive failure: 250 ms doubling
+/// up to `max`.
+fn backoff(failures: u32, max: Duration) -> Duration {
+    let base = Duration::from_millis(250);
+    base.saturating_mul(1u32 << failures.min(10).saturating_sub(1))
+        .min(max)
+}
+
+/// Retry at most this far apart while the API server is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// … and this far apart while it refuses (forbidden, type not served):
+/// such answers change only when someone changes the cluster.
+const MAX_BACKOFF_REFUSED: Duration = Duration::from_secs(30);
+
+/// How long the API server keeps one watch request open (`timeoutSeconds`),
+/// well under [`super::connection::READ_TIMEOUT`].
+pub const WATCH_TIMEOUT_SECONDS: u32 = 55;
+
+type EventStream =
+    futures::stream::BoxStream<'static, Result<Event<DynamicObject>, watcher::Error>>;
+
+fn event_stream(client: &kube::Client, key: &WatchKey, version: &str) -> EventStream {
+    let ar = key.resource.api_resource(version);
+    let config = watcher::Config::default().timeout(WATCH_TIMEOUT_SECONDS);
+    if key.metadata_only {
+        let api: Api<PartialObjectMeta<DynamicObject>> = match &key.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        let resource = key.resource;
+        let version = version.to_string();
+        watcher::watcher(api, config)
+            .map_ok(move |event| {
+                let convert = |meta| from_metadata(&resource, &version, meta);
+                match event {
+                    Event::Apply(meta) => Event::Apply(convert(meta)),
+                    Event::Delete(meta) => Event::Delete(convert(meta)),
+                    Event::Init => Event::Init,
+                    Event::InitApply(meta) => Event::InitApply(convert(meta)),
+                    Event::InitDone => Event::InitDone,
+                }
+            })
+            .boxed()
+    } else {
+        let api: Api<DynamicObject> = match &key.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        watcher::watcher(api, config).boxed()
+    }
+}
+
+/// Runs the watch of `key` until the task is aborted.
+pub(crate) async fn run(
+    client: kube::Client,
+    key: WatchKey,
+    shared: Arc<Shared>,
+    rollouts: broadcast::Sender<Rollout>,
+) {
+    let resource = key.resource;
+    let namespace = key.namespace.as_deref();
+    let tracks_rollouts =
+        !key.metadata_only && (resource == DEPLOYMENTS || resource == STATEFULSETS);
+    let mut failures: u32 = 0;
+    let mut version_index = 0usize;
+    loop {
+        let version = resource.versions[version_index];
+        let mut events = event_stream(&client, &key, version);
+        let mut listing: Option<Objects> = None;
+        // Why this attempt ended; None: the stream ended, which a watcher
+        // never does, but is treated like a drop.
+        let mut ended_by: Option<WatchFailure> = None;
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(Event::Init) => listing = Some(Objects::new()),
+                Ok(Event::InitApply(object)) => {
+                    let object = sanitize(&resource, object);
+                    listing
+                        .get_or_insert_with(Objects::new)
+                        .insert(object_key(&object), Arc::new(object));
+                }
+                Ok(Event::InitDone) => {
+                    shared.replace(listing.take().unwrap_or_default());
+                    shared.set_state(WatchState::Synced);
+                    failures = 0;
+                    tracing::debug!(resource = %resource, namespace = ?namespace, version, "watch synced");
+                }
+                Ok(Event::Apply(object)) => {
+                    let object = sanitize(&resource, object);
+                    let generation = object.metadata.generation;
+                    let key = object_key(&object);
+                    let before = shared.upsert(object);
+                    if tracks_rollouts {
+                        if let (Some(before), Some(generation)) = (before, generation) {
+                            if before.metadata.generation != Some(generation) {
+                                tracing::info!(resource = %resource, namespace = %key.0, name = %key.1, generation, "rollout seen");
+                                let _ = rollouts.send(Rollout {
+                                    workload: WorkloadRef {
+                                        namespace: key.0,
+                                        name: key.1,
+                                    },
+                                    generation,
+                                });
+                            }
+                        }
+                    }
+                }
+                Ok(Event::Delete(object)) => shared.remove(&object),
+                Err(err) => {
+                    ended_by = Some(classify_watch_error(&err, &resource, namespace));
+                    break;
+                }
+            }
+        }
+        drop(events);
+        let max = match ended_by {
+            Some(WatchFailure::Gone) => {
+                tracing::debug!(resource = %resource, namespace = ?namespace, "resource version expired; listing again");
+                continue;
+            }
+            Some(WatchFailure::NotServed) if version_index + 1 < resource.versions.len() => {
+                version_index += 1;
+                continue;
+            }
+            Some(WatchFailure::NotServed) => {
+                version_index = 0;
+                shared.set_state(WatchState::Failing(KubeError::NotInstalled {
+                    resource: resource.rbac_name(),
+                    versions: resource.versions.join(", "),
+                }));
+                MAX_BACKOFF_REFUSED
+            }
+            Some(WatchFailure::Failed(err)) => {
+                let max = match err {
+                    KubeError::Forbidden { .. } | KubeError::Unauthorized(_) => MAX_BACKOFF_REFUSED,
+                    _ => MAX_BACKOFF,
+                };
+                tracing::warn!(resource = %resource, namespace = ?namespace, error = %err, "watch failed; retrying");
+                shared.set_state(WatchState::Failing(err));
+                max
+            }
+            None => MAX_BACKOFF,
+        };
+        failures = failures.saturating_add(1);
+        tokio::time::sleep(backoff(failures, max)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::resource::PODS;
+
+    #[test]
+    fn secret_values_and_last_applied_configuration_are_dropped() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "prod", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"password\":\"aHVudGVyMg==\"}}",
+                "team": "a"}},
+            "data": {"password": "aHVudGVyMg=="},
+            "stringData": {"token": "t0ken"}
+        }))
+        .unwrap();
+        let clean = sanitize(&SECRETS, object);
+        let text = serde_json::to_string(&clean).unwrap();
+        assert!(!text.contains("aHVudGVyMg"), "{text}");
+        assert!(!text.contains("t0ken"), "{text}");
+        assert!(text.contains("\"password\""), "{text}");
+        assert!(text.contains("\"team\""), "{text}");
+    }
+
+    #[test]
+    fn other_objects_keep_their_data() {
+        let object: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "data": {"x": "y"}
+        }))
+        .unwrap();
+        let clean = sanitize(&PODS, object);
+        assert_eq!(clean.data["data"]["x"], "y");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1, MAX_BACKOFF), Duration::from_millis(250));
+        assert_eq!(backoff(2, MAX_BACKOFF), Duration::from_millis(500));
+        assert_eq!(backoff(30, MAX_BACKOFF), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn cluster_scoped_keys_have_no_namespace() {
+        let key = WatchKey::new(crate::kube::resource::NAMESPACES, Some("prod"));
+        assert_eq!(key.namespace, None);
+        assert_eq!(
+            WatchKey::new(PODS, Some("prod")).namespace.as_deref(),
+            Some("prod")
+        );
+    }
+}
