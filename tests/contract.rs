@@ -1,6 +1,7 @@
 //! The metric contract in one place: every family the code declares is
 //! documented in the README, everything the README, alerts and dashboards
-//! name is declared by the code, and every reason word is documented.
+//! name is declared by the code, every reason word is documented, and
+//! every dashboard has the shared variables and uses them.
 
 use std::collections::BTreeSet;
 use std::path::Path;
