@@ -149,6 +149,7 @@ fn metric_names_follow_prometheus_conventions() {
 
 #[test]
 fn every_dashboard_follows_the_shared_conventions() {
+    let series = regex::Regex::new(r"\bvouch_[a-z0-9_]+(\{[^}]*\})?").unwrap();
     for file in files_under(Path::new("dashboards")) {
         let name = file.display().to_string();
         let dashboard: serde_json::Value =
@@ -184,10 +185,7 @@ fn every_dashboard_follows_the_shared_conventions() {
                 let expr = target["expr"].as_str().unwrap();
                 // Every series a panel reads follows the job, instance and
                 // check variables (build and scheduler series carry no check).
-                for selector in regex::Regex::new(r"\bvouch_[a-z0-9_]+(\{[^}]*\})?")
-                    .unwrap()
-                    .find_iter(expr)
-                {
+                for selector in series.find_iter(expr) {
                     let selector = selector.as_str();
                     assert!(
                         selector.contains(r#"job=~"$job""#)
