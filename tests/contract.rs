@@ -1,6 +1,7 @@
 //! The metric contract in one place: every family the code declares is
 //! documented in the README, everything the README, alerts and dashboards
-//! name is declared by the code, and every reason word is documented.
+//! name is declared by the code, every reason word is documented, and
+//! every dashboard has the shared variables and uses them.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -153,5 +154,65 @@ fn metric_names_follow_prometheus_conventions() {
             units.iter().any(|u| name.ends_with(u)),
             "{name}: no unit or kind suffix"
         );
+    }
+}
+
+#[test]
+fn every_dashboard_follows_the_shared_conventions() {
+    let series = regex::Regex::new(r"\bvouch_[a-z0-9_]+(\{[^}]*\})?").unwrap();
+    for file in files_under(Path::new("dashboards")) {
+        let name = file.display().to_string();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let variables: Vec<&str> = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            variables,
+            ["datasource", "job", "instance", "check"],
+            "{name}"
+        );
+        assert!(dashboard["uid"]
+            .as_str()
+            .is_some_and(|uid| file.file_stem().is_some_and(|stem| stem == uid)));
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap();
+            let Some(targets) = panel["targets"].as_array() else {
+                continue;
+            };
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{name}: {title}"
+            );
+            for target in targets {
+                assert_eq!(
+                    target["datasource"]["uid"], "${datasource}",
+                    "{name}: {title}"
+                );
+                let expr = target["expr"].as_str().unwrap();
+                // Every series a panel reads follows the job, instance and
+                // check variables (build and scheduler series carry no check).
+                for selector in series.find_iter(expr) {
+                    let selector = selector.as_str();
+                    assert!(
+                        selector.contains(r#"job=~"$job""#)
+                            && selector.contains(r#"instance=~"$instance""#),
+                        "{name}: {title}: {selector} ignores the job or instance variable"
+                    );
+                    if !selector.starts_with("vouch_build_")
+                        && !selector.starts_with("vouch_scheduler_")
+                        && !selector.starts_with("vouch_config_")
+                    {
+                        assert!(
+                            selector.contains(r#"check=~"$check""#),
+                            "{name}: {title}: {selector} ignores the check variable"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,18 +1,22 @@
 //! The monitoring stack end to end: vouch scraped by a real Prometheus
-//! with the bundled rules, alerts routed by a real Alertmanager to a
-//! webhook in the test; then every dashboard and rule expression run
-//! against that Prometheus.
+//! with the bundled rules, alerts routed by a real Alertmanager (with the
+//! bundled inhibit rules) to a webhook in the test; a stale backup in a
+//! local directory raises VouchBackupTooOld with its numbers while the
+//! generic alert of the same check is inhibited; then every dashboard and
+//! rule expression run against that Prometheus.
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use support::certs::self_signed;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
-use support::monitoring::{alertmanager, prometheus, query, wait_for_data};
+use support::key_vault::{now, FakeKeyVault, FakeSecret, CLIENT_ID, CLIENT_SECRET, TENANT};
+use support::monitoring::{alertmanager, alertmanager_alerts, prometheus, query, wait_for_data};
 use support::postgres::Postgres;
 use support::redis::Redis;
+use support::registry::{Auth, Registry};
 use support::vouch::Daemon;
 use support::{wait_until, write_config};
 
@@ -130,6 +134,24 @@ async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves(
         })
     };
 
+    // Two 2MB backups, the newer written 2 days ago: older than the
+    // checklist's 24h.
+    let backups = tempfile::tempdir().unwrap();
+    for (name, days) in [("pg-1.sql.gz", 3), ("pg-2.sql.gz", 2)] {
+        let file = std::fs::File::create(backups.path().join(name)).unwrap();
+        file.set_len(2_000_000).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(days * 86_400))
+            .unwrap();
+    }
+    let registry = Registry::start_new(Auth::None);
+    registry.push_image("broxiva/api", &["v1.2.3", "0a1b2c3", "1b2c3d4", "2c3d4e5"]);
+    let vault = FakeKeyVault::start().await;
+    let vault_dir = tempfile::tempdir().unwrap();
+    let vault_ca = vault.write_ca(vault_dir.path());
+    let mut jwt = FakeSecret::aged("VALUE-of-jwt-secret", 10);
+    jwt.exp = Some(now() + 60 * 86_400);
+    vault.put("jwt-secret", jwt);
+
     let config = write_config(&format!(
         r#"
 defaults: {{ interval: 1s, timeout: 1s }}
@@ -156,7 +178,34 @@ checks:
   - name: cache
     section: post-deploy/cache
     redis: {{ url_env: VOUCH_E2E_REDIS_URL, min_lookups: 0 }}
+  - name: database-backup
+    section: pre-deploy/database
+    severity: critical
+    backup: {{ url: "file://{backups}", max_age: 24h, min_size: 1MB }}
+  - name: api-image
+    section: pre-deploy/registry
+    registry: {{ url: "{registry}", repository: broxiva/api, tag: v1.2.3, min_rollback_tags: 3 }}
+  - name: key-vault-secrets
+    section: pre-deploy/secrets
+    interval: 2s
+    timeout: 2s
+    secret_age:
+      key_vault:
+        url: "{vault}"
+        auth: client_secret
+        tenant_id: {tenant}
+        client_id: {client_id}
+        authority_host: "{vault}"
+        client_secret_env: VOUCH_E2E_KV_CLIENT_SECRET
+        ca_file: "{vault_ca}"
+      secrets: [{{ name: jwt-secret, max_age: 90d }}]
 "#,
+        backups = backups.path().display(),
+        registry = registry.url(),
+        vault = vault.url(),
+        tenant = TENANT,
+        client_id = CLIENT_ID,
+        vault_ca = vault_ca.display(),
         url = target.url("/api/health/live"),
         tls_port = tls_target.addr.port(),
         dns_a = dns_a.server(),
@@ -167,6 +216,7 @@ checks:
         &[
             ("VOUCH_E2E_PG_URL", &postgres.url()),
             ("VOUCH_E2E_REDIS_URL", &redis.url()),
+            ("VOUCH_E2E_KV_CLIENT_SECRET", CLIENT_SECRET),
         ],
     )
     .await;
@@ -184,8 +234,9 @@ receivers:
     webhook_configs:
       - url: "{}"
         send_resolved: true
-"#,
-        hook.url("/hook")
+{}"#,
+        hook.url("/hook"),
+        std::fs::read_to_string("alerts/alertmanager-inhibit.yml").unwrap()
     ))
     .await;
     let prometheus = prometheus(
@@ -294,6 +345,66 @@ scrape_configs:
         repaired_at.elapsed()
     );
 
+    // The stale backup: the specific alert reaches the webhook with the
+    // measured age, and the generic alert of the same check is held back
+    // by the bundled inhibit rule instead of paging a second time.
+    wait_until(
+        "the backup alert's notification",
+        Duration::from_secs(60),
+        || async { has(&hook, "firing", "VouchBackupTooOld", "database-backup").is_some() },
+    )
+    .await;
+    let alert = has(&hook, "firing", "VouchBackupTooOld", "database-backup").unwrap();
+    assert_eq!(alert["labels"]["severity"], "critical");
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("The newest backup found by database-backup was written 2d "),
+        "{description}"
+    );
+    wait_until(
+        "the generic alert of the backup check to be inhibited",
+        Duration::from_secs(60),
+        || async {
+            alertmanager_alerts(alertmanager.addr)
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| {
+                    a["labels"]["alertname"] == "VouchCriticalCheckFailing"
+                        && a["labels"]["check"] == "database-backup"
+                        && a["status"]["state"] == "suppressed"
+                        && a["status"]["inhibitedBy"]
+                            .as_array()
+                            .is_some_and(|by| !by.is_empty())
+                })
+        },
+    )
+    .await;
+    assert!(
+        has(
+            &hook,
+            "firing",
+            "VouchCriticalCheckFailing",
+            "database-backup"
+        )
+        .is_none(),
+        "the generic alert paged besides VouchBackupTooOld"
+    );
+    // The registry and vault checks pass: their alerts stay quiet.
+    for name in [
+        "VouchRegistryTagMissing",
+        "VouchSecretMissing",
+        "VouchSecretRotationOverdue",
+    ] {
+        assert!(
+            notifications(&hook)
+                .iter()
+                .all(|(_, a)| a["labels"]["alertname"] != name),
+            "{name} fired"
+        );
+    }
+
     // Every dashboard panel's query parses and returns data.
     let mut empty = Vec::new();
     for (panel, expr) in dashboard_queries() {
@@ -324,6 +435,7 @@ scrape_configs:
         }
     }
     traffic.abort();
+    drop(registry);
     drop(prometheus);
     drop(alertmanager);
 }

@@ -137,3 +137,12 @@ pub async fn wait_for_data(prometheus: SocketAddr, promql: &str, limit: Duration
     })
     .await;
 }
+
+/// The alerts Alertmanager holds now (`/api/v2/alerts`: firing, inhibited
+/// and silenced ones, each with its `status.state` and `inhibitedBy`).
+pub async fn alertmanager_alerts(alertmanager: SocketAddr) -> serde_json::Value {
+    let (_, body) = http_get(alertmanager, "/api/v2/alerts")
+        .await
+        .expect("Alertmanager answers");
+    serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))
+}
