@@ -117,7 +117,7 @@ reasons! {
     SecretExpiring => "secret_expiring": "a secret has expired or expires sooner than min_valid_for allows",
     NotSynced => "not_synced": "the Kubernetes watch the check reads has not delivered its first full list yet",
     NotInstalled => "not_installed": "the Kubernetes API server does not serve the resource type (its CRD is missing)",
-    NotFound => "not_found": "the Kubernetes object (or any object matching the selector) does not exist",
+    NotFound => "not_found": "the Kubernetes object (or any object matching the selector, or the value a cross-check reads from it) does not exist",
     NotReady => "not_ready": "the object reports itself not ready (Ready condition, pods not Ready, namespace terminating)",
     Rollout => "rollout": "the workload's rollout is not complete (as `kubectl rollout status` decides) or exceeded its progress deadline",
     Replicas => "replicas": "fewer ready replicas than required, or an autoscaler below its minimum",

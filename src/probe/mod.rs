@@ -5,6 +5,7 @@
 pub mod api_client;
 pub mod azure_auth;
 pub mod backup;
+pub mod cross_check;
 pub mod dns;
 pub mod http;
 pub mod kubernetes;
