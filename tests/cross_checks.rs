@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::dnsmasq::Dnsmasq;
+use support::http_server::{Reply, TestServer};
 use support::kind::expect;
 use support::kube_api::{objects, FakeKube, Rule};
 use vouch::config::SourcedConfig;
@@ -249,4 +250,169 @@ async fn dns_is_an_error_while_the_ingress_watch_is_forbidden_or_not_synced() {
         Reason::NotSynced,
         "the watch of ingresses.networking.k8s.io in namespace prod has not synced within 1s",
     );
+}
+
+// ---- http --------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_expects_the_commit_the_deployment_runs_until_the_service_catches_up() {
+    let cluster = Cluster::start().await;
+    let fake = &cluster.fake;
+    fake.apply(objects::deployment(
+        "prod",
+        "api",
+        2,
+        "registry.example.com:5000/broxiva/api:3f2a9c1",
+    ));
+    fake.settle_deployment("prod", "api");
+    let server = TestServer::http().await;
+    let version = |commit: &str| Reply::json(200, json!({"commit": commit, "status": "ok"}));
+    server.route("/api/version", version("3f2a9c1"));
+    server.route("/", Reply::text(200, "<footer>build 3f2a9c1</footer>"));
+    let check = cluster.check(
+        "http",
+        "5s",
+        &format!(
+            "{{ url: \"{}\", expect: {{ json: {{ $.status: ok }}, json_image_tag: {{ $.commit: {{ deployment: prod/api, container: api }} }} }} }}",
+            server.url("/api/version")
+        ),
+    );
+    let footer = cluster.check(
+        "http",
+        "5s",
+        &format!(
+            "{{ url: \"{}\", expect: {{ body_contains_image_tag: {{ deployment: prod/api, container: api }} }} }}",
+            server.url("/")
+        ),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "status 200",
+    );
+    expect(
+        &cluster.run(&footer).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "status 200",
+    );
+
+    // A rollout to a new image: the service still answers the old commit.
+    fake.start_rollout(
+        "prod",
+        "api",
+        "registry.example.com:5000/broxiva/api:8d41e07",
+    );
+    let outcome = cluster
+        .run_until(&check, "the new image", is(Verdict::Fail, Reason::Json))
+        .await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Json,
+        "$.commit is \"3f2a9c1\", expected \"8d41e07\" (the image tag of container api of Deployment prod/api)",
+    );
+    expect(
+        &cluster.run(&footer).await,
+        Verdict::Fail,
+        Reason::Body,
+        "body does not contain \"8d41e07\" (the image tag of container api of Deployment prod/api)",
+    );
+
+    // The new pods serve; both pass again.
+    server.route("/api/version", version("8d41e07"));
+    server.route("/", Reply::text(200, "<footer>build 8d41e07</footer>"));
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "status 200",
+    );
+    expect(
+        &cluster.run(&footer).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "status 200",
+    );
+
+    // A container the Deployment does not have, a Deployment that does not
+    // exist, an image without a tag: errors, and no request is made.
+    let requests = server.seen().len();
+    for (block, part) in [
+        (
+            "{ deployment: prod/api, container: web }",
+            "cannot read the image tag of container web of Deployment prod/api: Deployment prod/api has no container \"web\" (it has: api)",
+        ),
+        (
+            "{ deployment: prod/gone, container: api }",
+            "Deployment prod/gone not found",
+        ),
+    ] {
+        let check = cluster.check(
+            "http",
+            "5s",
+            &format!(
+                "{{ url: \"{}\", expect: {{ json_image_tag: {{ $.commit: {block} }} }} }}",
+                server.url("/api/version")
+            ),
+        );
+        expect(&cluster.run(&check).await, Verdict::Error, Reason::NotFound, part);
+    }
+    fake.apply(objects::deployment(
+        "prod",
+        "pinned",
+        1,
+        "broxiva/api@sha256:0123",
+    ));
+    let pinned = cluster.check(
+        "http",
+        "5s",
+        &format!(
+            "{{ url: \"{}\", expect: {{ body_contains_image_tag: {{ deployment: prod/pinned, container: pinned }} }} }}",
+            server.url("/")
+        ),
+    );
+    let outcome = cluster
+        .run_until(&pinned, "the pinned Deployment", |o| {
+            o.message.contains("without a tag")
+        })
+        .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::NotFound,
+        "it runs broxiva/api@sha256:0123 without a tag",
+    );
+    assert_eq!(
+        server.seen().len(),
+        requests,
+        "no request without an expected value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_is_an_error_while_the_deployment_watch_has_not_synced() {
+    let cluster = Cluster::start().await;
+    cluster.fake.set_delay(Duration::from_secs(60));
+    let server = TestServer::http().await;
+    server.route(
+        "/api/version",
+        Reply::json(200, json!({"commit": "3f2a9c1"})),
+    );
+    let check = cluster.check(
+        "http",
+        "2s",
+        &format!(
+            "{{ url: \"{}\", expect: {{ json_image_tag: {{ /commit: {{ deployment: prod/api, container: api }} }} }} }}",
+            server.url("/api/version")
+        ),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Error,
+        Reason::NotSynced,
+        "cannot read the image tag of container api of Deployment prod/api: the watch of deployments.apps in namespace prod has not synced within 1s",
+    );
+    assert!(server.seen().is_empty());
 }

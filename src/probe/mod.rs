@@ -110,7 +110,8 @@ pub fn build(
     config: &SourcedConfig,
 ) -> Result<Arc<dyn Probe>, Vec<Problem>> {
     if let Some(http) = &check.http {
-        let probe = http::HttpProbe::build(http, clients, config).map_err(|problems| {
+        let timeout = check.effective_timeout(&config.file.defaults).0;
+        let probe = http::HttpProbe::build(http, clients, config, timeout).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|p| p.under("http"))
