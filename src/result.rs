@@ -74,6 +74,7 @@ reasons! {
     TlsIssuer => "tls_issuer": "the certificate's issuer does not match the expected pattern",
     TlsSan => "tls_san": "the certificate does not name every expected subject alternative name",
     TlsVersion => "tls_version": "the negotiated TLS version is below the minimum",
+    TlsStale => "tls_stale": "the server presents another certificate than the one its cert-manager Certificate reports (an older one: a renewal not picked up yet)",
     File => "file": "a file the check reads is missing, unreadable or malformed",
     DnsRcode => "dns_rcode": "the DNS response code was not the expected one (e.g. NXDOMAIN)",
     DnsAnswers => "dns_answers": "the DNS answers were not the expected ones, or too few",

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use support::certs::{unix_now, TestCa, Validity, DAY};
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::kind::expect;
@@ -415,4 +416,145 @@ async fn http_is_an_error_while_the_deployment_watch_has_not_synced() {
         "cannot read the image tag of container api of Deployment prod/api: the watch of deployments.apps in namespace prod has not synced within 1s",
     );
     assert!(server.seen().is_empty());
+}
+
+// ---- tls ---------------------------------------------------------------
+
+fn utc(unix: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(unix, 0).unwrap()
+}
+
+/// A `tls` block for the server at `port` (a certificate for localhost from
+/// the CA in `ca_file`), compared with Certificate `certificate`.
+fn tls_block(port: u16, ca_file: &std::path::Path, certificate: &str) -> String {
+    format!(
+        "{{ host: localhost, port: {port}, connect_to: \"127.0.0.1\", ca_file: \"{}\", cert_manager_certificate: {certificate} }}",
+        ca_file.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_fails_while_a_server_presents_the_certificate_before_its_renewal() {
+    let cluster = Cluster::start().await;
+    let fake = &cluster.fake;
+    fake.install_cert_manager();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("vouch cross-check CA");
+    let ca_file = ca.write_pem(dir.path());
+    let now = unix_now();
+    let (first_from, first_until) = (now - DAY, now + 90 * DAY);
+    fake.apply(objects::certificate(
+        "prod",
+        "web-tls",
+        &["localhost"],
+        utc(first_from),
+        utc(first_until),
+    ));
+    let old = TestServer::https(ca.issue(
+        &["localhost"],
+        Validity::Between {
+            not_before: first_from,
+            not_after: first_until,
+        },
+    ))
+    .await;
+    let check = cluster.check(
+        "tls",
+        "5s",
+        &tls_block(old.addr.port(), &ca_file, "prod/web-tls"),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "certificate valid until",
+    );
+
+    // cert-manager renews; the old pod keeps presenting what it loaded.
+    let (renewed_from, renewed_until) = (now, now + 120 * DAY);
+    fake.renew_certificate("prod", "web-tls", utc(renewed_from), utc(renewed_until));
+    let outcome = cluster
+        .run_until(&check, "the renewal", is(Verdict::Fail, Reason::TlsStale))
+        .await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::TlsStale,
+        "older than the one cert-manager Certificate prod/web-tls was renewed to",
+    );
+
+    // A server presenting the renewed certificate passes.
+    let renewed = TestServer::https(ca.issue(
+        &["localhost"],
+        Validity::Between {
+            not_before: renewed_from,
+            not_after: renewed_until,
+        },
+    ))
+    .await;
+    let check = cluster.check(
+        "tls",
+        "5s",
+        &tls_block(renewed.addr.port(), &ca_file, "prod/web-tls"),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "certificate valid until",
+    );
+
+    // One that presents a certificate cert-manager did not issue fails too.
+    let unrelated = TestServer::https(ca.issue(
+        &["localhost"],
+        Validity::Between {
+            not_before: now,
+            not_after: now + 365 * DAY,
+        },
+    ))
+    .await;
+    let check = cluster.check(
+        "tls",
+        "5s",
+        &tls_block(unrelated.addr.port(), &ca_file, "prod/web-tls"),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Fail,
+        Reason::TlsStale,
+        "not the one cert-manager Certificate prod/web-tls reports",
+    );
+
+    // A Certificate that does not exist: error, before connecting.
+    let check = cluster.check(
+        "tls",
+        "5s",
+        &tls_block(renewed.addr.port(), &ca_file, "prod/gone"),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Error,
+        Reason::NotFound,
+        "cannot read status.notAfter of Certificate prod/gone: Certificate prod/gone not found",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_an_error_without_cert_manager() {
+    let cluster = Cluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("vouch cross-check CA");
+    let ca_file = ca.write_pem(dir.path());
+    let server = TestServer::https(ca.issue(&["localhost"], Validity::ValidFor { days: 90 })).await;
+    let check = cluster.check(
+        "tls",
+        "5s",
+        &tls_block(server.addr.port(), &ca_file, "prod/web-tls"),
+    );
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Error,
+        Reason::NotInstalled,
+        "does not serve certificates.cert-manager.io",
+    );
 }

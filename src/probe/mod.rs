@@ -120,7 +120,8 @@ pub fn build(
         return Ok(Arc::new(probe));
     }
     if let Some(tls) = &check.tls {
-        let probe = tls::TlsProbe::build(tls, clients, config)
+        let timeout = check.effective_timeout(&config.file.defaults).0;
+        let probe = tls::TlsProbe::build(tls, clients, config, timeout)
             .map_err(|problems| under("tls", problems))?;
         return Ok(Arc::new(probe));
     }
