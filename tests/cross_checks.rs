@@ -17,6 +17,7 @@ use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::kind::expect;
 use support::kube_api::{objects, FakeKube, Rule};
+use support::registry::{Auth, Registry};
 use vouch::config::SourcedConfig;
 use vouch::plan::{Plan, PlannedCheck};
 use vouch::probe::Clients;
@@ -556,5 +557,72 @@ async fn tls_is_an_error_without_cert_manager() {
         Verdict::Error,
         Reason::NotInstalled,
         "does not serve certificates.cert-manager.io",
+    );
+}
+
+// ---- registry ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_looks_for_the_tag_the_deployment_runs() {
+    let cluster = Cluster::start().await;
+    let fake = &cluster.fake;
+    let registry = Registry::start_new(Auth::None);
+    registry.push_image("broxiva/api", &["0a1b2c3", "1b2c3d4"]);
+    fake.apply(objects::deployment(
+        "prod",
+        "api",
+        2,
+        "registry.example.com/broxiva/api:1b2c3d4",
+    ));
+    fake.settle_deployment("prod", "api");
+    let check = cluster.check(
+        "registry",
+        "10s",
+        &format!(
+            "{{ url: \"{}\", repository: broxiva/api, tag_of: {{ deployment: prod/api, container: api }}, min_rollback_tags: 1 }}",
+            registry.url()
+        ),
+    );
+    let outcome = cluster.run(&check).await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "broxiva/api:1b2c3d4 present",
+    );
+
+    // A rollout to an image that was never pushed.
+    fake.start_rollout("prod", "api", "registry.example.com/broxiva/api:2c3d4e5");
+    let outcome = cluster
+        .run_until(
+            &check,
+            "the new image",
+            is(Verdict::Fail, Reason::TagMissing),
+        )
+        .await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::TagMissing,
+        "broxiva/api:2c3d4e5 not found",
+    );
+    registry.push_image("broxiva/api", &["2c3d4e5"]);
+    expect(
+        &cluster.run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "broxiva/api:2c3d4e5 present",
+    );
+
+    // The Deployment is deleted: unknown, not a pass on the last tag seen.
+    fake.delete("apps/v1", "Deployment", Some("prod"), "api");
+    let outcome = cluster
+        .run_until(&check, "the deletion", is(Verdict::Error, Reason::NotFound))
+        .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::NotFound,
+        "cannot read the image tag of container api of Deployment prod/api: Deployment prod/api not found",
     );
 }
