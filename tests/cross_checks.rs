@@ -87,6 +87,63 @@ fn is(verdict: Verdict, reason: Reason) -> impl Fn(&Outcome) -> bool {
     move |o: &Outcome| o.verdict == verdict && o.reason == reason
 }
 
+// ---- one watch, shared, and no request per run --------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_checks_share_one_watch_and_make_no_request_per_run() {
+    let cluster = Cluster::start().await;
+    let fake = &cluster.fake;
+    fake.apply(objects::deployment("prod", "api", 1, "broxiva/api:3f2a9c1"));
+    fake.settle_deployment("prod", "api");
+    let server = TestServer::http().await;
+    server.route("/v", Reply::text(200, "{\"commit\": \"3f2a9c1\"}"));
+    let reference = "{ deployment: prod/api, container: api }";
+    let checks = [
+        cluster.check(
+            "http",
+            "5s",
+            &format!(
+                "{{ url: \"{}\", expect: {{ json_image_tag: {{ $.commit: {reference} }} }} }}",
+                server.url("/v")
+            ),
+        ),
+        cluster.check(
+            "http",
+            "5s",
+            &format!(
+                "{{ url: \"{}\", expect: {{ body_contains_image_tag: {reference} }} }}",
+                server.url("/v")
+            ),
+        ),
+        cluster.check("kubernetes", "5s", "{ deployment: prod/api }"),
+    ];
+    for check in &checks {
+        expect(&cluster.run(check).await, Verdict::Pass, Reason::Ok, "");
+    }
+    let deployment_requests = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.plural == "deployments")
+            .count()
+    };
+    let after_first_round = deployment_requests();
+    for _ in 0..5 {
+        for check in &checks {
+            expect(&cluster.run(check).await, Verdict::Pass, Reason::Ok, "");
+        }
+    }
+    assert_eq!(fake.count("list", "deployments", Some("prod")), 1);
+    assert_eq!(fake.open_watches(), 1);
+    assert_eq!(deployment_requests(), after_first_round);
+
+    // The watch lives as long as a check holds it.
+    drop(checks);
+    support::wait_until("the watch to stop", WAIT, || async {
+        fake.open_watches() == 0
+    })
+    .await;
+}
+
 // ---- dns ---------------------------------------------------------------
 
 fn ingress(name: &str, status: serde_json::Value) -> serde_json::Value {

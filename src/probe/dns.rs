@@ -908,6 +908,37 @@ mod tests {
     }
 
     #[test]
+    fn ingress_addresses_are_split_by_record_type() {
+        let addresses: Vec<String> = ["10.0.0.1", "FD00::0:1", "LB.Example.com.", "10.0.0.2"]
+            .map(String::from)
+            .to_vec();
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            ingress_answers(RecordType::A, &addresses),
+            Ok(set(&["10.0.0.1", "10.0.0.2"]))
+        );
+        assert_eq!(
+            ingress_answers(RecordType::AAAA, &addresses),
+            Ok(set(&["fd00::1"]))
+        );
+        assert_eq!(
+            ingress_answers(RecordType::CNAME, &addresses),
+            Ok(set(&["lb.example.com"]))
+        );
+        let ips = ["10.0.0.1".to_string()];
+        let err = ingress_answers(RecordType::CNAME, &ips).unwrap_err();
+        assert!(
+            err.contains("no host name") && err.contains("type: A or AAAA"),
+            "{err}"
+        );
+        let err = ingress_answers(RecordType::AAAA, &ips).unwrap_err();
+        assert!(
+            err.contains("no IPv6 address") && !err.contains("CNAME"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn lookup_times_keep_fractions_of_a_millisecond() {
         assert_eq!(format_lookup(Duration::from_micros(240)), "0.2ms");
         assert_eq!(format_lookup(Duration::from_micros(45)), "45µs");
