@@ -19,6 +19,7 @@ use hickory_resolver::proto::ProtoErrorKind;
 use hickory_resolver::{Name, ResolveError, TokioResolver};
 use serde::Deserialize;
 
+use super::cross_check::{sync_wait, IngressAddressesOf, Unknown};
 use super::{Clients, Probe, ProbeContext};
 use crate::config::{format_duration, HumanDuration, Problem, SourcedConfig};
 use crate::result::{Measure, Measurement, Outcome, Reason};
@@ -64,6 +65,11 @@ pub struct DnsExpectConfig {
     /// `mail.example.com` for CNAME/NS; `10 mail.example.com` for MX; the
     /// text for TXT).
     pub answers: Option<Vec<String>>,
+    /// `namespace/name` of an Ingress: the answers must be exactly the
+    /// load-balancer addresses it reports, read from the watch cache at
+    /// every run — its IPv4 addresses for type A, IPv6 for AAAA, host
+    /// names for CNAME. Instead of `answers`.
+    pub answers_from_ingress: Option<String>,
     /// The answers must include these.
     #[serde(default)]
     pub contains: Vec<String>,
@@ -76,23 +82,83 @@ pub struct DnsExpectConfig {
     pub max_latency: Option<HumanDuration>,
 }
 
-/// Where an expected set of answers comes from. Only literal values
-/// today; a value resolved at run time (the address a Kubernetes Ingress
-/// reports) is a later variant, which is why expectations are resolved
-/// at every run rather than at load.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where an expected set of answers comes from: the config, or the
+/// cluster (resolved at every run, so it follows the Ingress).
+#[derive(Debug)]
 pub enum Expected {
     /// Answers written in the config, normalised.
     Literal(BTreeSet<String>),
+    /// The addresses an Ingress reports, of the record type asked.
+    Ingress(IngressAddressesOf, RecordType),
 }
 
 impl Expected {
     /// The set this run compares against.
-    pub async fn resolve(&self, _ctx: &ProbeContext) -> Result<BTreeSet<String>, String> {
+    pub async fn resolve(&self, ctx: &ProbeContext) -> Result<BTreeSet<String>, Unknown> {
         match self {
             Expected::Literal(set) => Ok(set.clone()),
+            Expected::Ingress(ingress, record_type) => {
+                let addresses = ingress.resolve(ctx).await?;
+                ingress_answers(*record_type, &addresses).map_err(|message| Unknown {
+                    reason: Reason::IngressAddress,
+                    message: format!("Ingress {}: {message}", ingress.ingress()),
+                })
+            }
         }
     }
+
+    /// Where the expected answers come from, for messages.
+    fn source(&self) -> String {
+        match self {
+            Expected::Literal(_) => String::new(),
+            Expected::Ingress(ingress, _) => {
+                format!(" (reported by Ingress {})", ingress.ingress())
+            }
+        }
+    }
+
+    fn is_empty_literal(&self) -> bool {
+        matches!(self, Expected::Literal(set) if set.is_empty())
+    }
+}
+
+/// The Ingress addresses of `record_type`, normalised as answers are: a
+/// load balancer reports IPs or a host name, and a host name is what a
+/// CNAME to it answers. None of the asked kind is an error naming what
+/// the Ingress has, never an empty set a lookup could match.
+fn ingress_answers(
+    record_type: RecordType,
+    addresses: &[String],
+) -> Result<BTreeSet<String>, String> {
+    let ip = |a: &String| a.parse::<IpAddr>().ok();
+    let set: BTreeSet<String> = addresses
+        .iter()
+        .filter_map(|a| match (record_type, ip(a)) {
+            (RecordType::A, Some(IpAddr::V4(v4))) => Some(v4.to_string()),
+            (RecordType::AAAA, Some(IpAddr::V6(v6))) => Some(v6.to_string()),
+            (RecordType::CNAME, None) => Some(a.trim_end_matches('.').to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    if !set.is_empty() {
+        return Ok(set);
+    }
+    let wanted = match record_type {
+        RecordType::A => "no IPv4 address",
+        RecordType::AAAA => "no IPv6 address",
+        _ => "no host name",
+    };
+    let hint = if addresses.iter().all(|a| ip(a).is_none()) {
+        " (a host name is compared with type: CNAME)"
+    } else if record_type == RecordType::CNAME {
+        " (IP addresses are compared with type: A or AAAA)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "reports {wanted} to compare {record_type} answers with, only {}{hint}",
+        addresses.join(", ")
+    ))
 }
 
 /// The system resolver, built once for all `dns` checks that list no
@@ -319,12 +385,31 @@ impl DnsProbe {
             }
             Expected::Literal(set)
         };
-        let answers = expect.answers.as_deref().map(|v| literal("answers", v));
+        let mut answers = expect.answers.as_deref().map(|v| literal("answers", v));
         let contains = (!expect.contains.is_empty()).then(|| literal("contains", &expect.contains));
+        if let Some(text) = &expect.answers_from_ingress {
+            let key = "expect.answers_from_ingress";
+            if answers.is_some() {
+                problems.push(Problem::new(
+                    key,
+                    "give answers or answers_from_ingress, not both",
+                ));
+            } else if !matches!(
+                record_type,
+                RecordType::A | RecordType::AAAA | RecordType::CNAME
+            ) {
+                problems.push(Problem::new(
+                    key,
+                    format!("an Ingress reports addresses: only with type A, AAAA or CNAME, not {record_type}"),
+                ));
+            } else {
+                answers =
+                    IngressAddressesOf::compile(text, key, sync_wait(check_timeout), &mut problems)
+                        .map(|ingress| Expected::Ingress(ingress, record_type));
+            }
+        }
         if rcode != ResponseCode::NoError
-            && (answers
-                .as_ref()
-                .is_some_and(|a| *a != Expected::Literal(BTreeSet::new()))
+            && (answers.as_ref().is_some_and(|a| !a.is_empty_literal())
                 || contains.is_some()
                 || expect.min_answers.is_some_and(|n| n > 0))
         {
@@ -356,14 +441,14 @@ impl DnsProbe {
         let answers = match &self.answers {
             Some(expected) => match expected.resolve(ctx).await {
                 Ok(set) => Some(set),
-                Err(message) => return Outcome::error(Reason::DnsAnswers, message),
+                Err(unknown) => return unknown.outcome(),
             },
             None => None,
         };
         let contains = match &self.contains {
             Some(expected) => match expected.resolve(ctx).await {
                 Ok(set) => set,
-                Err(message) => return Outcome::error(Reason::DnsAnswers, message),
+                Err(unknown) => return unknown.outcome(),
             },
             None => BTreeSet::new(),
         };
@@ -518,9 +603,13 @@ impl DnsProbe {
                     broken.push((
                         Reason::DnsAnswers,
                         format!(
-                            "answers {}, expected {}",
+                            "answers {}, expected {}{}",
                             set_text(&answer.values),
-                            set_text(expected)
+                            set_text(expected),
+                            self.answers
+                                .as_ref()
+                                .map(Expected::source)
+                                .unwrap_or_default()
                         ),
                     ));
                 }
@@ -816,6 +905,37 @@ mod tests {
             "edge.example.com"
         );
         assert!(normalise(RecordType::A, "::1").is_err());
+    }
+
+    #[test]
+    fn ingress_addresses_are_split_by_record_type() {
+        let addresses: Vec<String> = ["10.0.0.1", "FD00::0:1", "LB.Example.com.", "10.0.0.2"]
+            .map(String::from)
+            .to_vec();
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            ingress_answers(RecordType::A, &addresses),
+            Ok(set(&["10.0.0.1", "10.0.0.2"]))
+        );
+        assert_eq!(
+            ingress_answers(RecordType::AAAA, &addresses),
+            Ok(set(&["fd00::1"]))
+        );
+        assert_eq!(
+            ingress_answers(RecordType::CNAME, &addresses),
+            Ok(set(&["lb.example.com"]))
+        );
+        let ips = ["10.0.0.1".to_string()];
+        let err = ingress_answers(RecordType::CNAME, &ips).unwrap_err();
+        assert!(
+            err.contains("no host name") && err.contains("type: A or AAAA"),
+            "{err}"
+        );
+        let err = ingress_answers(RecordType::AAAA, &ips).unwrap_err();
+        assert!(
+            err.contains("no IPv6 address") && !err.contains("CNAME"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod api_client;
 pub mod azure_auth;
 pub mod backup;
+pub mod cross_check;
 pub mod dns;
 pub mod http;
 pub mod kubernetes;
@@ -109,7 +110,8 @@ pub fn build(
     config: &SourcedConfig,
 ) -> Result<Arc<dyn Probe>, Vec<Problem>> {
     if let Some(http) = &check.http {
-        let probe = http::HttpProbe::build(http, clients, config).map_err(|problems| {
+        let timeout = check.effective_timeout(&config.file.defaults).0;
+        let probe = http::HttpProbe::build(http, clients, config, timeout).map_err(|problems| {
             problems
                 .into_iter()
                 .map(|p| p.under("http"))
@@ -118,7 +120,8 @@ pub fn build(
         return Ok(Arc::new(probe));
     }
     if let Some(tls) = &check.tls {
-        let probe = tls::TlsProbe::build(tls, clients, config)
+        let timeout = check.effective_timeout(&config.file.defaults).0;
+        let probe = tls::TlsProbe::build(tls, clients, config, timeout)
             .map_err(|problems| under("tls", problems))?;
         return Ok(Arc::new(probe));
     }

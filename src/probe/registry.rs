@@ -21,6 +21,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
+use super::cross_check::{sync_wait, ImageTagOf, ImageTagOfConfig};
 use super::{Clients, Probe, ProbeContext};
 use crate::config::{ByteSize, CheckConfig, Problem, Secret, SecretSource, SourcedConfig};
 use crate::result::{Measure, Measurement, Outcome, Reason};
@@ -51,6 +52,10 @@ pub struct RegistryConfig {
     pub repository: String,
     /// A tag whose manifest must exist (answer `HEAD`).
     pub tag: Option<String>,
+    /// Instead of `tag`: the tag that container of a Deployment runs now
+    /// (`{ deployment: prod/api, container: api }`), read from the
+    /// Kubernetes watch cache at every run.
+    pub tag_of: Option<ImageTagOfConfig>,
     /// Fewest tags matching `tag_pattern`, the expected tag not counted,
     /// that must be kept for a rollback.
     pub min_rollback_tags: Option<u32>,
@@ -71,20 +76,26 @@ pub struct RegistryConfig {
     pub page_size: Option<u32>,
 }
 
-/// Where the tag that must exist comes from. The Kubernetes kind can add
-/// "the tag Deployment ns/name runs" here, resolved from its watch cache.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the tag that must exist comes from: the config, or the image a
+/// Deployment's container runs (so the check follows every rollout).
+#[derive(Debug)]
 pub enum ExpectedTag {
     /// A tag written in the config.
     Fixed(String),
+    /// The tag of a Deployment's container, read from the watch cache.
+    Running(ImageTagOf),
 }
 
 impl ExpectedTag {
-    /// The tag to look for in this run (a variant read from the watch
-    /// cache will use `ctx`; a tag it cannot find is a `Failure`).
-    fn resolve(&self, _ctx: &ProbeContext) -> Result<String, Failure> {
+    /// The tag to look for in this run; one the cluster does not report
+    /// is a `Failure` with the cache's reason word.
+    async fn resolve(&self, ctx: &ProbeContext) -> Result<String, Failure> {
         match self {
             ExpectedTag::Fixed(tag) => Ok(tag.clone()),
+            ExpectedTag::Running(source) => source.resolve(ctx).await.map_err(|unknown| Failure {
+                reason: unknown.reason,
+                message: unknown.message,
+            }),
         }
     }
 }
@@ -177,12 +188,20 @@ impl RegistryProbe {
                 ));
             }
         }
-        if config.tag.is_none() && config.min_rollback_tags.is_none() {
+        if config.tag.is_none() && config.tag_of.is_none() && config.min_rollback_tags.is_none() {
             problems.push(Problem::new(
                 "",
-                "nothing to verify: give tag, min_rollback_tags or both",
+                "nothing to verify: give tag (or tag_of), min_rollback_tags or both",
             ));
         }
+        if config.tag.is_some() && config.tag_of.is_some() {
+            problems.push(Problem::new("tag_of", "give tag or tag_of, not both"));
+        }
+        let wait = sync_wait(check.effective_timeout(&source.file.defaults).0);
+        let running = config
+            .tag_of
+            .as_ref()
+            .and_then(|reference| ImageTagOf::compile(reference, "tag_of", wait, &mut problems));
         let tag_pattern =
             config
                 .tag_pattern
@@ -269,7 +288,11 @@ impl RegistryProbe {
         Ok(RegistryProbe {
             base,
             repository: config.repository.clone(),
-            expected: config.tag.clone().map(ExpectedTag::Fixed),
+            expected: config
+                .tag
+                .clone()
+                .map(ExpectedTag::Fixed)
+                .or(running.map(ExpectedTag::Running)),
             min_rollback_tags: config.min_rollback_tags,
             tag_pattern,
             username: config.username.clone(),
@@ -789,9 +812,12 @@ impl RegistryProbe {
         let mut measurements = Vec::new();
         let mut failures: Vec<Failure> = Vec::new();
         let mut notes = Vec::new();
-        let tag = match self.expected.as_ref().map(|e| e.resolve(ctx)).transpose() {
-            Ok(tag) => tag,
-            Err(f) => return Outcome::error(f.reason, f.message),
+        let tag = match &self.expected {
+            Some(expected) => match expected.resolve(ctx).await {
+                Ok(tag) => Some(tag),
+                Err(f) => return Outcome::error(f.reason, f.message),
+            },
+            None => None,
         };
         let reference = |tag: &str| format!("{}:{tag}", self.repository);
         if let Some(tag) = &tag {

@@ -14,6 +14,8 @@ use url::Url;
 
 use super::client::Exchange;
 use crate::config::{format_duration, Problem, Secret};
+use crate::probe::cross_check::{ImageTagOf, ImageTagOfConfig, Unknown};
+use crate::probe::ProbeContext;
 use crate::result::Reason;
 
 /// An accepted status: one code, a class (`2xx`) or a range (`200-299`).
@@ -207,6 +209,15 @@ pub struct ExpectConfig {
     /// or JSON Pointer (`/status`).
     #[serde(default)]
     pub json: std::collections::BTreeMap<String, Value>,
+    /// JSON fields that must equal the image tag a Deployment's container
+    /// runs now (`$.commit: { deployment: prod/api, container: api }`),
+    /// read from the Kubernetes watch cache at every run.
+    #[serde(default)]
+    pub json_image_tag: std::collections::BTreeMap<String, ImageTagOfConfig>,
+    /// The body must contain the image tag a Deployment's container runs
+    /// now (`{ deployment: prod/web, container: web }`), e.g. a footer's
+    /// build info.
+    pub body_contains_image_tag: Option<ImageTagOfConfig>,
     /// Headers that must be present, each with a regex its value must match
     /// (`""` accepts any value).
     #[serde(default)]
@@ -227,6 +238,8 @@ pub struct Expectations {
     body_matches: Vec<regex::bytes::Regex>,
     body_not_matches: Vec<regex::bytes::Regex>,
     json: Vec<(String, JsonSelector, Value)>,
+    /// Expectations of values the cluster reports, resolved per run.
+    image_tags: Vec<(TagPlace, ImageTagOf)>,
     headers: Vec<(HeaderName, regex::Regex)>,
     headers_absent: Vec<HeaderName>,
     redirect_location: Option<Url>,
@@ -236,8 +249,19 @@ pub struct Expectations {
 /// One broken expectation.
 pub type Broken = (Reason, String);
 
+/// Where an image tag is expected in the answer.
+#[derive(Debug)]
+enum TagPlace {
+    /// A JSON field equals it (its key as written, and the selector).
+    Json(String, JsonSelector),
+    /// The body contains it.
+    Body,
+}
+
 impl Expectations {
-    pub fn compile(config: &ExpectConfig) -> Result<Self, Vec<Problem>> {
+    /// `sync_wait`: how long a run waits for the first sync of a watch
+    /// that `json_image_tag` or `body_contains_image_tag` reads.
+    pub fn compile(config: &ExpectConfig, sync_wait: Duration) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut regexes = |list: &[String], key: &str| -> Vec<regex::bytes::Regex> {
             list.iter()
@@ -261,6 +285,23 @@ impl Expectations {
             match JsonSelector::parse(key) {
                 Ok(selector) => json.push((key.clone(), selector, value.clone())),
                 Err(err) => problems.push(Problem::new(format!("expect.json.{key}"), err)),
+            }
+        }
+        let mut image_tags = Vec::new();
+        for (key, reference) in &config.json_image_tag {
+            let at = format!("expect.json_image_tag.{key}");
+            let selector = JsonSelector::parse(key)
+                .map_err(|err| problems.push(Problem::new(at.clone(), err)))
+                .ok();
+            let source = ImageTagOf::compile(reference, &at, sync_wait, &mut problems);
+            if let (Some(selector), Some(source)) = (selector, source) {
+                image_tags.push((TagPlace::Json(key.clone(), selector), source));
+            }
+        }
+        if let Some(reference) = &config.body_contains_image_tag {
+            let at = "expect.body_contains_image_tag";
+            if let Some(source) = ImageTagOf::compile(reference, at, sync_wait, &mut problems) {
+                image_tags.push((TagPlace::Body, source));
             }
         }
         let mut headers = Vec::new();
@@ -313,6 +354,7 @@ impl Expectations {
             body_matches,
             body_not_matches,
             json,
+            image_tags,
             headers,
             headers_absent,
             redirect_location,
@@ -320,17 +362,30 @@ impl Expectations {
         })
     }
 
+    /// The image tags this run expects, in the order `evaluate` takes
+    /// them, read from the watch cache; one the cluster does not report
+    /// makes the run an error before any request.
+    pub async fn resolve_cluster_values(&self, ctx: &ProbeContext) -> Result<Vec<String>, Unknown> {
+        let mut tags = Vec::with_capacity(self.image_tags.len());
+        for (_, source) in &self.image_tags {
+            tags.push(source.resolve(ctx).await?);
+        }
+        Ok(tags)
+    }
+
     /// Every broken expectation of the final answer, in a fixed order.
     /// `first_location` is the resolved `Location` of the first response.
     /// Quoted parts of the answer have `secrets` (the credentials sent)
     /// replaced before they are cut short, so a target echoing one leaks
     /// no part of it.
+    /// `tags` are the image tags [`Self::resolve_cluster_values`] read.
     pub fn evaluate(
         &self,
         answer: &Exchange,
         first_location: Option<&Url>,
         elapsed: Duration,
         secrets: &[Secret],
+        tags: &[String],
     ) -> Vec<Broken> {
         let mut broken = Vec::new();
         let status = answer.status.as_u16();
@@ -389,26 +444,71 @@ impl Expectations {
                 broken.push((Reason::Body, format!("body matches forbidden /{pattern}/")));
             }
         }
-        if !self.json.is_empty() {
+        let wants_json = !self.json.is_empty()
+            || self
+                .image_tags
+                .iter()
+                .any(|(place, _)| matches!(place, TagPlace::Json(..)));
+        let document = if wants_json {
             match serde_json::from_slice::<Value>(&answer.body) {
-                Err(err) => broken.push((Reason::Json, format!("body is not JSON: {err}"))),
-                Ok(document) => {
-                    for (key, selector, expected) in &self.json {
-                        match selector.select(&document) {
-                            Err(problem) => broken.push((
-                                Reason::Json,
-                                format!("{key} {problem}, expected {}", render(expected, &[])),
-                            )),
-                            Ok(actual) if json_equal(actual, expected) => {}
-                            Ok(actual) => broken.push((
-                                Reason::Json,
-                                format!(
-                                    "{key} is {}, expected {}",
-                                    render(actual, secrets),
-                                    render(expected, &[])
-                                ),
-                            )),
-                        }
+                Err(err) => {
+                    broken.push((Reason::Json, format!("body is not JSON: {err}")));
+                    None
+                }
+                Ok(document) => Some(document),
+            }
+        } else {
+            None
+        };
+        if let Some(document) = &document {
+            for (key, selector, expected) in &self.json {
+                match selector.select(document) {
+                    Err(problem) => broken.push((
+                        Reason::Json,
+                        format!("{key} {problem}, expected {}", render(expected, &[])),
+                    )),
+                    Ok(actual) if json_equal(actual, expected) => {}
+                    Ok(actual) => broken.push((
+                        Reason::Json,
+                        format!(
+                            "{key} is {}, expected {}",
+                            render(actual, secrets),
+                            render(expected, &[])
+                        ),
+                    )),
+                }
+            }
+        }
+        for ((place, source), tag) in self.image_tags.iter().zip(tags) {
+            let expected = render(&Value::String(tag.clone()), &[]);
+            match place {
+                TagPlace::Json(key, selector) => {
+                    let Some(document) = &document else { continue };
+                    match selector.select(document) {
+                        Err(problem) => broken.push((
+                            Reason::Json,
+                            format!(
+                                "{key} {problem}, expected {expected} ({})",
+                                source.describe()
+                            ),
+                        )),
+                        Ok(actual) if tag_equal(actual, tag) => {}
+                        Ok(actual) => broken.push((
+                            Reason::Json,
+                            format!(
+                                "{key} is {}, expected {expected} ({})",
+                                render(actual, secrets),
+                                source.describe()
+                            ),
+                        )),
+                    }
+                }
+                TagPlace::Body => {
+                    if !contains(&answer.body, tag.as_bytes()) {
+                        broken.push((
+                            Reason::Body,
+                            format!("body does not contain {expected} ({})", source.describe()),
+                        ));
                     }
                 }
             }
@@ -470,6 +570,20 @@ fn json_equal(actual: &Value, expected: &Value) -> bool {
         }
         _ => actual == expected,
     }
+}
+
+/// A field equals a tag when it is that string, or a number written so
+/// (a tag `42` and a field `42`).
+fn tag_equal(actual: &Value, tag: &str) -> bool {
+    match actual {
+        Value::String(text) => text == tag,
+        Value::Number(number) => number.to_string() == tag,
+        _ => false,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// `text` with every secret replaced by `[redacted]`.

@@ -128,10 +128,13 @@ pub struct HttpProbe {
 }
 
 impl HttpProbe {
+    /// `check_timeout` is the check's effective timeout (a share of it is
+    /// given to the first sync of a watch a cross-check reads).
     pub fn build(
         config: &HttpConfig,
         clients: &Clients,
         source: &SourcedConfig,
+        check_timeout: std::time::Duration,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let url = match Url::parse(&config.url) {
@@ -201,7 +204,10 @@ impl HttpProbe {
                 "has no effect with follow_redirects: false",
             ));
         }
-        let expect = match Expectations::compile(&config.expect) {
+        let expect = match Expectations::compile(
+            &config.expect,
+            super::cross_check::sync_wait(check_timeout),
+        ) {
             Ok(expect) => Some(expect),
             Err(more) => {
                 problems.extend(more);
@@ -268,11 +274,16 @@ impl HttpProbe {
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
+        ctx.progress.set("reading the watch cache");
+        let tags = match self.expect.resolve_cluster_values(ctx).await {
+            Ok(tags) => tags,
+            Err(unknown) => return unknown.outcome(),
+        };
         let (headers, secrets) = match self.request_headers() {
             Ok(found) => found,
             Err(message) => return Outcome::error(Reason::Secret, message),
         };
-        let mut outcome = self.exchange_and_judge(ctx, headers, &secrets).await;
+        let mut outcome = self.exchange_and_judge(ctx, headers, &secrets, &tags).await;
         // A target that echoes the credential into a header or JSON field
         // the check quotes must not get it into logs, JSON or reports.
         for secret in &secrets {
@@ -288,6 +299,7 @@ impl HttpProbe {
         ctx: &ProbeContext,
         mut headers: HeaderMap,
         secrets: &[Secret],
+        tags: &[String],
     ) -> Outcome {
         let started = Instant::now();
         let mut timings = Timings::default();
@@ -388,7 +400,7 @@ impl HttpProbe {
         measurements.extend(certificate_measurements(presented.as_ref()));
         let broken = self
             .expect
-            .evaluate(&answer, first_location.as_ref(), elapsed, secrets);
+            .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags);
         let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
             .unwrap_or_else(|| {
                 Outcome::pass(format!(

@@ -184,7 +184,7 @@ fn valid_name(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
-fn parse_ref(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<ObjectRef> {
+pub(crate) fn parse_ref(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<ObjectRef> {
     match text.split_once('/') {
         Some((ns, name)) if valid_name(ns) && valid_name(name) => Some(ObjectRef {
             namespace: ns.to_string(),

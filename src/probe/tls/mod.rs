@@ -20,6 +20,7 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 
 use self::chain::{format_days, format_timestamp, seconds_until, Chain};
+use super::cross_check::{sync_wait, CertificateOf};
 use super::{Clients, Probe, ProbeContext};
 use crate::config::{HumanDuration, Problem, SourcedConfig};
 use crate::result::{Measure, Measurement, Outcome, Reason};
@@ -60,6 +61,12 @@ pub struct TlsConfig {
     pub sans: Vec<String>,
     /// Lowest acceptable negotiated TLS version: `1.2` or `1.3`.
     pub min_version: Option<TlsVersion>,
+    /// `namespace/name` of the cert-manager Certificate whose certificate
+    /// this server should present: the leaf's not-after must equal the
+    /// Certificate's `status.notAfter` (read from the Kubernetes watch
+    /// cache), so a server still presenting the certificate before a
+    /// renewal fails (`tls_stale`).
+    pub cert_manager_certificate: Option<String>,
 }
 
 /// A TLS protocol version vouch speaks.
@@ -155,15 +162,31 @@ pub struct TlsProbe {
     issuer: Option<regex::Regex>,
     sans: Vec<String>,
     min_version: Option<TlsVersion>,
+    issued: Option<CertificateOf>,
 }
 
+/// The leaf and the Certificate's notAfter match within this many seconds
+/// (both are whole seconds; a margin costs nothing and absorbs rounding).
+const NOT_AFTER_MARGIN_SECONDS: f64 = 1.0;
+
 impl TlsProbe {
+    /// `check_timeout` is the check's effective timeout (a share of it is
+    /// given to the first sync of the Certificate watch).
     pub fn build(
         config: &TlsConfig,
         clients: &Clients,
         source: &SourcedConfig,
+        check_timeout: std::time::Duration,
     ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
+        let issued = config.cert_manager_certificate.as_deref().and_then(|text| {
+            CertificateOf::compile(
+                text,
+                "cert_manager_certificate",
+                sync_wait(check_timeout),
+                &mut problems,
+            )
+        });
         let name = config.host.as_ref().and_then(|host| {
             match ServerName::try_from(host.trim().to_string()) {
                 Ok(name) => Some(name),
@@ -277,18 +300,32 @@ impl TlsProbe {
             issuer,
             sans,
             min_version: config.min_version,
+            issued,
         })
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
+        let issued = match &self.issued {
+            Some(certificate) => {
+                ctx.progress.set("reading the watch cache");
+                match certificate.resolve(ctx).await {
+                    Ok(not_after) => Some((certificate, not_after)),
+                    Err(unknown) => return unknown.outcome(),
+                }
+            }
+            None => None,
+        };
         match &self.target {
             Target::Server {
                 name,
                 host,
                 port,
                 connect_to,
-            } => self.handshake(ctx, name, host, *port, *connect_to).await,
-            Target::File { path, name } => self.read_file(ctx, path, name.as_ref()),
+            } => {
+                self.handshake(ctx, name, host, *port, *connect_to, issued)
+                    .await
+            }
+            Target::File { path, name } => self.read_file(ctx, path, name.as_ref(), issued),
         }
     }
 
@@ -299,6 +336,7 @@ impl TlsProbe {
         host: &str,
         port: u16,
         connect_to: Option<SocketAddr>,
+        issued: Option<(&CertificateOf, f64)>,
     ) -> Outcome {
         let addrs: Vec<SocketAddr> = match connect_to {
             Some(addr) => vec![addr],
@@ -400,6 +438,7 @@ impl TlsProbe {
             Some(host),
             version,
             measurements,
+            issued,
         )
     }
 
@@ -408,6 +447,7 @@ impl TlsProbe {
         ctx: &ProbeContext,
         path: &std::path::Path,
         name: Option<&ServerName<'static>>,
+        issued: Option<(&CertificateOf, f64)>,
     ) -> Outcome {
         ctx.progress.set("reading the PEM file");
         let data = match std::fs::read(path) {
@@ -451,7 +491,14 @@ impl TlsProbe {
                 CertificateError::NotValidForName,
             )),
         };
-        self.judge(&chain, verification, host.as_deref(), None, Vec::new())
+        self.judge(
+            &chain,
+            verification,
+            host.as_deref(),
+            None,
+            Vec::new(),
+            issued,
+        )
     }
 
     /// The verdict on a chain: verification (unless skipped), then the
@@ -464,6 +511,7 @@ impl TlsProbe {
         host: Option<&str>,
         version: Option<TlsVersion>,
         mut measurements: Vec<Measurement>,
+        issued: Option<(&CertificateOf, f64)>,
     ) -> Outcome {
         let now = SystemTime::now();
         measurements.extend(chain.measurements(Some(verification.is_ok())));
@@ -498,6 +546,11 @@ impl TlsProbe {
                     )
                 };
                 broken.push((Reason::TlsExpiring, text));
+            }
+        }
+        if let Some((certificate, not_after)) = issued {
+            if let Some(problem) = stale(leaf.not_after, certificate, not_after) {
+                broken.push((Reason::TlsStale, problem));
             }
         }
         if let Some(issuer) = &self.issuer {
@@ -546,6 +599,28 @@ impl TlsProbe {
             });
         outcome.with_measurements(measurements)
     }
+}
+
+/// Why the presented leaf is not the certificate cert-manager issued last,
+/// told apart by their not-after times.
+fn stale(served: i64, certificate: &CertificateOf, issued: f64) -> Option<String> {
+    let gap = served as f64 - issued;
+    if gap.abs() <= NOT_AFTER_MARGIN_SECONDS {
+        return None;
+    }
+    let issued_text = format_timestamp(issued.round() as i64);
+    let served_text = format_timestamp(served);
+    Some(if gap < 0.0 {
+        format!(
+            "presents a certificate valid until {served_text}, older than the one cert-manager Certificate {} was renewed to (valid until {issued_text}): the renewed certificate is not served yet",
+            certificate.certificate()
+        )
+    } else {
+        format!(
+            "presents a certificate valid until {served_text}, not the one cert-manager Certificate {} reports (valid until {issued_text})",
+            certificate.certificate()
+        )
+    })
 }
 
 fn name_list(names: &[String]) -> String {
