@@ -17,9 +17,10 @@
 //! - With any one rule, any one resource of a rule, or the `list` verb of
 //!   a rule taken away, the gate fails: the checks reading what was taken
 //!   away report `forbidden` naming the resource to grant, and only those.
-//! - With the `watch` verb of a rule taken away, a one-shot gate could
-//!   still pass (the first list succeeds), but the cache could not follow
-//!   changes: checks run repeatedly (as the daemon does) turn `forbidden`.
+//! - With the `watch` verb taken away for any one resource, a one-shot
+//!   gate could still pass (the first list succeeds), but the cache could
+//!   not follow changes: checks run repeatedly (as the daemon does) turn
+//!   `forbidden` naming that resource.
 mod support;
 
 use std::collections::BTreeSet;
@@ -446,14 +447,35 @@ async fn the_shipped_rbac_grants_exactly_what_the_shipped_kubernetes_checks_need
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_watch_on_any_rule_the_checks_it_serves_turn_forbidden() {
+async fn without_watch_on_any_resource_the_checks_reading_it_turn_forbidden() {
     let rendered = render_overlay();
     let config_text = shipped_config(&rendered);
     let rules = role_rules(&rendered);
-    for (index, (groups, resources, _)) in rules.iter().enumerate() {
+    let resources: Vec<(usize, String, String)> = rules
+        .iter()
+        .enumerate()
+        .flat_map(|(index, (groups, resources, _))| {
+            resources
+                .iter()
+                .map(move |r| (index, groups[0].clone(), r.clone()))
+        })
+        .collect();
+    assert_eq!(resources.len(), 11, "{resources:?}");
+    // One resource at a time: with a whole rule's watch gone, a check
+    // reading two of its resources (rollback: deployments, then
+    // replicasets) would keep naming the first.
+    for (index, group, resource) in &resources {
         let fake = populated_cluster().await;
         let objects = with_role_rules(&rendered, |rules| {
-            rules[index]["verbs"] = Yaml::Sequence(vec!["list".into()]);
+            let mut list_only = rules[*index].clone();
+            list_only["resources"] = Yaml::Sequence(vec![resource.as_str().into()]);
+            list_only["verbs"] = Yaml::Sequence(vec!["list".into()]);
+            rules[*index]
+                .get_mut("resources")
+                .and_then(Yaml::as_sequence_mut)
+                .unwrap()
+                .retain(|r| r.as_str() != Some(resource));
+            rules.push(list_only);
         });
         fake.set_rules_from_manifests(&rbac_yaml(&objects), NAMESPACE);
         let clients = Arc::new(Clients::with_kubeconfig(Some(
@@ -467,7 +489,7 @@ async fn without_watch_on_any_rule_the_checks_it_serves_turn_forbidden() {
             .into_iter()
             .filter(|c| names.contains(&c.name))
             .collect();
-        let wanted: Vec<String> = resources.iter().map(|r| rbac_name(&groups[0], r)).collect();
+        let wanted = vec![rbac_name(group, resource)];
         // Run every check until each resource is named by a forbidden
         // error (the list succeeds, the watch after it is refused, and the
         // cache retries: the daemon's checks see the refusal).
@@ -481,7 +503,7 @@ async fn without_watch_on_any_rule_the_checks_it_serves_turn_forbidden() {
                 }
                 assert!(
                     outcome.verdict == Verdict::Error && outcome.reason == Reason::Forbidden,
-                    "without watch on {resources:?}: {} {}/{}: {}",
+                    "without watch on {resource}: {} {}/{}: {}",
                     check.name,
                     outcome.verdict,
                     outcome.reason,
@@ -502,7 +524,7 @@ async fn without_watch_on_any_rule_the_checks_it_serves_turn_forbidden() {
             }
             assert!(
                 Instant::now() < deadline,
-                "without watch on {resources:?}: only {named:?} reported forbidden"
+                "without watch on {resource}: no check reported forbidden"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
