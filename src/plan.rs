@@ -225,11 +225,15 @@ impl Plan {
                 ),
             }
         }
-        // Kubernetes checks read the cluster; after_rollout_of watches it.
-        let uses_kube = file
-            .checks
-            .iter()
-            .any(|c| c.kubernetes.is_some() || !c.after_rollout_of.is_empty());
+        // Kubernetes checks (and secret_age of Kubernetes Secrets) read the
+        // cluster; after_rollout_of watches it.
+        let uses_kube = file.checks.iter().any(|c| {
+            c.kubernetes.is_some()
+                || !c.after_rollout_of.is_empty()
+                || c.secret_age
+                    .as_ref()
+                    .is_some_and(|s| s.kubernetes.is_some())
+        });
         let kube_settings = uses_kube.then(|| {
             crate::kube::ConnectionSettings::resolve(
                 clients.kube.kubeconfig_flag(),

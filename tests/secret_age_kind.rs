@@ -600,7 +600,7 @@ fn config_problems_name_the_key() {
     );
     let text = error("secrets: [{ name: a }]\n");
     assert!(
-        text.contains("checks[0].secret_age: needs a source: key_vault"),
+        text.contains("checks[0].secret_age: needs a source: key_vault or kubernetes"),
         "{text}"
     );
     let text = error("key_vault: { url: https://v.vault.azure.net, auth: client_secret }\nsecrets: [{ name: a }, { name: a }]\n");

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, Time};
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
@@ -127,8 +128,21 @@ fn object_key(object: &DynamicObject) -> (String, String) {
 /// the `last-applied-configuration` annotation (for a Secret it holds the
 /// values), and the values of a Secret's `data` and `stringData` (their
 /// key names stay).
-pub(crate) fn sanitize(resource: &ResourceType, mut object: DynamicObject) -> DynamicObject {
-    object.metadata.managed_fields = None;
+///
+/// One exception for the metadata-only watches of Secrets, which
+/// `secret_age` reads: of the managed fields only the time of the last
+/// write of the Secret's data is kept ([`last_data_write`]), as a single
+/// entry with that time and no field set, so a Secret costs one small
+/// entry instead of every manager's field set (which lists each key).
+pub(crate) fn sanitize(key: &WatchKey, mut object: DynamicObject) -> DynamicObject {
+    let resource = &key.resource;
+    let managed = object.metadata.managed_fields.take();
+    if key.metadata_only && *resource == SECRETS {
+        object.metadata.managed_fields = managed
+            .as_deref()
+            .and_then(last_data_write)
+            .map(|time| vec![data_write_entry(time)]);
+    }
     if let Some(annotations) = object.metadata.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
@@ -142,6 +156,39 @@ pub(crate) fn sanitize(resource: &ResourceType, mut object: DynamicObject) -> Dy
         }
     }
     object
+}
+
+/// The time of the newest managed-fields entry of an `Update` or `Apply`
+/// that owns the Secret's `data` or `stringData`: when its values were
+/// last written (by the manager that owns them; the API server keeps one
+/// entry per manager and operation, and its time moves whenever that
+/// manager changes any field it owns). None when no entry says so.
+pub fn last_data_write(entries: &[ManagedFieldsEntry]) -> Option<Time> {
+    entries
+        .iter()
+        .filter(|e| matches!(e.operation.as_deref(), Some("Update" | "Apply")))
+        .filter(|e| {
+            e.fields_v1.as_ref().is_some_and(|fields| {
+                fields
+                    .0
+                    .as_object()
+                    .is_some_and(|f| f.contains_key("f:data") || f.contains_key("f:stringData"))
+            })
+        })
+        .filter_map(|e| e.time.clone())
+        .max_by_key(|t| t.0)
+}
+
+/// The one entry kept for a Secret: its last data write, in a shape
+/// [`last_data_write`] reads back.
+fn data_write_entry(time: Time) -> ManagedFieldsEntry {
+    ManagedFieldsEntry {
+        operation: Some("Update".to_string()),
+        time: Some(time),
+        fields_type: Some("FieldsV1".to_string()),
+        fields_v1: Some(FieldsV1(serde_json::json!({"f:data": {}}))),
+        ..ManagedFieldsEntry::default()
+    }
 }
 
 fn from_metadata(
@@ -236,7 +283,7 @@ pub(crate) async fn run(
             match item {
                 Ok(Event::Init) => listing = Some(Objects::new()),
                 Ok(Event::InitApply(object)) => {
-                    let object = sanitize(&resource, object);
+                    let object = sanitize(&key, object);
                     listing
                         .get_or_insert_with(Objects::new)
                         .insert(object_key(&object), Arc::new(object));
@@ -248,7 +295,7 @@ pub(crate) async fn run(
                     tracing::debug!(resource = %resource, namespace = ?namespace, version, "watch synced");
                 }
                 Ok(Event::Apply(object)) => {
-                    let object = sanitize(&resource, object);
+                    let object = sanitize(&key, object);
                     let generation = object.metadata.generation;
                     let key = object_key(&object);
                     let before = shared.upsert(object);
@@ -324,12 +371,57 @@ mod tests {
             "stringData": {"token": "t0ken"}
         }))
         .unwrap();
-        let clean = sanitize(&SECRETS, object);
+        let clean = sanitize(&WatchKey::new(SECRETS, Some("prod")), object);
         let text = serde_json::to_string(&clean).unwrap();
         assert!(!text.contains("aHVudGVyMg"), "{text}");
         assert!(!text.contains("t0ken"), "{text}");
         assert!(text.contains("\"password\""), "{text}");
         assert!(text.contains("\"team\""), "{text}");
+    }
+
+    fn secret_with_managed_fields() -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "prod", "managedFields": [
+                {"manager": "kubectl", "operation": "Update", "apiVersion": "v1",
+                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:data": {"f:password": {}}, "f:type": {}}},
+                {"manager": "external-secrets", "operation": "Apply", "apiVersion": "v1",
+                 "time": "2026-03-01T00:00:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:data": {"f:password": {}}}},
+                {"manager": "labeller", "operation": "Update", "apiVersion": "v1",
+                 "time": "2026-05-01T00:00:00Z", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}}}
+            ]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn metadata_only_secret_watches_keep_only_the_last_data_write() {
+        let clean = sanitize(
+            &WatchKey::metadata(SECRETS, Some("prod")),
+            secret_with_managed_fields(),
+        );
+        let entries = clean.metadata.managed_fields.expect("one entry kept");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].manager, None);
+        // The label change of May is not a write of the data.
+        assert_eq!(
+            last_data_write(&entries).unwrap().0.to_string(),
+            "2026-03-01T00:00:00Z"
+        );
+        // Full Secret watches and other types keep none.
+        let full = sanitize(
+            &WatchKey::new(SECRETS, Some("prod")),
+            secret_with_managed_fields(),
+        );
+        assert!(full.metadata.managed_fields.is_none());
+        let pods = sanitize(
+            &WatchKey::metadata(PODS, Some("prod")),
+            secret_with_managed_fields(),
+        );
+        assert!(pods.metadata.managed_fields.is_none());
     }
 
     #[test]
@@ -339,7 +431,7 @@ mod tests {
             "data": {"x": "y"}
         }))
         .unwrap();
-        let clean = sanitize(&PODS, object);
+        let clean = sanitize(&WatchKey::new(PODS, Some("prod")), object);
         assert_eq!(clean.data["data"]["x"], "y");
     }
 

@@ -2,13 +2,15 @@
 //! enabled, were rotated recently enough, and do not expire soon. Only
 //! metadata is read, never a value.
 //!
-//! Sources plug in behind [`SecretMetadataSource`]: Azure Key Vault now
-//! ([`key_vault`]); Kubernetes Secrets (from the watch cache: the last write
-//! from managedFields, else the creation time), AWS Secrets Manager or
-//! HashiCorp Vault can follow by implementing the trait and adding a block
-//! to [`SecretAgeConfig`].
+//! Sources plug in behind [`SecretMetadataSource`]: Azure Key Vault
+//! ([`key_vault`]) and Kubernetes Secrets ([`kubernetes`]: from the watch
+//! cache, metadata only; the last write of the data from managedFields,
+//! else the creation time). AWS Secrets Manager or HashiCorp Vault can
+//! follow by implementing the trait and adding a block to
+//! [`SecretAgeConfig`].
 
 pub mod key_vault;
+pub mod kubernetes;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +29,8 @@ use crate::result::{Measure, Measurement, Outcome, Reason};
 pub struct SecretAgeConfig {
     /// Secrets in an Azure Key Vault.
     pub key_vault: Option<key_vault::KeyVaultConfig>,
+    /// Secrets of a Kubernetes namespace (metadata only).
+    pub kubernetes: Option<kubernetes::KubernetesSecretsConfig>,
     /// The secrets to look for.
     pub secrets: Vec<SecretRequirementConfig>,
     /// Oldest a secret's current version may be (e.g. `90d`), unless the
@@ -105,6 +109,8 @@ pub struct SecretAgeProbe {
     wanted: HashSet<String>,
 }
 
+const NO_EXPIRY: &str = "only with key_vault: Kubernetes Secrets have no expiry date";
+
 /// Key Vault secret names: 1–127 letters, digits and dashes.
 fn is_key_vault_name(name: &str) -> bool {
     (1..=127).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -127,6 +133,21 @@ impl SecretAgeProbe {
                 problems.push(Problem::new(
                     format!("secrets[{i}].name"),
                     format!("duplicate secret {:?}", secret.name),
+                ));
+            }
+            if config.kubernetes.is_some() && !kubernetes::is_secret_name(&secret.name) {
+                problems.push(Problem::new(
+                    format!("secrets[{i}].name"),
+                    format!(
+                        "invalid Kubernetes Secret name {:?}: 1 to 253 lower-case letters, digits, '-' and '.'",
+                        secret.name
+                    ),
+                ));
+            }
+            if config.kubernetes.is_some() && secret.min_valid_for.is_some() {
+                problems.push(Problem::new(
+                    format!("secrets[{i}].min_valid_for"),
+                    NO_EXPIRY,
                 ));
             }
             if config.key_vault.is_some() && !is_key_vault_name(&secret.name) {
@@ -158,22 +179,42 @@ impl SecretAgeProbe {
                 problems.push(Problem::new(key, "must be longer than 0s"));
             }
         }
+        if config.kubernetes.is_some() && config.min_valid_for.is_some() {
+            problems.push(Problem::new("min_valid_for", NO_EXPIRY));
+        }
         let timeout = check.effective_timeout(&source.file.defaults).0;
-        let metadata_source: Option<Box<dyn SecretMetadataSource>> = match &config.key_vault {
-            Some(vault) => {
-                match key_vault::KeyVaultSource::build(vault, clients, source, timeout) {
-                    Ok(vault) => Some(Box::new(vault)),
-                    Err(inner) => {
-                        problems.extend(inner.into_iter().map(|p| p.under("key_vault")));
-                        None
+        let metadata_source: Option<Box<dyn SecretMetadataSource>> =
+            match (&config.key_vault, &config.kubernetes) {
+                (Some(_), Some(_)) => {
+                    problems.push(Problem::new(
+                        "",
+                        "give one source: key_vault or kubernetes, not both",
+                    ));
+                    None
+                }
+                (None, Some(namespace)) => {
+                    match kubernetes::KubernetesSecretSource::build(namespace, timeout) {
+                        Ok(source) => Some(Box::new(source)),
+                        Err(inner) => {
+                            problems.extend(inner.into_iter().map(|p| p.under("kubernetes")));
+                            None
+                        }
                     }
                 }
-            }
-            None => {
-                problems.push(Problem::new("", "needs a source: key_vault"));
-                None
-            }
-        };
+                (Some(vault), None) => {
+                    match key_vault::KeyVaultSource::build(vault, clients, source, timeout) {
+                        Ok(vault) => Some(Box::new(vault)),
+                        Err(inner) => {
+                            problems.extend(inner.into_iter().map(|p| p.under("key_vault")));
+                            None
+                        }
+                    }
+                }
+                (None, None) => {
+                    problems.push(Problem::new("", "needs a source: key_vault or kubernetes"));
+                    None
+                }
+            };
         let (Some(metadata_source), true) = (metadata_source, problems.is_empty()) else {
             return Err(problems);
         };

@@ -77,7 +77,9 @@
 //! - No writes through the API (POST/PUT/PATCH/DELETE answer 405): tests
 //!   change the cluster through [`FakeKube`] methods, which stand for the
 //!   API server plus the controllers (they may set `status` directly).
-//! - No server-side apply, managedFields, field validation, defaulting,
+//! - No server-side apply, no managedFields of its own (only those a test
+//!   records with [`FakeKube::apply_recorded`]), no field validation,
+//!   defaulting,
 //!   admission, finalizers or garbage collection (deleting a Deployment
 //!   leaves its ReplicaSets; deleting a namespace leaves its objects).
 //! - Namespaces are created on demand when a test applies an object in one.
@@ -119,7 +121,7 @@ pub use objects::DeploymentNumbers;
 #[allow(unused_imports)]
 pub use rbac::{rules_bound_to, rules_of_roles, Rule};
 #[allow(unused_imports)]
-pub use store::{split_api_version, KubeRequest, ResourceType};
+pub use store::{split_api_version, KubeRequest, Recorded, ResourceType};
 
 use store::{Note, State};
 
@@ -455,6 +457,18 @@ impl FakeKube {
         let notes = self.inner.notes.clone();
         self.state()
             .put(object, &notes)
+            .unwrap_or_else(|e| panic!("fake Kubernetes API: {e}"))
+    }
+
+    /// As [`FakeKube::apply`], with what the API server recorded of the
+    /// object's writes given by the test (the fake writes no managedFields
+    /// of its own, and stamps creation with the present): a past
+    /// creationTimestamp and managedFields entries such as
+    /// [`objects::managed_fields_entry`] builds.
+    pub fn apply_recorded(&self, object: Value, recorded: Recorded) -> Value {
+        let notes = self.inner.notes.clone();
+        self.state()
+            .put_recorded(object, Some(&recorded), &notes)
             .unwrap_or_else(|e| panic!("fake Kubernetes API: {e}"))
     }
 

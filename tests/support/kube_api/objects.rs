@@ -116,6 +116,19 @@ fn event_name(involved: &str) -> String {
     format!("{involved}.{unique:x}")
 }
 
+/// One `metadata.managedFields` entry: `manager` wrote (operation
+/// `Update` or `Apply`) the fields of `fields_v1` at `time` (RFC 3339).
+pub fn managed_fields_entry(manager: &str, operation: &str, time: &str, fields_v1: Value) -> Value {
+    json!({
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": "v1",
+        "time": time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields_v1
+    })
+}
+
 /// A Running, Ready pod with one container `app` of `image`.
 pub fn ready_pod(namespace: &str, name: &str, labels: Value, image: &str) -> Value {
     let now = now_rfc3339();

@@ -269,14 +269,37 @@ impl State {
         }
         let _ = notes.send(Note::Change(change));
     }
+}
 
+/// What a test says the API server recorded of an object's writes.
+#[derive(Clone, Debug, Default)]
+pub struct Recorded {
+    /// RFC 3339; applies when the object is created.
+    pub creation_timestamp: Option<String>,
+    /// The `metadata.managedFields` array.
+    pub managed_fields: Option<Value>,
+}
+
+impl State {
     /// Creates or replaces an object, as the API server plus controllers
     /// would leave it: uid and creationTimestamp kept across replaces,
     /// generation bumped when anything outside metadata and status changed,
     /// a new resourceVersion unless nothing changed.
     pub fn put(
         &mut self,
+        object: Value,
+        notes: &tokio::sync::broadcast::Sender<Note>,
+    ) -> Result<Value, String> {
+        self.put_recorded(object, None, notes)
+    }
+
+    /// As [`State::put`], then sets what the API server records of the
+    /// writes (which `put` otherwise fills in or leaves out itself): the
+    /// creationTimestamp (on creation only) and the managedFields.
+    pub fn put_recorded(
+        &mut self,
         mut object: Value,
+        recorded: Option<&Recorded>,
         notes: &tokio::sync::broadcast::Sender<Note>,
     ) -> Result<Value, String> {
         let api_version = object["apiVersion"]
@@ -347,13 +370,19 @@ impl State {
                 let uid = self.next_uid();
                 let meta = object["metadata"].as_object_mut().expect("metadata object");
                 meta.insert("uid".into(), json!(uid));
-                meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+                let created = recorded
+                    .and_then(|r| r.creation_timestamp.clone())
+                    .unwrap_or_else(now_rfc3339);
+                meta.insert("creationTimestamp".into(), json!(created));
                 if resource_type.generation {
                     meta.insert("generation".into(), json!(1));
                 } else {
                     meta.remove("generation");
                 }
             }
+        }
+        if let Some(fields) = recorded.and_then(|r| r.managed_fields.clone()) {
+            object["metadata"]["managedFields"] = fields;
         }
         self.rv += 1;
         object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
