@@ -183,6 +183,50 @@ fn dashboard_queries() -> Vec<(String, String)> {
     found
 }
 
+/// What a Workloads dashboard panel shows now: each series of each of
+/// its queries as (check, the series' other distinguishing label or the
+/// query's refId, value).
+async fn workloads_panel(
+    prometheus: std::net::SocketAddr,
+    title: &str,
+) -> Vec<(String, String, f64)> {
+    let label = format!("dashboards/vouch-workloads.json / {title}");
+    let queries: Vec<_> = dashboard_queries()
+        .into_iter()
+        .filter(|(panel, _)| *panel == label)
+        .collect();
+    assert!(!queries.is_empty(), "no panel {title}");
+    let mut shown = Vec::new();
+    for (index, (_, expr)) in queries.iter().enumerate() {
+        let answer = query(prometheus, expr).await;
+        for series in answer["data"]["result"].as_array().unwrap() {
+            let metric = &series["metric"];
+            let what = ["state", "pvc", "resource"]
+                .iter()
+                .find_map(|l| metric[l].as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("query {index}"));
+            shown.push((
+                metric["check"].as_str().unwrap_or_default().to_string(),
+                what,
+                series["value"][1].as_str().unwrap().parse().unwrap(),
+            ));
+        }
+    }
+    shown
+}
+
+/// The one value a panel shows for `check` and `what`.
+fn shown(panel: &[(String, String, f64)], check: &str, what: &str) -> f64 {
+    let found: Vec<f64> = panel
+        .iter()
+        .filter(|(c, w, _)| c == check && w == what)
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert_eq!(found.len(), 1, "{check} {what} in {panel:?}");
+    found[0]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves() {
     let target = TestServer::http().await;
@@ -586,6 +630,42 @@ scrape_configs:
         Duration::from_secs(30),
     )
     .await;
+
+    // The Workloads dashboard shows the cluster's numbers.
+    let replicas = workloads_panel(prom, "Replicas ready of desired").await;
+    assert_eq!(shown(&replicas, "api-rollout", "query 0"), 1.0);
+    let pods = workloads_panel(prom, "Pods in trouble").await;
+    assert_eq!(shown(&pods, "worker-pods", "crash_loop"), 1.0);
+    assert_eq!(shown(&pods, "worker-pods", "image_pull"), 0.0);
+    assert_eq!(shown(&pods, "worker-pods", "query 1"), 1.0, "not ready");
+    assert_eq!(shown(&pods, "api-pods", "query 1"), 0.0, "not ready");
+    let verified = workloads_panel(prom, "Verified since rollout").await;
+    assert!(shown(&verified, "api-rollout", "query 0") >= 0.0);
+    assert!(shown(&verified, "api-rollout", "query 1") >= 0.0);
+    assert_eq!(shown(&verified, "api-rollout", "query 2"), 1.0);
+    assert!(verified.iter().all(|(check, _, _)| check == "api-rollout"));
+    let autoscaler = workloads_panel(prom, "Autoscaler replicas").await;
+    assert_eq!(shown(&autoscaler, "api-autoscaler", "max"), 10.0);
+    let events = workloads_panel(prom, "Warning events in window").await;
+    assert_eq!(shown(&events, "prod-events", "query 0"), 1.0);
+    let days = workloads_panel(prom, "Certificate days left").await;
+    let days = shown(&days, "api-tls-certificate", "query 0");
+    assert!((59.0..=60.0).contains(&days), "{days}");
+    let renewal = workloads_panel(prom, "Certificate renewal due, days").await;
+    let renewal = shown(&renewal, "api-tls-certificate", "query 0");
+    assert!((29.0..=30.0).contains(&renewal), "{renewal}");
+    let sync = workloads_panel(prom, "ExternalSecret sync age (1h line)").await;
+    let sync = shown(&sync, "app-external-secret", "query 0");
+    assert!((600.0..3600.0).contains(&sync), "{sync}");
+    let snapshots = workloads_panel(prom, "Snapshot age per PVC (7-day line)").await;
+    let age = shown(&snapshots, "db-snapshots", "data-db-0");
+    assert!((1.0..2.0).contains(&age), "{age}");
+    let watches = workloads_panel(prom, "Watch sync state").await;
+    assert!(
+        watches.iter().any(|(_, w, _)| w == "pods")
+            && watches.iter().all(|(_, _, synced)| *synced == 1.0),
+        "{watches:?}"
+    );
 
     // Every dashboard panel's query parses and returns data.
     let mut empty = Vec::new();
