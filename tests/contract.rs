@@ -194,7 +194,8 @@ fn every_dashboard_follows_the_shared_conventions() {
                 );
                 let expr = target["expr"].as_str().unwrap();
                 // Every series a panel reads follows the job, instance and
-                // check variables (build and scheduler series carry no check).
+                // check variables (build, scheduler, config and watch series
+                // carry no check).
                 for selector in series.find_iter(expr) {
                     let selector = selector.as_str();
                     assert!(
@@ -205,6 +206,7 @@ fn every_dashboard_follows_the_shared_conventions() {
                     if !selector.starts_with("vouch_build_")
                         && !selector.starts_with("vouch_scheduler_")
                         && !selector.starts_with("vouch_config_")
+                        && !selector.starts_with("vouch_kube_watch_synced")
                     {
                         assert!(
                             selector.contains(r#"check=~"$check""#),

@@ -2,17 +2,20 @@
 //! with the bundled rules, alerts routed by a real Alertmanager (with the
 //! bundled inhibit rules) to a webhook in the test; a stale backup in a
 //! local directory raises VouchBackupTooOld with its numbers while the
-//! generic alert of the same check is inhibited; then every dashboard and
-//! rule expression run against that Prometheus.
+//! generic alert of the same check is inhibited; a Deployment in the fake
+//! Kubernetes API rolls out and the check that follows it runs again and
+//! passes; then every dashboard and rule expression run against that
+//! Prometheus, and every dashboard panel must have data.
 mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::certs::self_signed;
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::key_vault::{now, FakeKeyVault, FakeSecret, CLIENT_ID, CLIENT_SECRET, TENANT};
+use support::kube_api::{objects, FakeKube};
 use support::monitoring::{alertmanager, alertmanager_alerts, prometheus, query, wait_for_data};
 use support::postgres::Postgres;
 use support::redis::Redis;
@@ -64,6 +67,90 @@ fn has(hook: &TestServer, status: &str, alertname: &str, check: &str) -> Option<
         .map(|(_, a)| a)
 }
 
+/// A cluster for the Workloads dashboard: in namespace prod a settled
+/// Deployment `api` with two ready pods, a Service's EndpointSlice, an
+/// Ingress with an address, an autoscaler, a Warning event, a cert-manager
+/// Certificate, an ExternalSecret synced 10 minutes ago, a day-old
+/// VolumeSnapshot, and a crash-looping `worker` pod.
+async fn workloads_cluster() -> FakeKube {
+    let fake = FakeKube::start().await;
+    fake.install_cert_manager();
+    fake.install_external_secrets();
+    fake.install_volume_snapshots();
+    let ago = |seconds: i64| {
+        (chrono::Utc::now() - chrono::Duration::seconds(seconds))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    fake.apply(objects::deployment(
+        "prod",
+        "api",
+        2,
+        "registry.example.com/api:1.4.2",
+    ));
+    fake.settle_deployment("prod", "api");
+    for name in ["api-a", "api-b"] {
+        fake.apply(objects::ready_pod(
+            "prod",
+            name,
+            json!({"app": "api"}),
+            "registry.example.com/api:1.4.2",
+        ));
+    }
+    fake.apply(objects::ready_pod(
+        "prod",
+        "worker-a",
+        json!({"app": "worker"}),
+        "registry.example.com/worker:2.0.0",
+    ));
+    fake.crash_loop_pod("prod", "worker-a", "app");
+    fake.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "api-x1", "namespace": "prod", "labels": {"kubernetes.io/service-name": "api"}},
+        "addressType": "IPv4", "endpoints": [
+            {"addresses": ["10.244.0.10"], "conditions": {"ready": true}},
+            {"addresses": ["10.244.0.11"], "conditions": {"ready": true}}]}));
+    fake.apply(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "prod"},
+        "spec": {}, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}),
+    );
+    fake.apply(
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "api", "namespace": "prod"},
+        "spec": {"minReplicas": 2, "maxReplicas": 10,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}},
+        "status": {"currentReplicas": 2, "desiredReplicas": 2}}),
+    );
+    fake.apply(objects::event(
+        "prod",
+        ("v1", "Pod", "worker-a"),
+        "Warning",
+        "BackOff",
+        "Back-off restarting failed container app",
+    ));
+    let now = chrono::Utc::now();
+    fake.apply(objects::certificate(
+        "prod",
+        "api-tls",
+        &["api.example.com"],
+        now - chrono::Duration::days(30),
+        now + chrono::Duration::days(60),
+    ));
+    fake.apply(
+        json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+        "metadata": {"name": "app-secrets", "namespace": "prod"},
+        "spec": {"refreshInterval": "1h"},
+        "status": {"refreshTime": ago(600),
+            "conditions": [{"type": "Ready", "status": "True", "reason": "SecretSynced"}]}}),
+    );
+    fake.apply(
+        json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": "db-1", "namespace": "prod"},
+        "spec": {"source": {"persistentVolumeClaimName": "data-db-0"}},
+        "status": {"readyToUse": true, "creationTime": ago(86_400)}}),
+    );
+    fake
+}
+
 /// Every PromQL expression of every dashboard panel, with Grafana's
 /// variables replaced by values that select everything.
 fn dashboard_queries() -> Vec<(String, String)> {
@@ -94,6 +181,50 @@ fn dashboard_queries() -> Vec<(String, String)> {
         }
     }
     found
+}
+
+/// What a Workloads dashboard panel shows now: each series of each of
+/// its queries as (check, the series' other distinguishing label or the
+/// query's refId, value).
+async fn workloads_panel(
+    prometheus: std::net::SocketAddr,
+    title: &str,
+) -> Vec<(String, String, f64)> {
+    let label = format!("dashboards/vouch-workloads.json / {title}");
+    let queries: Vec<_> = dashboard_queries()
+        .into_iter()
+        .filter(|(panel, _)| *panel == label)
+        .collect();
+    assert!(!queries.is_empty(), "no panel {title}");
+    let mut shown = Vec::new();
+    for (index, (_, expr)) in queries.iter().enumerate() {
+        let answer = query(prometheus, expr).await;
+        for series in answer["data"]["result"].as_array().unwrap() {
+            let metric = &series["metric"];
+            let what = ["state", "pvc", "resource"]
+                .iter()
+                .find_map(|l| metric[l].as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("query {index}"));
+            shown.push((
+                metric["check"].as_str().unwrap_or_default().to_string(),
+                what,
+                series["value"][1].as_str().unwrap().parse().unwrap(),
+            ));
+        }
+    }
+    shown
+}
+
+/// The one value a panel shows for `check` and `what`.
+fn shown(panel: &[(String, String, f64)], check: &str, what: &str) -> f64 {
+    let found: Vec<f64> = panel
+        .iter()
+        .filter(|(c, w, _)| c == check && w == what)
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert_eq!(found.len(), 1, "{check} {what} in {panel:?}");
+    found[0]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,10 +282,12 @@ async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves(
     let mut jwt = FakeSecret::aged("VALUE-of-jwt-secret", 10);
     jwt.exp = Some(now() + 60 * 86_400);
     vault.put("jwt-secret", jwt);
+    let cluster = workloads_cluster().await;
 
     let config = write_config(&format!(
         r#"
 defaults: {{ interval: 1s, timeout: 1s }}
+kubernetes: {{ kubeconfig: "{kubeconfig}" }}
 checks:
   - name: api-health-live
     section: post-deploy/api
@@ -199,7 +332,48 @@ checks:
         client_secret_env: VOUCH_E2E_KV_CLIENT_SECRET
         ca_file: "{vault_ca}"
       secrets: [{{ name: jwt-secret, max_age: 90d }}]
+  - name: api-rollout
+    section: post-deploy/kubernetes
+    severity: critical
+    after_rollout_of: [prod/api]
+    kubernetes: {{ deployment: prod/api, min_ready: 2 }}
+  - name: api-pods
+    section: post-deploy/kubernetes
+    kubernetes:
+      pods: {{ deployment: prod/api, max_restarts: 3, restart_window: 1h }}
+  - name: worker-pods
+    section: post-deploy/kubernetes
+    kubernetes:
+      pods: {{ namespace: prod, selector: app=worker }}
+  - name: api-endpoints
+    section: post-deploy/kubernetes
+    kubernetes: {{ service_endpoints: prod/api, min_ready: 2 }}
+  - name: web-ingress
+    section: post-deploy/kubernetes
+    kubernetes: {{ ingress: prod/web }}
+  - name: api-autoscaler
+    section: post-deploy/kubernetes
+    kubernetes: {{ hpa: prod/api }}
+  - name: prod-events
+    section: post-deploy/kubernetes
+    kubernetes:
+      events: {{ namespace: prod, max_warnings: 5, window: 15m }}
+  - name: api-rollback
+    section: pre-deploy/kubernetes
+    kubernetes:
+      rollback: {{ deployment: prod/api, min_revisions: 2 }}
+  - name: api-tls-certificate
+    section: infrastructure/kubernetes
+    kubernetes: {{ certificate: prod/api-tls, min_valid_for: 30d }}
+  - name: app-external-secret
+    section: pre-deploy/kubernetes
+    kubernetes: {{ external_secret: prod/app-secrets }}
+  - name: db-snapshots
+    section: pre-deploy/kubernetes
+    kubernetes:
+      volume_snapshots: {{ namespace: prod, pvc: data-db-0, max_age: 7d }}
 "#,
+        kubeconfig = cluster.kubeconfig_path().display(),
         backups = backups.path().display(),
         registry = registry.url(),
         vault = vault.url(),
@@ -404,6 +578,94 @@ scrape_configs:
             "{name} fired"
         );
     }
+
+    // The Workloads dashboard's facts reach Prometheus: the crash-looping
+    // worker pod is counted, and so are the api pods' ready replicas.
+    wait_for_data(
+        prom,
+        r#"vouch_kube_pods{check="worker-pods", state="crash_loop"} == 1"#,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for_data(
+        prom,
+        r#"vouch_kube_replicas{check="api-rollout", state="ready"} == 2"#,
+        Duration::from_secs(30),
+    )
+    .await;
+    // A rollout of prod/api, once vouch watches the workloads that
+    // after_rollout_of follows: the check that follows it records the
+    // rollout, runs after it and passes; the retained revisions grow to 2.
+    wait_until(
+        "vouch's rollout watches to sync",
+        Duration::from_secs(30),
+        || async {
+            let metrics = vouch.get_ok("/metrics").await;
+            ["deployments.apps", "statefulsets.apps"]
+                .iter()
+                .all(|resource| {
+                    metrics.contains(&format!(
+                        "vouch_kube_watch_synced{{namespace=\"prod\",resource=\"{resource}\"}} 1"
+                    ))
+                })
+        },
+    )
+    .await;
+    cluster.start_rollout("prod", "api", "registry.example.com/api:1.4.3");
+    assert!(
+        (0..10).any(|_| cluster.rollout_step("prod", "api")),
+        "the rollout of prod/api did not complete"
+    );
+    wait_for_data(
+        prom,
+        r#"vouch_check_success{check="api-rollout"} == 1
+            and on (check) vouch_check_last_run_timestamp_seconds{check="api-rollout"}
+              > on (check) vouch_check_last_rollout_timestamp_seconds{check="api-rollout"}"#,
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for_data(
+        prom,
+        r#"vouch_kube_rollback_revisions{check="api-rollback"} == 2"#,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // The Workloads dashboard shows the cluster's numbers.
+    let replicas = workloads_panel(prom, "Replicas ready of desired").await;
+    assert_eq!(shown(&replicas, "api-rollout", "query 0"), 1.0);
+    let pods = workloads_panel(prom, "Pods in trouble").await;
+    assert_eq!(shown(&pods, "worker-pods", "crash_loop"), 1.0);
+    assert_eq!(shown(&pods, "worker-pods", "image_pull"), 0.0);
+    assert_eq!(shown(&pods, "worker-pods", "query 1"), 1.0, "not ready");
+    assert_eq!(shown(&pods, "api-pods", "query 1"), 0.0, "not ready");
+    let verified = workloads_panel(prom, "Verified since rollout").await;
+    assert!(shown(&verified, "api-rollout", "query 0") >= 0.0);
+    assert!(shown(&verified, "api-rollout", "query 1") >= 0.0);
+    assert_eq!(shown(&verified, "api-rollout", "query 2"), 1.0);
+    assert!(verified.iter().all(|(check, _, _)| check == "api-rollout"));
+    let autoscaler = workloads_panel(prom, "Autoscaler replicas").await;
+    assert_eq!(shown(&autoscaler, "api-autoscaler", "max"), 10.0);
+    let events = workloads_panel(prom, "Warning events in window").await;
+    assert_eq!(shown(&events, "prod-events", "query 0"), 1.0);
+    let days = workloads_panel(prom, "Certificate days left").await;
+    let days = shown(&days, "api-tls-certificate", "query 0");
+    assert!((59.0..=60.0).contains(&days), "{days}");
+    let renewal = workloads_panel(prom, "Certificate renewal due, days").await;
+    let renewal = shown(&renewal, "api-tls-certificate", "query 0");
+    assert!((29.0..=30.0).contains(&renewal), "{renewal}");
+    let sync = workloads_panel(prom, "ExternalSecret sync age (1h line)").await;
+    let sync = shown(&sync, "app-external-secret", "query 0");
+    assert!((600.0..3600.0).contains(&sync), "{sync}");
+    let snapshots = workloads_panel(prom, "Snapshot age per PVC (7-day line)").await;
+    let age = shown(&snapshots, "db-snapshots", "data-db-0");
+    assert!((1.0..2.0).contains(&age), "{age}");
+    let watches = workloads_panel(prom, "Watch sync state").await;
+    assert!(
+        watches.iter().any(|(_, w, _)| w == "pods")
+            && watches.iter().all(|(_, _, synced)| *synced == 1.0),
+        "{watches:?}"
+    );
 
     // Every dashboard panel's query parses and returns data.
     let mut empty = Vec::new();
