@@ -231,6 +231,7 @@ measures! {
     SecretEnabled => "vouch_secret_enabled" ["secret"]: "1 if the secret is enabled, 0 if disabled (absent when the secret is missing).",
     SecretExpiryTimestamp => "vouch_secret_expiry_timestamp_seconds" ["secret"]: "When the secret expires (Unix time); absent when it has no expiry date.",
     KubeReplicas => "vouch_kube_replicas" ["state"]: "Replicas of a Deployment, StatefulSet or DaemonSet by state: desired, ready, available, updated (for a DaemonSet: pods scheduled).",
+    KubeGeneration => "vouch_kube_generation" []: "metadata.generation of the Deployment, StatefulSet or DaemonSet: a new value with every rollout of its spec, so a dashboard can tell which rollout a verdict belongs to.",
     KubeObservedGenerationLag => "vouch_kube_unobserved_generations" []: "metadata.generation minus status.observedGeneration of the workload; above 0 while its controller has not seen the latest spec.",
     KubeHpaReplicas => "vouch_kube_hpa_replicas" ["state"]: "A HorizontalPodAutoscaler's replicas by state: current, desired, min, max.",
     KubePods => "vouch_kube_pods" ["state"]: "Pods the check selects by state: total, ready, crash_loop, image_pull, container_config.",

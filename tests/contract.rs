@@ -130,6 +130,7 @@ fn metric_names_follow_prometheus_conventions() {
         "_present",
         "_replicas",
         "_generations",
+        "_generation",
         "_pods",
         "_restarts",
         "_endpoints",

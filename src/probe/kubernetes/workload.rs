@@ -27,7 +27,7 @@ impl Counts {
         )
     }
 
-    fn measurements(&self, generation_lag: i64) -> Vec<Measurement> {
+    fn measurements(&self, generation: i64, generation_lag: i64) -> Vec<Measurement> {
         let mut m: Vec<Measurement> = [
             ("desired", self.desired),
             ("ready", self.ready),
@@ -41,6 +41,7 @@ impl Counts {
             Measure::KubeObservedGenerationLag,
             generation_lag.max(0) as f64,
         ));
+        m.push(Measurement::new(Measure::KubeGeneration, generation as f64));
         m
     }
 }
@@ -59,6 +60,9 @@ pub enum Rollout {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadState {
     pub counts: Counts,
+    /// metadata.generation: it grows with every change of the spec, so a
+    /// rollout is a new value (label-safe, unlike an image tag).
+    pub generation: i64,
     pub generation_lag: i64,
     pub rollout: Rollout,
     /// Why the rollout was not judged (OnDelete strategy), if so.
@@ -108,6 +112,7 @@ pub fn deployment_state(d: &Deployment) -> WorkloadState {
     };
     WorkloadState {
         counts,
+        generation,
         generation_lag: generation - observed,
         rollout,
         note: None,
@@ -162,6 +167,7 @@ pub fn statefulset_state(s: &StatefulSet) -> WorkloadState {
     };
     WorkloadState {
         counts,
+        generation,
         generation_lag: generation - observed,
         rollout,
         note: on_delete.then(|| "OnDelete update strategy: rollout not judged".to_string()),
@@ -204,6 +210,7 @@ pub fn daemonset_state(d: &DaemonSet) -> WorkloadState {
     };
     WorkloadState {
         counts,
+        generation,
         generation_lag: generation - observed,
         rollout,
         note: on_delete.then(|| "OnDelete update strategy: rollout not judged".to_string()),
@@ -253,7 +260,11 @@ pub fn judge(
                 .unwrap_or_default();
             Outcome::pass(format!("{} {o} rolled out: {counts}{note}", kind.as_str()))
         });
-    outcome.with_measurements(state.counts.measurements(state.generation_lag))
+    outcome.with_measurements(
+        state
+            .counts
+            .measurements(state.generation, state.generation_lag),
+    )
 }
 
 fn not_found(what: &str, o: &ObjectRef) -> Outcome {
@@ -564,7 +575,12 @@ mod tests {
             json!({"replicas": 5, "readyReplicas": 5, "availableReplicas": 5, "updatedReplicas": 5}),
         );
         let state = deployment_state(&d);
+        assert_eq!(state.generation, 4);
         assert_eq!(state.generation_lag, 1);
+        assert!(state
+            .counts
+            .measurements(state.generation, state.generation_lag)
+            .contains(&Measurement::new(Measure::KubeGeneration, 4.0)));
         assert!(matches!(state.rollout, Rollout::Waiting(ref w) if w.contains("spec update")));
     }
 
