@@ -8,7 +8,6 @@
 //! cluster's value is unknown.
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -16,72 +15,10 @@ use support::certs::{unix_now, TestCa, Validity, DAY};
 use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::kind::expect;
-use support::kube_api::{objects, FakeKube, Rule};
+use support::kube_api::{objects, Rule};
+use support::kube_cluster::{Cluster, WAIT};
 use support::registry::{Auth, Registry};
-use vouch::config::SourcedConfig;
-use vouch::plan::{Plan, PlannedCheck};
-use vouch::probe::Clients;
 use vouch::result::{Outcome, Reason, Verdict};
-use vouch::runner::run_once;
-
-/// How long a test waits for the cache to see a change.
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A fake cluster and clients pointed at it, as `--kubeconfig` would.
-struct Cluster {
-    fake: FakeKube,
-    clients: Arc<Clients>,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        let fake = FakeKube::start().await;
-        let clients = Arc::new(Clients::with_kubeconfig(Some(
-            fake.kubeconfig_path().to_path_buf(),
-        )));
-        Cluster { fake, clients }
-    }
-
-    /// One check `t` of `kind` with `block` (flow style), `timeout`.
-    fn check(&self, kind: &str, timeout: &str, block: &str) -> Arc<PlannedCheck> {
-        let yaml = format!("checks:\n  - name: t\n    timeout: {timeout}\n    {kind}: {block}\n");
-        let source = SourcedConfig::parse(&yaml, "test.yaml", ".".into())
-            .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-        Plan::from_source(&source, &self.clients, |_| None)
-            .unwrap_or_else(|err| panic!("{err}\n{yaml}"))
-            .checks
-            .remove(0)
-    }
-
-    async fn run(&self, check: &Arc<PlannedCheck>) -> Outcome {
-        run_once(check.clone(), self.clients.clone()).await.outcome
-    }
-
-    /// Runs `check` until `done` holds for its outcome (the cache sees a
-    /// change some time after the fake makes it); returns that outcome.
-    async fn run_until(
-        &self,
-        check: &Arc<PlannedCheck>,
-        what: &str,
-        done: impl Fn(&Outcome) -> bool,
-    ) -> Outcome {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let outcome = self.run(check).await;
-            if done(&outcome) {
-                return outcome;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out after {WAIT:?} waiting for {what}; last outcome {}/{}: {}",
-                outcome.verdict,
-                outcome.reason,
-                outcome.message
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 fn is(verdict: Verdict, reason: Reason) -> impl Fn(&Outcome) -> bool {
     move |o: &Outcome| o.verdict == verdict && o.reason == reason
@@ -99,7 +36,7 @@ async fn cross_checks_share_one_watch_and_make_no_request_per_run() {
     server.route("/v", Reply::text(200, "{\"commit\": \"3f2a9c1\"}"));
     let reference = "{ deployment: prod/api, container: api }";
     let checks = [
-        cluster.check(
+        cluster.check_of(
             "http",
             "5s",
             &format!(
@@ -107,7 +44,7 @@ async fn cross_checks_share_one_watch_and_make_no_request_per_run() {
                 server.url("/v")
             ),
         ),
-        cluster.check(
+        cluster.check_of(
             "http",
             "5s",
             &format!(
@@ -115,7 +52,7 @@ async fn cross_checks_share_one_watch_and_make_no_request_per_run() {
                 server.url("/v")
             ),
         ),
-        cluster.check("kubernetes", "5s", "{ deployment: prod/api }"),
+        cluster.check_of("kubernetes", "5s", "{ deployment: prod/api }"),
     ];
     for check in &checks {
         expect(&cluster.run(check).await, Verdict::Pass, Reason::Ok, "");
@@ -170,7 +107,7 @@ async fn dns_answers_follow_the_address_the_ingress_reports() {
     let server = dns.server();
     let fake = &cluster.fake;
     fake.apply(ingress("web", load_balancer(json!([{"ip": "10.1.2.3"}]))));
-    let check = cluster.check(
+    let check = cluster.check_of(
         "dns",
         "5s",
         &format!(
@@ -241,7 +178,7 @@ async fn dns_answers_follow_the_address_the_ingress_reports() {
         Reason::IngressAddress,
         "reports no IPv4 address to compare A answers with, only LB.test (a host name is compared with type: CNAME)",
     );
-    let cname = cluster.check(
+    let cname = cluster.check_of(
         "dns",
         "5s",
         &format!(
@@ -256,7 +193,7 @@ async fn dns_answers_follow_the_address_the_ingress_reports() {
     );
 
     // An Ingress that does not exist.
-    let missing = cluster.check(
+    let missing = cluster.check_of(
         "dns",
         "5s",
         &format!(
@@ -288,7 +225,7 @@ async fn dns_is_an_error_while_the_ingress_watch_is_forbidden_or_not_synced() {
         &["apps"],
         &["deployments"],
     )]));
-    let check = cluster.check("dns", "5s", &block);
+    let check = cluster.check_of("dns", "5s", &block);
     let outcome = cluster
         .run_until(&check, "forbidden", is(Verdict::Error, Reason::Forbidden))
         .await;
@@ -302,7 +239,7 @@ async fn dns_is_an_error_while_the_ingress_watch_is_forbidden_or_not_synced() {
     // A hanging API server: the first sync never comes.
     let hanging = Cluster::start().await;
     hanging.fake.set_delay(Duration::from_secs(60));
-    let check = hanging.check("dns", "2s", &block);
+    let check = hanging.check_of("dns", "2s", &block);
     expect(
         &hanging.run(&check).await,
         Verdict::Error,
@@ -328,7 +265,7 @@ async fn http_expects_the_commit_the_deployment_runs_until_the_service_catches_u
     let version = |commit: &str| Reply::json(200, json!({"commit": commit, "status": "ok"}));
     server.route("/api/version", version("3f2a9c1"));
     server.route("/", Reply::text(200, "<footer>build 3f2a9c1</footer>"));
-    let check = cluster.check(
+    let check = cluster.check_of(
         "http",
         "5s",
         &format!(
@@ -336,7 +273,7 @@ async fn http_expects_the_commit_the_deployment_runs_until_the_service_catches_u
             server.url("/api/version")
         ),
     );
-    let footer = cluster.check(
+    let footer = cluster.check_of(
         "http",
         "5s",
         &format!(
@@ -408,7 +345,7 @@ async fn http_expects_the_commit_the_deployment_runs_until_the_service_catches_u
             "Deployment prod/gone not found",
         ),
     ] {
-        let check = cluster.check(
+        let check = cluster.check_of(
             "http",
             "5s",
             &format!(
@@ -424,7 +361,7 @@ async fn http_expects_the_commit_the_deployment_runs_until_the_service_catches_u
         1,
         "broxiva/api@sha256:0123",
     ));
-    let pinned = cluster.check(
+    let pinned = cluster.check_of(
         "http",
         "5s",
         &format!(
@@ -459,7 +396,7 @@ async fn http_is_an_error_while_the_deployment_watch_has_not_synced() {
         "/api/version",
         Reply::json(200, json!({"commit": "3f2a9c1"})),
     );
-    let check = cluster.check(
+    let check = cluster.check_of(
         "http",
         "2s",
         &format!(
@@ -516,7 +453,7 @@ async fn tls_fails_while_a_server_presents_the_certificate_before_its_renewal() 
         },
     ))
     .await;
-    let check = cluster.check(
+    let check = cluster.check_of(
         "tls",
         "5s",
         &tls_block(old.addr.port(), &ca_file, "prod/web-tls"),
@@ -550,7 +487,7 @@ async fn tls_fails_while_a_server_presents_the_certificate_before_its_renewal() 
         },
     ))
     .await;
-    let check = cluster.check(
+    let check = cluster.check_of(
         "tls",
         "5s",
         &tls_block(renewed.addr.port(), &ca_file, "prod/web-tls"),
@@ -571,7 +508,7 @@ async fn tls_fails_while_a_server_presents_the_certificate_before_its_renewal() 
         },
     ))
     .await;
-    let check = cluster.check(
+    let check = cluster.check_of(
         "tls",
         "5s",
         &tls_block(unrelated.addr.port(), &ca_file, "prod/web-tls"),
@@ -584,7 +521,7 @@ async fn tls_fails_while_a_server_presents_the_certificate_before_its_renewal() 
     );
 
     // A Certificate that does not exist: error, before connecting.
-    let check = cluster.check(
+    let check = cluster.check_of(
         "tls",
         "5s",
         &tls_block(renewed.addr.port(), &ca_file, "prod/gone"),
@@ -604,7 +541,7 @@ async fn tls_is_an_error_without_cert_manager() {
     let ca = TestCa::new("vouch cross-check CA");
     let ca_file = ca.write_pem(dir.path());
     let server = TestServer::https(ca.issue(&["localhost"], Validity::ValidFor { days: 90 })).await;
-    let check = cluster.check(
+    let check = cluster.check_of(
         "tls",
         "5s",
         &tls_block(server.addr.port(), &ca_file, "prod/web-tls"),
@@ -632,7 +569,7 @@ async fn registry_looks_for_the_tag_the_deployment_runs() {
         "registry.example.com/broxiva/api:1b2c3d4",
     ));
     fake.settle_deployment("prod", "api");
-    let check = cluster.check(
+    let check = cluster.check_of(
         "registry",
         "10s",
         &format!(

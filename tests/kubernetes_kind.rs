@@ -13,84 +13,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::kind::expect;
 use support::kube_api::{FakeKube, Rule};
+use support::kube_cluster::{Cluster, WAIT};
 use support::vouch::Daemon;
 use support::wait_until;
-use vouch::config::SourcedConfig;
-use vouch::plan::{Plan, PlannedCheck};
-use vouch::probe::Clients;
+use vouch::plan::PlannedCheck;
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::run_once;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A fake cluster and clients pointed at it, as `--kubeconfig` would.
-struct Cluster {
-    fake: FakeKube,
-    clients: Arc<Clients>,
-}
-
-impl Cluster {
-    async fn start() -> Cluster {
-        Self::with(FakeKube::start().await)
-    }
-
-    fn with(fake: FakeKube) -> Cluster {
-        let clients = Arc::new(Clients::with_kubeconfig(Some(
-            fake.kubeconfig_path().to_path_buf(),
-        )));
-        Cluster { fake, clients }
-    }
-
-    /// Plans every check of `checks_yaml` (the items of `checks:`).
-    fn plan(&self, checks_yaml: &str) -> Vec<Arc<PlannedCheck>> {
-        let yaml = format!("checks:\n{checks_yaml}");
-        let source = SourcedConfig::parse(&yaml, "test.yaml", ".".into())
-            .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-        Plan::from_source(&source, &self.clients, |_| None)
-            .unwrap_or_else(|err| panic!("{err}\n{yaml}"))
-            .checks
-    }
-
-    /// One check with `block` as its kubernetes block (flow style).
-    fn check(&self, block: &str) -> Arc<PlannedCheck> {
-        self.check_with_timeout(block, "5s")
-    }
-
-    fn check_with_timeout(&self, block: &str, timeout: &str) -> Arc<PlannedCheck> {
-        self.plan(&format!(
-            "  - name: t\n    timeout: {timeout}\n    kubernetes: {block}\n"
-        ))
-        .remove(0)
-    }
-
-    async fn run(&self, check: &Arc<PlannedCheck>) -> Outcome {
-        run_once(check.clone(), self.clients.clone()).await.outcome
-    }
-
-    /// Runs `check` until `done` holds for its outcome; returns it.
-    async fn run_until(
-        &self,
-        check: &Arc<PlannedCheck>,
-        what: &str,
-        done: impl Fn(&Outcome) -> bool,
-    ) -> Outcome {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let outcome = self.run(check).await;
-            if done(&outcome) {
-                return outcome;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out after {WAIT:?} waiting for {what}; last outcome {}/{}: {}",
-                outcome.verdict,
-                outcome.reason,
-                outcome.message
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 fn deployment(name: &str, replicas: i32, image: &str) -> Value {
     json!({

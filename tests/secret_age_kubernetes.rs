@@ -16,9 +16,7 @@ use support::kube_api::{objects::managed_fields_entry, FakeKube, Recorded, Rule}
 use support::vouch::Daemon;
 use vouch::config::SourcedConfig;
 use vouch::plan::{Plan, PlannedCheck};
-use vouch::probe::Clients;
 use vouch::result::{Measure, Outcome, Reason, Verdict};
-use vouch::runner::run_once;
 
 const DAY: i64 = 86_400;
 /// Base64 of the values the fake's Secrets hold; none may leak.
@@ -105,34 +103,29 @@ fn populate(fake: &FakeKube) {
     );
 }
 
-struct Cluster {
-    fake: FakeKube,
-    clients: Arc<Clients>,
+/// The fake cluster, populated, with a `run` that also asserts no Secret
+/// value reached the outcome.
+struct Cluster(support::kube_cluster::Cluster);
+
+impl std::ops::Deref for Cluster {
+    type Target = support::kube_cluster::Cluster;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Cluster {
     async fn start() -> Cluster {
         let fake = FakeKube::start().await;
         populate(&fake);
-        let clients = Arc::new(Clients::with_kubeconfig(Some(
-            fake.kubeconfig_path().to_path_buf(),
-        )));
-        Cluster { fake, clients }
-    }
-
-    /// One check with `block` as its secret_age block (flow style).
-    fn check(&self, block: &str) -> Arc<PlannedCheck> {
-        let yaml = format!("checks:\n  - name: t\n    timeout: 5s\n    secret_age: {block}\n");
-        let source = SourcedConfig::parse(&yaml, "test.yaml", ".".into())
-            .unwrap_or_else(|err| panic!("{err}\n{yaml}"));
-        Plan::from_source(&source, &self.clients, |_| None)
-            .unwrap_or_else(|err| panic!("{err}\n{yaml}"))
-            .checks
-            .remove(0)
+        Cluster(support::kube_cluster::Cluster::with_kind(
+            fake,
+            "secret_age",
+        ))
     }
 
     async fn run(&self, check: &Arc<PlannedCheck>) -> Outcome {
-        let outcome = run_once(check.clone(), self.clients.clone()).await.outcome;
+        let outcome = self.0.run(check).await;
         assert_no_value(&format!("{outcome:?}"));
         outcome
     }
@@ -434,10 +427,12 @@ async fn the_api_server_down_is_an_error_until_it_is_back() {
         }
     };
     let outcome = until(Verdict::Error).await;
-    assert_eq!(
+    // Refused for a new connection; reset when the server goes away under
+    // a request in flight (seen under load).
+    assert!(
+        matches!(outcome.reason, Reason::ConnectionRefused | Reason::Connect),
+        "{}/{}",
         outcome.reason,
-        Reason::ConnectionRefused,
-        "{}",
         outcome.message
     );
     assert!(

@@ -14,6 +14,7 @@ pub mod http_server;
 pub mod key_vault;
 pub mod kind;
 pub mod kube_api;
+pub mod kube_cluster;
 pub mod monitoring;
 pub mod node_tools;
 pub mod pem;
