@@ -1207,7 +1207,7 @@ async fn a_hanging_api_runs_into_the_client_timeout() {
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .unwrap();
-    config.read_timeout = Some(Duration::from_millis(300));
+    config.read_timeout = Some(Duration::from_secs(1));
     let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "prod");
     pods.list(&ListParams::default())
         .await
