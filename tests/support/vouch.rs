@@ -121,10 +121,15 @@ impl Daemon {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("vouch serve exited with {status}:\n{}", self.logs());
             }
-            let done = match ready {
-                Ready::Livez => self.get("/livez").await.is_some(),
-                Ready::Listening => tokio::net::TcpStream::connect(self.addr).await.is_ok(),
-            };
+            // The port came from free_port(): another test's daemon may
+            // have taken it in between, and would answer for this one while
+            // this one fails to bind. Only this daemon's own log saying it
+            // serves proves the answers are its own.
+            let done = self.logs().contains("vouch is serving")
+                && match ready {
+                    Ready::Livez => self.get("/livez").await.is_some(),
+                    Ready::Listening => tokio::net::TcpStream::connect(self.addr).await.is_ok(),
+                };
             if done {
                 return;
             }
