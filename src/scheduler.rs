@@ -243,13 +243,11 @@ impl LoopContext {
             } else {
                 self.spawn_run(planned, state.clone(), rollout_step);
             }
-            let mut step = match when_failing {
-                Some(fast) if state.last_failed.load(Ordering::Acquire) => fast,
-                _ => interval,
-            };
-            if let Some(fast) = rollout_step {
-                step = step.min(fast);
-            }
+            let step = next_step(
+                &self.check,
+                state.last_failed.load(Ordering::Acquire),
+                rollout_step,
+            );
             planned += step;
             // After a stall (suspended process, overloaded host) skip the
             // missed slots instead of firing them in a burst.
@@ -280,13 +278,7 @@ impl LoopContext {
             let record = run_once(check.clone(), clients).await;
             let failed = record.outcome.verdict != Verdict::Pass;
             let was_failed = state.last_failed.swap(failed, Ordering::AcqRel);
-            let mut step = match check.interval_when_failing {
-                Some(fast) if failed => fast,
-                _ => check.interval,
-            };
-            if let Some(fast) = rollout_step {
-                step = step.min(fast);
-            }
+            let step = next_step(&check, failed, rollout_step);
             let next = (planned + check.interval).min(Instant::now() + step);
             let next_run = SystemTime::now() + next.saturating_duration_since(Instant::now());
             observer.run_finished(&record, next_run);
@@ -296,6 +288,17 @@ impl LoopContext {
             }
         });
     }
+}
+
+/// Time to the check's next run: its interval, or its failing interval
+/// after a run that did not pass, or the rollout interval inside a rollout
+/// window, whichever is shortest.
+fn next_step(check: &PlannedCheck, failed: bool, rollout_step: Option<Duration>) -> Duration {
+    let step = match check.interval_when_failing {
+        Some(fast) if failed => fast,
+        _ => check.interval,
+    };
+    rollout_step.map_or(step, |fast| step.min(fast))
 }
 
 /// The next rollout from the feed, or never when the check follows none.
