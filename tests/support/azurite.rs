@@ -52,14 +52,7 @@ impl Azurite {
             .stderr(Stdio::null())
             .spawn()
             .expect("start azurite-blob");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("azurite-blob exited with {status}");
-            }
-            assert!(Instant::now() < deadline, "azurite-blob did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for_port(&mut child, port, "azurite-blob");
         let started_in = started.elapsed();
         eprintln!("azurite-blob accepted connections after {started_in:?}");
         Azurite {

@@ -48,6 +48,19 @@ where
     }
 }
 
+/// Waits until `child` (the server `name`) accepts connections on loopback
+/// `port`; panics if it exits first or 30 s pass.
+pub fn wait_for_port(child: &mut std::process::Child, port: u16, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{name} exited with {status}");
+        }
+        assert!(Instant::now() < deadline, "{name} did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A loopback port nothing listens on (bound, then released).
 pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

@@ -46,14 +46,7 @@ impl S3 {
             .stderr(Stdio::null())
             .spawn()
             .expect("start s3rver");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("s3rver exited with {status}");
-            }
-            assert!(Instant::now() < deadline, "s3rver did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::wait_for_port(&mut child, port, "s3rver");
         let started_in = started.elapsed();
         eprintln!("s3rver accepted connections after {started_in:?}");
         S3 {
