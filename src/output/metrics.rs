@@ -1,18 +1,18 @@
 //! Every metric family vouch exports, declared in one place, and the code
 //! that turns run records into samples.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::check_series::{family_at, family_count, unix_seconds, CheckSeries};
 use crate::plan::PlannedCheck;
-use crate::result::{Measure, Verdict};
+use crate::result::Verdict;
 use crate::runner::RunRecord;
 
 /// The names of the families not derived from [`Measure`], with their help
@@ -93,59 +93,26 @@ fn help(name: &str) -> &'static str {
         .expect("every family is listed in FAMILIES")
 }
 
-/// One measurement series of a check: the measure and its label values.
-type EmittedSeries = (Measure, Vec<String>);
-
+/// vouch's metrics. The process's own families live in a `prometheus`
+/// registry; the per-check families are kept as text by each check's
+/// [`CheckSeries`] and copied into the exposition at scrape time.
 pub struct Metrics {
     registry: Registry,
-    success: IntGaugeVec,
-    last_run_success: IntGaugeVec,
-    duration: HistogramVec,
-    last_run: GaugeVec,
-    last_success: GaugeVec,
-    last_rollout: GaugeVec,
-    runs: IntCounterVec,
     lateness: Histogram,
-    skipped: IntCounterVec,
     in_flight: IntGauge,
-    info: Mutex<IntGaugeVec>,
-    interval: GaugeVec,
     reload_ok: IntGauge,
     reload_time: Gauge,
     check_loops: IntGauge,
     loop_source: Mutex<Option<Arc<AtomicUsize>>>,
     watch_synced: IntGaugeVec,
     watch_source: Mutex<Option<Arc<crate::kube::KubeCache>>>,
-    /// The checks of the config in force, with the labels that identify
-    /// their current series; series of other checks (removed, or changed
-    /// since) are left out of the exposition.
-    active: RwLock<HashMap<String, [String; 3]>>,
-    measures: HashMap<Measure, GaugeVec>,
-    /// Label sets each check's measurements had after its last run, so a
-    /// run that measures less removes what it no longer measures (a stale
-    /// status code after a timeout would lie).
-    emitted: Mutex<HashMap<String, Vec<EmittedSeries>>>,
-}
-
-/// Whether a series belongs to the config in force: series without a
-/// `check` label always do; others only if their check is configured and
-/// its identifying labels are the current ones.
-fn is_current(
-    labels: &[prometheus::proto::LabelPair],
-    active: &HashMap<String, [String; 3]>,
-) -> bool {
-    let Some(check) = labels.iter().find(|l| l.name() == "check") else {
-        return true;
-    };
-    let Some([kind, severity, section]) = active.get(check.value()) else {
-        return false;
-    };
-    labels.iter().all(|label| match label.name() {
-        "kind" => label.value() == kind,
-        "severity" => label.value() == severity,
-        "section" => label.value() == section,
-        _ => true,
-    })
+    /// The checks of the config in force, by name (the exposition's
+    /// order). The map is written only by a reload; a run ending locks
+    /// just its own check, so scrapes and runs do not wait on each other.
+    checks: RwLock<BTreeMap<String, Mutex<CheckSeries>>>,
+    /// Size of each family's lines in the last exposition, to allocate
+    /// the next one's buffers at once.
+    last_sizes: Mutex<Vec<usize>>,
 }
 
 fn label_keys(checks: &[Arc<PlannedCheck>]) -> BTreeSet<&str> {
@@ -153,21 +120,6 @@ fn label_keys(checks: &[Arc<PlannedCheck>]) -> BTreeSet<&str> {
         .iter()
         .flat_map(|c| c.labels.keys().map(String::as_str))
         .collect()
-}
-
-/// `vouch_check_info`, whose label set includes `label_<key>` for every
-/// label key any check has (empty where a check has none): one family
-/// needs one label set.
-fn info_vec(checks: &[Arc<PlannedCheck>]) -> IntGaugeVec {
-    let mut names = vec![
-        "check".to_string(),
-        "kind".into(),
-        "severity".into(),
-        "section".into(),
-    ];
-    names.extend(label_keys(checks).iter().map(|k| format!("label_{k}")));
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    IntGaugeVec::new(opts("vouch_check_info"), &refs).unwrap()
 }
 
 fn opts(name: &str) -> Opts {
@@ -181,65 +133,28 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registr
     metric
 }
 
-fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+/// Appends a family's `# HELP` and `# TYPE` lines.
+fn push_header(out: &mut String, name: &str, type_name: &str, help: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(type_name);
+    out.push('\n');
 }
 
 impl Metrics {
     pub fn new(checks: &[Arc<PlannedCheck>]) -> Metrics {
         let registry = Registry::new();
-        let success = register(
-            &registry,
-            IntGaugeVec::new(opts("vouch_check_success"), &["check", "kind", "severity"]).unwrap(),
-        );
-        let last_run_success = register(
-            &registry,
-            IntGaugeVec::new(opts("vouch_check_last_run_success"), &["check"]).unwrap(),
-        );
-        let duration = register(
-            &registry,
-            HistogramVec::new(
-                HistogramOpts::from(opts("vouch_check_duration_seconds")).buckets(vec![
-                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                ]),
-                &["check"],
-            )
-            .unwrap(),
-        );
-        let last_run = register(
-            &registry,
-            GaugeVec::new(opts("vouch_check_last_run_timestamp_seconds"), &["check"]).unwrap(),
-        );
-        let last_success = register(
-            &registry,
-            GaugeVec::new(
-                opts("vouch_check_last_success_timestamp_seconds"),
-                &["check"],
-            )
-            .unwrap(),
-        );
-        let last_rollout = register(
-            &registry,
-            GaugeVec::new(
-                opts("vouch_check_last_rollout_timestamp_seconds"),
-                &["check"],
-            )
-            .unwrap(),
-        );
-        let runs = register(
-            &registry,
-            IntCounterVec::new(
-                opts("vouch_check_runs_total"),
-                &["check", "result", "reason"],
-            )
-            .unwrap(),
-        );
-        let interval = register(
-            &registry,
-            GaugeVec::new(opts("vouch_check_interval_seconds"), &["check"]).unwrap(),
-        );
         let check_loops = register(
             &registry,
             IntGauge::with_opts(opts("vouch_scheduler_check_loops")).unwrap(),
@@ -248,7 +163,6 @@ impl Metrics {
             &registry,
             IntGaugeVec::new(opts("vouch_kube_watch_synced"), &["resource", "namespace"]).unwrap(),
         );
-        let info = register(&registry, info_vec(checks));
         let build = register(
             &registry,
             IntGaugeVec::new(opts("vouch_build_info"), &["version", "revision"]).unwrap(),
@@ -270,24 +184,10 @@ impl Metrics {
             )
             .unwrap(),
         );
-        let skipped = register(
-            &registry,
-            IntCounterVec::new(opts("vouch_scheduler_skipped_runs_total"), &["check"]).unwrap(),
-        );
         let in_flight = register(
             &registry,
             IntGauge::with_opts(opts("vouch_scheduler_runs_in_flight")).unwrap(),
         );
-        let measures = Measure::ALL
-            .iter()
-            .map(|measure| {
-                let mut labels = vec!["check"];
-                labels.extend_from_slice(measure.label_names());
-                let vec =
-                    GaugeVec::new(Opts::new(measure.name(), measure.help()), &labels).unwrap();
-                (*measure, register(&registry, vec))
-            })
-            .collect();
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -300,42 +200,27 @@ impl Metrics {
             .set(1);
         reload_ok.set(1);
         reload_time.set(unix_seconds(SystemTime::now()));
-        Metrics {
+        let metrics = Metrics {
             registry,
-            success,
-            last_run_success,
-            duration,
-            last_run,
-            last_success,
-            last_rollout,
-            runs,
             lateness,
-            skipped,
             in_flight,
-            info: Mutex::new(info),
-            interval,
             reload_ok,
             reload_time,
             check_loops,
             loop_source: Mutex::new(None),
             watch_synced,
             watch_source: Mutex::new(None),
-            active: RwLock::default(),
-            measures,
-            emitted: Mutex::new(HashMap::new()),
-        }
-        .with_checks(checks)
-    }
-
-    fn with_checks(self, checks: &[Arc<PlannedCheck>]) -> Self {
-        self.apply_checks(checks, false);
-        self
+            checks: RwLock::default(),
+            last_sizes: Mutex::new(vec![0; family_count()]),
+        };
+        metrics.apply_checks(checks);
+        metrics
     }
 
     /// Makes `checks` the config in force (after a successful reload):
     /// static series follow it, removed checks' series leave the exposition.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
-        self.apply_checks(checks, true);
+        self.apply_checks(checks);
         self.reload_ok.set(1);
         self.reload_time.set(unix_seconds(SystemTime::now()));
     }
@@ -355,44 +240,36 @@ impl Metrics {
         *self.watch_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(cache);
     }
 
-    fn apply_checks(&self, checks: &[Arc<PlannedCheck>], rebuild_info: bool) {
-        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
-        if rebuild_info {
-            // The label set may change with the checks' label keys, and a
-            // family's label set is fixed: swap the family.
-            let _ = self.registry.unregister(Box::new(info.clone()));
-            *info = register(&self.registry, info_vec(checks));
-        }
-        self.interval.reset();
-        let keys = label_keys(checks);
-        let mut active = HashMap::new();
+    fn apply_checks(&self, checks: &[Arc<PlannedCheck>]) {
+        // `vouch_check_info` has a `label_<key>` for every label key any
+        // check has (empty where a check has none): one family, one label
+        // set.
+        let keys: Vec<&str> = label_keys(checks).into_iter().collect();
+        let mut table = self.checks.write().unwrap_or_else(|e| e.into_inner());
+        let mut before = std::mem::take(&mut *table);
         for check in checks {
-            let mut values = vec![
-                check.name.as_str(),
-                check.kind.as_str(),
-                check.severity.as_str(),
-                check.section.as_str(),
-            ];
-            values.extend(
-                keys.iter()
-                    .map(|k| check.labels.get(*k).map(String::as_str).unwrap_or("")),
-            );
-            info.with_label_values(&values).set(1);
-            self.interval
-                .with_label_values(&[&check.name])
-                .set(check.interval.as_secs_f64());
-            // Present from the start, so rate() sees the first skip.
-            self.skipped.with_label_values(&[&check.name]).inc_by(0);
-            active.insert(
-                check.name.clone(),
-                [
-                    check.kind.as_str().to_string(),
-                    check.severity.as_str().to_string(),
-                    check.section.clone(),
-                ],
-            );
+            let series = match before.remove(&check.name) {
+                Some(series) => {
+                    let mut series = series.into_inner().unwrap_or_else(|e| e.into_inner());
+                    series.reconfigure(check, &keys);
+                    series
+                }
+                None => CheckSeries::new(check, &keys),
+            };
+            table.insert(check.name.clone(), Mutex::new(series));
         }
-        *self.active.write().unwrap_or_else(|e| e.into_inner()) = active;
+    }
+
+    /// Runs `update` on the series of `check` if `check` is the config in
+    /// force for its name.
+    fn update(&self, check: &PlannedCheck, update: impl FnOnce(&mut CheckSeries)) {
+        let table = self.checks.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(series) = table.get(&check.name) {
+            let mut series = series.lock().unwrap_or_else(|e| e.into_inner());
+            if series.follows(check) {
+                update(&mut series);
+            }
+        }
     }
 
     pub fn run_started(&self, lateness: Duration) {
@@ -406,13 +283,13 @@ impl Metrics {
     }
 
     pub fn rollout_seen(&self, check: &PlannedCheck) {
-        self.last_rollout
-            .with_label_values(&[&check.name])
-            .set(unix_seconds(SystemTime::now()));
+        self.update(check, |series| {
+            series.rollout_seen(unix_seconds(SystemTime::now()))
+        });
     }
 
     pub fn run_skipped(&self, check: &PlannedCheck) {
-        self.skipped.with_label_values(&[&check.name]).inc();
+        self.update(check, CheckSeries::run_skipped);
     }
 
     /// Records a finished run; `reported` is the verdict after flap
@@ -422,54 +299,9 @@ impl Metrics {
         if scheduled {
             self.in_flight.dec();
         }
-        let check = &record.check;
-        let name = check.name.as_str();
-        let outcome = &record.outcome;
-        let passed = outcome.verdict == Verdict::Pass;
-        self.success
-            .with_label_values(&[name, check.kind.as_str(), check.severity.as_str()])
-            .set(i64::from(reported == Verdict::Pass));
-        self.last_run_success
-            .with_label_values(&[name])
-            .set(i64::from(passed));
-        self.duration
-            .with_label_values(&[name])
-            .observe(record.duration.as_secs_f64());
-        let ended = unix_seconds(record.started_at + record.duration);
-        self.last_run.with_label_values(&[name]).set(ended);
-        if passed {
-            self.last_success.with_label_values(&[name]).set(ended);
-        }
-        self.runs
-            .with_label_values(&[name, outcome.verdict.as_str(), outcome.reason.as_str()])
-            .inc();
-
-        let mut now_emitted = Vec::with_capacity(outcome.measurements.len());
-        for measurement in &outcome.measurements {
-            let mut values = vec![name];
-            values.extend(measurement.label_values());
-            self.measures[&measurement.measure]
-                .with_label_values(&values)
-                .set(measurement.value);
-            now_emitted.push((
-                measurement.measure,
-                measurement
-                    .label_values()
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect(),
-            ));
-        }
-        let mut emitted = self.emitted.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(before) = emitted.insert(name.to_string(), now_emitted.clone()) {
-            for (measure, labels) in before {
-                if !now_emitted.contains(&(measure, labels.clone())) {
-                    let mut values = vec![name];
-                    values.extend(labels.iter().map(String::as_str));
-                    let _ = self.measures[&measure].remove_label_values(&values);
-                }
-            }
-        }
+        self.update(&record.check, |series| {
+            series.run_finished(record, reported == Verdict::Pass)
+        });
     }
 
     /// The exposition in the Prometheus text format.
@@ -481,7 +313,7 @@ impl Metrics {
             self.watch_synced.reset();
             // A metadata-only and a full watch of the same type and
             // namespace share a series: synced only if both are.
-            let mut synced: std::collections::BTreeMap<(String, String), bool> = Default::default();
+            let mut synced: BTreeMap<(String, String), bool> = BTreeMap::new();
             for status in cache.statuses() {
                 let ok = status.state == crate::kube::WatchState::Synced;
                 *synced
@@ -494,21 +326,269 @@ impl Metrics {
                     .set(i64::from(ok));
             }
         }
-        let mut families = self.registry.gather();
-        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
-        for family in &mut families {
-            let metrics = family.take_metric();
-            let kept: Vec<_> = metrics
-                .into_iter()
-                .filter(|metric| is_current(metric.get_label(), &active))
-                .collect();
-            family.set_metric(kept);
-        }
-        families.retain(|family| !family.get_metric().is_empty());
-        let mut buffer = Vec::new();
+        let mut own = Vec::new();
         TextEncoder::new()
-            .encode(&families, &mut buffer)
+            .encode(&self.registry.gather(), &mut own)
             .expect("encoding to a Vec cannot fail");
-        String::from_utf8(buffer).expect("the text format is UTF-8")
+
+        // Each family's lines must be contiguous, while each check holds
+        // its lines of every family: gather them per family, locking each
+        // check once, then join.
+        let mut last_sizes = self.last_sizes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut per_family: Vec<String> = last_sizes
+            .iter()
+            .map(|size| String::with_capacity(size + size / 8))
+            .collect();
+        {
+            let table = self.checks.read().unwrap_or_else(|e| e.into_inner());
+            for series in table.values() {
+                let series = series.lock().unwrap_or_else(|e| e.into_inner());
+                for (slot, lines) in series.families() {
+                    per_family[slot].push_str(lines);
+                }
+            }
+        }
+        let total: usize = per_family.iter().map(String::len).sum();
+        let mut out = String::with_capacity(own.len() + total + 256 * per_family.len());
+        out.push_str(std::str::from_utf8(&own).expect("the text format is UTF-8"));
+        for (slot, lines) in per_family.iter().enumerate() {
+            if lines.is_empty() {
+                continue;
+            }
+            let (name, type_name, help_text) = family_at(slot, help);
+            push_header(&mut out, name, type_name, help_text);
+            out.push_str(lines);
+        }
+        for (size, lines) in last_sizes.iter_mut().zip(&per_family) {
+            *size = lines.len();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourcedConfig;
+    use crate::plan::Plan;
+    use crate::probe::Clients;
+    use crate::result::{Measure, Measurement, Outcome, Reason};
+
+    fn plan(yaml: &str) -> Vec<Arc<PlannedCheck>> {
+        let source = SourcedConfig::parse(yaml, "test.yaml", std::path::PathBuf::from("."))
+            .expect("the test config parses");
+        Plan::from_source(&source, &Clients::new(), |_| None)
+            .expect("the test config is valid")
+            .checks
+    }
+
+    fn http_check(name: &str, url: &str, severity: &str) -> String {
+        format!(
+            "  - name: {name}\n    severity: {severity}\n    labels: {{ team: core }}\n    http: {{ url: \"{url}\" }}\n"
+        )
+    }
+
+    fn record(check: &Arc<PlannedCheck>, outcome: Outcome, millis: u64) -> RunRecord {
+        RunRecord {
+            check: Arc::clone(check),
+            outcome,
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000),
+            duration: Duration::from_millis(millis),
+        }
+    }
+
+    fn samples(text: &str) -> Vec<prometheus_parse::Sample> {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        prometheus_parse::Scrape::parse(lines)
+            .expect("the exposition parses")
+            .samples
+    }
+
+    fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        samples(text)
+            .into_iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                other => panic!("{name}: unexpected {other:?}"),
+            })
+    }
+
+    #[test]
+    fn runs_become_series_that_parse_back() {
+        let checks = plan(&format!(
+            "checks:\n{}",
+            http_check("api", "http://127.0.0.1:9/", "critical")
+        ));
+        let metrics = Metrics::new(&checks);
+        let before = metrics.encode();
+        assert_eq!(
+            value(
+                &before,
+                "vouch_check_info",
+                &[("check", "api"), ("label_team", "core")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &before,
+                "vouch_scheduler_skipped_runs_total",
+                &[("check", "api")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&before, "vouch_check_success", &[("check", "api")]),
+            None
+        );
+
+        let pass = Outcome::pass("ok").with_measurements(vec![
+            Measurement::new(Measure::HttpStatusCode, 200.0),
+            Measurement::labelled(Measure::HttpDurationSeconds, &["connect"], 0.001),
+        ]);
+        metrics.run_finished(&record(&checks[0], pass, 3), Verdict::Pass, false);
+        let fail = Outcome::error(Reason::Timeout, "timed out");
+        metrics.run_finished(&record(&checks[0], fail, 2_000), Verdict::Fail, false);
+        let text = metrics.encode();
+
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_success",
+                &[("check", "api"), ("kind", "http"), ("severity", "critical")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&text, "vouch_check_last_run_success", &[("check", "api")]),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_runs_total",
+                &[("check", "api"), ("result", "pass"), ("reason", "ok")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_runs_total",
+                &[("check", "api"), ("result", "error"), ("reason", "timeout")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_last_success_timestamp_seconds",
+                &[("check", "api")]
+            ),
+            Some(1_000.003)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_last_run_timestamp_seconds",
+                &[("check", "api")]
+            ),
+            Some(1_002.0)
+        );
+        // The timed-out run measured nothing: the status code of the run
+        // before must not stay.
+        assert_eq!(
+            value(&text, "vouch_http_status_code", &[("check", "api")]),
+            None
+        );
+        let histogram = samples(&text)
+            .into_iter()
+            .find(|s| s.metric == "vouch_check_duration_seconds")
+            .expect("the duration histogram is there");
+        let prometheus_parse::Value::Histogram(buckets) = histogram.value else {
+            panic!("not a histogram: {:?}", histogram.value)
+        };
+        let count_at = |le: f64| buckets.iter().find(|b| b.less_than == le).map(|b| b.count);
+        assert_eq!(count_at(0.005), Some(1.0));
+        assert_eq!(count_at(1.0), Some(1.0));
+        assert_eq!(count_at(2.5), Some(2.0));
+        assert_eq!(count_at(f64::INFINITY), Some(2.0));
+    }
+
+    #[test]
+    fn a_reload_drops_removed_checks_and_ignores_runs_of_the_old_config() {
+        let old = plan(&format!(
+            "checks:\n{}{}",
+            http_check("api", "http://127.0.0.1:9/", "critical"),
+            http_check("leaving", "http://127.0.0.1:9/", "warning")
+        ));
+        let metrics = Metrics::new(&old);
+        for check in &old {
+            metrics.run_finished(&record(check, Outcome::pass("ok"), 1), Verdict::Pass, false);
+        }
+        let new = plan(&format!(
+            "checks:\n{}",
+            http_check("api", "http://127.0.0.1:10/", "warning")
+        ));
+        metrics.reconfigure(&new);
+        // A run of the old `api` ends after the reload.
+        metrics.run_finished(
+            &record(&old[0], Outcome::pass("ok"), 1),
+            Verdict::Pass,
+            false,
+        );
+        metrics.run_finished(
+            &record(&old[1], Outcome::pass("ok"), 1),
+            Verdict::Pass,
+            false,
+        );
+        let text = metrics.encode();
+        assert!(!text.contains("check=\"leaving\""), "{text}");
+        // History stays; the verdict series under the old severity is gone
+        // until the new config's first run.
+        assert_eq!(
+            value(&text, "vouch_check_runs_total", &[("check", "api")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, "vouch_check_success", &[("check", "api")]),
+            None
+        );
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_info",
+                &[("check", "api"), ("severity", "warning")]
+            ),
+            Some(1.0)
+        );
+
+        metrics.run_finished(
+            &record(&new[0], Outcome::pass("ok"), 1),
+            Verdict::Pass,
+            false,
+        );
+        let text = metrics.encode();
+        assert_eq!(
+            value(
+                &text,
+                "vouch_check_success",
+                &[("check", "api"), ("severity", "warning")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, "vouch_check_runs_total", &[("check", "api")]),
+            Some(2.0)
+        );
+        // Every family is written once, with its help and type.
+        let types = text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE vouch_check_success "))
+            .count();
+        assert_eq!(types, 1);
     }
 }
