@@ -145,8 +145,8 @@ struct Identity {
     check_label: String,
     kind: &'static str,
     severity: &'static str,
-    /// `check="…",kind="…",severity="…",section="…"` plus the
-    /// `label_<key>` pairs of `vouch_check_info`.
+    /// The labels of `vouch_check_info`: `check`, `kind`, the
+    /// `label_<key>` pairs, `section`, `severity`.
     info_labels: String,
     interval_seconds: f64,
 }
@@ -329,7 +329,7 @@ impl CheckSeries {
         section(&mut text, CheckFamily::Runs as usize, &mut |t| {
             for (result, reason, count) in &self.runs {
                 open(t, CheckFamily::Runs.name(), "", &id.check_label);
-                let _ = write!(t, ",result=\"{result}\",reason=\"{reason}\"");
+                let _ = write!(t, ",reason=\"{reason}\",result=\"{result}\"");
                 close(t, *count as f64);
             }
         });
@@ -350,13 +350,30 @@ impl CheckSeries {
             let (same, next) = rest.split_at(count);
             section(&mut text, measure_slot(measure), &mut |t| {
                 for measurement in same {
-                    open(t, measure.name(), "", &id.check_label);
-                    for (name, value) in &measurement.labels {
-                        t.push(',');
-                        t.push_str(name);
-                        t.push_str("=\"");
-                        push_label_value(t, value);
-                        t.push('"');
+                    // Label names in order, as the `prometheus` crate wrote
+                    // them (some consumers match series as text).
+                    let mut labels: Vec<(&str, Option<&str>)> = measurement
+                        .labels
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), Some(value.as_str())))
+                        .collect();
+                    labels.push(("check", None));
+                    labels.sort_by_key(|(name, _)| *name);
+                    t.push_str(measure.name());
+                    t.push('{');
+                    for (i, (name, value)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            t.push(',');
+                        }
+                        match value {
+                            None => t.push_str(&id.check_label),
+                            Some(value) => {
+                                t.push_str(name);
+                                t.push_str("=\"");
+                                push_label_value(t, value);
+                                t.push('"');
+                            }
+                        }
                     }
                     close(t, measurement.value);
                 }
@@ -394,15 +411,9 @@ fn identity(check: &PlannedCheck, info_keys: &[&str]) -> Identity {
     let mut check_label = String::from("check=\"");
     push_label_value(&mut check_label, &check.name);
     check_label.push('"');
+    // Label names in order: check, kind, label_*, section, severity.
     let mut info_labels = check_label.clone();
-    let _ = write!(
-        info_labels,
-        ",kind=\"{}\",severity=\"{}\",section=\"",
-        check.kind.as_str(),
-        check.severity.as_str()
-    );
-    push_label_value(&mut info_labels, &check.section);
-    info_labels.push('"');
+    let _ = write!(info_labels, ",kind=\"{}\"", check.kind.as_str());
     for key in info_keys {
         let _ = write!(info_labels, ",label_{key}=\"");
         push_label_value(
@@ -411,6 +422,9 @@ fn identity(check: &PlannedCheck, info_keys: &[&str]) -> Identity {
         );
         info_labels.push('"');
     }
+    info_labels.push_str(",section=\"");
+    push_label_value(&mut info_labels, &check.section);
+    let _ = write!(info_labels, "\",severity=\"{}\"", check.severity.as_str());
     Identity {
         fingerprint: check.fingerprint.clone(),
         check_label,
