@@ -293,12 +293,14 @@ def vouch_state(port):
     _, body = http_get(port, "/metrics")
     samples = parse_metrics(body.decode())
     runs = sum(v for n, _, v in samples if n == "vouch_check_runs_total")
+    not_pass = sum(v for n, labels, v in samples
+                   if n == "vouch_check_runs_total" and 'result="pass"' not in labels)
     buckets = {}
     for n, labels, v in samples:
         if n == "vouch_scheduler_lateness_seconds_bucket":
             le = re.search(r'le="([^"]+)"', labels).group(1)
             buckets[float("inf") if le == "+Inf" else float(le)] = v
-    return {"runs": runs, "lateness": buckets, "bytes": len(body)}
+    return {"runs": runs, "not_pass": not_pass, "lateness": buckets, "bytes": len(body)}
 
 
 def histogram_quantile(q, before, after):
