@@ -619,7 +619,9 @@ def blackbox_path(kind, t):
 
 
 def dump(obj, name):
-    path = os.path.join(HERE, "results", name)
+    """Writes JSON to bench/results/ (or $BENCH_RESULTS, which the smoke run
+    points elsewhere so that CI leaves the tree clean)."""
+    path = os.path.join(os.environ.get("BENCH_RESULTS") or os.path.join(HERE, "results"), name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)
