@@ -43,13 +43,15 @@ _FLOOR = None
 
 def floor_bin():
     """The bare-client floor (bench/floor.rs): FLOOR_BIN, else the
-    executable `cargo bench --bench floor --no-run` builds (or finds)."""
+    executable `cargo build --release --bench floor` builds (or finds): the
+    release profile, as vouch's own build, since `cargo bench`'s profile
+    shares target/release with it and each would rebuild vouch for the other."""
     global _FLOOR
     if _FLOOR:
         return _FLOOR
     path = os.environ.get("FLOOR_BIN")
     if not path:
-        out = subprocess.run(["cargo", "bench", "--bench", "floor", "--no-run",
+        out = subprocess.run(["cargo", "build", "--release", "--bench", "floor",
                               "--message-format=json"], cwd=REPO, capture_output=True,
                              text=True)
         for line in out.stdout.splitlines():
@@ -57,7 +59,8 @@ def floor_bin():
             if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "floor":
                 path = msg["executable"]
         if not path:
-            sys.exit("cannot build the floor (cargo bench --bench floor --no-run):\n" + out.stderr)
+            sys.exit("cannot build the floor (cargo build --release --bench floor):\n"
+                     + out.stderr)
     if not os.path.exists(path):
         sys.exit(f"no floor binary at {path} (FLOOR_BIN)")
     _FLOOR = path

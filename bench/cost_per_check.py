@@ -189,8 +189,10 @@ def main():
             print(line, flush=True)
         r["bare_what"] = bare_what
         r["floor_what"] = floor_what
-        r["ratio_vouch_peer"] = [v / p for v, p in zip(r["vouch"], r["peer"])]
-        r["ratio_vouch_floor"] = [v / f for v, f in zip(r["vouch"], r["floor"])]
+        # a window too short for the 10 ms ticks of /proc can read 0 CPU:
+        # such a repetition gives no ratio
+        r["ratio_vouch_peer"] = [v / p for v, p in zip(r["vouch"], r["peer"]) if p > 0]
+        r["ratio_vouch_floor"] = [v / f for v, f in zip(r["vouch"], r["floor"]) if f > 0]
         results["kinds"][kind] = r
     results["load"] = load.stop()
     peer_names = {"http": "blackbox", "https": "blackbox", "tls": "blackbox (tcp+tls)",

@@ -22,40 +22,51 @@ work=$(mktemp -d /tmp/vouch-bench-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-# The floor's executable as cargo reports it (`cargo bench` builds it with
-# the bench profile, `cargo test` with the test profile).
-floor_exe() {
-    cargo "$1" --bench floor --no-run --message-format=json 2>"$work/floor-build.log" |
+# Executables as cargo reports them (`cargo <args> --message-format=json`):
+# the floor, and vouch. One cargo command builds both with one profile:
+# `cargo bench` and `cargo build --release` share target/release with
+# different fingerprints, so using both would rebuild vouch each time.
+built_exe() { # target-name cargo-args...
+    local name=$1
+    shift
+    cargo "$@" --message-format=json 2>"$work/build.log" |
         python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "floor":
-        print(m["executable"])' | tail -1
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] \
+            and m.get("executable"):
+        print(m["executable"])' "$name" | tail -1
+}
+private_copy() { # name path
+    [[ -n $2 && -x $2 ]] || { cat "$work/build.log" >&2; echo "cannot build $1" >&2; exit 1; }
+    cp "$2" "$work/$1"
 }
 
 if [[ -n "${SMOKE:-}" ]]; then
     # The debug binaries `cargo test --all-targets` has built already.
     if [[ -z "${VOUCH_BIN:-}" ]]; then
         [[ -x $target/debug/vouch ]] || cargo build --bin vouch
-        cp "$target/debug/vouch" "$work/vouch"
+        private_copy vouch "$target/debug/vouch"
         export VOUCH_BIN="$work/vouch"
     fi
-    floor_cmd=test
+    if [[ -z "${FLOOR_BIN:-}" ]]; then
+        private_copy floor "$(built_exe floor test --bench floor --no-run)"
+        export FLOOR_BIN="$work/floor"
+    fi
     results=$work/results
 else
-    if [[ -z "${VOUCH_BIN:-}" ]]; then
-        cargo build --release --bin vouch
-        cp "$target/release/vouch" "$work/vouch"
-        export VOUCH_BIN="$work/vouch"
+    if [[ -z "${VOUCH_BIN:-}" || -z "${FLOOR_BIN:-}" ]]; then
+        cargo build --release --bin vouch --bench floor
+        if [[ -z "${VOUCH_BIN:-}" ]]; then
+            private_copy vouch "$(built_exe vouch build --release --bin vouch --bench floor)"
+            export VOUCH_BIN="$work/vouch"
+        fi
+        if [[ -z "${FLOOR_BIN:-}" ]]; then
+            private_copy floor "$(built_exe floor build --release --bin vouch --bench floor)"
+            export FLOOR_BIN="$work/floor"
+        fi
     fi
-    floor_cmd=bench
     results=$here/results
-fi
-if [[ -z "${FLOOR_BIN:-}" ]]; then
-    exe=$(floor_exe "$floor_cmd")
-    [[ -n $exe ]] || { cat "$work/floor-build.log" >&2; echo "cannot build the floor" >&2; exit 1; }
-    cp "$exe" "$work/floor"
-    export FLOOR_BIN="$work/floor"
 fi
 export BENCH_RESULTS=$results
 mkdir -p "$results"
@@ -69,7 +80,7 @@ started=$(date +%s)
 
 scripts=(cost_per_check memory scale startup throughput)
 if [[ -n "${SMOKE:-}" ]]; then
-    args_cost_per_check=(--reps 1 --seconds 1 --rate 5 --bare-ops 50 --warmup 1.2)
+    args_cost_per_check=(--reps 1 --seconds 1 --rate 20 --bare-ops 50 --warmup 1.2)
     args_memory=(--counts 10 --seconds 2 --mixed 12)
     args_scale=(--checks 20 --interval 1 --reps 1 --seconds 1 --b2b-seconds 1 --wrk-seconds 1)
     args_startup=(--counts 10 --reps 1)
