@@ -38,6 +38,48 @@ def vouch_bin():
     return path
 
 
+_FLOOR = None
+
+
+def floor_bin():
+    """The bare-client floor (bench/floor.rs): FLOOR_BIN, else the
+    executable `cargo build --release --bench floor` builds (or finds): the
+    release profile, as vouch's own build, since `cargo bench`'s profile
+    shares target/release with it and each would rebuild vouch for the other."""
+    global _FLOOR
+    if _FLOOR:
+        return _FLOOR
+    path = os.environ.get("FLOOR_BIN")
+    if not path:
+        out = subprocess.run(["cargo", "build", "--release", "--bench", "floor",
+                              "--message-format=json"], cwd=REPO, capture_output=True,
+                             text=True)
+        for line in out.stdout.splitlines():
+            msg = json.loads(line)
+            if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "floor":
+                path = msg["executable"]
+        if not path:
+            sys.exit("cannot build the floor (cargo build --release --bench floor):\n"
+                     + out.stderr)
+    if not os.path.exists(path):
+        sys.exit(f"no floor binary at {path} (FLOOR_BIN)")
+    _FLOOR = path
+    return path
+
+
+def run_floor(*args):
+    """Runs the floor; returns {mode: result dict} from its JSON lines."""
+    out = subprocess.run([floor_bin(), "--bench", *args], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"floor {' '.join(args)} failed: {out.stderr.strip()}")
+    results = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            r = json.loads(line)
+            results[r["mode"]] = r
+    return results
+
+
 def need(*programs):
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
@@ -254,12 +296,14 @@ def vouch_state(port):
     _, body = http_get(port, "/metrics")
     samples = parse_metrics(body.decode())
     runs = sum(v for n, _, v in samples if n == "vouch_check_runs_total")
+    not_pass = sum(v for n, labels, v in samples
+                   if n == "vouch_check_runs_total" and 'result="pass"' not in labels)
     buckets = {}
     for n, labels, v in samples:
         if n == "vouch_scheduler_lateness_seconds_bucket":
             le = re.search(r'le="([^"]+)"', labels).group(1)
             buckets[float("inf") if le == "+Inf" else float(le)] = v
-    return {"runs": runs, "lateness": buckets, "bytes": len(body)}
+    return {"runs": runs, "not_pass": not_pass, "lateness": buckets, "bytes": len(body)}
 
 
 def histogram_quantile(q, before, after):
@@ -450,6 +494,41 @@ def start_postgres():
 
 # --------------------------------------------------------------- vouch & peers
 
+def start_dnsmasq():
+    """dnsmasq answering bench.test -> 10.9.8.7 on UDP and TCP (as soak.sh)."""
+    binary = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists(
+        "/usr/sbin/dnsmasq") else None)
+    if not binary:
+        need("dnsmasq")
+    d = tmpdir("vouch-bench-dns-")
+    port = free_port()
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    spawn([binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--port", str(port),
+           "--listen-address", "127.0.0.1", "--bind-interfaces", f"--user={user}",
+           f"--pid-file={d}/dnsmasq.pid", "--address=/bench.test/10.9.8.7"],
+          os.path.join(d, "dnsmasq.log"))
+    wait_tcp(port)
+    return {"port": port}
+
+
+def start_exporter(kind, target, d):
+    """postgres_exporter or redis_exporter for the target; (proc, port)."""
+    port = free_port()
+    if kind == "postgres":
+        need("prometheus-postgres-exporter")
+        env = dict(os.environ, DATA_SOURCE_NAME=target["url"] + "?sslmode=disable")
+        args = ["prometheus-postgres-exporter", f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn"]
+    else:
+        need("prometheus-redis-exporter")
+        env = dict(os.environ)
+        args = ["prometheus-redis-exporter", "-redis.addr", target["url"],
+                "-web.listen-address", f"127.0.0.1:{port}"]
+    proc = spawn(args, os.path.join(d, f"{kind}-exporter.log"), env=env)
+    wait_http(port, "/metrics")
+    return proc, port
+
+
 def vouch_config(d, checks, interval, timeout="5s"):
     """checks: list of (name, kind-block-yaml-lines)."""
     lines = ["defaults:", f"  interval: {interval}", f"  timeout: {timeout}",
@@ -477,6 +556,9 @@ def check_blocks(kind, t, d):
     if kind == "redis":
         url_file = write(os.path.join(d, "redis-url"), t["url"])
         return ["redis:", f"  url_file: {url_file}"]
+    if kind == "dns":
+        return ["dns:", "  name: bench.test", f"  servers: [\"127.0.0.1:{t['port']}\"]",
+                "  expect: { answers: [10.9.8.7] }"]
     raise ValueError(kind)
 
 
@@ -540,7 +622,9 @@ def blackbox_path(kind, t):
 
 
 def dump(obj, name):
-    path = os.path.join(HERE, "results", name)
+    """Writes JSON to bench/results/ (or $BENCH_RESULTS, which the smoke run
+    points elsewhere so that CI leaves the tree clean)."""
+    path = os.path.join(os.environ.get("BENCH_RESULTS") or os.path.join(HERE, "results"), name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)

@@ -13,7 +13,15 @@ is the same one http module whatever N:
   concurrent keep-alive connections (as Prometheus scrape loops would),
   VmRSS and VmHWM.
 
-Usage: bench/memory.py [--counts 10,100,1000] [--seconds 20]
+Mixed (`--mixed N`, default 1000, 0 to skip): N checks spread evenly over
+http, https (ca_file), tls (ca_file), dns (dnsmasq, UDP), postgres (SCRAM,
+tls: disable) and redis against local servers, idle (interval 1h, 3 s after
+/readyz) and loaded (interval 10s, after `--seconds`, VmRSS and VmHWM). For
+comparison the three exporters a user would run instead
+(blackbox_exporter, postgres_exporter, redis_exporter), each scraped or
+probed 5 times, and their RSS summed.
+
+Usage: bench/memory.py [--counts 10,100,1000] [--seconds 20] [--mixed 1000]
 """
 
 import argparse
@@ -23,17 +31,28 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (MachineLoad, Pacer, blackbox_path, check_blocks, dump, machine,  # noqa: E402
-                    rss_kib, start_blackbox, start_nginx, start_vouch, tmpdir, vouch_config,
+                    rss_kib, start_blackbox, start_dnsmasq, start_exporter, start_nginx,
+                    start_postgres, start_redis, start_vouch, tmpdir, vouch_config,
                     vouch_state)
 
+MIXED_KINDS = ("http", "https", "tls", "dns", "postgres", "redis")
 
-def vouch_rss(target, n, interval, seconds):
+
+def vouch_rss(target, n, interval, seconds, mixed=None):
     d = tmpdir()
-    cfg = vouch_config(d, [(f"http-{i:05d}", check_blocks("http", target, d)) for i in range(n)],
-                       interval, "5s")
+    if mixed:
+        checks = [(f"{k}-{i:05d}", check_blocks(k, mixed[k], d))
+                  for i, k in ((i, MIXED_KINDS[i % len(MIXED_KINDS)]) for i in range(n))]
+    else:
+        checks = [(f"http-{i:05d}", check_blocks("http", target, d)) for i in range(n)]
+    cfg = vouch_config(d, checks, interval, "5s")
     proc, port, _ = start_vouch(cfg, d, max_concurrent=64)
     time.sleep(seconds)
-    runs = vouch_state(port)["runs"]
+    state = vouch_state(port)
+    runs = state["runs"]
+    if state["not_pass"]:
+        print(f"  warning: {state['not_pass']:.0f} of {runs:.0f} runs did not pass "
+              f"(log: {d}/vouch.log)", file=sys.stderr)
     rss, hwm = rss_kib(proc.pid)
     proc.terminate()
     proc.wait(10)
@@ -54,15 +73,44 @@ def blackbox_rss(target, rate, seconds):
     return idle, rss, hwm
 
 
+def exporters_rss(targets):
+    """The three exporters side by side, each exercised 5 times; KiB each."""
+    d = tmpdir()
+    out = {}
+    proc, port, _ = start_blackbox(d, targets["http"])
+    for kind in ("http", "https", "tls"):
+        Pacer(port, [blackbox_path(kind, targets["http"])], 5, 1.0, workers=1).run()
+    out["blackbox_exporter"] = rss_kib(proc.pid)[0]
+    for kind in ("postgres", "redis"):
+        proc, port = start_exporter(kind, targets[kind], d)
+        Pacer(port, ["/metrics"], 5, 1.0, workers=1).run()
+        out[f"{kind}_exporter"] = rss_kib(proc.pid)[0]
+    return out
+
+
+def mixed_row(n, seconds):
+    nginx = start_nginx()
+    targets = {"http": nginx, "https": nginx, "tls": nginx, "dns": start_dnsmasq(),
+               "postgres": start_postgres(), "redis": start_redis()}
+    idle, idle_hwm, _ = vouch_rss(None, n, "1h", 3, mixed=targets)
+    rss, hwm, runs = vouch_rss(None, n, "10s", seconds, mixed=targets)
+    exporters = exporters_rss(targets)
+    row = {"n": n, "kinds": list(MIXED_KINDS), "vouch_idle_kib": idle, "vouch_loaded_kib": rss,
+           "vouch_peak_kib": hwm, "vouch_runs": runs, "exporters_kib": exporters}
+    print(row, flush=True)
+    return row
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--counts", default="10,100,1000")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--counts", default="10,100,1000", help="http-only N, comma-separated")
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--mixed", type=int, default=1000, help="mixed N (0 skips)")
     a = ap.parse_args()
     target = start_nginx()
     load = MachineLoad().start()
     rows = []
-    for n in [int(x) for x in a.counts.split(",")]:
+    for n in [int(x) for x in a.counts.split(",") if x]:
         idle, _, _ = vouch_rss(target, n, "1h", 3)
         rss, hwm, runs = vouch_rss(target, n, "10s", a.seconds)
         b_idle, b_rss, b_hwm = blackbox_rss(target, n / 10, a.seconds)
@@ -71,7 +119,9 @@ def main():
                "blackbox_peak_kib": b_hwm}
         print(row, flush=True)
         rows.append(row)
-    result = {"machine": machine(), "load": load.stop(), "rows": rows, "seconds": a.seconds}
+    mixed = mixed_row(a.mixed, a.seconds) if a.mixed else None
+    result = {"machine": machine(), "load": load.stop(), "rows": rows, "mixed": mixed,
+              "seconds": a.seconds}
     mib = lambda k: f"{k / 1024:.1f}"  # noqa: E731
     print(f"\nRSS in MiB; loaded = N/10 runs/s for {a.seconds}s; machine {result['load']}")
     print("| N http checks | vouch idle | vouch loaded | vouch peak | "
@@ -81,6 +131,16 @@ def main():
         print(f"| {r['n']} | {mib(r['vouch_idle_kib'])} | {mib(r['vouch_loaded_kib'])} | "
               f"{mib(r['vouch_peak_kib'])} | {mib(r['blackbox_idle_kib'])} | "
               f"{mib(r['blackbox_loaded_kib'])} | {mib(r['blackbox_peak_kib'])} |")
+    if mixed:
+        ex = mixed["exporters_kib"]
+        print(f"\n{a.mixed} mixed checks ({', '.join(MIXED_KINDS)}, evenly), RSS in MiB; "
+              f"loaded = interval 10s for {a.seconds}s ({mixed['vouch_runs']:.0f} runs)")
+        print("| vouch idle | vouch loaded | vouch peak | blackbox + postgres_exporter + "
+              "redis_exporter (each exercised 5 times) |")
+        print("|---|---|---|---|")
+        print(f"| {mib(mixed['vouch_idle_kib'])} | {mib(mixed['vouch_loaded_kib'])} | "
+              f"{mib(mixed['vouch_peak_kib'])} | {mib(sum(ex.values()))} = "
+              + " + ".join(mib(v) for v in ex.values()) + " |")
     dump(result, "memory.json")
 
 

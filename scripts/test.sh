@@ -21,6 +21,16 @@ need node nodejs
 need npm npm
 # The registry kind tests run the CNCF distribution server.
 need docker-registry docker-registry
+# The benchmark smoke run of .ci/run (SMOKE=1 bench/run_all.sh): nginx as
+# target, the exporters it compares with, the bare tools and wrk.
+need nginx nginx-light
+need wrk wrk
+need prometheus-blackbox-exporter prometheus-blackbox-exporter
+need prometheus-postgres-exporter prometheus-postgres-exporter
+need prometheus-redis-exporter prometheus-redis-exporter
+need redis-benchmark redis-tools
+need curl curl
+need openssl openssl
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
