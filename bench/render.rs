@@ -3,6 +3,7 @@
 //! http run reports, then the exposition rendered R times.
 //!
 //!     cargo bench --bench render -- [N ...]          (default 100 1000 10000)
+//!     (under `cargo test --all-targets`: 20 checks, as a smoke run)
 //!     RENDER_REPS=20 cargo bench --bench render -- 10000
 //!
 //! Prints one JSON line per N: render wall time (median, min, max over the
@@ -60,19 +61,20 @@ fn median(sorted: &[f64]) -> f64 {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let sizes = if sizes.is_empty() {
-        vec![100, 1_000, 10_000]
-    } else {
-        sizes
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // without it, and then a tiny size only shows that it still works.
+    let benchmarking = args.iter().any(|a| a == "--bench");
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes = match (sizes.is_empty(), benchmarking) {
+        (false, _) => sizes,
+        (true, true) => vec![100, 1_000, 10_000],
+        (true, false) => vec![20],
     };
     let reps: usize = std::env::var("RENDER_REPS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(if benchmarking { 10 } else { 2 });
     let clients = Clients::new();
     for n in sizes {
         let source = SourcedConfig::parse(&config(n), "render.yaml", std::path::PathBuf::from("."))
@@ -106,6 +108,10 @@ fn main() {
             size = text.len();
             lines = text.lines().filter(|l| !l.starts_with('#')).count();
         }
+        assert!(
+            lines > 30 * n,
+            "{n} checks gave only {lines} series: the rendering lost some"
+        );
         times.sort_by(f64::total_cmp);
         println!(
             "{{\"checks\":{n},\"render_ms_median\":{:.2},\"render_ms_min\":{:.2},\"render_ms_max\":{:.2},\"bytes\":{size},\"series\":{lines},\"record_run_us\":{record_us:.2},\"reps\":{reps}}}",

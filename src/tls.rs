@@ -291,6 +291,11 @@ impl TlsPolicy {
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // Every run must see and verify the certificate a full handshake
+        // presents; a resumed session shows none. (A config per connection
+        // already has its own empty session store; this also spares
+        // allocating that store.)
+        config.resumption = rustls::client::Resumption::disabled();
         (Arc::new(config), recorder)
     }
 
