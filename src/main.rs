@@ -4,6 +4,7 @@ use clap::Parser;
 use vouch::cli::{init_logging, run, Cli};
 
 fn main() -> ExitCode {
+    give_big_buffers_back();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -18,3 +19,21 @@ fn main() -> ExitCode {
     };
     ExitCode::from(runtime.block_on(run(cli)))
 }
+
+/// Serves big short-lived buffers (a scrape of a thousand checks builds
+/// megabytes of text) from their own mappings, returned when freed. By
+/// default glibc raises that threshold to the largest such buffer freed so
+/// far, after which they come from the heap and their pages stay resident:
+/// measured with 1,000 checks scraped every second, 28 MB of anonymous
+/// memory against 20 MB with the threshold held.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_big_buffers_back() {
+    // SAFETY: mallopt only sets a parameter of the allocator; it runs
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_big_buffers_back() {}

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -126,10 +126,33 @@ pub struct StatusSnapshot {
     pub checks: Vec<CheckStatus>,
 }
 
+/// One past run as a check keeps it: a check holds [`HISTORY_LEN`] of
+/// these, so they stay small (no formatted time; a message equal to the
+/// run before's is shared, as repeated failures' messages are).
+struct PastRun {
+    started_at: SystemTime,
+    duration: Duration,
+    verdict: Verdict,
+    reason: Reason,
+    message: Arc<str>,
+}
+
+impl PastRun {
+    fn view(&self) -> HistoryView {
+        HistoryView {
+            verdict: self.verdict,
+            reason: self.reason,
+            message: self.message.to_string(),
+            started_at: rfc3339(self.started_at),
+            duration_seconds: self.duration.as_secs_f64(),
+        }
+    }
+}
+
 struct Entry {
     check: Arc<PlannedCheck>,
     reported: Option<Verdict>,
-    history: VecDeque<HistoryView>,
+    history: VecDeque<PastRun>,
     last: Option<RunRecord>,
     last_success: Option<SystemTime>,
     consecutive_failures: u32,
@@ -207,15 +230,21 @@ impl StatusBoard {
         } else {
             entry.consecutive_failures += 1;
         }
+        let message = match entry.history.back() {
+            Some(previous) if *previous.message == *record.outcome.message => {
+                previous.message.clone()
+            }
+            _ => Arc::from(record.outcome.message.as_str()),
+        };
         if entry.history.len() == HISTORY_LEN {
             entry.history.pop_front();
         }
-        entry.history.push_back(HistoryView {
+        entry.history.push_back(PastRun {
+            started_at: record.started_at,
+            duration: record.duration,
             verdict: record.outcome.verdict,
             reason: record.outcome.reason,
-            message: record.outcome.message.clone(),
-            started_at: rfc3339(record.started_at),
-            duration_seconds: record.duration.as_secs_f64(),
+            message,
         });
         entry.reported = Some(reported);
         entry.last = Some(record.clone());
@@ -284,7 +313,7 @@ impl StatusBoard {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)?;
-        Some(entries[i].history.iter().cloned().collect())
+        Some(entries[i].history.iter().map(PastRun::view).collect())
     }
 
     /// The planned check named `name`.
