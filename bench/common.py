@@ -215,6 +215,17 @@ def children_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
+def anon_kib(pid):
+    """RssAnon in KiB: the process's own memory, without the pages of its
+    executable and libraries (shared, and given back under pressure)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key == "RssAnon":
+                return int(rest.split()[0])
+    return 0
+
+
 def rss_kib(pid):
     """(VmRSS, VmHWM) in KiB."""
     values = {}

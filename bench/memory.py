@@ -31,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (MachineLoad, Pacer, blackbox_path, check_blocks, dump, machine,  # noqa: E402
-                    rss_kib, start_blackbox, start_dnsmasq, start_exporter, start_nginx,
+                    anon_kib, rss_kib, start_blackbox, start_dnsmasq, start_exporter, start_nginx,
                     start_postgres, start_redis, start_vouch, tmpdir, vouch_config,
                     vouch_state)
 
@@ -54,6 +54,7 @@ def vouch_rss(target, n, interval, seconds, mixed=None):
         print(f"  warning: {state['not_pass']:.0f} of {runs:.0f} runs did not pass "
               f"(log: {d}/vouch.log)", file=sys.stderr)
     rss, hwm = rss_kib(proc.pid)
+    vouch_rss.last_anon = anon_kib(proc.pid)
     proc.terminate()
     proc.wait(10)
     return rss, hwm, runs
@@ -68,6 +69,7 @@ def blackbox_rss(target, rate, seconds):
         Pacer(port, [blackbox_path("http", target)], rate, seconds,
               workers=min(16, max(1, int(rate)))).run()
     rss, hwm = rss_kib(proc.pid)
+    blackbox_rss.last_anon = anon_kib(proc.pid)
     proc.terminate()
     proc.wait(10)
     return idle, rss, hwm
@@ -81,10 +83,12 @@ def exporters_rss(targets):
     for kind in ("http", "https", "tls"):
         Pacer(port, [blackbox_path(kind, targets["http"])], 5, 1.0, workers=1).run()
     out["blackbox_exporter"] = rss_kib(proc.pid)[0]
+    out["anon"] = {"blackbox_exporter": anon_kib(proc.pid)}
     for kind in ("postgres", "redis"):
         proc, port = start_exporter(kind, targets[kind], d)
         Pacer(port, ["/metrics"], 5, 1.0, workers=1).run()
         out[f"{kind}_exporter"] = rss_kib(proc.pid)[0]
+        out["anon"][f"{kind}_exporter"] = anon_kib(proc.pid)
     return out
 
 
@@ -94,9 +98,12 @@ def mixed_row(n, seconds):
                "postgres": start_postgres(), "redis": start_redis()}
     idle, idle_hwm, _ = vouch_rss(None, n, "1h", 3, mixed=targets)
     rss, hwm, runs = vouch_rss(None, n, "10s", seconds, mixed=targets)
+    loaded_anon = vouch_rss.last_anon
     exporters = exporters_rss(targets)
+    exporters_anon = exporters.pop("anon")
     row = {"n": n, "kinds": list(MIXED_KINDS), "vouch_idle_kib": idle, "vouch_loaded_kib": rss,
-           "vouch_peak_kib": hwm, "vouch_runs": runs, "exporters_kib": exporters}
+           "vouch_peak_kib": hwm, "vouch_runs": runs, "exporters_kib": exporters,
+           "vouch_loaded_anon_kib": loaded_anon, "exporters_anon_kib": exporters_anon}
     print(row, flush=True)
     return row
 
@@ -113,10 +120,12 @@ def main():
     for n in [int(x) for x in a.counts.split(",") if x]:
         idle, _, _ = vouch_rss(target, n, "1h", 3)
         rss, hwm, runs = vouch_rss(target, n, "10s", a.seconds)
+        anon = vouch_rss.last_anon
         b_idle, b_rss, b_hwm = blackbox_rss(target, n / 10, a.seconds)
         row = {"n": n, "vouch_idle_kib": idle, "vouch_loaded_kib": rss, "vouch_peak_kib": hwm,
                "vouch_runs": runs, "blackbox_idle_kib": b_idle, "blackbox_loaded_kib": b_rss,
-               "blackbox_peak_kib": b_hwm}
+               "blackbox_peak_kib": b_hwm, "vouch_loaded_anon_kib": anon,
+               "blackbox_loaded_anon_kib": blackbox_rss.last_anon}
         print(row, flush=True)
         rows.append(row)
     mixed = mixed_row(a.mixed, a.seconds) if a.mixed else None
@@ -125,22 +134,26 @@ def main():
     mib = lambda k: f"{k / 1024:.1f}"  # noqa: E731
     print(f"\nRSS in MiB; loaded = N/10 runs/s for {a.seconds}s; machine {result['load']}")
     print("| N http checks | vouch idle | vouch loaded | vouch peak | "
-          "blackbox idle | blackbox loaded | blackbox peak |")
-    print("|---|---|---|---|---|---|---|")
+          "blackbox idle | blackbox loaded | blackbox peak | vouch loaded anon | "
+          "blackbox loaded anon |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['n']} | {mib(r['vouch_idle_kib'])} | {mib(r['vouch_loaded_kib'])} | "
               f"{mib(r['vouch_peak_kib'])} | {mib(r['blackbox_idle_kib'])} | "
-              f"{mib(r['blackbox_loaded_kib'])} | {mib(r['blackbox_peak_kib'])} |")
+              f"{mib(r['blackbox_loaded_kib'])} | {mib(r['blackbox_peak_kib'])} | "
+              f"{mib(r['vouch_loaded_anon_kib'])} | {mib(r['blackbox_loaded_anon_kib'])} |")
     if mixed:
         ex = mixed["exporters_kib"]
         print(f"\n{a.mixed} mixed checks ({', '.join(MIXED_KINDS)}, evenly), RSS in MiB; "
               f"loaded = interval 10s for {a.seconds}s ({mixed['vouch_runs']:.0f} runs)")
+        exa = mixed["exporters_anon_kib"]
         print("| vouch idle | vouch loaded | vouch peak | blackbox + postgres_exporter + "
-              "redis_exporter (each exercised 5 times) |")
-        print("|---|---|---|---|")
+              "redis_exporter (each exercised 5 times) | vouch loaded anon | exporters anon |")
+        print("|---|---|---|---|---|---|")
         print(f"| {mib(mixed['vouch_idle_kib'])} | {mib(mixed['vouch_loaded_kib'])} | "
               f"{mib(mixed['vouch_peak_kib'])} | {mib(sum(ex.values()))} = "
-              + " + ".join(mib(v) for v in ex.values()) + " |")
+              + " + ".join(mib(v) for v in ex.values()) + f" | {mib(mixed['vouch_loaded_anon_kib'])} | "
+              f"{mib(sum(exa.values()))} = " + " + ".join(mib(v) for v in exa.values()) + " |")
     dump(result, "memory.json")
 
 
