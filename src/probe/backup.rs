@@ -461,8 +461,16 @@ fn parse_location(text: &str) -> Result<(&'static str, Location, Option<StorePat
     Ok((scheme, location, prefix))
 }
 
-/// `text` with a query replaced and user information removed.
-fn shown_url(text: &str) -> String {
+/// The scheme a backup URL names, or the message a bad one gets (which
+/// shows the URL without its query and user information). Public for the
+/// fuzz targets.
+pub fn url_scheme(text: &str) -> Result<&'static str, String> {
+    parse_location(text).map(|(scheme, _, _)| scheme)
+}
+
+/// `text` with a query replaced and user information removed. Public for
+/// the fuzz targets.
+pub fn shown_url(text: &str) -> String {
     let (head, query) = match text.split_once(['?', '#']) {
         Some((head, _)) => (head, "?[redacted]"),
         None => (text, ""),
@@ -1169,7 +1177,8 @@ fn format_age(age: Duration) -> String {
     unreachable!("the last unit matches every age")
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%XX` escapes decoded (a SAS token's values); public for the fuzz targets.
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -1336,8 +1345,8 @@ fn dedupe_chain(chain: &[String]) -> String {
 }
 
 /// Query strings of URLs in `text` replaced: they may carry SAS tokens or
-/// presigned signatures.
-fn scrub_urls(text: &str) -> String {
+/// presigned signatures. Public for the fuzz targets.
+pub fn scrub_urls(text: &str) -> String {
     static QUERY: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(https?://[^\s?#]*)\?[^\s]*").expect("valid regex"));
     static SIGNED: LazyLock<Regex> = LazyLock::new(|| {
