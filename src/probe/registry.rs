@@ -451,12 +451,9 @@ impl TokenAnswer {
     /// is renewed a little before its end so a request never carries an
     /// expired one.
     pub fn read(self) -> Option<(String, Duration)> {
-        let token = self
-            .token
-            .or(self.access_token)
-            .filter(|t| !t.is_empty())?;
-        let lifetime = Duration::from_secs(self.expires_in.unwrap_or(60).max(1))
-            .min(MAX_TOKEN_LIFETIME);
+        let token = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
+        let lifetime =
+            Duration::from_secs(self.expires_in.unwrap_or(60).max(1)).min(MAX_TOKEN_LIFETIME);
         let margin = (lifetime / 4).min(Duration::from_secs(30));
         Some((token, lifetime - margin))
     }
