@@ -691,7 +691,12 @@ async fn rediss_with_a_private_ca_passes_and_without_it_is_an_unknown_issuer() {
     expect(&outcome, Verdict::Pass, Reason::Ok, "PONG");
 
     let outcome = Check::with_url(&url, "10s", "").run().await;
-    expect(&outcome, Verdict::Error, Reason::TlsUnknownIssuer, "");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::TlsUnknownIssuer,
+        "the server's certificate does not lead to a trusted root (UnknownIssuer)",
+    );
 
     // ca_file with a plain URL is a mistake the run reports.
     let outcome = Check::new(&redis, &with_ca).run().await;

@@ -227,6 +227,7 @@ fn classify(err: &redis::RedisError) -> Failure {
         }
         source = inner.source();
     }
+    let text = crate::tls::readable(&text, err);
     if err.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
     {
@@ -338,24 +339,25 @@ async fn open_stream(
             failure(Reason::Connect, format!("cannot connect to {shown}: {err}"))
         }
     };
-    let (host, port) =
-        match addr {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                (host, *port)
-            }
-            ConnectionAddr::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(connect_failure)?;
-                return Ok(Box::new(stream));
-            }
-            other => return Err(failure(
+    let (host, port) = match addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            (host, *port)
+        }
+        ConnectionAddr::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(connect_failure)?;
+            return Ok(Box::new(stream));
+        }
+        other => {
+            return Err(failure(
                 Reason::Secret,
                 format!(
                     "the Redis URL names an address of a kind vouch cannot connect to ({other})"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .map_err(connect_failure)?;
@@ -378,7 +380,10 @@ async fn open_stream(
         .map_err(|err| {
             failure(
                 crate::tls::handshake_reason(&err),
-                format!("TLS handshake with {shown} failed: {err}"),
+                format!(
+                    "TLS handshake with {shown} failed: {}",
+                    crate::tls::describe_handshake(&err)
+                ),
             )
         })?;
     Ok(Box::new(stream))
