@@ -202,9 +202,14 @@ pub fn backup_url(data: &[u8]) {
     if text.contains("SECRET") {
         return;
     }
-    // A query appended, and user information after the scheme's `://`.
+    // A query appended, and user information after the scheme's `://`
+    // (found as URL parsers find it: tabs and line breaks dropped).
     let with_query = format!("{text}?sig=QSECRETQ");
-    let with_user = match text.split_once("://") {
+    let read: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let with_user = match read.split_once("://") {
         Some((scheme, rest)) => format!("{scheme}://usr:PSECRETP@{rest}"),
         None => with_query.clone(),
     };
