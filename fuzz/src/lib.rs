@@ -199,16 +199,16 @@ pub fn backup_url(data: &[u8]) {
     let _ = url_scheme(text);
     let _ = percent_decode(text);
     let _ = scrub_urls(text);
-    if text.contains("SECRET") {
-        return;
-    }
-    // A query appended, and user information after the scheme's `://`
-    // (found as URL parsers find it: tabs and line breaks dropped).
-    let with_query = format!("{text}?sig=QSECRETQ");
+    // The text as URL parsers read it: tabs and line breaks dropped.
     let read: String = text
         .chars()
         .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
         .collect();
+    if read.contains("SECRET") {
+        return;
+    }
+    // A query appended, and user information after the scheme's `://`.
+    let with_query = format!("{text}?sig=QSECRETQ");
     let with_user = match read.split_once("://") {
         Some((scheme, rest)) => format!("{scheme}://usr:PSECRETP@{rest}"),
         None => with_query.clone(),
