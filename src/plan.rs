@@ -245,10 +245,26 @@ impl Plan {
         if let Some(kube_settings) = &kube_settings {
             problems.extend(kube_settings.problems());
         }
+        if file
+            .kubernetes
+            .as_ref()
+            .is_some_and(|k| k.max_objects_per_watch == Some(0))
+        {
+            problems.push(Problem::new(
+                "kubernetes.max_objects_per_watch",
+                "must be at least 1",
+            ));
+        }
         match settings {
             Ok(settings) if problems.is_empty() => {
                 if let Some(kube_settings) = kube_settings {
                     clients.kube.configure(kube_settings);
+                    clients.kube.set_max_objects_per_watch(
+                        file.kubernetes
+                            .as_ref()
+                            .and_then(|k| k.max_objects_per_watch)
+                            .unwrap_or(crate::kube::DEFAULT_MAX_OBJECTS_PER_WATCH),
+                    );
                 }
                 for check in &file.checks {
                     let skips = check.http.as_ref().is_some_and(|h| h.insecure_skip_verify)

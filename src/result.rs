@@ -88,7 +88,7 @@ reasons! {
     RedirectLoop => "redirect_loop": "redirects came back to a URL already visited",
     TooManyRedirects => "too_many_redirects": "more redirects than the check allows",
     Latency => "latency": "the answer took longer than allowed",
-    TooLarge => "too_large": "the body was larger than the check reads",
+    TooLarge => "too_large": "an answer (a body, an INFO, a listing) was larger than the check reads",
     Secret => "secret": "a secret the check needs could not be read",
     Auth => "auth": "the target refused the check's credentials",
     Query => "query": "a query of the check failed or returned no usable value",

@@ -233,6 +233,195 @@ pub fn certificate_reason(rustls_error: &rustls::Error) -> Reason {
     }
 }
 
+/// Plain words for a TLS error, ending in the name rustls or webpki gives
+/// the problem (to search for): "the server presented a CA certificate as
+/// its own (CaUsedAsEndEntity)" rather than
+/// `Other(OtherError(CaUsedAsEndEntity))`.
+pub fn describe(err: &rustls::Error) -> String {
+    use rustls::{AlertDescription as Alert, Error as E};
+    match err {
+        E::InvalidCertificate(cert_error) => describe_certificate_error(cert_error),
+        E::NoCertificatesPresented => "the server presented no certificate".into(),
+        E::AlertReceived(alert) => {
+            let words = match alert {
+                Alert::HandshakeFailure => {
+                    "the server refused the handshake: no TLS version or cipher suite in common, or it wants a client certificate"
+                }
+                Alert::ProtocolVersion => "the server refused the TLS versions offered",
+                Alert::CertificateRequired => "the server requires a client certificate",
+                Alert::UnrecognisedName => "the server does not serve this host name (SNI)",
+                Alert::NoApplicationProtocol => {
+                    "the server speaks none of the application protocols offered (ALPN)"
+                }
+                Alert::BadCertificate | Alert::UnknownCA | Alert::AccessDenied => {
+                    "the server refused the client's certificate"
+                }
+                _ => "the server ended the handshake with an alert",
+            };
+            format!("{words} (alert {alert:?})")
+        }
+        E::InvalidMessage(what) => format!(
+            "the server's answer is not TLS; is this port plain text? (InvalidMessage {what:?})"
+        ),
+        E::PeerIncompatible(why) => {
+            format!("the server speaks no TLS version or cipher suite vouch accepts ({why:?})")
+        }
+        E::PeerMisbehaved(why) => format!("the server broke the TLS protocol ({why:?})"),
+        E::DecryptError => "the server's messages could not be decrypted (DecryptError)".into(),
+        E::PeerSentOversizedRecord => {
+            "the server sent a TLS record larger than the protocol allows (PeerSentOversizedRecord)"
+                .into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The words for a certificate the verifier refused.
+fn describe_certificate_error(err: &CertificateError) -> String {
+    use CertificateError as C;
+    let time = |t: &UnixTime| crate::probe::tls::chain::format_timestamp(t.as_secs() as i64);
+    let words = match err {
+        C::Expired => "the server's certificate has expired".to_string(),
+        C::ExpiredContext { not_after, .. } => {
+            format!("the server's certificate expired at {}", time(not_after))
+        }
+        C::NotValidYet => "the server's certificate is not valid yet".to_string(),
+        C::NotValidYetContext { not_before, .. } => format!(
+            "the server's certificate is not valid before {}",
+            time(not_before)
+        ),
+        C::UnknownIssuer => {
+            "the server's certificate does not lead to a trusted root".to_string()
+        }
+        C::NotValidForName => "the server's certificate is not valid for this host".to_string(),
+        C::NotValidForNameContext {
+            expected,
+            presented,
+        } => format!(
+            "the server's certificate is not valid for {} (it names {})",
+            expected.to_str(),
+            if presented.is_empty() {
+                "no host".to_string()
+            } else {
+                presented.join(", ")
+            }
+        ),
+        C::BadSignature => "a signature in the server's chain does not verify".to_string(),
+        C::BadEncoding => "the server's certificate is not well-formed".to_string(),
+        C::Revoked => "the server's certificate has been revoked".to_string(),
+        C::UnhandledCriticalExtension => {
+            "the server's certificate has a critical extension vouch does not know".to_string()
+        }
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "the server's certificate is not meant for TLS servers (its extended key usage lacks server authentication)".to_string()
+        }
+        #[allow(deprecated)]
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "the server's chain is signed with an algorithm vouch does not support".to_string()
+        }
+        C::Other(other) => {
+            return match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki_error) => describe_webpki_error(webpki_error),
+                None => format!("the server's certificate was refused: {other}"),
+            }
+        }
+        _ => "the server's certificate was refused".to_string(),
+    };
+    format!("{words} ({})", certificate_error_name(err))
+}
+
+/// The variant name of a certificate error, without its fields.
+fn certificate_error_name(err: &CertificateError) -> String {
+    let debug = format!("{err:?}");
+    let end = debug.find([' ', '(', '{']).unwrap_or(debug.len());
+    debug[..end].to_string()
+}
+
+/// The words for what webpki found wrong with a chain (what rustls passes
+/// on as `CertificateError::Other`).
+fn describe_webpki_error(err: &webpki::Error) -> String {
+    use webpki::Error as W;
+    let words = match err {
+        W::CaUsedAsEndEntity => "the server presented a CA certificate as its own",
+        W::EndEntityUsedAsCa => "the server's chain uses a server certificate as a CA",
+        W::NameConstraintViolation => {
+            "the server's certificate names a host its CA is not allowed to certify"
+        }
+        W::PathLenConstraintViolated => "the server's chain is longer than a CA in it allows",
+        W::MaximumPathDepthExceeded => "the server's chain is too long to verify",
+        W::MaximumSignatureChecksExceeded | W::MaximumPathBuildCallsExceeded => {
+            "the server's chain took too many steps to verify"
+        }
+        W::UnsupportedCertVersion => "the server's certificate is not an X.509 v3 certificate",
+        W::UnsupportedCriticalExtension => {
+            "the server's certificate has a critical extension vouch does not know"
+        }
+        W::SignatureAlgorithmMismatch => {
+            "the server's certificate names two different signature algorithms"
+        }
+        W::EmptyEkuExtension => {
+            "the server's certificate is not meant for TLS servers (its extended key usage lacks server authentication)"
+        }
+        W::InvalidSerialNumber => "the server's certificate has an invalid serial number",
+        W::MalformedExtensions | W::ExtensionValueInvalid | W::MalformedDnsIdentifier => {
+            "the server's certificate has malformed extensions"
+        }
+        W::BadDer | W::BadDerTime | W::TrailingData(_) => {
+            "the server's certificate is not well-formed"
+        }
+        W::CertDistrusted => "the server's certificate is distrusted",
+        _ => "the server's certificate was refused",
+    };
+    let name = format!("{err:?}");
+    let end = name.find([' ', '(', '{']).unwrap_or(name.len());
+    format!("{words} ({})", &name[..end])
+}
+
+/// The rustls error in an error's chain, also inside an `io::Error` (whose
+/// own `source()` skips the error it wraps) or an `Arc` of one.
+pub fn find_rustls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(rustls_error) = e.downcast_ref::<rustls::Error>() {
+            return Some(rustls_error);
+        }
+        current = if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            io.get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
+        } else if let Some(shared) = e.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
+            Some(&**shared as &(dyn std::error::Error + 'static))
+        } else {
+            e.source()
+        };
+    }
+    None
+}
+
+/// `text` (a message built from `err`'s chain) with the rustls error's
+/// own text, if the chain holds one, replaced by plain words.
+pub fn readable(text: &str, err: &(dyn std::error::Error + 'static)) -> String {
+    match find_rustls_error(err) {
+        Some(rustls_error) => text.replace(&rustls_error.to_string(), &describe(rustls_error)),
+        None => text.to_string(),
+    }
+}
+
+/// The words for a failed handshake: the TLS problem described, or the
+/// error's own text when it is not one (a reset, an end of stream).
+pub fn describe_handshake(err: &std::io::Error) -> String {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls_error) => describe(rustls_error),
+        None => err.to_string(),
+    }
+}
+
 /// The chain a server presented in one handshake and what verification
 /// said of it (computed even when verification is not required).
 #[derive(Clone, Debug)]
@@ -422,6 +611,62 @@ mod tests {
         let shared = clients.policy(None, false).unwrap();
         let own = clients.policy(Some(&demo_ca()), false).unwrap();
         assert!(!Arc::ptr_eq(verifier(&shared), verifier(&own)));
+    }
+
+    #[test]
+    fn tls_errors_read_as_words_with_their_names() {
+        let webpki = |e: webpki::Error| {
+            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                Arc::new(e),
+            )))
+        };
+        assert_eq!(
+            describe(&webpki(webpki::Error::CaUsedAsEndEntity)),
+            "the server presented a CA certificate as its own (CaUsedAsEndEntity)"
+        );
+        assert_eq!(
+            describe(&webpki(webpki::Error::PathLenConstraintViolated)),
+            "the server's chain is longer than a CA in it allows (PathLenConstraintViolated)"
+        );
+        assert_eq!(
+            describe(&rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            )),
+            "the server's certificate does not lead to a trusted root (UnknownIssuer)"
+        );
+        assert_eq!(
+            describe(&rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext {
+                    time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_800_000_000)),
+                    not_after: UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                        1_700_000_000
+                    )),
+                }
+            )),
+            "the server's certificate expired at 2023-11-14T22:13:20Z (ExpiredContext)"
+        );
+        assert_eq!(
+            describe(&rustls::Error::AlertReceived(
+                rustls::AlertDescription::HandshakeFailure
+            )),
+            "the server refused the handshake: no TLS version or cipher suite in common, or it wants a client certificate (alert HandshakeFailure)"
+        );
+        // Inside an io::Error, as a handshake fails, and inside a message
+        // a client built from the error's chain.
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            webpki(webpki::Error::CaUsedAsEndEntity),
+        );
+        assert_eq!(
+            describe_handshake(&io),
+            "the server presented a CA certificate as its own (CaUsedAsEndEntity)"
+        );
+        let text = format!("error connecting: {io}");
+        assert!(text.contains("OtherError"), "{text}");
+        assert_eq!(
+            readable(&text, &io),
+            "error connecting: the server presented a CA certificate as its own (CaUsedAsEndEntity)"
+        );
     }
 
     #[test]

@@ -58,3 +58,18 @@ fn dns_answer_corpus() {
 fn certificate_corpus() {
     run_corpus("certificate", targets::certificate);
 }
+
+#[test]
+fn registry_answers_corpus() {
+    run_corpus("registry_answers", targets::registry_answers);
+}
+
+#[test]
+fn key_vault_page_corpus() {
+    run_corpus("key_vault_page", targets::key_vault_page);
+}
+
+#[test]
+fn backup_url_corpus() {
+    run_corpus("backup_url", targets::backup_url);
+}

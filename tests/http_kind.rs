@@ -1012,7 +1012,7 @@ async fn a_self_signed_certificate_is_an_unknown_issuer() {
         &outcome,
         Verdict::Error,
         Reason::TlsUnknownIssuer,
-        "TLS handshake with localhost failed",
+        "TLS handshake with localhost failed: the server's certificate does not lead to a trusted root (UnknownIssuer)",
     );
     assert!(server.seen().is_empty());
 }

@@ -990,3 +990,75 @@ async fn secret_values_reach_no_output_even_at_trace_level() {
         );
     }
 }
+
+fn config_map(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace}, "data": {"k": "v"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_past_max_objects_is_too_large_until_the_objects_fit_again() {
+    let cluster = Cluster::start().await;
+    for i in 0..5 {
+        cluster.fake.apply(config_map("prod", &format!("cm-{i}")));
+    }
+    for i in 0..6 {
+        cluster
+            .fake
+            .apply(config_map("staging", &format!("cm-{i}")));
+    }
+    let yaml = "kubernetes:\n  max_objects_per_watch: 5\nchecks:\n  \
+        - { name: prod, timeout: 5s, kubernetes: { configmap: prod/cm-0 } }\n  \
+        - { name: staging, timeout: 5s, kubernetes: { configmap: staging/cm-0 } }\n";
+    let source = vouch::config::SourcedConfig::parse(yaml, "test.yaml", ".".into()).unwrap();
+    let checks = vouch::plan::Plan::from_source(&source, &cluster.clients, |_| None)
+        .unwrap()
+        .checks;
+    let (prod, staging) = (&checks[0], &checks[1]);
+    let words =
+        "brought more than 5 objects, the most one watch holds (kubernetes.max_objects_per_watch)";
+
+    // Five fit.
+    expect(&cluster.run(prod).await, Verdict::Pass, Reason::Ok, "");
+    // Six in the first list: cut off there.
+    expect(
+        &cluster.run(staging).await,
+        Verdict::Error,
+        Reason::TooLarge,
+        &format!("the watch of configmaps in namespace staging {words}"),
+    );
+
+    // A sixth arriving on a synced watch: the watch stops too.
+    cluster.fake.apply(config_map("prod", "cm-5"));
+    let outcome = cluster
+        .run_until(prod, "the watch to stop at the limit", |o| {
+            o.reason == Reason::TooLarge
+        })
+        .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::TooLarge,
+        &format!("the watch of configmaps in namespace prod {words}"),
+    );
+    // It lists again (after a backoff) and stays stopped while six remain.
+    let lists = cluster.fake.count("list", "configmaps", Some("prod"));
+    wait_until("a list after the stop", WAIT, || async {
+        cluster.fake.count("list", "configmaps", Some("prod")) > lists
+    })
+    .await;
+    expect(
+        &cluster.run(prod).await,
+        Verdict::Error,
+        Reason::TooLarge,
+        words,
+    );
+
+    // Back to five: the next list fits and the check passes again.
+    assert!(cluster.fake.delete("v1", "ConfigMap", Some("prod"), "cm-5"));
+    cluster
+        .run_until(prod, "the watch to fit again", |o| {
+            o.verdict == Verdict::Pass
+        })
+        .await;
+}

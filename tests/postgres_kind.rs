@@ -594,7 +594,7 @@ async fn tls_modes_against_a_server_with_a_private_ca() {
         &run_tls(&pg, dir.path(), "").await,
         Verdict::Error,
         Reason::TlsUnknownIssuer,
-        "",
+        "the server's certificate does not lead to a trusted root (UnknownIssuer)",
     );
     // require encrypts without verifying; disable does not encrypt.
     for mode in ["require", "disable"] {

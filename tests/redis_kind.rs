@@ -546,6 +546,121 @@ async fn a_paused_server_times_out() {
     // out the pause.
 }
 
+/// What a lying server answers to `INFO` (after answering every other
+/// command as Redis would).
+#[derive(Clone, Copy)]
+enum Lie {
+    /// A bulk string that says it is 64 MiB long, and is.
+    HugeBulk,
+    /// A simple string that never ends.
+    Endless,
+}
+
+const HUGE: usize = 64 << 20;
+
+/// A server on a random loopback port that speaks enough RESP to pass the
+/// client's handshake and `PING`, then lies in its `INFO` answer. It counts
+/// the bytes of the lie it got out before the client hung up.
+struct Liar {
+    port: u16,
+    sent: Arc<std::sync::atomic::AtomicUsize>,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Liar {
+    async fn start(lie: Lie) -> Liar {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+        /// One command of the client (an array of bulk strings), upper-cased.
+        async fn command<R: tokio::io::AsyncBufRead + Unpin>(
+            reader: &mut R,
+        ) -> Option<Vec<String>> {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.ok()? == 0 {
+                return None;
+            }
+            let count: usize = line.trim().strip_prefix('*')?.parse().ok()?;
+            let mut args = Vec::new();
+            for _ in 0..count {
+                line.clear();
+                reader.read_line(&mut line).await.ok()?;
+                let len: usize = line.trim().strip_prefix('$')?.parse().ok()?;
+                let mut data = vec![0; len + 2];
+                reader.read_exact(&mut data).await.ok()?;
+                args.push(String::from_utf8_lossy(&data[..len]).to_uppercase());
+            }
+            Some(args)
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::new(AtomicBool::new(false));
+        let (sent_by_task, ended_by_task) = (sent.clone(), ended.clone());
+        let task = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut read = BufReader::new(read);
+            while let Some(args) = command(&mut read).await {
+                match args.first().map(String::as_str) {
+                    Some("PING") => write.write_all(b"+PONG\r\n").await.unwrap(),
+                    Some("INFO") => break,
+                    _ => write.write_all(b"+OK\r\n").await.unwrap(),
+                }
+            }
+            let head: &[u8] = match lie {
+                Lie::HugeBulk => b"$67108864\r\n",
+                Lie::Endless => b"+",
+            };
+            let chunk = vec![b'x'; 64 << 10];
+            if write.write_all(head).await.is_ok() {
+                loop {
+                    if matches!(lie, Lie::HugeBulk) && sent_by_task.load(Ordering::SeqCst) >= HUGE {
+                        let _ = write.write_all(b"\r\n").await;
+                        break;
+                    }
+                    if write.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    sent_by_task.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+            }
+            ended_by_task.store(true, Ordering::SeqCst);
+        });
+        Liar {
+            port,
+            sent,
+            ended,
+            _task: task,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lying_server_with_a_huge_or_endless_info_is_cut_off_at_the_limit() {
+    use std::sync::atomic::Ordering;
+    for lie in [Lie::HugeBulk, Lie::Endless] {
+        let liar = Liar::start(lie).await;
+        let check = Check::with_url(&format!("redis://127.0.0.1:{}/", liar.port), "20s", "");
+        let outcome = check.run().await;
+        expect(&outcome, Verdict::Error, Reason::TooLarge, "more than 1MiB");
+        assert_eq!(measured(&outcome, "vouch_redis_up"), Some(0.0));
+        // The client hung up long before the lie's end: what it read stayed
+        // within the limit (what the liar got out includes the kernel's
+        // socket buffers).
+        wait_until(
+            "the liar to see the client hang up",
+            Duration::from_secs(10),
+            || async { liar.ended.load(Ordering::SeqCst) },
+        )
+        .await;
+        let sent = liar.sent.load(Ordering::SeqCst);
+        assert!(sent < HUGE / 2, "the liar got {sent} bytes out");
+    }
+}
+
 // ---------------------------------------------------------------- TLS
 
 #[tokio::test]
@@ -576,7 +691,12 @@ async fn rediss_with_a_private_ca_passes_and_without_it_is_an_unknown_issuer() {
     expect(&outcome, Verdict::Pass, Reason::Ok, "PONG");
 
     let outcome = Check::with_url(&url, "10s", "").run().await;
-    expect(&outcome, Verdict::Error, Reason::TlsUnknownIssuer, "");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::TlsUnknownIssuer,
+        "the server's certificate does not lead to a trusted root (UnknownIssuer)",
+    );
 
     // ca_file with a plain URL is a mistake the run reports.
     let outcome = Check::new(&redis, &with_ca).run().await;

@@ -264,7 +264,7 @@ async fn a_registry_over_tls_is_trusted_through_ca_file() {
         &untrusted.run().await,
         Verdict::Error,
         Reason::TlsUnknownIssuer,
-        "TLS handshake with localhost",
+        "the server's certificate does not lead to a trusted root (UnknownIssuer)",
     );
 }
 

@@ -686,7 +686,62 @@ async fn a_server_that_does_not_speak_tls_is_a_handshake_failure() {
         &outcome,
         Verdict::Error,
         Reason::Tls,
-        &format!("TLS handshake with localhost ({addr}) failed"),
+        &format!("TLS handshake with localhost ({addr}) failed: the server's answer is not TLS"),
     );
     assert!(outcome.measurements.is_empty(), "{outcome:?}");
+}
+
+/// Runs one `http` check of `url` trusting `ca_file` (in `dir`).
+async fn http_outcome(dir: &Path, url: &str) -> Outcome {
+    let yaml = kind::one_check_yaml("http", "10s", &format!("url: {url}\nca_file: ca.pem"));
+    run_once(kind::plan(&yaml, dir), CLIENTS.clone())
+        .await
+        .outcome
+}
+
+#[tokio::test]
+async fn a_ca_certificate_presented_as_the_leaf_is_named_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root, intermediate) = pki(dir.path());
+    let server = TlsServer::start(&intermediate.as_server_identity()).await;
+    let words = "the server presented a CA certificate as its own (CaUsedAsEndEntity)";
+
+    // The tls kind completes the handshake and judges the chain.
+    let outcome = run_in(dir.path(), "10s", &block(&server, "ca_file: ca.pem")).await;
+    expect(&outcome, Verdict::Fail, Reason::Tls, words);
+    assert!(
+        !outcome.message.contains("OtherError"),
+        "{}",
+        outcome.message
+    );
+
+    // The http kind aborts the handshake; its error says the same.
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let outcome = http_outcome(dir.path(), &url).await;
+    expect(&outcome, Verdict::Error, Reason::Tls, words);
+    assert!(
+        !outcome.message.contains("OtherError"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn a_leaf_only_for_client_authentication_is_refused_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root, intermediate) = pki(dir.path());
+    let leaf = intermediate.issue_with(&NAMES, Validity::ValidFor { days: 30 }, |params| {
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    });
+    let server = TlsServer::start(&leaf).await;
+    let words = "the server's certificate is not meant for TLS servers (its extended key usage lacks server authentication) (InvalidPurposeContext)";
+    let outcome = run_in(dir.path(), "10s", &block(&server, "ca_file: ca.pem")).await;
+    expect(&outcome, Verdict::Fail, Reason::Tls, words);
+    let url = format!("https://localhost:{}/", server.addr.port());
+    expect(
+        &http_outcome(dir.path(), &url).await,
+        Verdict::Error,
+        Reason::Tls,
+        words,
+    );
 }

@@ -159,3 +159,68 @@ pub fn dns_answer(data: &[u8]) {
 pub fn certificate(data: &[u8]) {
     let _ = vouch::probe::tls::chain::CertInfo::parse(data);
 }
+
+/// A registry's answers: a page of `tags/list`, a token realm's answer,
+/// and an error body, as the same bytes.
+pub fn registry_answers(data: &[u8]) {
+    if let Ok(tags) = vouch::probe::registry::read_tag_page(data, "fuzz") {
+        let _ = tags.len();
+    }
+    if let Ok(answer) = serde_json::from_slice::<vouch::probe::registry::TokenAnswer>(data) {
+        if let Some((_, renew_after)) = answer.read() {
+            // The renewal time is added to the clock: it must not overflow.
+            let _ = std::time::Instant::now() + renew_after;
+        }
+    }
+    let _ = vouch::probe::registry::error_code(data);
+}
+
+/// A page of an Azure Key Vault secret listing and a vault error body.
+pub fn key_vault_page(data: &[u8]) {
+    use vouch::probe::secret_age::key_vault::{read_secret_page, vault_error_code};
+    if let Ok((facts, next)) = read_secret_page(data, "fuzz") {
+        for fact in &facts {
+            assert!(!fact.name.is_empty() && !fact.name.contains('/'));
+        }
+        let _ = next.map(|link| url::Url::parse(&link));
+    }
+    let code = vault_error_code(data);
+    // Only a bare code is ever shown, never the vault's message.
+    assert!(code.is_empty() || code[2..].chars().all(|c| c.is_ascii_alphanumeric()));
+}
+
+/// A backup URL (config) and the texts backup messages are built from:
+/// user information and queries (SAS tokens) must never reach a message.
+pub fn backup_url(data: &[u8]) {
+    use vouch::probe::backup::{percent_decode, scrub_urls, shown_url, url_scheme};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = url_scheme(text);
+    let _ = percent_decode(text);
+    let _ = scrub_urls(text);
+    // The text as URL parsers read it: tabs and line breaks dropped.
+    let read: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    if read.contains("SECRET") {
+        return;
+    }
+    // A query appended, and user information after the scheme's `://`.
+    let with_query = format!("{text}?sig=QSECRETQ");
+    let with_user = match read.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://usr:PSECRETP@{rest}"),
+        None => with_query.clone(),
+    };
+    for url in [&with_query, &with_user] {
+        let shown = shown_url(url);
+        assert!(!shown.contains("SECRET"), "{url:?} shown as {shown:?}");
+        if let Err(message) = url_scheme(url) {
+            assert!(!message.contains("SECRET"), "{url:?}: {message}");
+        }
+    }
+    // A signed URL inside a client's error text loses its query.
+    let scrubbed = scrub_urls(&format!("error sending https://h/{text}?sig=QSECRETQ end"));
+    assert!(!scrubbed.contains("SECRET"), "{scrubbed:?}");
+}

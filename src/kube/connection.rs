@@ -21,7 +21,16 @@ pub struct KubeConnectionConfig {
     pub kubeconfig: Option<PathBuf>,
     /// Context of the kubeconfig to use (default: its current context).
     pub context: Option<String>,
+    /// Most objects one watch may hold (default
+    /// [`DEFAULT_MAX_OBJECTS_PER_WATCH`]); a list or watch that brings more
+    /// turns the watch to `error`/`too_large` instead of growing.
+    pub max_objects_per_watch: Option<usize>,
 }
+
+/// Objects one watch holds at most unless `kubernetes.max_objects_per_watch`
+/// says otherwise: 50 000 Pods at the 5-20 KiB each vouch keeps are a
+/// few hundred MiB, more than a verification daemon should hold.
+pub const DEFAULT_MAX_OBJECTS_PER_WATCH: usize = 50_000;
 
 /// Where the connection settings come from, resolved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -199,6 +208,7 @@ current-context: dev
         let file = KubeConnectionConfig {
             kubeconfig: Some("kc".into()),
             context: Some("prod".into()),
+            ..Default::default()
         };
         let settings = ConnectionSettings::resolve(None, Some(&file), dir.path(), None);
         let problems = settings.problems();
@@ -221,6 +231,7 @@ current-context: dev
         let good = KubeConnectionConfig {
             kubeconfig: Some("kc".into()),
             context: Some("dev".into()),
+            ..Default::default()
         };
         let settings = ConnectionSettings::resolve(None, Some(&good), dir.path(), None);
         assert_eq!(settings.problems(), vec![]);

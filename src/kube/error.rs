@@ -51,6 +51,13 @@ pub enum KubeError {
     /// Any other answer of the API server.
     #[error("the Kubernetes API answered {code}: {message}")]
     Api { code: u16, message: String },
+    /// The watch brought more objects than it may hold.
+    #[error("the watch of {resource} {scope} brought more than {limit} objects, the most one watch holds (kubernetes.max_objects_per_watch); it stopped there instead of growing")]
+    TooManyObjects {
+        resource: String,
+        scope: String,
+        limit: usize,
+    },
 }
 
 impl KubeError {
@@ -64,6 +71,7 @@ impl KubeError {
             KubeError::Unreachable { refused: true, .. } => Reason::ConnectionRefused,
             KubeError::Unreachable { .. } => Reason::Connect,
             KubeError::Api { .. } => Reason::Protocol,
+            KubeError::TooManyObjects { .. } => Reason::TooLarge,
         }
     }
 

@@ -32,6 +32,7 @@ pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ use tokio::sync::broadcast;
 
 use crate::plan::{Rollout, WorkloadRef};
 
-pub use connection::{ConnectionSettings, KubeConnectionConfig};
+pub use connection::{ConnectionSettings, KubeConnectionConfig, DEFAULT_MAX_OBJECTS_PER_WATCH};
 pub use error::KubeError;
 pub use lookup::ImageRef;
 pub use resource::ResourceType;
@@ -59,6 +60,9 @@ pub struct KubeCache {
     client: tokio::sync::Mutex<Option<(ConnectionSettings, kube::Client)>>,
     watches: Mutex<HashMap<WatchKey, Weak<Watch>>>,
     rollouts: broadcast::Sender<Rollout>,
+    /// Most objects one watch holds; read by every watch at each object,
+    /// so a reload's new value applies to running watches too.
+    max_objects: Arc<AtomicUsize>,
 }
 
 /// A running watch; stops when the last [`Lease`] holding it is dropped.
@@ -202,7 +206,13 @@ impl KubeCache {
             client: tokio::sync::Mutex::new(None),
             watches: Mutex::new(HashMap::new()),
             rollouts,
+            max_objects: Arc::new(AtomicUsize::new(DEFAULT_MAX_OBJECTS_PER_WATCH)),
         }
+    }
+
+    /// The most objects one watch may hold (`kubernetes.max_objects_per_watch`).
+    pub fn set_max_objects_per_watch(&self, limit: usize) {
+        self.max_objects.store(limit.max(1), Ordering::Relaxed);
     }
 
     /// The `--kubeconfig` flag, if given.
@@ -264,6 +274,7 @@ impl KubeCache {
             key.clone(),
             shared.clone(),
             self.rollouts.clone(),
+            self.max_objects.clone(),
         ))
         .abort_handle();
         tracing::info!(resource = %key.resource, namespace = ?key.namespace, metadata_only = key.metadata_only, "watch started");

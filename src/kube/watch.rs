@@ -8,6 +8,7 @@
 //! again. A 410 Gone re-lists at once and is not an error for the checks.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{broadcast, watch};
 
-use super::error::{classify_watch_error, KubeError, WatchFailure};
+use super::error::{classify_watch_error, scope_text, KubeError, WatchFailure};
 use super::resource::{ResourceType, DEPLOYMENTS, SECRETS, STATEFULSETS};
 use crate::plan::{Rollout, WorkloadRef};
 
@@ -105,10 +106,20 @@ impl Shared {
         *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(objects);
     }
 
-    /// Inserts `object`; returns the one it replaced.
-    fn upsert(&self, object: DynamicObject) -> Option<Arc<DynamicObject>> {
+    /// Inserts `object`; returns the one it replaced, or Err when a new
+    /// object would make the store hold more than `limit` (nothing is
+    /// inserted then).
+    fn upsert(
+        &self,
+        object: DynamicObject,
+        limit: usize,
+    ) -> Result<Option<Arc<DynamicObject>>, TooMany> {
         let mut guard = self.objects.write().unwrap_or_else(|e| e.into_inner());
-        Arc::make_mut(&mut guard).insert(object_key(&object), Arc::new(object))
+        let key = object_key(&object);
+        if guard.len() >= limit && !guard.contains_key(&key) {
+            return Err(TooMany);
+        }
+        Ok(Arc::make_mut(&mut guard).insert(key, Arc::new(object)))
     }
 
     fn remove(&self, object: &DynamicObject) {
@@ -259,13 +270,28 @@ fn event_stream(client: &kube::Client, key: &WatchKey, version: &str) -> EventSt
     }
 }
 
-/// Runs the watch of `key` until the task is aborted.
+/// A watch brought more objects than it may hold.
+struct TooMany;
+
+/// Runs the watch of `key` until the task is aborted. It holds at most
+/// `max_objects` objects (read at each one, so a reload's new limit
+/// applies): past that, the list or watch is stopped, the store emptied
+/// and the state set to `TooManyObjects`, and the watch lists again after
+/// a backoff (the count changes only when the cluster or the limit does).
 pub(crate) async fn run(
     client: kube::Client,
     key: WatchKey,
     shared: Arc<Shared>,
     rollouts: broadcast::Sender<Rollout>,
+    max_objects: Arc<AtomicUsize>,
 ) {
+    let too_many = |limit: usize| {
+        WatchFailure::Failed(KubeError::TooManyObjects {
+            resource: key.resource.rbac_name(),
+            scope: scope_text(key.namespace.as_deref()),
+            limit,
+        })
+    };
     let resource = key.resource;
     let namespace = key.namespace.as_deref();
     let tracks_rollouts =
@@ -284,9 +310,13 @@ pub(crate) async fn run(
                 Ok(Event::Init) => listing = Some(Objects::new()),
                 Ok(Event::InitApply(object)) => {
                     let object = sanitize(&key, object);
-                    listing
-                        .get_or_insert_with(Objects::new)
-                        .insert(object_key(&object), Arc::new(object));
+                    let limit = max_objects.load(Ordering::Relaxed);
+                    let objects = listing.get_or_insert_with(Objects::new);
+                    objects.insert(object_key(&object), Arc::new(object));
+                    if objects.len() > limit {
+                        ended_by = Some(too_many(limit));
+                        break;
+                    }
                 }
                 Ok(Event::InitDone) => {
                     shared.replace(listing.take().unwrap_or_default());
@@ -298,7 +328,11 @@ pub(crate) async fn run(
                     let object = sanitize(&key, object);
                     let generation = object.metadata.generation;
                     let key = object_key(&object);
-                    let before = shared.upsert(object);
+                    let limit = max_objects.load(Ordering::Relaxed);
+                    let Ok(before) = shared.upsert(object, limit) else {
+                        ended_by = Some(too_many(limit));
+                        break;
+                    };
                     if tracks_rollouts {
                         if let (Some(before), Some(generation)) = (before, generation) {
                             if before.metadata.generation != Some(generation) {
@@ -322,6 +356,8 @@ pub(crate) async fn run(
             }
         }
         drop(events);
+        // A cut-off list is not kept through the backoff.
+        drop(listing);
         let max = match ended_by {
             Some(WatchFailure::Gone) => {
                 tracing::debug!(resource = %resource, namespace = ?namespace, "resource version expired; listing again");
@@ -341,9 +377,15 @@ pub(crate) async fn run(
             }
             Some(WatchFailure::Failed(err)) => {
                 let max = match err {
-                    KubeError::Forbidden { .. } | KubeError::Unauthorized(_) => MAX_BACKOFF_REFUSED,
+                    KubeError::Forbidden { .. }
+                    | KubeError::Unauthorized(_)
+                    | KubeError::TooManyObjects { .. } => MAX_BACKOFF_REFUSED,
                     _ => MAX_BACKOFF,
                 };
+                if let KubeError::TooManyObjects { .. } = err {
+                    // Checks read nothing of a failing watch: free its store.
+                    shared.replace(Objects::new());
+                }
                 tracing::warn!(resource = %resource, namespace = ?namespace, error = %err, "watch failed; retrying");
                 shared.set_state(WatchState::Failing(err));
                 max

@@ -310,7 +310,7 @@ impl ApiClient {
                 None => e.source(),
             };
         }
-        let detail = scrub(&text);
+        let detail = scrub(&crate::tls::readable(&text, err));
         if let Some(reason) = tls {
             return ApiError::Tls {
                 reason,

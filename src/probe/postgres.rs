@@ -524,7 +524,7 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         }
         source = inner.source();
     }
-    text
+    crate::tls::readable(&text, err)
 }
 
 /// The reason and message for an error of tokio-postgres.

@@ -6,13 +6,19 @@
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use redis::{AsyncConnectionConfig, IntoConnectionInfo};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Probe, ProbeContext};
 use crate::config::{
@@ -23,6 +29,13 @@ use crate::result::{Measure, Measurement, Outcome, Reason};
 
 /// Lookups a window needs before its hit ratio may fail the check.
 pub const DEFAULT_MIN_LOOKUPS: u64 = 100;
+
+/// Bytes a server may send on the connection of one run (the handshake,
+/// `PING` and `INFO` together). The redis client reads a reply whole, so a
+/// lying server could otherwise grow memory without limit with one endless
+/// bulk string. A real `INFO` is 5-10 KiB (more with many databases in
+/// its keyspace section); 1 MiB leaves a wide margin.
+pub const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
 /// The `redis` block of a check.
 #[derive(Debug, Deserialize)]
@@ -214,6 +227,7 @@ fn classify(err: &redis::RedisError) -> Failure {
         }
         source = inner.source();
     }
+    let text = crate::tls::readable(&text, err);
     if err.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
     {
@@ -264,6 +278,177 @@ fn classify(err: &redis::RedisError) -> Failure {
         return failure(Reason::Secret, text);
     }
     failure(Reason::Protocol, text)
+}
+
+/// The failure of a command on a connection whose reads may have been cut
+/// off at [`MAX_ANSWER_BYTES`] (the client then only sees a broken
+/// connection).
+fn query_failure(err: &redis::RedisError, overrun: &AtomicBool) -> Failure {
+    if overrun.load(Ordering::Relaxed) {
+        return failure(Reason::TooLarge, answer_too_large().to_string());
+    }
+    classify(err)
+}
+
+fn answer_too_large() -> AnswerTooLarge {
+    AnswerTooLarge(ByteSize(MAX_ANSWER_BYTES))
+}
+
+/// The server sent more than a run reads.
+#[derive(Debug, thiserror::Error)]
+#[error("the server sent more than {0} on one connection, the most a redis check reads (a real INFO is a few KiB); is this Redis?")]
+struct AnswerTooLarge(ByteSize);
+
+/// The connection of one run: the client, whether its reads hit the limit,
+/// and the task driving it, aborted when the run ends (also when the
+/// runner's timeout drops the run in the middle of a read).
+struct Connection {
+    client: MultiplexedConnection,
+    overrun: Arc<AtomicBool>,
+    _driver: AbortOnDropHandle<()>,
+}
+
+/// A byte stream to a server, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// `host:port` (or the socket path) for messages.
+fn address_text(addr: &ConnectionAddr) -> String {
+    match addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{host}:{port}")
+        }
+        ConnectionAddr::Unix(path) => path.display().to_string(),
+        other => format!("{other}"),
+    }
+}
+
+/// Connects to `addr`, with a TLS handshake under `tls` when given.
+async fn open_stream(
+    addr: &ConnectionAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn Io>, Failure> {
+    let shown = address_text(addr);
+    let connect_failure = |err: std::io::Error| {
+        if err.kind() == std::io::ErrorKind::ConnectionRefused {
+            failure(
+                Reason::ConnectionRefused,
+                format!("connection to {shown} refused"),
+            )
+        } else {
+            failure(Reason::Connect, format!("cannot connect to {shown}: {err}"))
+        }
+    };
+    let (host, port) = match addr {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            (host, *port)
+        }
+        ConnectionAddr::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(connect_failure)?;
+            return Ok(Box::new(stream));
+        }
+        other => {
+            return Err(failure(
+                Reason::Secret,
+                format!(
+                    "the Redis URL names an address of a kind vouch cannot connect to ({other})"
+                ),
+            ))
+        }
+    };
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(connect_failure)?;
+    let _ = tcp.set_nodelay(true);
+    let Some(config) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    // The shared client configs offer HTTP in ALPN; Redis speaks none.
+    let mut config = (*config).clone();
+    config.alpn_protocols.clear();
+    let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|err| {
+        failure(
+            Reason::Tls,
+            format!("{host} is not a name a certificate can hold: {err}"),
+        )
+    })?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|err| {
+            failure(
+                crate::tls::handshake_reason(&err),
+                format!(
+                    "TLS handshake with {shown} failed: {}",
+                    crate::tls::describe_handshake(&err)
+                ),
+            )
+        })?;
+    Ok(Box::new(stream))
+}
+
+/// A stream that fails a read once more than `limit` bytes have come in,
+/// and raises `overrun` then.
+struct BoundedStream<S> {
+    inner: S,
+    read: u64,
+    limit: u64,
+    overrun: Arc<AtomicBool>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BoundedStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.read <= this.limit {
+            let before = buf.filled().len();
+            ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+            this.read += (buf.filled().len() - before) as u64;
+        }
+        if this.read > this.limit {
+            this.overrun.store(true, Ordering::Relaxed);
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                answer_too_large(),
+            )));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BoundedStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// `INFO`'s `key:value` lines (public for the fuzz targets: INFO is
@@ -335,9 +520,10 @@ impl RedisProbe {
 
     async fn connect(
         &self,
+        ctx: &ProbeContext,
         url: &str,
         password: Option<&str>,
-    ) -> Result<redis::aio::MultiplexedConnection, Failure> {
+    ) -> Result<Connection, Failure> {
         let info = url.into_connection_info().map_err(|err| {
             failure(
                 Reason::Secret,
@@ -351,47 +537,70 @@ impl RedisProbe {
         if let Some(password) = password {
             settings = settings.set_password(password);
         }
-        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
         let info = info.set_redis_settings(settings);
-        let client = match &self.ca_file {
-            Some(_) if !tls => {
+        let tls = match (info.addr(), &self.ca_file) {
+            (ConnectionAddr::TcpTls { insecure: true, .. }, _) => {
+                return Err(failure(
+                    Reason::Tls,
+                    "the rediss:// URL ends in #insecure, which would turn certificate verification off; give ca_file instead",
+                ))
+            }
+            (ConnectionAddr::TcpTls { .. }, Some(path)) => Some(
+                ctx.clients
+                    .tls
+                    .with_extra_ca(path)
+                    .map_err(|err| failure(Reason::Tls, format!("ca_file: {err}")))?,
+            ),
+            (ConnectionAddr::TcpTls { .. }, None) => Some(ctx.clients.tls.verified()),
+            (_, Some(_)) => {
                 return Err(failure(
                     Reason::Tls,
                     "ca_file is given but the URL is not rediss://",
                 ))
             }
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|err| {
-                    failure(
-                        Reason::Tls,
-                        format!("cannot read ca_file {}: {err}", path.display()),
-                    )
-                })?;
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-            }
-            None => redis::Client::open(info),
-        }
-        .map_err(|err| classify(&err))?;
+            _ => None,
+        };
+        let overrun = Arc::new(AtomicBool::new(false));
         // No response timeout of the client's own: the runner enforces the
         // check's timeout and says where the run was stuck.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(None);
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|err| classify(&err))
+        let config = AsyncConnectionConfig::new().set_response_timeout(None);
+        let setup = async {
+            let stream = open_stream(info.addr(), tls).await?;
+            let stream = BoundedStream {
+                inner: stream,
+                read: 0,
+                limit: MAX_ANSWER_BYTES,
+                overrun: overrun.clone(),
+            };
+            MultiplexedConnection::new_with_config(info.redis_settings(), stream, config)
+                .await
+                .map_err(|err| query_failure(&err, &overrun))
+        };
+        match tokio::time::timeout(self.connect_timeout, setup).await {
+            Err(_) => Err(failure(
+                Reason::Timeout,
+                format!(
+                    "no connection to {} within {} (connect_timeout)",
+                    address_text(info.addr()),
+                    format_duration(self.connect_timeout)
+                ),
+            )),
+            Ok(Err(f)) => Err(f),
+            Ok(Ok((client, driver))) => Ok(Connection {
+                client,
+                overrun,
+                _driver: AbortOnDropHandle::new(tokio::spawn(driver)),
+            }),
+        }
     }
 
     async fn check(&self, ctx: &ProbeContext, url: &str, password: Option<&str>) -> Outcome {
         ctx.progress.set("connecting");
-        let mut connection = match self.connect(url, password).await {
+        let Connection {
+            client: mut connection,
+            overrun,
+            _driver,
+        } = match self.connect(ctx, url, password).await {
             Ok(connection) => connection,
             Err(f) => {
                 return Outcome::error(f.reason, f.message)
@@ -403,7 +612,7 @@ impl RedisProbe {
         let pong: Result<String, _> = redis::cmd("PING").query_async(&mut connection).await;
         let ping = started.elapsed();
         if let Err(err) = pong {
-            let f = classify(&err);
+            let f = query_failure(&err, &overrun);
             return Outcome::error(f.reason, f.message)
                 .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)]);
         }
@@ -411,7 +620,7 @@ impl RedisProbe {
         let info: String = match redis::cmd("INFO").query_async(&mut connection).await {
             Ok(info) => info,
             Err(err) => {
-                let f = classify(&err);
+                let f = query_failure(&err, &overrun);
                 return Outcome::error(f.reason, f.message)
                     .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)]);
             }

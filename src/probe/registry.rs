@@ -423,11 +423,40 @@ struct TagPage {
     tags: Option<Vec<String>>,
 }
 
+/// The tags of one page of a registry's `tags/list` answer (`null` or a
+/// missing list is no tags). Public for the fuzz targets.
+pub fn read_tag_page(body: &[u8], host: &str) -> Result<Vec<String>, ApiError> {
+    let page: TagPage = serde_json::from_slice(body).map_err(|err| ApiError::BadJson {
+        host: host.to_string(),
+        detail: err.to_string(),
+    })?;
+    Ok(page.tags.unwrap_or_default())
+}
+
+/// A token realm's answer.
 #[derive(Deserialize)]
-struct TokenAnswer {
+pub struct TokenAnswer {
     token: Option<String>,
     access_token: Option<String>,
     expires_in: Option<u64>,
+}
+
+/// Tokens are renewed at least this often, whatever lifetime the realm
+/// claims (a lying `expires_in` must not overflow the clock).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+impl TokenAnswer {
+    /// The token and how long after asking to renew it, or None without a
+    /// token. The distribution spec's default lifetime is 60 s; the token
+    /// is renewed a little before its end so a request never carries an
+    /// expired one.
+    pub fn read(self) -> Option<(String, Duration)> {
+        let token = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
+        let lifetime =
+            Duration::from_secs(self.expires_in.unwrap_or(60).max(1)).min(MAX_TOKEN_LIFETIME);
+        let margin = (lifetime / 4).min(Duration::from_secs(30));
+        Some((token, lifetime - margin))
+    }
 }
 
 /// What the tag listing found.
@@ -615,25 +644,17 @@ impl RegistryProbe {
             }
         }
         let answer: TokenAnswer = response.json(&realm_host)?;
-        let token = answer
-            .token
-            .or(answer.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                failure(
-                    Reason::Json,
-                    format!("the token realm {realm_host} answered without a token"),
-                )
-            })?;
-        // The distribution spec's default lifetime is 60 s; renew a little
-        // before the end so a request never carries an expired token.
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(60).max(1));
-        let margin = (lifetime / 4).min(Duration::from_secs(30));
+        let (token, renew_after) = answer.read().ok_or_else(|| {
+            failure(
+                Reason::Json,
+                format!("the token realm {realm_host} answered without a token"),
+            )
+        })?;
         let token = Secret::new(token);
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedToken {
             token: token.clone(),
             scope: self.scope(),
-            renew_at: asked + lifetime - margin,
+            renew_at: asked + renew_after,
         });
         Ok(token)
     }
@@ -748,8 +769,7 @@ impl RegistryProbe {
                     credentials,
                 ));
             }
-            let page: TagPage = response.json(&host_of(&self.base))?;
-            let page_tags = page.tags.unwrap_or_default();
+            let page_tags = read_tag_page(&response.body, &host_of(&self.base))?;
             let empty = page_tags.is_empty();
             for tag in page_tags {
                 if tags.len() >= self.max_tags as usize {
@@ -919,8 +939,8 @@ fn basic((user, password): &(String, Secret)) -> String {
 
 /// The first error code of a Distribution error body (`MANIFEST_UNKNOWN`),
 /// as ` (CODE)`, or nothing. Messages are not quoted: servers may echo
-/// request details in them.
-fn error_code(body: &[u8]) -> String {
+/// request details in them. Public for the fuzz targets.
+pub fn error_code(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Errors {
         errors: Vec<ErrorEntry>,
@@ -986,6 +1006,21 @@ mod tests {
         assert!(TAG.is_match("v1.2.3"));
         assert!(TAG.is_match("0a1b2c3"));
         assert!(!TAG.is_match("-bad"));
+    }
+
+    #[test]
+    fn a_token_lifetime_beyond_the_clock_is_capped() {
+        // Before the cap, `Instant::now() + u64::MAX seconds` panicked.
+        let answer: TokenAnswer =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let (token, renew_after) = answer.read().unwrap();
+        assert_eq!(token, "t");
+        assert!(renew_after < MAX_TOKEN_LIFETIME);
+        let _ = Instant::now() + renew_after;
+        let short: TokenAnswer = serde_json::from_str(r#"{"access_token":"a"}"#).unwrap();
+        assert_eq!(short.read().unwrap().1, Duration::from_secs(45));
+        let empty: TokenAnswer = serde_json::from_str(r#"{"token":""}"#).unwrap();
+        assert!(empty.read().is_none());
     }
 
     #[test]

@@ -111,6 +111,24 @@ impl TestCa {
         TestCa { cert, key, above }
     }
 
+    /// This CA's own certificate (and those above it) with its key, as a
+    /// server's identity: a CA certificate presented as a leaf, which
+    /// verification refuses.
+    pub fn as_server_identity(&self) -> Identity {
+        let mut chain = vec![self.cert.der().clone()];
+        let mut chain_pem = self.cert.pem();
+        // `above` starts with this CA's own certificate.
+        for (der, pem) in self.above.iter().skip(1) {
+            chain.push(der.clone());
+            chain_pem.push_str(pem);
+        }
+        Identity {
+            chain,
+            key_der: self.key.serialize_der(),
+            chain_pem,
+        }
+    }
+
     /// The root's certificate as DER (to append to a chain).
     pub fn der(&self) -> CertificateDer<'static> {
         self.cert.der().clone()
@@ -129,6 +147,17 @@ impl TestCa {
 
     /// A leaf for `names` (DNS names or IP addresses) signed by this CA.
     pub fn issue(&self, names: &[&str], validity: Validity) -> Identity {
+        self.issue_with(names, validity, |_| {})
+    }
+
+    /// A leaf as [`TestCa::issue`] makes it, with `adjust` applied to its
+    /// parameters (key usages, extensions) before signing.
+    pub fn issue_with(
+        &self,
+        names: &[&str],
+        validity: Validity,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Identity {
         let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -136,6 +165,7 @@ impl TestCa {
             .distinguished_name
             .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
         validity.apply(&mut params);
+        adjust(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         let mut chain = vec![cert.der().clone()];

@@ -181,7 +181,7 @@ pub async fn fetch(
         let tls_stream = result.map_err(|err| FetchError::Tls {
             reason: crate::tls::handshake_reason(&err),
             host: bare_host.to_string(),
-            detail: err.to_string(),
+            detail: crate::tls::describe_handshake(&err),
         })?;
         timings.tls += started.elapsed();
         exchange(tls_stream, &spec, progress, timings).await

@@ -26,7 +26,7 @@ use url::Url;
 
 use super::{SecretFacts, SecretMetadataSource, SourceError};
 use crate::config::{ByteSize, Problem, SecretSource, SourcedConfig};
-use crate::probe::api_client::{host_of, ApiClient, ApiRequest};
+use crate::probe::api_client::{host_of, ApiClient, ApiError, ApiRequest};
 use crate::probe::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
 use crate::probe::{Clients, ProbeContext};
 use crate::result::Reason;
@@ -402,28 +402,13 @@ impl KeyVaultSource {
                     })
                 }
             }
-            let page: SecretPage = response.json(&host).map_err(|err| SourceError {
-                reason: err.reason(),
-                message: err.to_string(),
-            })?;
-            for item in page.value {
-                let Some(name) = secret_name(&item.id) else {
-                    continue;
-                };
-                if !wanted.contains(name) {
-                    continue;
-                }
-                let attributes = item.attributes.unwrap_or_default();
-                found.push(SecretFacts {
-                    name: name.to_string(),
-                    enabled: attributes.enabled.unwrap_or(true),
-                    created: attributes.created,
-                    updated: attributes.updated,
-                    expires: attributes.exp,
-                    not_before: attributes.nbf,
-                });
-            }
-            match page.next_link.filter(|l| !l.is_empty()) {
+            let (facts, next_link) =
+                read_secret_page(&response.body, &host).map_err(|err| SourceError {
+                    reason: err.reason(),
+                    message: err.to_string(),
+                })?;
+            found.extend(facts.into_iter().filter(|f| wanted.contains(&f.name)));
+            match next_link {
                 None => return Ok(found),
                 Some(next) => {
                     let next = Url::parse(&next).map_err(|err| SourceError {
@@ -484,6 +469,36 @@ struct Attributes {
     nbf: Option<i64>,
 }
 
+/// The secrets of one page of a vault's listing (those whose id names
+/// one) and the link to the next page, if any. Public for the fuzz
+/// targets.
+pub fn read_secret_page(
+    body: &[u8],
+    host: &str,
+) -> Result<(Vec<SecretFacts>, Option<String>), ApiError> {
+    let page: SecretPage = serde_json::from_slice(body).map_err(|err| ApiError::BadJson {
+        host: host.to_string(),
+        detail: err.to_string(),
+    })?;
+    let facts = page
+        .value
+        .into_iter()
+        .filter_map(|item| {
+            let name = secret_name(&item.id)?.to_string();
+            let attributes = item.attributes.unwrap_or_default();
+            Some(SecretFacts {
+                name,
+                enabled: attributes.enabled.unwrap_or(true),
+                created: attributes.created,
+                updated: attributes.updated,
+                expires: attributes.exp,
+                not_before: attributes.nbf,
+            })
+        })
+        .collect();
+    Ok((facts, page.next_link.filter(|l| !l.is_empty())))
+}
+
 /// The name in a secret id (`https://v.vault.azure.net/secrets/NAME`).
 fn secret_name(id: &str) -> Option<&str> {
     let rest = &id[id.find("/secrets/")? + "/secrets/".len()..];
@@ -492,8 +507,9 @@ fn secret_name(id: &str) -> Option<&str> {
 
 /// ` CODE` from a Key Vault error body (`{"error":{"code":"Forbidden",
 /// "innererror":{"code":"ForbiddenByRbac"}}}`), innermost first; the
-/// message is left out (it names the caller's object IDs).
-fn vault_error_code(body: &[u8]) -> String {
+/// message is left out (it names the caller's object IDs). Public for the
+/// fuzz targets.
+pub fn vault_error_code(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Envelope {
         error: Inner,

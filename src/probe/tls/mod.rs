@@ -395,7 +395,10 @@ impl TlsProbe {
                     .unwrap_or_default();
                 return Outcome::error(
                     crate::tls::handshake_reason(&err),
-                    format!("TLS handshake with {host} ({addr}) failed: {err}"),
+                    format!(
+                        "TLS handshake with {host} ({addr}) failed: {}",
+                        crate::tls::describe_handshake(&err)
+                    ),
                 )
                 .with_measurements(measurements);
             }
@@ -680,7 +683,7 @@ fn verification_problem(
             host.unwrap_or("the host"),
             name_list(&leaf.sans)
         ),
-        _ => format!("certificate verification failed: {err}"),
+        _ => crate::tls::describe(err),
     };
     (reason, text)
 }
