@@ -1,8 +1,9 @@
 //! TLS client configuration shared by every kind that speaks TLS, and the
 //! mapping of handshake failures to reasons.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -22,6 +23,12 @@ pub struct TlsClients {
     /// The verifier of every check without a `ca_file`, built once: a copy
     /// of the system roots per check cost about 80 KiB of memory each.
     system_policy: Result<TlsPolicy, String>,
+    /// The system roots plus a CA file, by the file's contents: checks
+    /// naming the same CA share one store (1,000 checks with one `ca_file`
+    /// held 1,000 copies of the system roots, about 30 MB). Weak, so a store
+    /// no check uses any more after a reload is freed; keyed by contents,
+    /// so a changed file gives a new store.
+    stores_with_ca: Mutex<HashMap<Vec<u8>, Weak<RootCertStore>>>,
 }
 
 impl TlsClients {
@@ -47,6 +54,7 @@ impl TlsClients {
             roots,
             verified,
             system_policy,
+            stores_with_ca: Mutex::default(),
         }
     }
 
@@ -63,11 +71,23 @@ impl TlsClients {
     /// The system roots plus every certificate of a PEM file (which must
     /// hold at least one).
     fn roots_with(&self, pem: &Path) -> Result<Arc<RootCertStore>, String> {
+        let data =
+            std::fs::read(pem).map_err(|err| format!("cannot read {}: {err}", pem.display()))?;
+        let mut stores = self
+            .stores_with_ca
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(roots) = stores.get(&data).and_then(Weak::upgrade) {
+            return Ok(roots);
+        }
         let mut roots = (*self.roots).clone();
-        if add_pem_file(&mut roots, pem)? == 0 {
+        if add_pem(&mut roots, &data, pem)? == 0 {
             return Err(format!("{} holds no PEM certificate", pem.display()));
         }
-        Ok(Arc::new(roots))
+        let roots = Arc::new(roots);
+        stores.retain(|_, store| store.strong_count() > 0);
+        stores.insert(data, Arc::downgrade(&roots));
+        Ok(roots)
     }
 
     /// The way a check judges certificates: the system roots, plus the
@@ -140,10 +160,10 @@ fn client_config(roots: Arc<RootCertStore>) -> ClientConfig {
     config
 }
 
-fn add_pem_file(roots: &mut RootCertStore, pem: &Path) -> Result<usize, String> {
-    let data = std::fs::read(pem).map_err(|err| format!("cannot read {}: {err}", pem.display()))?;
+/// Adds the certificates of `data`, read from `pem`, to `roots`.
+fn add_pem(roots: &mut RootCertStore, mut data: &[u8], pem: &Path) -> Result<usize, String> {
     let mut added = 0;
-    for cert in rustls_pemfile::certs(&mut data.as_slice()) {
+    for cert in rustls_pemfile::certs(&mut data) {
         let cert = cert.map_err(|err| format!("{}: bad PEM: {err}", pem.display()))?;
         roots
             .add(cert)
@@ -587,7 +607,8 @@ mod tests {
 
     fn clients_trusting_demo_ca() -> TlsClients {
         let mut roots = RootCertStore::empty();
-        assert_eq!(add_pem_file(&mut roots, &demo_ca()).unwrap(), 1);
+        let data = std::fs::read(demo_ca()).unwrap();
+        assert_eq!(add_pem(&mut roots, &data, &demo_ca()).unwrap(), 1);
         TlsClients::with_roots(roots)
     }
 
@@ -611,6 +632,29 @@ mod tests {
         let shared = clients.policy(None, false).unwrap();
         let own = clients.policy(Some(&demo_ca()), false).unwrap();
         assert!(!Arc::ptr_eq(verifier(&shared), verifier(&own)));
+    }
+
+    #[test]
+    fn checks_naming_the_same_ca_share_one_store_until_none_holds_it() {
+        let clients = clients_trusting_demo_ca();
+        let a = clients.roots_with(&demo_ca()).unwrap();
+        let b = clients.roots_with(&demo_ca()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        // Another file with the same contents is the same trust.
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("ca.pem");
+        std::fs::copy(demo_ca(), &copy).unwrap();
+        assert!(Arc::ptr_eq(&a, &clients.roots_with(&copy).unwrap()));
+        // Changed contents: a store of its own.
+        let mut changed = std::fs::read(demo_ca()).unwrap();
+        changed.extend_from_slice(b"\n");
+        std::fs::write(&copy, changed).unwrap();
+        assert!(!Arc::ptr_eq(&a, &clients.roots_with(&copy).unwrap()));
+        // Once no check holds it, it is freed and built again when asked.
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(weak.upgrade().is_none());
+        assert_eq!(clients.roots_with(&demo_ca()).unwrap().len(), 2);
     }
 
     #[test]
