@@ -20,6 +20,9 @@ use crate::result::Reason;
 pub struct TlsClients {
     roots: Arc<RootCertStore>,
     verified: Arc<ClientConfig>,
+    /// Built once: a config holds its own session cache and provider, and
+    /// one per PostgreSQL check cost about 10 KiB each.
+    insecure: Arc<ClientConfig>,
     /// The verifier of every check without a `ca_file`, built once: a copy
     /// of the system roots per check cost about 80 KiB of memory each.
     system_policy: Result<TlsPolicy, String>,
@@ -50,9 +53,11 @@ impl TlsClients {
         let roots = Arc::new(roots);
         let verified = Arc::new(client_config(roots.clone()));
         let system_policy = policy_for(roots.clone(), false);
+        let insecure = Arc::new(insecure_config(roots.clone()));
         TlsClients {
             roots,
             verified,
+            insecure,
             system_policy,
             stores_with_ca: Mutex::default(),
         }
@@ -107,13 +112,17 @@ impl TlsClients {
     /// Verification off: any certificate is accepted (handshake signatures
     /// are still checked). Only for an explicit `insecure_skip_verify`.
     pub fn insecure(&self) -> Arc<ClientConfig> {
-        let provider = Arc::new(provider());
-        let mut config = client_config(self.roots.clone());
-        config
-            .dangerous()
-            .set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)));
-        Arc::new(config)
+        self.insecure.clone()
     }
+}
+
+fn insecure_config(roots: Arc<RootCertStore>) -> ClientConfig {
+    let provider = Arc::new(provider());
+    let mut config = client_config(roots);
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)));
+    config
 }
 
 /// A policy trusting `roots`.
@@ -624,6 +633,12 @@ mod tests {
         assert!(Arc::ptr_eq(verifier(&a), verifier(&b)));
         assert!(a.required());
         assert!(!b.required(), "insecure_skip_verify is kept per check");
+    }
+
+    #[test]
+    fn the_unverified_config_is_built_once() {
+        let clients = clients_trusting_demo_ca();
+        assert!(Arc::ptr_eq(&clients.insecure(), &clients.insecure()));
     }
 
     #[test]
