@@ -54,10 +54,10 @@ def vouch_rss(target, n, interval, seconds, mixed=None):
         print(f"  warning: {state['not_pass']:.0f} of {runs:.0f} runs did not pass "
               f"(log: {d}/vouch.log)", file=sys.stderr)
     rss, hwm = rss_kib(proc.pid)
-    vouch_rss.last_anon = anon_kib(proc.pid)
+    anon = anon_kib(proc.pid)
     proc.terminate()
     proc.wait(10)
-    return rss, hwm, runs
+    return rss, hwm, anon, runs
 
 
 def blackbox_rss(target, rate, seconds):
@@ -69,10 +69,10 @@ def blackbox_rss(target, rate, seconds):
         Pacer(port, [blackbox_path("http", target)], rate, seconds,
               workers=min(16, max(1, int(rate)))).run()
     rss, hwm = rss_kib(proc.pid)
-    blackbox_rss.last_anon = anon_kib(proc.pid)
+    anon = anon_kib(proc.pid)
     proc.terminate()
     proc.wait(10)
-    return idle, rss, hwm
+    return idle, rss, hwm, anon
 
 
 def exporters_rss(targets):
@@ -96,9 +96,8 @@ def mixed_row(n, seconds):
     nginx = start_nginx()
     targets = {"http": nginx, "https": nginx, "tls": nginx, "dns": start_dnsmasq(),
                "postgres": start_postgres(), "redis": start_redis()}
-    idle, idle_hwm, _ = vouch_rss(None, n, "1h", 3, mixed=targets)
-    rss, hwm, runs = vouch_rss(None, n, "10s", seconds, mixed=targets)
-    loaded_anon = vouch_rss.last_anon
+    idle = vouch_rss(None, n, "1h", 3, mixed=targets)[0]
+    rss, hwm, loaded_anon, runs = vouch_rss(None, n, "10s", seconds, mixed=targets)
     exporters = exporters_rss(targets)
     exporters_anon = exporters.pop("anon")
     row = {"n": n, "kinds": list(MIXED_KINDS), "vouch_idle_kib": idle, "vouch_loaded_kib": rss,
@@ -118,14 +117,13 @@ def main():
     load = MachineLoad().start()
     rows = []
     for n in [int(x) for x in a.counts.split(",") if x]:
-        idle, _, _ = vouch_rss(target, n, "1h", 3)
-        rss, hwm, runs = vouch_rss(target, n, "10s", a.seconds)
-        anon = vouch_rss.last_anon
-        b_idle, b_rss, b_hwm = blackbox_rss(target, n / 10, a.seconds)
+        idle = vouch_rss(target, n, "1h", 3)[0]
+        rss, hwm, anon, runs = vouch_rss(target, n, "10s", a.seconds)
+        b_idle, b_rss, b_hwm, b_anon = blackbox_rss(target, n / 10, a.seconds)
         row = {"n": n, "vouch_idle_kib": idle, "vouch_loaded_kib": rss, "vouch_peak_kib": hwm,
                "vouch_runs": runs, "blackbox_idle_kib": b_idle, "blackbox_loaded_kib": b_rss,
                "blackbox_peak_kib": b_hwm, "vouch_loaded_anon_kib": anon,
-               "blackbox_loaded_anon_kib": blackbox_rss.last_anon}
+               "blackbox_loaded_anon_kib": b_anon}
         print(row, flush=True)
         rows.append(row)
     mixed = mixed_row(a.mixed, a.seconds) if a.mixed else None

@@ -41,6 +41,15 @@ private_copy() { # name path
     [[ -n $2 && -x $2 ]] || { cat "$work/build.log" >&2; echo "cannot build $1" >&2; exit 1; }
     cp "$2" "$work/$1"
 }
+# Sets VAR to a private copy of the executable NAME that `cargo ARGS`
+# builds, unless VAR is set already.
+use_built() { # name var cargo-args...
+    local name=$1 var=$2
+    shift 2
+    [[ -n "${!var:-}" ]] && return
+    private_copy "$name" "$(built_exe "$name" "$@")"
+    export "$var=$work/$name"
+}
 
 if [[ -n "${SMOKE:-}" ]]; then
     # The debug binaries `cargo test --all-targets` has built already.
@@ -49,22 +58,13 @@ if [[ -n "${SMOKE:-}" ]]; then
         private_copy vouch "$target/debug/vouch"
         export VOUCH_BIN="$work/vouch"
     fi
-    if [[ -z "${FLOOR_BIN:-}" ]]; then
-        private_copy floor "$(built_exe floor test --bench floor --no-run)"
-        export FLOOR_BIN="$work/floor"
-    fi
+    use_built floor FLOOR_BIN test --bench floor --no-run
     results=$work/results
 else
     if [[ -z "${VOUCH_BIN:-}" || -z "${FLOOR_BIN:-}" ]]; then
         cargo build --release --bin vouch --bench floor
-        if [[ -z "${VOUCH_BIN:-}" ]]; then
-            private_copy vouch "$(built_exe vouch build --release --bin vouch --bench floor)"
-            export VOUCH_BIN="$work/vouch"
-        fi
-        if [[ -z "${FLOOR_BIN:-}" ]]; then
-            private_copy floor "$(built_exe floor build --release --bin vouch --bench floor)"
-            export FLOOR_BIN="$work/floor"
-        fi
+        use_built vouch VOUCH_BIN build --release --bin vouch --bench floor
+        use_built floor FLOOR_BIN build --release --bin vouch --bench floor
     fi
     results=$here/results
 fi
