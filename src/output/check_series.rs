@@ -18,9 +18,11 @@ pub const DURATION_BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// The same bounds as `le` label values, spelled once.
-const DURATION_LE: [&str; 13] = [
+/// The same bounds as `le` label values, spelled once, and the bucket
+/// above them all.
+const DURATION_LE: [&str; DURATION_BUCKETS.len() + 1] = [
     "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60",
+    "+Inf",
 ];
 
 /// The per-check families, in the order a scrape writes them; the
@@ -275,9 +277,9 @@ impl CheckSeries {
     fn render(&mut self) {
         let mut text = std::mem::take(&mut self.text);
         text.clear();
-        self.spans.clear();
         let id = &self.identity;
         let mut spans = std::mem::take(&mut self.spans);
+        spans.clear();
         let mut section = |text: &mut String, slot: usize, write: &mut dyn FnMut(&mut String)| {
             let start = text.len();
             write(text);
@@ -287,7 +289,7 @@ impl CheckSeries {
         };
         let gauge = |text: &mut String, family: CheckFamily, value: Option<f64>| {
             if let Some(value) = value {
-                sample(text, family.name(), "", &id.check_label, "", value);
+                sample(text, family.name(), "", &id.check_label, value);
             }
         };
 
@@ -317,17 +319,8 @@ impl CheckSeries {
                     t.push('"');
                     close(t, cumulative as f64);
                 }
-                cumulative += histogram.counts[DURATION_BUCKETS.len()];
-                sample(
-                    t,
-                    name,
-                    "_bucket",
-                    &id.check_label,
-                    ",le=\"+Inf\"",
-                    cumulative as f64,
-                );
-                sample(t, name, "_sum", &id.check_label, "", histogram.sum);
-                sample(t, name, "_count", &id.check_label, "", cumulative as f64);
+                sample(t, name, "_sum", &id.check_label, histogram.sum);
+                sample(t, name, "_count", &id.check_label, cumulative as f64);
             }
         });
         section(&mut text, CheckFamily::LastRun as usize, &mut |t| {
@@ -347,7 +340,7 @@ impl CheckSeries {
             }
         });
         section(&mut text, CheckFamily::Info as usize, &mut |t| {
-            sample(t, CheckFamily::Info.name(), "", &id.info_labels, "", 1.0)
+            sample(t, CheckFamily::Info.name(), "", &id.info_labels, 1.0)
         });
         section(&mut text, CheckFamily::Interval as usize, &mut |t| {
             gauge(t, CheckFamily::Interval, Some(id.interval_seconds))
@@ -398,10 +391,9 @@ impl CheckSeries {
     }
 }
 
-/// One sample line: `name suffix {labels extra} value`.
-fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, extra: &str, value: f64) {
+/// One sample line: `name suffix {labels} value`.
+fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, value: f64) {
     open(out, name, suffix, labels);
-    out.push_str(extra);
     close(out, value);
 }
 
