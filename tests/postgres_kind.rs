@@ -468,7 +468,12 @@ async fn a_stopped_server_is_refused_and_a_restarted_one_passes_again() {
         Reason::ConnectionRefused,
         "onnection refused",
     );
-    assert!(down.duration < check.timeout, "{:?}", down.duration);
+    // Refused at once, not after the 5s timeout.
+    assert!(
+        down.duration < Duration::from_secs(1),
+        "{:?}",
+        down.duration
+    );
     assert_eq!(measured(&down.outcome, "vouch_postgres_up", &[]), Some(0.0));
 
     pg.start();
@@ -546,8 +551,10 @@ async fn a_query_stuck_on_a_lock_ends_by_statement_timeout() {
         Reason::Timeout,
         "query cancelled by statement_timeout 1s",
     );
+    // Cancelled by the server after the statement's 1s, well before the
+    // check's 10s.
     assert!(
-        record.duration < Duration::from_secs(10),
+        record.duration >= Duration::from_secs(1) && record.duration < Duration::from_secs(4),
         "{:?}",
         record.duration
     );

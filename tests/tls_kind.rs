@@ -622,17 +622,20 @@ async fn a_server_that_never_completes_the_handshake_times_out() {
     // The kernel accepts the connection; nothing ever answers the hello.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    // 3s, not 300ms: the stage named must be the handshake, so connecting
+    // (immediate on loopback, unless a loaded host stalls the test) must
+    // be well inside the timeout.
     let outcome = run_in(
         Path::new("."),
-        "300ms",
-        &format!("host: localhost\nport: {port}"),
+        "3s",
+        &format!("host: localhost\nconnect_to: 127.0.0.1\nport: {port}"),
     )
     .await;
     expect(
         &outcome,
         Verdict::Error,
         Reason::Timeout,
-        "no result within 300ms (in the TLS handshake)",
+        "no result within 3s (in the TLS handshake)",
     );
     drop(listener);
 }
