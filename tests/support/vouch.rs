@@ -34,6 +34,37 @@ pub async fn run(args: &[&str]) -> Output {
         .expect("run the vouch binary")
 }
 
+/// glibc's resolver options for a process (`RES_OPTIONS`, read beside
+/// /etc/resolv.conf): one try of one second per name server. A name that
+/// must not resolve then fails as DNS in about a second whether the host's
+/// name server answers NXDOMAIN (online) or cannot be reached (offline),
+/// instead of the lookup outlasting the check's timeout.
+pub const QUICK_RESOLVER: (&str, &str) = ("RES_OPTIONS", "timeout:1 attempts:1");
+
+/// `vouch check --format json` on a config with one check, in a process
+/// with the extra environment `env`; returns that check's report entry.
+pub async fn check_one(yaml: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let config = super::write_config(yaml);
+    let mut command = tokio::process::Command::new(bin());
+    command
+        .args(["check", "--format", "json", "--config"])
+        .arg(&config.path)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().await.expect("run vouch check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}):\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["checks"][0].clone()
+}
+
 /// What "started" means for a daemon.
 #[derive(Clone, Copy, Debug)]
 enum Ready {
