@@ -78,7 +78,7 @@ checks:
     http: {{ url: "http://127.0.0.1:{port}/" }}
   - name: certificate
     section: infrastructure/tls
-    tls: {{ host: localhost, port: {tls_port}, insecure_skip_verify: true }}
+    tls: {{ host: localhost, connect_to: 127.0.0.1, port: {tls_port}, insecure_skip_verify: true }}
   - name: propagated
     section: infrastructure/dns
     dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true }}

@@ -149,8 +149,14 @@ fn pki(dir: &Path) -> (TestCa, TestCa) {
 
 const NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
+/// The server listens on 127.0.0.1 only: `connect_to` keeps a `::1` that
+/// `localhost` may also resolve to (another process's port there) out of
+/// the test, while the certificate is still checked for `localhost`.
 fn block(server: &TlsServer, extra: &str) -> String {
-    format!("host: localhost\nport: {}\n{extra}", server.addr.port())
+    format!(
+        "host: localhost\nconnect_to: 127.0.0.1\nport: {}\n{extra}",
+        server.addr.port()
+    )
 }
 
 #[tokio::test]
@@ -681,7 +687,10 @@ async fn a_server_that_does_not_speak_tls_is_a_handshake_failure() {
     let outcome = run_in(
         Path::new("."),
         "10s",
-        &format!("host: localhost\nport: {}", addr.port()),
+        &format!(
+            "host: localhost\nconnect_to: 127.0.0.1\nport: {}",
+            addr.port()
+        ),
     )
     .await;
     task.abort();

@@ -101,10 +101,13 @@ pub fn closed_port() -> u16 {
 /// A free loopback port for an external server (redis-server, postgres,
 /// dnsmasq...) that must be told a port number: bound, then released, so
 /// another process may take it before the server binds it. That race
-/// cannot be closed from here; the starters retry on another port when
-/// their server fails to bind. Servers of this crate listen first and
-/// hand the listener over instead (TestServer, the Kubernetes fake, vouch
-/// serve on port 0).
+/// cannot be closed from here: dnsmasq's starter retries on another port
+/// when the server fails to bind, vouch serve's too
+/// ([`vouch::Daemon::start_on_free_port`]); the other starters fail loudly
+/// naming the server's exit. A server restarted on its port (a target
+/// that goes down and comes back) runs the same race again. Servers of this
+/// crate listen first and hand the listener over instead (TestServer, the
+/// Kubernetes fake, vouch serve on port 0, [`RefusingPort`]).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().unwrap().port()
