@@ -814,6 +814,67 @@ async fn refused_connection_is_an_error() {
 }
 
 #[tokio::test]
+async fn a_refused_target_that_comes_up_passes_on_the_next_run() {
+    // One planned check, run again and again as the daemon does, against a
+    // port held by the test: refusing, then listening on the same socket.
+    let port = support::RefusingPort::bind();
+    let url = format!("http://127.0.0.1:{}/health", port.port);
+    let check = kind::plan(&config_yaml("10s", &format!("url: {url}")), Path::new("."));
+    let down = run_once(check.clone(), CLIENTS.clone()).await;
+    expect(
+        &down.outcome,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        &format!("connection to 127.0.0.1:{} refused", port.port),
+    );
+    // Refused at once, not after the 10s timeout.
+    assert!(down.duration < Duration::from_secs(1), "{:?}", down.duration);
+
+    let server = TestServer::http_on(port.listen()).await;
+    server.route("/health", Reply::text(200, "ok"));
+    let up = run_once(check.clone(), CLIENTS.clone()).await;
+    expect(&up.outcome, Verdict::Pass, Reason::Ok, "status 200");
+
+    // And down again: a pooled connection to the stopped server is no
+    // stale pass.
+    drop(server);
+    let again = run_once(check, CLIENTS.clone()).await;
+    assert_eq!(again.outcome.verdict, Verdict::Error, "{:?}", again.outcome);
+}
+
+#[tokio::test]
+async fn an_unreachable_address_is_a_connect_error() {
+    // The kernel refuses to open a TCP connection to a multicast address
+    // (ENETUNREACH) before any packet leaves: unreachable, on any host.
+    let outcome = run("url: http://224.0.0.1:8080/health").await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Connect,
+        "224.0.0.1:8080",
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_tls_is_a_tls_error() {
+    // https:// to a server that answers the hello in plain HTTP: the
+    // handshake fails, and not on any certificate (there is none).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let outcome = run(&format!("url: https://127.0.0.1:{port}/")).await;
+    expect(&outcome, Verdict::Error, Reason::Tls, "TLS handshake with 127.0.0.1");
+    server.abort();
+}
+
+#[tokio::test]
 async fn unresolvable_name_is_a_dns_error() {
     // Through the binary, whose resolver is told to give up after one
     // second: offline, where the host's name server cannot be reached, the
