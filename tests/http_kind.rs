@@ -828,7 +828,11 @@ async fn a_refused_target_that_comes_up_passes_on_the_next_run() {
         &format!("connection to 127.0.0.1:{} refused", port.port),
     );
     // Refused at once, not after the 10s timeout.
-    assert!(down.duration < Duration::from_secs(1), "{:?}", down.duration);
+    assert!(
+        down.duration < Duration::from_secs(1),
+        "{:?}",
+        down.duration
+    );
 
     let server = TestServer::http_on(port.listen()).await;
     server.route("/health", Reply::text(200, "ok"));
@@ -847,12 +851,7 @@ async fn an_unreachable_address_is_a_connect_error() {
     // The kernel refuses to open a TCP connection to a multicast address
     // (ENETUNREACH) before any packet leaves: unreachable, on any host.
     let outcome = run("url: http://224.0.0.1:8080/health").await;
-    expect(
-        &outcome,
-        Verdict::Error,
-        Reason::Connect,
-        "224.0.0.1:8080",
-    );
+    expect(&outcome, Verdict::Error, Reason::Connect, "224.0.0.1:8080");
 }
 
 #[tokio::test]
@@ -870,7 +869,12 @@ async fn a_server_that_does_not_speak_tls_is_a_tls_error() {
         }
     });
     let outcome = run(&format!("url: https://127.0.0.1:{port}/")).await;
-    expect(&outcome, Verdict::Error, Reason::Tls, "TLS handshake with 127.0.0.1");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Tls,
+        "TLS handshake with 127.0.0.1",
+    );
     server.abort();
 }
 
