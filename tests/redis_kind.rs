@@ -446,6 +446,58 @@ async fn a_stopped_server_is_refused_and_a_restarted_one_passes_again() {
 }
 
 #[tokio::test]
+async fn an_unreachable_address_is_a_connect_error() {
+    // The kernel refuses TCP to a multicast address (ENETUNREACH).
+    let outcome = Check::with_url("redis://224.0.0.1:6379/", "10s", "")
+        .run()
+        .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Connect,
+        "cannot connect to 224.0.0.1:6379: Network is unreachable",
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_redis_is_a_protocol_error() {
+    // Every connection is answered with a line that is no RESP reply.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+        }
+    });
+    let outcome = Check::with_url(&format!("redis://127.0.0.1:{port}/"), "10s", "")
+        .run()
+        .await;
+    expect(&outcome, Verdict::Error, Reason::Protocol, "Parse error");
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_unreadable_url_file_is_a_secret_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config_yaml("10s", "url_file: absent-url");
+    let outcome = run_once(kind::plan(&yaml, dir.path()), CLIENTS.clone())
+        .await
+        .outcome;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Secret,
+        "cannot read secret file",
+    );
+    assert!(
+        outcome.message.contains("absent-url"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
 async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
     let redis = Redis::start_new();
     let mut admin = redis.connection(None).await;
