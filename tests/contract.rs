@@ -139,6 +139,10 @@ fn metric_names_follow_prometheus_conventions() {
         "_revisions",
         "_ready",
         "_synced",
+        // A state set (one series per state, 1 for the current) and a
+        // configured limit whose unit depends on its `threshold` label.
+        "_state",
+        "_threshold",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");

@@ -423,7 +423,7 @@ alerting:
     - static_configs: [{{ targets: ["{am}"] }}]
 scrape_configs:
   - job_name: vouch
-    static_configs: [{{ targets: ["{vouch}"] }}]
+    static_configs: [{{ targets: ["{vouch}"], labels: {{ namespace: prod }} }}]
 "#,
             am = alertmanager.addr,
             vouch = vouch.addr
@@ -439,13 +439,7 @@ scrape_configs:
         Duration::from_secs(30),
     )
     .await;
-    assert!(has(
-        &hook,
-        "firing",
-        "VouchCriticalCheckFailing",
-        "api-health-live"
-    )
-    .is_none());
+    assert!(has(&hook, "firing", "VouchCheckFailing", "api-health-live").is_none());
 
     // Break the target: the critical check's alert must reach the webhook.
     target.route(
@@ -456,41 +450,31 @@ scrape_configs:
     wait_until(
         "the firing notification",
         Duration::from_secs(60),
-        || async {
-            has(
-                &hook,
-                "firing",
-                "VouchCriticalCheckFailing",
-                "api-health-live",
-            )
-            .is_some()
-        },
+        || async { has(&hook, "firing", "VouchCheckFailing", "api-health-live").is_some() },
     )
     .await;
     let delivery = broken_at.elapsed();
     eprintln!("alert delivery latency (target broken -> webhook): {delivery:?}");
-    let alert = has(
-        &hook,
-        "firing",
-        "VouchCriticalCheckFailing",
-        "api-health-live",
-    )
-    .unwrap();
+    let alert = has(&hook, "firing", "VouchCheckFailing", "api-health-live").unwrap();
     assert_eq!(alert["labels"]["severity"], "critical");
     assert_eq!(alert["labels"]["section"], "post-deploy/api");
+    assert_eq!(alert["labels"]["namespace"], "prod");
     assert_eq!(
         alert["annotations"]["summary"],
-        "Critical check api-health-live is failing"
+        "Check api-health-live (critical) is failing in prod"
     );
     assert_eq!(
         alert["annotations"]["runbook_url"],
-        "docs/runbooks.md#vouchcriticalcheckfailing"
+        "https://github.com/vouch/vouch/blob/main/docs/runbooks.md#vouchcheckfailing"
     );
     // The warning check fails too, and pages at its own severity.
     wait_until(
         "the warning notification",
         Duration::from_secs(60),
-        || async { has(&hook, "firing", "VouchWarningCheckFailing", "web-health").is_some() },
+        || async {
+            has(&hook, "firing", "VouchCheckFailing", "web-health")
+                .is_some_and(|a| a["labels"]["severity"] == "warning")
+        },
     )
     .await;
 
@@ -503,15 +487,7 @@ scrape_configs:
     wait_until(
         "the resolved notification",
         Duration::from_secs(60),
-        || async {
-            has(
-                &hook,
-                "resolved",
-                "VouchCriticalCheckFailing",
-                "api-health-live",
-            )
-            .is_some()
-        },
+        || async { has(&hook, "resolved", "VouchCheckFailing", "api-health-live").is_some() },
     )
     .await;
     eprintln!(
@@ -532,7 +508,9 @@ scrape_configs:
     assert_eq!(alert["labels"]["severity"], "critical");
     let description = alert["annotations"]["description"].as_str().unwrap();
     assert!(
-        description.starts_with("The newest backup found by database-backup was written 2d "),
+        description.starts_with(
+            "The newest backup found by check database-backup in prod/vouch was written 2d "
+        ),
         "{description}"
     );
     wait_until(
@@ -545,7 +523,7 @@ scrape_configs:
                 .unwrap()
                 .iter()
                 .any(|a| {
-                    a["labels"]["alertname"] == "VouchCriticalCheckFailing"
+                    a["labels"]["alertname"] == "VouchCheckFailing"
                         && a["labels"]["check"] == "database-backup"
                         && a["status"]["state"] == "suppressed"
                         && a["status"]["inhibitedBy"]
@@ -556,13 +534,7 @@ scrape_configs:
     )
     .await;
     assert!(
-        has(
-            &hook,
-            "firing",
-            "VouchCriticalCheckFailing",
-            "database-backup"
-        )
-        .is_none(),
+        has(&hook, "firing", "VouchCheckFailing", "database-backup").is_none(),
         "the generic alert paged besides VouchBackupTooOld"
     );
     // The registry and vault checks pass: their alerts stay quiet.
@@ -605,7 +577,7 @@ scrape_configs:
                 .iter()
                 .all(|resource| {
                     metrics.contains(&format!(
-                        "vouch_kube_watch_synced{{namespace=\"prod\",resource=\"{resource}\"}} 1"
+                        "vouch_kube_watch_synced{{resource=\"{resource}\",watch_namespace=\"prod\"}} 1"
                     ))
                 })
         },

@@ -52,6 +52,18 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "The check's configured interval, for staleness alerts.",
     ),
     (
+        "vouch_check_state",
+        "1 for the check's reported state (pass, fail, error after flap thresholds; pending until its first run ends), 0 for the others.",
+    ),
+    (
+        "vouch_check_timeout_seconds",
+        "The check's configured timeout, for the slow-check alert.",
+    ),
+    (
+        "vouch_check_threshold",
+        "A limit from the check's config (`threshold` is the key: max_age, min_size, min_valid_for, ...; `secret` the secret it applies to), in seconds, bytes, a 0-1 ratio or a count.",
+    ),
+    (
         "vouch_build_info",
         "vouch's version and source revision; always 1.",
     ),
@@ -81,7 +93,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ),
     (
         "vouch_kube_watch_synced",
-        "1 if the Kubernetes watch of a resource type (`resource`, e.g. deployments.apps) in a namespace (empty: cluster-wide) holds a full, current list; 0 while starting or failing.",
+        "1 if the Kubernetes watch of a resource type (`resource`, e.g. deployments.apps) in a namespace (`watch_namespace`; empty: cluster-wide; not `namespace`, which Prometheus gives the scrape target) holds a full, current list; 0 while starting or failing.",
     ),
 ];
 
@@ -161,7 +173,11 @@ impl Metrics {
         );
         let watch_synced = register(
             &registry,
-            IntGaugeVec::new(opts("vouch_kube_watch_synced"), &["resource", "namespace"]).unwrap(),
+            IntGaugeVec::new(
+                opts("vouch_kube_watch_synced"),
+                &["resource", "watch_namespace"],
+            )
+            .unwrap(),
         );
         let build = register(
             &registry,
@@ -300,7 +316,7 @@ impl Metrics {
             self.in_flight.dec();
         }
         self.update(&record.check, |series| {
-            series.run_finished(record, reported == Verdict::Pass)
+            series.run_finished(record, reported)
         });
     }
 
