@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use super::check_series::{family_at, family_count, unix_seconds, CheckSeries};
@@ -72,6 +73,10 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "1 if the config in use loaded without problems.",
     ),
     (
+        "vouch_config_reloads_total",
+        "Config reloads by result (success, failure): SIGHUP, POST /-/reload, or a change of the mounted ConfigMap.",
+    ),
+    (
         "vouch_config_last_reload_success_timestamp_seconds",
         "When the config in use was loaded (Unix time).",
     ),
@@ -114,6 +119,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     reload_ok: IntGauge,
     reload_time: Gauge,
+    reloads: IntCounterVec,
     check_loops: IntGauge,
     loop_source: Mutex<Option<Arc<AtomicUsize>>>,
     watch_synced: IntGaugeVec,
@@ -191,6 +197,14 @@ impl Metrics {
             &registry,
             Gauge::with_opts(opts("vouch_config_last_reload_success_timestamp_seconds")).unwrap(),
         );
+        let reloads = register(
+            &registry,
+            IntCounterVec::new(opts("vouch_config_reloads_total"), &["result"]).unwrap(),
+        );
+        for result in ["success", "failure"] {
+            // Both present from the start, so increase() sees the first.
+            reloads.with_label_values(&[result]);
+        }
         let lateness = register(
             &registry,
             Histogram::with_opts(
@@ -222,6 +236,7 @@ impl Metrics {
             in_flight,
             reload_ok,
             reload_time,
+            reloads,
             check_loops,
             loop_source: Mutex::new(None),
             watch_synced,
@@ -237,12 +252,14 @@ impl Metrics {
     /// static series follow it, removed checks' series leave the exposition.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
         self.apply_checks(checks);
+        self.reloads.with_label_values(&["success"]).inc();
         self.reload_ok.set(1);
         self.reload_time.set(unix_seconds(SystemTime::now()));
     }
 
     /// A reload was rejected; the config in force stays.
     pub fn reload_failed(&self) {
+        self.reloads.with_label_values(&["failure"]).inc();
         self.reload_ok.set(0);
     }
 
