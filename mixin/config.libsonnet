@@ -86,6 +86,11 @@
       workloads: 'vouch-workloads',
     },
 
+    // Where people reach vouch's own pages from the dashboards (the check
+    // table links each check to <vouchURL>/checks/NAME): by default the
+    // address `kubectl port-forward svc/vouch 9847` gives.
+    vouchURL: 'http://127.0.0.1:9847',
+
     // Dashboards: tags, refresh and default time range.
     dashboardTags: ['vouch'],
     dashboardRefresh: '30s',

@@ -56,3 +56,43 @@ fn committed_output_is_what_the_mixin_generates() {
         );
     }
 }
+
+/// Every panel says what it shows and in which unit, and every dashboard
+/// links to the others.
+#[test]
+fn every_panel_has_a_unit_and_a_description_and_dashboards_link_up() {
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir("dashboards").unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        dashboards += 1;
+        let links = dashboard["links"].as_array().unwrap();
+        assert!(
+            links
+                .iter()
+                .any(|l| l["type"] == "dashboards" && l["tags"][0] == "vouch"),
+            "{}: no links to the other dashboards",
+            path.display()
+        );
+        for panel in dashboard["panels"].as_array().unwrap() {
+            if panel["type"] == "row" {
+                continue;
+            }
+            let title = panel["title"].as_str().unwrap();
+            assert!(
+                panel["description"].as_str().is_some_and(|d| d.len() > 20),
+                "{}: {title} has no description",
+                path.display()
+            );
+            assert!(
+                panel["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+                "{}: {title} has no unit",
+                path.display()
+            );
+        }
+    }
+    assert_eq!(dashboards, 5);
+}

@@ -186,6 +186,9 @@ fn dashboard_queries(instance: &str) -> Vec<(String, String)> {
                     .unwrap()
                     .replace("$__rate_interval", "30s")
                     .replace("$__range", "5m")
+                    .replace("$cluster", ".*")
+                    .replace("$namespace", ".*")
+                    .replace("$section", ".*")
                     .replace("$job", ".*")
                     .replace("$instance", instance)
                     .replace("$check", ".*");
