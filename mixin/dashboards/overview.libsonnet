@@ -153,14 +153,15 @@ function(c) {
             instant=true,
           ),
         ],
+        // What a phone shows first: the check, its verdict, its install.
         [
-          ['section', 'Section'],
           ['check', 'Check'],
           ['Value #A', 'Verdict'],
+          ['namespace', 'Namespace'],
           ['severity', 'Severity'],
           ['Value #B', 'Last run'],
           ['Value #C', 'Verified since rollout'],
-          ['namespace', 'Namespace'],
+          ['section', 'Section'],
           ['job', 'Job'],
           [cl, 'Cluster'],
         ],
