@@ -1,8 +1,8 @@
 //! The bundled rules and inhibit rules in a real Prometheus and a real
 //! Alertmanager (every duration divided by 60), fed by real vouch
-//! replicas: install `shop` (two replicas) breaks a TLS certificate, two
-//! backups, a database, a cache and a Key Vault secret; install `blog` runs
-//! checks of the same names that pass. For each warning/critical pair of
+//! replicas: install `shop` (two replicas) breaks a TLS certificate, four
+//! backups, a database, a cache, three Key Vault secrets and a DNS record;
+//! install `blog` runs checks of the same names that pass. For each warning/critical pair of
 //! one alert and each specific/generic pair of one check, exactly one of
 //! the two reaches the webhook and Alertmanager holds the other as
 //! inhibited; nothing of `shop` mutes or hides anything of `blog`. Then the
@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use support::certs::{self_signed_with, Validity};
+use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::key_vault::{now, FakeKeyVault, FakeSecret, CLIENT_ID, CLIENT_SECRET, TENANT};
 use support::monitoring::{labels_of, AlertStack, StackSpec, Target};
@@ -36,9 +37,36 @@ struct Install<'a> {
     tls_port: u16,
     old_backups: &'a Path,
     small_backups: &'a Path,
-    broken_stores: bool,
     vault: &'a FakeKeyVault,
     vault_ca: &'a Path,
+    /// Only shop: the checks whose failures need no counterpart in blog.
+    shop: Option<Shop<'a>>,
+}
+
+struct Shop<'a> {
+    empty_backups: &'a Path,
+    shrunk_backups: &'a Path,
+    dns: [String; 2],
+}
+
+fn vault_block(install: &Install, secrets: &str) -> String {
+    format!(
+        r#"    secret_age:
+      key_vault:
+        url: "{vault}"
+        auth: client_secret
+        tenant_id: {tenant}
+        client_id: {client_id}
+        authority_host: "{vault}"
+        client_secret_env: VOUCH_KV_CLIENT_SECRET
+        ca_file: "{ca}"
+      secrets: {secrets}
+"#,
+        vault = install.vault.url(),
+        tenant = TENANT,
+        client_id = CLIENT_ID,
+        ca = install.vault_ca.display(),
+    )
 }
 
 fn config(install: &Install) -> String {
@@ -63,38 +91,54 @@ checks:
     severity: critical
     interval: 2s
     timeout: 2s
-    secret_age:
-      key_vault:
-        url: "{vault}"
-        auth: client_secret
-        tenant_id: {tenant}
-        client_id: {client_id}
-        authority_host: "{vault}"
-        client_secret_env: VOUCH_KV_CLIENT_SECRET
-        ca_file: "{ca}"
-      secrets: [{{ name: jwt-secret, min_valid_for: 14d }}]
-"#,
+{vault}"#,
         tls_port = install.tls_port,
         old = install.old_backups.display(),
         small = install.small_backups.display(),
-        vault = install.vault.url(),
-        tenant = TENANT,
-        client_id = CLIENT_ID,
-        ca = install.vault_ca.display(),
+        vault = vault_block(install, "[{ name: jwt-secret, min_valid_for: 14d }]"),
     );
-    if install.broken_stores {
-        yaml.push_str(
-            r#"  - name: database
+    let Some(shop) = &install.shop else {
+        return yaml;
+    };
+    yaml.push_str(&format!(
+        r#"  - name: db-backup-missing
+    section: pre-deploy/database
+    severity: critical
+    backup: {{ url: "file://{empty}" }}
+  - name: db-backup-shrunk
+    section: pre-deploy/database
+    severity: warning
+    backup: {{ url: "file://{shrunk}", max_shrink: 50% }}
+  - name: vault-missing
+    section: pre-deploy/secrets
+    severity: critical
+    interval: 2s
+    timeout: 2s
+{missing}  - name: vault-overdue
+    section: pre-deploy/secrets
+    severity: warning
+    interval: 2s
+    timeout: 2s
+{overdue}  - name: api-dns
+    section: infrastructure/dns
+    severity: critical
+    dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true, expect: {{ answers: [10.1.2.3] }} }}
+  - name: database
     section: post-deploy/database
     severity: critical
-    postgres: { url_env: VOUCH_PG_URL, tls: disable }
+    postgres: {{ url_env: VOUCH_PG_URL, tls: disable }}
   - name: cache
     section: post-deploy/cache
     severity: warning
-    redis: { url_env: VOUCH_REDIS_URL }
+    redis: {{ url_env: VOUCH_REDIS_URL }}
 "#,
-        );
-    }
+        empty = shop.empty_backups.display(),
+        shrunk = shop.shrunk_backups.display(),
+        missing = vault_block(install, "[{ name: absent-secret }]"),
+        overdue = vault_block(install, "[{ name: old-secret, max_age: 90d }]"),
+        dns_a = shop.dns[0],
+        dns_b = shop.dns[1],
+    ));
     yaml
 }
 
@@ -176,13 +220,24 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
     let mut jwt = FakeSecret::aged("VALUE-of-jwt-secret", 10);
     jwt.exp = Some(now() + 3 * 86_400);
     vault.put("jwt-secret", jwt);
+    vault.put("old-secret", FakeSecret::aged("VALUE-of-old-secret", 100));
+    // Nothing at all, and a backup half the size of the one before.
+    let empty = backup_dir(&[]);
+    let shrunk = backup_dir(&[("pg-1.sql.gz", 2_000_000, 1), ("pg-2.sql.gz", 600_000, 0)]);
+    // Two name servers: one gives the expected answer, one another.
+    let dns_right = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
+    let dns_wrong = Dnsmasq::start(&["--address=/api.test/10.9.9.9"]);
     let shop_config = write_config(&config(&Install {
         tls_port: expiring.addr.port(),
         old_backups: old.path(),
         small_backups: small.path(),
-        broken_stores: true,
         vault: &vault,
         vault_ca: &vault_ca,
+        shop: Some(Shop {
+            empty_backups: empty.path(),
+            shrunk_backups: shrunk.path(),
+            dns: [dns_right.server(), dns_wrong.server()],
+        }),
     }));
     // blog: the same check names, all passing.
     let fine = TestServer::https(self_signed_with(
@@ -202,9 +257,9 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
         tls_port: fine.addr.port(),
         old_backups: fresh.path(),
         small_backups: fresh.path(),
-        broken_stores: false,
         vault: &blog_vault,
         vault_ca: &blog_vault_ca,
+        shop: None,
     }));
     let pg_url = format!("postgres://vouch@127.0.0.1:{}/vouch", closed_port());
     let redis_url = format!("redis://127.0.0.1:{}", closed_port());
@@ -265,6 +320,26 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
         (
             ("VouchRedisUnreachable", "cache", "warning"),
             ("VouchCheckFailing", "cache", "warning"),
+        ),
+        (
+            ("VouchBackupMissing", "db-backup-missing", "critical"),
+            ("VouchCheckFailing", "db-backup-missing", "critical"),
+        ),
+        (
+            ("VouchBackupShrunk", "db-backup-shrunk", "warning"),
+            ("VouchCheckFailing", "db-backup-shrunk", "warning"),
+        ),
+        (
+            ("VouchSecretMissing", "vault-missing", "critical"),
+            ("VouchCheckFailing", "vault-missing", "critical"),
+        ),
+        (
+            ("VouchSecretRotationOverdue", "vault-overdue", "warning"),
+            ("VouchCheckFailing", "vault-overdue", "warning"),
+        ),
+        (
+            ("VouchDnsServersDisagree", "api-dns", "critical"),
+            ("VouchCheckFailing", "api-dns", "critical"),
         ),
     ];
     wait_until(

@@ -316,7 +316,7 @@ fn inhibit_rules_cover_every_pair_within_an_install_and_never_mute_up() {
         }
     }
     // Every warning/critical pair of one name: the critical one mutes the
-    // warning, and the two VouchDown halves likewise.
+    // warning; and no instance up mutes the per-instance warnings.
     for (name, severity) in &all {
         if severity == "critical" && all.contains(&(name.clone(), "warning".into())) {
             assert!(mutes(
