@@ -12,27 +12,17 @@ function(c) {
   // error; over replicas the worst. `stateSel` narrows the checks (e.g.
   // to critical ones).
   local verdict(stateSel='') =
-    local s(state) = 'vouch_check_state{%s}' % d.checkSel('state="%s"%s' % [state, if stateSel == '' then '' else ', ' + stateSel]);
-    |||
-      max by (%(install)s, check, section, severity) (
-        (
-          %(pass)s
-          or %(pending)s * 2
-          or %(fail)s * 3
-          or %(error)s * 4
-        )
-        * on (%(replica)s, check) group_left (section)
-        vouch_check_info{%(info)s}
-      )
-    ||| % {
-      install: install,
-      replica: replica,
-      pass: s('pass'),
-      pending: s('pending'),
-      fail: s('fail'),
-      'error': s('error'),
-      info: d.checkSel('section=~"$section"'),
-    },
+    local s(state) = 'vouch_check_state{' + d.checkSel('state="' + state + '"' + (if stateSel == '' then '' else ', ' + stateSel)) + '}';
+    'max by (' + install + ', check, section, severity) (\n'
+    + '  (\n'
+    + '    ' + s('pass') + '\n'
+    + '    or ' + s('pending') + ' * 2\n'
+    + '    or ' + s('fail') + ' * 3\n'
+    + '    or ' + s('error') + ' * 4\n'
+    + '  )\n'
+    + '  * on (' + replica + ', check) group_left (section)\n'
+    + '  vouch_check_info{' + d.checkSel('section=~"$section"') + '}\n'
+    + ')\n',
 
   local verdictMappings = [{
     type: 'value',
