@@ -31,6 +31,9 @@ need prometheus-redis-exporter prometheus-redis-exporter
 need redis-benchmark redis-tools
 need curl curl
 need openssl openssl
+# The monitoring mixin (scripts/mixin.sh; tests/mixin.rs).
+need jsonnet jsonnet
+python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -128,6 +128,7 @@ pub async fn serve(
     let outputs = Arc::new(Outputs::new(&plan.checks));
     let ready = Arc::new(AtomicBool::new(false));
     let (reload_requests, mut reloads) = tokio::sync::mpsc::channel::<ReloadRequest>(8);
+    let _config_watch = crate::config_watch::spawn(path.to_path_buf(), reload_requests.clone());
     let app = router(AppState {
         metrics: outputs.metrics.clone(),
         status: outputs.status.clone(),

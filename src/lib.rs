@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod config_watch;
 pub mod daemon;
 pub mod error_chain;
 pub mod flap;

@@ -1,6 +1,7 @@
-//! The bundled alert rules: promtool accepts and unit-tests them, every
-//! alert carries the labels and annotations on-call needs, every alert has
-//! a firing and a quiet unit test, and every runbook link resolves.
+//! The bundled alert rules: promtool accepts and unit-tests them (one file
+//! per alert, one for the failure modes of issue 16), every alert carries
+//! the labels and annotations on-call needs, keeps the install labels,
+//! has a firing and a quiet unit test, and every runbook link resolves.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -8,10 +9,21 @@ use std::process::Command;
 use serde_yaml_ng::Value;
 
 const RULES: &str = "alerts/vouch.rules.yml";
-const RULE_TESTS: &str = "alerts/tests/vouch.rules.test.yml";
+const RULE_TESTS: [&str; 2] = [
+    "alerts/tests/vouch.rules.test.yml",
+    "alerts/tests/failure-modes.test.yml",
+];
 const INHIBIT: &str = "alerts/alertmanager-inhibit.yml";
-/// The groups whose alerts mute the generic check alerts of their check.
-const SPECIFIC_GROUPS: [&str; 2] = ["vouch.backups-secrets-images", "vouch.kubernetes"];
+/// The groups whose alerts mute the generic check alert of their check.
+const SPECIFIC_GROUPS: [&str; 4] = [
+    "vouch.certificates-and-dns",
+    "vouch.data-stores",
+    "vouch.backups-secrets-images",
+    "vouch.kubernetes",
+];
+/// The labels that tell one install from another.
+const INSTALL: [&str; 3] = ["cluster", "namespace", "job"];
+const RUNBOOKS: &str = "https://github.com/vouch/vouch/blob/main/docs/runbooks.md#";
 
 fn promtool(args: &[&str]) -> (bool, String) {
     let out = Command::new("promtool")
@@ -52,8 +64,42 @@ fn promtool_accepts_the_rules() {
 
 #[test]
 fn promtool_unit_tests_pass() {
-    let (ok, output) = promtool(&["test", "rules", RULE_TESTS]);
+    let (ok, output) = promtool(&["test", "rules", RULE_TESTS[0], RULE_TESTS[1]]);
     assert!(ok, "{output}");
+}
+
+/// Every alert keeps the install labels (VouchAbsent has none to keep),
+/// every selector is vouch's (`job="vouch"`: never `vouchers-api`).
+#[test]
+fn alerts_keep_the_install_labels_and_select_only_vouch() {
+    let by_install = format!("by ({}", INSTALL.join(", "));
+    let selector = regex::Regex::new(r"\b(vouch_[a-z_]+|up)\{([^}]*)\}").unwrap();
+    for alert in alerts() {
+        let name = alert["alert"].as_str().unwrap();
+        let expr = alert["expr"].as_str().unwrap();
+        if name != "VouchAbsent" {
+            assert!(
+                expr.contains(&by_install),
+                "{name} does not aggregate by the install labels:\n{expr}"
+            );
+        }
+        for found in selector.captures_iter(expr) {
+            assert!(
+                found[2].starts_with(r#"job="vouch""#),
+                "{name}: {} does not select vouch's job",
+                &found[0]
+            );
+        }
+    }
+}
+
+/// Whether an alert is about one check: its outer aggregation keeps `check`.
+fn is_check_alert(alert: &Value) -> bool {
+    let expr = alert["expr"].as_str().unwrap();
+    let by_install = format!("by ({}", INSTALL.join(", "));
+    expr.split(&by_install)
+        .skip(1)
+        .any(|rest| rest.split(')').next().unwrap_or_default().contains("check"))
 }
 
 #[test]
@@ -67,12 +113,20 @@ fn every_alert_has_severity_summary_description_and_runbook() {
     let mut names = BTreeSet::new();
     for alert in alerts() {
         let name = alert["alert"].as_str().unwrap();
-        assert!(names.insert(name.to_string()), "{name} defined twice");
+        assert!(
+            names.insert(format!(
+                "{name}/{severity}",
+                severity = alert["labels"]["severity"].as_str().unwrap_or_default()
+            )),
+            "{name} defined twice with one severity"
+        );
         assert!(
             name.starts_with("Vouch") && !name.contains(['_', '-', ' ']),
             "{name}: CamelCase with the Vouch prefix"
         );
         let severity = alert["labels"]["severity"].as_str().unwrap_or_default();
+        // Rules of one name differ only by severity (one rule per check
+        // severity, or per urgency tier).
         assert!(
             ["critical", "warning", "info"].contains(&severity),
             "{name}: severity {severity:?}"
@@ -86,21 +140,37 @@ fn every_alert_has_severity_summary_description_and_runbook() {
             );
         }
         let runbook = alert["annotations"]["runbook_url"].as_str().unwrap();
-        let anchor = runbook.split_once('#').map(|(_, a)| a).unwrap_or_default();
+        let anchor = runbook.strip_prefix(RUNBOOKS).unwrap_or_default();
         assert!(
-            runbook.starts_with("docs/runbooks.md#") && anchors.contains(anchor),
-            "{name}: runbook {runbook} has no section"
+            anchors.contains(anchor) && anchor == name.to_lowercase(),
+            "{name}: runbook {runbook} is not an absolute link to its section"
         );
+        if is_check_alert(&alert) {
+            let dashboard = alert["annotations"]["dashboard_url"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                dashboard.starts_with("http")
+                    && dashboard.contains("var-check={{ $labels.check }}"),
+                "{name}: no dashboard_url to the check's view"
+            );
+        }
     }
 }
 
 #[test]
 fn every_alert_has_a_firing_and_a_quiet_unit_test() {
-    let tests: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(RULE_TESTS).unwrap()).unwrap();
     let mut firing = BTreeSet::new();
     let mut quiet = BTreeSet::new();
-    for case in tests["tests"].as_sequence().unwrap() {
+    let cases: Vec<Value> = RULE_TESTS
+        .iter()
+        .flat_map(|file| {
+            let tests: Value =
+                serde_yaml_ng::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+            tests["tests"].as_sequence().unwrap().clone()
+        })
+        .collect();
+    for case in &cases {
         for check in case["alert_rule_test"].as_sequence().unwrap() {
             let name = check["alertname"].as_str().unwrap().to_string();
             if check["exp_alerts"].as_sequence().unwrap().is_empty() {
@@ -124,7 +194,8 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
 }
 
 /// The value of `label=~"..."` or `label="..."` in a list of matchers, as
-/// an anchored regex (Alertmanager anchors its regex matchers).
+/// an anchored regex (Alertmanager anchors its regex matchers); no matcher
+/// for the label matches anything.
 fn matcher(matchers: &Value, label: &str) -> regex::Regex {
     let found = matchers
         .as_sequence()
@@ -140,7 +211,7 @@ fn matcher(matchers: &Value, label: &str) -> regex::Regex {
                     .map(|value| regex::escape(value.trim_matches('"')))
             }
         })
-        .unwrap_or_else(|| panic!("no {label} matcher in {matchers:?}"));
+        .unwrap_or_else(|| ".*".to_string());
     regex::Regex::new(&format!("^(?:{found})$")).unwrap()
 }
 
@@ -168,21 +239,8 @@ fn amtool_accepts_the_inhibit_rules() {
     );
 }
 
-#[test]
-fn specific_alerts_mute_only_generic_alerts_of_no_higher_severity() {
-    let inhibit: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(INHIBIT).unwrap()).unwrap();
-    let rules = inhibit["inhibit_rules"].as_sequence().unwrap();
-    let rank = |severity: &str| {
-        ["info", "warning", "critical"]
-            .iter()
-            .position(|s| *s == severity)
-    };
-    let generic = [
-        ("VouchCriticalCheckFailing", "critical"),
-        ("VouchWarningCheckFailing", "warning"),
-    ];
-    let specific: Vec<_> = alerts_of_groups(|g| SPECIFIC_GROUPS.contains(&g))
+fn names_and_severities(groups: impl Fn(&str) -> bool) -> BTreeSet<(String, String)> {
+    alerts_of_groups(groups)
         .iter()
         .map(|a| {
             (
@@ -190,50 +248,85 @@ fn specific_alerts_mute_only_generic_alerts_of_no_higher_severity() {
                 a["labels"]["severity"].as_str().unwrap().to_string(),
             )
         })
-        .collect();
-    assert!(!specific.is_empty());
-    let others: Vec<_> = alerts_of_groups(|g| !SPECIFIC_GROUPS.contains(&g))
+        .collect()
+}
+
+fn rank(severity: &str) -> usize {
+    ["info", "warning", "critical"]
         .iter()
-        .map(|a| a["alert"].as_str().unwrap().to_string())
-        .collect();
+        .position(|s| *s == severity)
+        .unwrap()
+}
+
+#[test]
+fn inhibit_rules_cover_every_pair_within_an_install_and_never_mute_up() {
+    let inhibit: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(INHIBIT).unwrap()).unwrap();
+    let rules = inhibit["inhibit_rules"].as_sequence().unwrap();
+    let specific = names_and_severities(|g| SPECIFIC_GROUPS.contains(&g));
+    let all = names_and_severities(|_| true);
+    assert!(specific.len() > 20);
+    let mutes = |source: &(String, String), target: &(String, String)| -> bool {
+        rules.iter().any(|rule| {
+            let equal: Vec<&str> = rule["equal"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            // A pair of the same name must also agree on alertname.
+            let same_name_ok = source.0 == target.0 || !equal.contains(&"alertname");
+            same_name_ok
+                && matcher(&rule["source_matchers"], "alertname").is_match(&source.0)
+                && matcher(&rule["source_matchers"], "severity").is_match(&source.1)
+                && matcher(&rule["target_matchers"], "alertname").is_match(&target.0)
+                && matcher(&rule["target_matchers"], "severity").is_match(&target.1)
+        })
+    };
     for rule in rules {
-        assert_eq!(
-            rule["equal"],
-            serde_yaml_ng::from_str::<Value>("[check]").unwrap()
-        );
-        let source = matcher(&rule["source_matchers"], "alertname");
-        let source_severity = matcher(&rule["source_matchers"], "severity");
-        let target = matcher(&rule["target_matchers"], "alertname");
-        for other in &others {
-            assert!(!source.is_match(other), "{other} must not mute anything");
+        let equal = &rule["equal"];
+        for label in INSTALL {
+            assert!(
+                equal.as_sequence().unwrap().iter().any(|l| l == label),
+                "an inhibit rule without {label} in equal would mute across installs: {rule:?}"
+            );
         }
-        for (name, severity) in generic {
-            if !target.is_match(name) {
-                continue;
-            }
-            for (source_name, source_sev) in &specific {
-                if source.is_match(source_name) && source_severity.is_match(source_sev) {
-                    assert!(
-                        rank(source_sev) >= rank(severity),
-                        "{source_name} ({source_sev}) would mute {name} ({severity})"
-                    );
-                }
+    }
+    for source in &all {
+        for target in &all {
+            if rank(&source.1) < rank(&target.1) {
+                assert!(
+                    !mutes(source, target),
+                    "{source:?} mutes the more severe {target:?}"
+                );
             }
         }
     }
-    // Every specific alert mutes the generic alert of its own severity.
-    for (name, severity) in &specific {
-        let generic_name = generic.iter().find(|(_, s)| s == severity).map(|(n, _)| *n);
-        let Some(generic_name) = generic_name else {
-            continue;
-        };
-        assert!(
-            rules.iter().any(|rule| {
-                matcher(&rule["source_matchers"], "alertname").is_match(name)
-                    && matcher(&rule["source_matchers"], "severity").is_match(severity)
-                    && matcher(&rule["target_matchers"], "alertname").is_match(generic_name)
-            }),
-            "{name} does not mute {generic_name}"
-        );
+    // Every specific alert mutes the generic alert of its check at its
+    // own severity and below.
+    for source in &specific {
+        for severity in ["info", "warning", "critical"] {
+            let target = ("VouchCheckFailing".to_string(), severity.to_string());
+            if rank(severity) <= rank(&source.1) {
+                assert!(
+                    mutes(source, &target),
+                    "{source:?} does not mute {target:?}"
+                );
+            }
+        }
     }
+    // Every warning/critical pair of one name: the critical one mutes the
+    // warning; and no instance up mutes the per-instance warnings.
+    for (name, severity) in &all {
+        if severity == "critical" && all.contains(&(name.clone(), "warning".into())) {
+            assert!(mutes(
+                &(name.clone(), "critical".into()),
+                &(name.clone(), "warning".into())
+            ));
+        }
+    }
+    assert!(mutes(
+        &("VouchNoInstanceUp".into(), "critical".into()),
+        &("VouchInstanceDown".into(), "warning".into())
+    ));
 }

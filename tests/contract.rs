@@ -139,6 +139,10 @@ fn metric_names_follow_prometheus_conventions() {
         "_revisions",
         "_ready",
         "_synced",
+        // A state set (one series per state, 1 for the current) and a
+        // configured limit whose unit depends on its `threshold` label.
+        "_state",
+        "_threshold",
     ];
     for name in declared() {
         assert!(name.starts_with("vouch_"), "{name}");
@@ -171,11 +175,14 @@ fn every_dashboard_follows_the_shared_conventions() {
             .iter()
             .map(|v| v["name"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            variables,
-            ["datasource", "job", "instance", "check"],
-            "{name}"
-        );
+        // The install's labels narrow each other, then (Overview) the
+        // checklist section, then the check.
+        let mut expected = vec!["datasource", "cluster", "namespace", "job", "instance"];
+        if variables.contains(&"section") {
+            expected.push("section");
+        }
+        expected.push("check");
+        assert_eq!(variables, expected, "{name}");
         assert!(dashboard["uid"]
             .as_str()
             .is_some_and(|uid| file.file_stem().is_some_and(|stem| stem == uid)));
@@ -194,15 +201,17 @@ fn every_dashboard_follows_the_shared_conventions() {
                     "{name}: {title}"
                 );
                 let expr = target["expr"].as_str().unwrap();
-                // Every series a panel reads follows the job, instance and
-                // check variables (build, scheduler, config and watch series
+                // Every series a panel reads follows the cluster,
+                // namespace, job, instance and check variables (build, scheduler, config and watch series
                 // carry no check).
                 for selector in series.find_iter(expr) {
                     let selector = selector.as_str();
                     assert!(
-                        selector.contains(r#"job=~"$job""#)
+                        selector.contains(r#"cluster=~"$cluster""#)
+                            && selector.contains(r#"namespace=~"$namespace""#)
+                            && selector.contains(r#"job=~"$job""#)
                             && selector.contains(r#"instance=~"$instance""#),
-                        "{name}: {title}: {selector} ignores the job or instance variable"
+                        "{name}: {title}: {selector} ignores the cluster, namespace, job or instance variable"
                     );
                     if !selector.starts_with("vouch_build_")
                         && !selector.starts_with("vouch_scheduler_")

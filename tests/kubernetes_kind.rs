@@ -665,10 +665,9 @@ async fn the_daemon_exports_watch_state_on_metrics_and_readyz_and_reload_starts_
     let result = daemon.wait_for_result("api-rollout", WAIT).await;
     assert_eq!(result["last_run"]["verdict"], "pass", "{result}");
     wait_until("the synced metric", WAIT, || async {
-        daemon
-            .get_ok("/metrics")
-            .await
-            .contains("vouch_kube_watch_synced{namespace=\"prod\",resource=\"deployments.apps\"} 1")
+        daemon.get_ok("/metrics").await.contains(
+            "vouch_kube_watch_synced{resource=\"deployments.apps\",watch_namespace=\"prod\"} 1",
+        )
     })
     .await;
     let ready = daemon.get_ok("/readyz").await;

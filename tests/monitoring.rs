@@ -58,11 +58,25 @@ fn notifications(hook: &TestServer) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// The first notification of `alertname` for `check` in namespace prod.
 fn has(hook: &TestServer, status: &str, alertname: &str, check: &str) -> Option<Value> {
+    has_in(hook, "prod", status, alertname, check)
+}
+
+fn has_in(
+    hook: &TestServer,
+    namespace: &str,
+    status: &str,
+    alertname: &str,
+    check: &str,
+) -> Option<Value> {
     notifications(hook)
         .into_iter()
         .find(|(s, a)| {
-            s == status && a["labels"]["alertname"] == alertname && a["labels"]["check"] == check
+            s == status
+                && a["labels"]["alertname"] == alertname
+                && a["labels"]["check"] == check
+                && a["labels"]["namespace"] == namespace
         })
         .map(|(_, a)| a)
 }
@@ -153,7 +167,9 @@ async fn workloads_cluster() -> FakeKube {
 
 /// Every PromQL expression of every dashboard panel, with Grafana's
 /// variables replaced by values that select everything.
-fn dashboard_queries() -> Vec<(String, String)> {
+/// Every panel query, the dashboard variables set to all values but
+/// `instance` (a regex).
+fn dashboard_queries(instance: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("dashboards").unwrap() {
         let path = entry.unwrap().path();
@@ -170,8 +186,11 @@ fn dashboard_queries() -> Vec<(String, String)> {
                     .unwrap()
                     .replace("$__rate_interval", "30s")
                     .replace("$__range", "5m")
+                    .replace("$cluster", ".*")
+                    .replace("$namespace", ".*")
+                    .replace("$section", ".*")
                     .replace("$job", ".*")
-                    .replace("$instance", ".*")
+                    .replace("$instance", instance)
                     .replace("$check", ".*");
                 found.push((
                     format!("{} / {}", path.display(), panel["title"].as_str().unwrap()),
@@ -188,10 +207,12 @@ fn dashboard_queries() -> Vec<(String, String)> {
 /// query's refId, value).
 async fn workloads_panel(
     prometheus: std::net::SocketAddr,
+    instance: &str,
     title: &str,
 ) -> Vec<(String, String, f64)> {
     let label = format!("dashboards/vouch-workloads.json / {title}");
-    let queries: Vec<_> = dashboard_queries()
+    // One install's numbers (both show the same cluster).
+    let queries: Vec<_> = dashboard_queries(instance)
         .into_iter()
         .filter(|(panel, _)| *panel == label)
         .collect();
@@ -385,15 +406,17 @@ checks:
         dns_a = dns_a.server(),
         dns_b = dns_b.server(),
     ));
-    let vouch = Daemon::start_with_env(
-        &config.path,
-        &[
-            ("VOUCH_E2E_PG_URL", &postgres.url()),
-            ("VOUCH_E2E_REDIS_URL", &redis.url()),
-            ("VOUCH_E2E_KV_CLIENT_SECRET", CLIENT_SECRET),
-        ],
-    )
-    .await;
+    let env = [
+        ("VOUCH_E2E_PG_URL", postgres.url()),
+        ("VOUCH_E2E_REDIS_URL", redis.url()),
+        ("VOUCH_E2E_KV_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vouch = Daemon::start_with_env(&config.path, &env).await;
+    // A second install of the same checks in another namespace, scraped by
+    // the same Prometheus: alerts and inhibition stay per install, and the
+    // dashboards read both.
+    let staging = Daemon::start_with_env(&config.path, &env).await;
 
     let alertmanager = alertmanager(&format!(
         r#"
@@ -423,15 +446,19 @@ alerting:
     - static_configs: [{{ targets: ["{am}"] }}]
 scrape_configs:
   - job_name: vouch
-    static_configs: [{{ targets: ["{vouch}"] }}]
+    static_configs:
+      - {{ targets: ["{vouch}"], labels: {{ namespace: prod }} }}
+      - {{ targets: ["{staging}"], labels: {{ namespace: staging }} }}
 "#,
             am = alertmanager.addr,
-            vouch = vouch.addr
+            vouch = vouch.addr,
+            staging = staging.addr
         ),
         &[("rules.yml", rules_for_test())],
     )
     .await;
     let prom = prometheus.addr;
+    let prod_instance = vouch.addr.to_string();
 
     wait_for_data(
         prom,
@@ -439,13 +466,7 @@ scrape_configs:
         Duration::from_secs(30),
     )
     .await;
-    assert!(has(
-        &hook,
-        "firing",
-        "VouchCriticalCheckFailing",
-        "api-health-live"
-    )
-    .is_none());
+    assert!(has(&hook, "firing", "VouchCheckFailing", "api-health-live").is_none());
 
     // Break the target: the critical check's alert must reach the webhook.
     target.route(
@@ -456,41 +477,48 @@ scrape_configs:
     wait_until(
         "the firing notification",
         Duration::from_secs(60),
-        || async {
-            has(
-                &hook,
-                "firing",
-                "VouchCriticalCheckFailing",
-                "api-health-live",
-            )
-            .is_some()
-        },
+        || async { has(&hook, "firing", "VouchCheckFailing", "api-health-live").is_some() },
     )
     .await;
     let delivery = broken_at.elapsed();
     eprintln!("alert delivery latency (target broken -> webhook): {delivery:?}");
-    let alert = has(
-        &hook,
-        "firing",
-        "VouchCriticalCheckFailing",
-        "api-health-live",
-    )
-    .unwrap();
+    let alert = has(&hook, "firing", "VouchCheckFailing", "api-health-live").unwrap();
     assert_eq!(alert["labels"]["severity"], "critical");
     assert_eq!(alert["labels"]["section"], "post-deploy/api");
+    assert_eq!(alert["labels"]["namespace"], "prod");
     assert_eq!(
         alert["annotations"]["summary"],
-        "Critical check api-health-live is failing"
+        "Check api-health-live (critical) is failing in prod"
     );
     assert_eq!(
         alert["annotations"]["runbook_url"],
-        "docs/runbooks.md#vouchcriticalcheckfailing"
+        "https://github.com/vouch/vouch/blob/main/docs/runbooks.md#vouchcheckfailing"
     );
     // The warning check fails too, and pages at its own severity.
     wait_until(
         "the warning notification",
         Duration::from_secs(60),
-        || async { has(&hook, "firing", "VouchWarningCheckFailing", "web-health").is_some() },
+        || async {
+            has(&hook, "firing", "VouchCheckFailing", "web-health")
+                .is_some_and(|a| a["labels"]["severity"] == "warning")
+        },
+    )
+    .await;
+
+    // The other install sees the same target and pages on its own.
+    wait_until(
+        "the other install's notification",
+        Duration::from_secs(60),
+        || async {
+            has_in(
+                &hook,
+                "staging",
+                "firing",
+                "VouchCheckFailing",
+                "api-health-live",
+            )
+            .is_some()
+        },
     )
     .await;
 
@@ -503,15 +531,7 @@ scrape_configs:
     wait_until(
         "the resolved notification",
         Duration::from_secs(60),
-        || async {
-            has(
-                &hook,
-                "resolved",
-                "VouchCriticalCheckFailing",
-                "api-health-live",
-            )
-            .is_some()
-        },
+        || async { has(&hook, "resolved", "VouchCheckFailing", "api-health-live").is_some() },
     )
     .await;
     eprintln!(
@@ -532,7 +552,9 @@ scrape_configs:
     assert_eq!(alert["labels"]["severity"], "critical");
     let description = alert["annotations"]["description"].as_str().unwrap();
     assert!(
-        description.starts_with("The newest backup found by database-backup was written 2d "),
+        description.starts_with(
+            "The newest backup found by check database-backup in prod/vouch was written 2d "
+        ),
         "{description}"
     );
     wait_until(
@@ -545,7 +567,7 @@ scrape_configs:
                 .unwrap()
                 .iter()
                 .any(|a| {
-                    a["labels"]["alertname"] == "VouchCriticalCheckFailing"
+                    a["labels"]["alertname"] == "VouchCheckFailing"
                         && a["labels"]["check"] == "database-backup"
                         && a["status"]["state"] == "suppressed"
                         && a["status"]["inhibitedBy"]
@@ -556,13 +578,7 @@ scrape_configs:
     )
     .await;
     assert!(
-        has(
-            &hook,
-            "firing",
-            "VouchCriticalCheckFailing",
-            "database-backup"
-        )
-        .is_none(),
+        has(&hook, "firing", "VouchCheckFailing", "database-backup").is_none(),
         "the generic alert paged besides VouchBackupTooOld"
     );
     // The registry and vault checks pass: their alerts stay quiet.
@@ -605,7 +621,7 @@ scrape_configs:
                 .iter()
                 .all(|resource| {
                     metrics.contains(&format!(
-                        "vouch_kube_watch_synced{{namespace=\"prod\",resource=\"{resource}\"}} 1"
+                        "vouch_kube_watch_synced{{resource=\"{resource}\",watch_namespace=\"prod\"}} 1"
                     ))
                 })
         },
@@ -618,9 +634,9 @@ scrape_configs:
     );
     wait_for_data(
         prom,
-        r#"vouch_check_success{check="api-rollout"} == 1
-            and on (check) vouch_check_last_run_timestamp_seconds{check="api-rollout"}
-              > on (check) vouch_check_last_rollout_timestamp_seconds{check="api-rollout"}"#,
+        r#"vouch_check_success{namespace="prod", check="api-rollout"} == 1
+            and on (check) vouch_check_last_run_timestamp_seconds{namespace="prod", check="api-rollout"}
+              > on (check) vouch_check_last_rollout_timestamp_seconds{namespace="prod", check="api-rollout"}"#,
         Duration::from_secs(30),
     )
     .await;
@@ -632,44 +648,47 @@ scrape_configs:
     .await;
 
     // The Workloads dashboard shows the cluster's numbers.
-    let replicas = workloads_panel(prom, "Replicas ready of desired").await;
+    let replicas = workloads_panel(prom, &prod_instance, "Replicas ready of desired").await;
     assert_eq!(shown(&replicas, "api-rollout", "query 0"), 1.0);
-    let pods = workloads_panel(prom, "Pods in trouble").await;
+    let pods = workloads_panel(prom, &prod_instance, "Pods in trouble").await;
     assert_eq!(shown(&pods, "worker-pods", "crash_loop"), 1.0);
     assert_eq!(shown(&pods, "worker-pods", "image_pull"), 0.0);
     assert_eq!(shown(&pods, "worker-pods", "query 1"), 1.0, "not ready");
     assert_eq!(shown(&pods, "api-pods", "query 1"), 0.0, "not ready");
-    let verified = workloads_panel(prom, "Verified since rollout").await;
+    let verified = workloads_panel(prom, &prod_instance, "Verified since rollout").await;
     assert!(shown(&verified, "api-rollout", "query 0") >= 0.0);
     assert!(shown(&verified, "api-rollout", "query 1") >= 0.0);
     assert_eq!(shown(&verified, "api-rollout", "query 2"), 1.0);
     assert!(verified.iter().all(|(check, _, _)| check == "api-rollout"));
-    let autoscaler = workloads_panel(prom, "Autoscaler replicas").await;
+    let autoscaler = workloads_panel(prom, &prod_instance, "Autoscaler replicas").await;
     assert_eq!(shown(&autoscaler, "api-autoscaler", "max"), 10.0);
-    let events = workloads_panel(prom, "Warning events in window").await;
+    let events = workloads_panel(prom, &prod_instance, "Warning events in window").await;
     assert_eq!(shown(&events, "prod-events", "query 0"), 1.0);
-    let days = workloads_panel(prom, "Certificate days left").await;
+    let days = workloads_panel(prom, &prod_instance, "Certificate days left").await;
     let days = shown(&days, "api-tls-certificate", "query 0");
     assert!((59.0..=60.0).contains(&days), "{days}");
-    let renewal = workloads_panel(prom, "Certificate renewal due, days").await;
+    let renewal = workloads_panel(prom, &prod_instance, "Certificate renewal due, days").await;
     let renewal = shown(&renewal, "api-tls-certificate", "query 0");
     assert!((29.0..=30.0).contains(&renewal), "{renewal}");
-    let sync = workloads_panel(prom, "ExternalSecret sync age (1h line)").await;
+    let sync = workloads_panel(prom, &prod_instance, "ExternalSecret sync age (1h line)").await;
     let sync = shown(&sync, "app-external-secret", "query 0");
     assert!((600.0..3600.0).contains(&sync), "{sync}");
-    let snapshots = workloads_panel(prom, "Snapshot age per PVC (7-day line)").await;
+    let snapshots =
+        workloads_panel(prom, &prod_instance, "Snapshot age per PVC (7-day line)").await;
     let age = shown(&snapshots, "db-snapshots", "data-db-0");
     assert!((1.0..2.0).contains(&age), "{age}");
-    let watches = workloads_panel(prom, "Watch sync state").await;
+    let watches = workloads_panel(prom, &prod_instance, "Watch sync state").await;
     assert!(
         watches.iter().any(|(_, w, _)| w == "pods")
             && watches.iter().all(|(_, _, synced)| *synced == 1.0),
         "{watches:?}"
     );
 
-    // Every dashboard panel's query parses and returns data.
+    // Every dashboard panel's query parses and returns data, for each
+    // install.
     let mut empty = Vec::new();
-    for (panel, expr) in dashboard_queries() {
+    let both = [prod_instance.clone(), staging.addr.to_string()];
+    for (panel, expr) in both.iter().flat_map(|i| dashboard_queries(i)) {
         let answer = query(prom, &expr).await;
         assert_eq!(answer["status"], "success", "{panel}: {expr}: {answer}");
         if answer["data"]["result"]
@@ -700,4 +719,5 @@ scrape_configs:
     drop(registry);
     drop(prometheus);
     drop(alertmanager);
+    drop(staging);
 }

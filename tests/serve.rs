@@ -209,6 +209,8 @@ checks:
     let after_events = [
         "vouch_check_last_rollout_timestamp_seconds",
         "vouch_kube_watch_synced",
+        // Only checks configured with a limit export one.
+        "vouch_check_threshold",
     ];
     for (family, _) in vouch::output::metrics::FAMILIES
         .iter()

@@ -9,8 +9,9 @@
 
 use std::fmt::Write as _;
 
+use super::check_config::{thresholds, Threshold};
 use crate::plan::PlannedCheck;
-use crate::result::{Measure, Measurement};
+use crate::result::{Measure, Measurement, Verdict};
 use crate::runner::RunRecord;
 
 /// Upper bounds of `vouch_check_duration_seconds`'s buckets.
@@ -39,10 +40,13 @@ pub enum CheckFamily {
     Info,
     Interval,
     Skipped,
+    State,
+    Timeout,
+    Threshold,
 }
 
 impl CheckFamily {
-    pub const ALL: [CheckFamily; 10] = [
+    pub const ALL: [CheckFamily; 13] = [
         CheckFamily::Success,
         CheckFamily::LastRunSuccess,
         CheckFamily::Duration,
@@ -53,6 +57,9 @@ impl CheckFamily {
         CheckFamily::Info,
         CheckFamily::Interval,
         CheckFamily::Skipped,
+        CheckFamily::State,
+        CheckFamily::Timeout,
+        CheckFamily::Threshold,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +74,9 @@ impl CheckFamily {
             CheckFamily::Info => "vouch_check_info",
             CheckFamily::Interval => "vouch_check_interval_seconds",
             CheckFamily::Skipped => "vouch_scheduler_skipped_runs_total",
+            CheckFamily::State => "vouch_check_state",
+            CheckFamily::Timeout => "vouch_check_timeout_seconds",
+            CheckFamily::Threshold => "vouch_check_threshold",
         }
     }
 
@@ -162,13 +172,17 @@ struct Identity {
     /// `label_<key>` pairs, `section`, `severity`.
     info_labels: String,
     interval_seconds: f64,
+    timeout_seconds: f64,
+    /// The limits of the check's config its alerts judge against.
+    thresholds: Vec<Threshold>,
 }
 
 /// One check's state and its rendered series.
 pub struct CheckSeries {
     identity: Identity,
-    /// Reported verdict (after flap thresholds).
-    success: Option<bool>,
+    /// Reported verdict (after flap thresholds); None until the first run
+    /// of the config in force ends (`pending`).
+    reported: Option<Verdict>,
     last_run_success: Option<bool>,
     duration: Option<DurationHistogram>,
     last_run: Option<f64>,
@@ -190,7 +204,7 @@ impl CheckSeries {
     pub fn new(check: &PlannedCheck, info_keys: &[&str]) -> Self {
         let mut series = CheckSeries {
             identity: identity(check, info_keys),
-            success: None,
+            reported: None,
             last_run_success: None,
             duration: None,
             last_run: None,
@@ -213,7 +227,7 @@ impl CheckSeries {
         if (before.kind, before.severity) != (self.identity.kind, self.identity.severity) {
             // The verdict series carried the old labels; the next run sets
             // it under the new ones.
-            self.success = None;
+            self.reported = None;
         }
         self.render();
     }
@@ -224,10 +238,10 @@ impl CheckSeries {
         self.identity.fingerprint == check.fingerprint
     }
 
-    pub fn run_finished(&mut self, record: &RunRecord, reported_pass: bool) {
+    pub fn run_finished(&mut self, record: &RunRecord, reported: Verdict) {
         let outcome = &record.outcome;
-        let passed = outcome.verdict == crate::result::Verdict::Pass;
-        self.success = Some(reported_pass);
+        let passed = outcome.verdict == Verdict::Pass;
+        self.reported = Some(reported);
         self.last_run_success = Some(passed);
         self.duration
             .get_or_insert_with(DurationHistogram::default)
@@ -294,10 +308,10 @@ impl CheckSeries {
         };
 
         section(&mut text, CheckFamily::Success as usize, &mut |t| {
-            if let Some(pass) = self.success {
+            if let Some(reported) = self.reported {
                 open(t, CheckFamily::Success.name(), "", &id.check_label);
                 let _ = write!(t, ",kind=\"{}\",severity=\"{}\"", id.kind, id.severity);
-                close(t, f64::from(u8::from(pass)));
+                close(t, f64::from(u8::from(reported == Verdict::Pass)));
             }
         });
         section(&mut text, CheckFamily::LastRunSuccess as usize, &mut |t| {
@@ -348,6 +362,32 @@ impl CheckSeries {
         section(&mut text, CheckFamily::Skipped as usize, &mut |t| {
             // Present from the start, so rate() sees the first skip.
             gauge(t, CheckFamily::Skipped, Some(self.skipped as f64))
+        });
+        section(&mut text, CheckFamily::State as usize, &mut |t| {
+            // Every state has a series (1 for the current one), so a
+            // dashboard can count pending checks and an alert can tell a
+            // check that never finished a run from one that is absent.
+            let current = self.reported.map_or("pending", Verdict::as_str);
+            for state in ["pass", "fail", "error", "pending"] {
+                open(t, CheckFamily::State.name(), "", &id.check_label);
+                let _ = write!(t, ",severity=\"{}\",state=\"{state}\"", id.severity);
+                close(t, f64::from(u8::from(state == current)));
+            }
+        });
+        section(&mut text, CheckFamily::Timeout as usize, &mut |t| {
+            gauge(t, CheckFamily::Timeout, Some(id.timeout_seconds))
+        });
+        section(&mut text, CheckFamily::Threshold as usize, &mut |t| {
+            for limit in &id.thresholds {
+                open(t, CheckFamily::Threshold.name(), "", &id.check_label);
+                if let Some(secret) = &limit.secret {
+                    t.push_str(",secret=\"");
+                    push_label_value(t, secret);
+                    t.push('"');
+                }
+                let _ = write!(t, ",threshold=\"{}\"", limit.threshold);
+                close(t, limit.value);
+            }
         });
         let mut rest = self.measurements.as_slice();
         while let Some(first) = rest.first() {
@@ -437,6 +477,8 @@ fn identity(check: &PlannedCheck, info_keys: &[&str]) -> Identity {
         severity: check.severity.as_str(),
         info_labels,
         interval_seconds: check.interval.as_secs_f64(),
+        timeout_seconds: check.timeout.as_secs_f64(),
+        thresholds: thresholds(check),
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use super::check_series::{family_at, family_count, unix_seconds, CheckSeries};
@@ -52,12 +53,28 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "The check's configured interval, for staleness alerts.",
     ),
     (
+        "vouch_check_state",
+        "1 for the check's reported state (pass, fail, error after flap thresholds; pending until its first run ends), 0 for the others.",
+    ),
+    (
+        "vouch_check_timeout_seconds",
+        "The check's configured timeout, for the slow-check alert.",
+    ),
+    (
+        "vouch_check_threshold",
+        "A limit from the check's config (`threshold` is the key: max_age, min_size, min_valid_for, ...; `secret` the secret it applies to), in seconds, bytes, a 0-1 ratio or a count.",
+    ),
+    (
         "vouch_build_info",
         "vouch's version and source revision; always 1.",
     ),
     (
         "vouch_config_last_reload_successful",
         "1 if the config in use loaded without problems.",
+    ),
+    (
+        "vouch_config_reloads_total",
+        "Config reloads by result (success, failure): SIGHUP, POST /-/reload, or a change of the mounted ConfigMap.",
     ),
     (
         "vouch_config_last_reload_success_timestamp_seconds",
@@ -81,7 +98,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ),
     (
         "vouch_kube_watch_synced",
-        "1 if the Kubernetes watch of a resource type (`resource`, e.g. deployments.apps) in a namespace (empty: cluster-wide) holds a full, current list; 0 while starting or failing.",
+        "1 if the Kubernetes watch of a resource type (`resource`, e.g. deployments.apps) in a namespace (`watch_namespace`; empty: cluster-wide; not `namespace`, which Prometheus gives the scrape target) holds a full, current list; 0 while starting or failing.",
     ),
 ];
 
@@ -102,6 +119,7 @@ pub struct Metrics {
     in_flight: IntGauge,
     reload_ok: IntGauge,
     reload_time: Gauge,
+    reloads: IntCounterVec,
     check_loops: IntGauge,
     loop_source: Mutex<Option<Arc<AtomicUsize>>>,
     watch_synced: IntGaugeVec,
@@ -161,7 +179,11 @@ impl Metrics {
         );
         let watch_synced = register(
             &registry,
-            IntGaugeVec::new(opts("vouch_kube_watch_synced"), &["resource", "namespace"]).unwrap(),
+            IntGaugeVec::new(
+                opts("vouch_kube_watch_synced"),
+                &["resource", "watch_namespace"],
+            )
+            .unwrap(),
         );
         let build = register(
             &registry,
@@ -175,6 +197,14 @@ impl Metrics {
             &registry,
             Gauge::with_opts(opts("vouch_config_last_reload_success_timestamp_seconds")).unwrap(),
         );
+        let reloads = register(
+            &registry,
+            IntCounterVec::new(opts("vouch_config_reloads_total"), &["result"]).unwrap(),
+        );
+        for result in ["success", "failure"] {
+            // Both present from the start, so increase() sees the first.
+            reloads.with_label_values(&[result]);
+        }
         let lateness = register(
             &registry,
             Histogram::with_opts(
@@ -206,6 +236,7 @@ impl Metrics {
             in_flight,
             reload_ok,
             reload_time,
+            reloads,
             check_loops,
             loop_source: Mutex::new(None),
             watch_synced,
@@ -221,12 +252,14 @@ impl Metrics {
     /// static series follow it, removed checks' series leave the exposition.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
         self.apply_checks(checks);
+        self.reloads.with_label_values(&["success"]).inc();
         self.reload_ok.set(1);
         self.reload_time.set(unix_seconds(SystemTime::now()));
     }
 
     /// A reload was rejected; the config in force stays.
     pub fn reload_failed(&self) {
+        self.reloads.with_label_values(&["failure"]).inc();
         self.reload_ok.set(0);
     }
 
@@ -300,7 +333,7 @@ impl Metrics {
             self.in_flight.dec();
         }
         self.update(&record.check, |series| {
-            series.run_finished(record, reported == Verdict::Pass)
+            series.run_finished(record, reported)
         });
     }
 

@@ -1,6 +1,7 @@
 //! Where results go: Prometheus metrics, the status board behind the JSON
 //! API, logs, and the gate report.
 
+pub mod check_config;
 pub mod check_series;
 pub mod gate;
 pub mod listener;

@@ -1,0 +1,56 @@
+// Alertmanager inhibit rules for vouch's alerts (not part of the
+// monitoring-mixins contract, which has no place for them; scripts/mixin.sh
+// writes them to alerts/alertmanager-inhibit.yml). Every rule's `equal`
+// holds the install labels, so one install never mutes another's alerts.
+{
+  local c = $._config,
+  local specificGroups = ['certificatesAndDns', 'dataStores', 'backupsSecretsImages', 'kubernetes'],
+  local specific = std.set([
+    rule.alert
+    for group in $.prometheusAlerts.groups
+    if std.member([$.prometheusAlerts_groupNames[g] for g in specificGroups], group.name)
+    for rule in group.rules
+  ]),
+  local specificMatcher = 'alertname=~"%s"' % std.join('|', specific),
+  local lower = { critical: 'warning|info', warning: 'info' },
+  local atMost = { critical: 'critical|warning|info', warning: 'warning|info', info: 'info' },
+
+  prometheusAlerts_groupNames:: {
+    checks: 'vouch.checks',
+    'self': 'vouch.self',
+    certificatesAndDns: 'vouch.certificates-and-dns',
+    dataStores: 'vouch.data-stores',
+    backupsSecretsImages: 'vouch.backups-secrets-images',
+    kubernetes: 'vouch.kubernetes',
+  },
+
+  alertmanagerInhibitRules+:: [
+    // The standard rule, with the labels that tell vouch's subjects
+    // apart: the critical tier of an alert mutes its warning tier for the
+    // same check (and secret, server or PVC).
+    {
+      source_matchers: ['alertname=~"Vouch.+"', 'severity="%s"' % severity],
+      target_matchers: ['alertname=~"Vouch.+"', 'severity=~"%s"' % lower[severity]],
+      equal: c.installLabels + ['check', 'secret', 'server', 'pvc', 'alertname'],
+    }
+    for severity in ['critical', 'warning']
+  ] + (
+    if std.length(specific) == 0 then [] else [
+      // A specific alert says what broke; it mutes the generic
+      // VouchCheckFailing of the same check, never one more severe.
+      {
+        source_matchers: [specificMatcher, 'severity="%s"' % severity],
+        target_matchers: ['alertname="VouchCheckFailing"', 'severity=~"%s"' % atMost[severity]],
+        equal: c.installLabels + ['check'],
+      }
+      for severity in ['critical', 'warning', 'info']
+    ]
+  ) + [
+    // When no replica is up, the per-replica warnings say nothing more.
+    {
+      source_matchers: ['alertname="VouchNoInstanceUp"'],
+      target_matchers: ['alertname="VouchInstanceDown"'],
+      equal: c.installLabels,
+    },
+  ],
+}
