@@ -61,9 +61,9 @@ pub enum Command {
         /// Run only shard I of N of the checks (by a stable hash of their names), e.g. from a StatefulSet ordinal.
         #[arg(long, value_name = "I/N", value_parser = Shard::parse, env = "VOUCH_SHARD")]
         shard: Option<Shard>,
-        /// Refuse POST /-/reload (SIGHUP still reloads).
-        #[arg(long = "web.disable-reload")]
-        disable_reload: bool,
+        /// Accept POST /-/reload (off by default: anyone who can reach the port could make the daemon re-read its config; SIGHUP reloads either way).
+        #[arg(long = "web.enable-reload")]
+        enable_reload: bool,
         /// TLS and basic authentication for every endpoint, in the Prometheus exporter-toolkit format.
         #[arg(
             long = "web.config.file",
@@ -156,7 +156,7 @@ pub async fn run(cli: Cli) -> u8 {
             kubeconfig,
             listen_address,
             shard,
-            disable_reload,
+            enable_reload,
             web_config,
         } => {
             let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
@@ -165,7 +165,7 @@ pub async fn run(cli: Cli) -> u8 {
                 clients,
                 listen_address,
                 shard,
-                !disable_reload,
+                enable_reload,
                 web_config,
             )
             .await

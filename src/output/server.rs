@@ -47,7 +47,63 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        .layer(axum::middleware::from_fn(catch_panics))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 instead of dropping the connection;
+/// the panic itself is logged by [`log_panics_once_per_place`].
+async fn catch_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
+    }
+}
+
+/// Installs (once per process) a panic hook that reports the first panic
+/// at each source location as usual and only counts the later ones: a
+/// request that makes a handler panic must not let a client flood the log.
+pub fn log_panics_once_per_place() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let report = std::panic::take_hook();
+        let seen = std::sync::Mutex::new(PanicPlaces::default());
+        std::panic::set_hook(Box::new(move |info| {
+            let place = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let first = seen.lock().unwrap_or_else(|e| e.into_inner()).first(&place);
+            if first {
+                report(info);
+                tracing::error!(
+                    location = %place,
+                    "a panic; later panics at the same place are not logged"
+                );
+            }
+        }));
+    });
+}
+
+/// Source locations that panicked already (bounded: the program has
+/// finitely many, and a cap keeps even a bug from growing it).
+#[derive(Default)]
+struct PanicPlaces(std::collections::HashSet<String>);
+
+impl PanicPlaces {
+    const MAX: usize = 1_000;
+
+    /// Whether `place` panics for the first time.
+    fn first(&mut self, place: &str) -> bool {
+        if self.0.contains(place) || self.0.len() >= Self::MAX {
+            return false;
+        }
+        self.0.insert(place.to_string())
+    }
 }
 
 async fn checklist_page(State(state): State<AppState>) -> Html<String> {
@@ -138,7 +194,7 @@ async fn reload(State(state): State<AppState>) -> Response {
     let Some(requests) = state.reload else {
         return (
             StatusCode::FORBIDDEN,
-            "reload over HTTP is turned off (--web.disable-reload)\n",
+            "reload over HTTP is off; start vouch with --web.enable-reload to allow it\n",
         )
             .into_response();
     };
@@ -191,4 +247,38 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
 
 async fn checks(State(state): State<AppState>) -> Json<super::status::StatusSnapshot> {
     Json(state.status.snapshot())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[test]
+    fn each_panic_place_is_reported_once() {
+        let mut places = PanicPlaces::default();
+        assert!(places.first("src/a.rs:1"));
+        assert!(!places.first("src/a.rs:1"));
+        assert!(places.first("src/a.rs:2"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_next_request_is_served() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        for path in ["/boom", "/boom", "/fine"] {
+            let request = axum::extract::Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let status = app.clone().oneshot(request).await.unwrap().status();
+            let expected = if path == "/fine" { 200 } else { 500 };
+            assert_eq!(status.as_u16(), expected, "{path}");
+        }
+    }
 }

@@ -99,6 +99,29 @@ const ALLOWED_HEADERS: [&str; 5] = [
     "Strict-Transport-Security",
 ];
 
+/// The largest web config read (a few users and file names).
+pub const MAX_WEB_CONFIG_BYTES: u64 = 1 << 20;
+/// The largest certificate, key or CA file read: a CA bundle of every
+/// public root is a quarter of this.
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// Reads at most `cap` bytes of `path`; a longer file is an error, not
+/// an allocation the size of whatever the path holds (`/dev/zero`).
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB",
+            cap / 1024
+        )));
+    }
+    Ok(bytes)
+}
+
 /// A loaded web config, ready to serve with.
 pub struct WebConfig {
     /// None: plain HTTP.
@@ -155,9 +178,14 @@ impl WebConfig {
                 message,
             }],
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| single(None, "", format!("cannot read web config: {err}")))?;
-        let lines = LineIndex::build(&text);
+        let text = crate::config::spans::read_yaml(path, MAX_WEB_CONFIG_BYTES).map_err(|err| {
+            single(
+                err.line,
+                "",
+                format!("cannot read web config: {}", err.message),
+            )
+        })?;
+        let lines = LineIndex::build(&text).map_err(|err| single(err.line, "", err.message))?;
         if let Some((key, line)) = lines.duplicate_keys().first() {
             return Err(single(Some(*line), key, "duplicate key".to_string()));
         }
@@ -374,7 +402,7 @@ fn build_tls(
     let mut read = |key: &str, path: &Option<PathBuf>| -> Option<Vec<u8>> {
         let path = resolve(path.as_deref()?);
         files.push(path.clone());
-        match std::fs::read(&path) {
+        match read_capped(&path, MAX_PEM_BYTES) {
             Ok(bytes) => Some(bytes),
             Err(err) => {
                 problems.push(Problem::new(
