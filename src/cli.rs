@@ -64,6 +64,9 @@ pub enum Command {
         /// Accept POST /-/reload (off by default: anyone who can reach the port could make the daemon re-read its config; SIGHUP reloads either way).
         #[arg(long = "web.enable-reload")]
         enable_reload: bool,
+        /// Open HTTP connections at most; at the limit the longest-open idle one is closed for a new one.
+        #[arg(long = "web.max-connections", value_name = "N", default_value_t = crate::output::listener::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
         /// TLS and basic authentication for every endpoint, in the Prometheus exporter-toolkit format.
         #[arg(
             long = "web.config.file",
@@ -157,6 +160,7 @@ pub async fn run(cli: Cli) -> u8 {
             listen_address,
             shard,
             enable_reload,
+            max_connections,
             web_config,
         } => {
             let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
@@ -166,6 +170,7 @@ pub async fn run(cli: Cli) -> u8 {
                 listen_address,
                 shard,
                 enable_reload,
+                max_connections,
                 web_config,
             )
             .await
@@ -376,6 +381,7 @@ async fn serve(
     listen_flag: Option<String>,
     shard: Option<Shard>,
     enable_reload: bool,
+    max_connections: usize,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let mut plan = match load_for_serve(path, &clients, shard) {
@@ -416,7 +422,12 @@ async fn serve(
     let stop_serving = tokio_util::sync::CancellationToken::new();
     let server = {
         let stop = stop_serving.clone();
-        tokio::spawn(crate::output::listener::serve(listener, app, web, stop))
+        let options = crate::output::listener::ServeOptions {
+            web,
+            max_connections,
+            metrics: outputs.metrics.clone(),
+        };
+        tokio::spawn(crate::output::listener::serve(listener, app, options, stop))
     };
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -3,8 +3,10 @@
 //! it covers.
 mod support;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
+use support::http_server::{Reply, TestServer};
 use support::vouch::Daemon;
 use support::{closed_port, write_config};
 
@@ -22,8 +24,18 @@ fn one_check() -> support::ConfigDir {
 /// handler (an empty reply and a multi-line panic per request).
 #[tokio::test]
 async fn out_of_range_gate_queries_are_a_400_not_a_panic() {
-    let config = one_check();
+    // `since` is compared with the last run of passing checks only.
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let config = write_config(&format!(
+        "checks:\n  - name: passing\n    interval: 1s\n    http: {{ url: \"{}\" }}\n",
+        server.url("/ok")
+    ));
     let daemon = Daemon::start(&config.path).await;
+    let passing = daemon
+        .wait_for_result("passing", Duration::from_secs(20))
+        .await;
+    assert_eq!(passing["state"], "pass", "{passing}");
     for since in ["1e18", "1e19", "1e20", "-1", "NaN", "inf", "-inf", "1e308"] {
         let path = format!("/api/v1/gate?since={since}");
         let answer = daemon.get(&path).await;
@@ -184,5 +196,361 @@ async fn an_alias_bomb_in_the_web_config_names_its_line() {
     assert!(
         stderr.contains(&format!("{}:3: repetition limit exceeded", web.display())),
         "{stderr}"
+    );
+}
+
+/// Sets this process's soft open-file limit (children inherit it).
+fn set_open_file_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        assert!(
+            limit.rlim_max >= wanted,
+            "hard open-file limit {}",
+            limit.rlim_max
+        );
+        limit.rlim_cur = wanted;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+/// Opens `count` connections that send nothing (or, with `trickle`, one
+/// header byte at a time: slowloris) and keeps them open until dropped.
+async fn hold_connections(
+    addr: std::net::SocketAddr,
+    count: usize,
+    trickle: bool,
+) -> tokio::task::JoinSet<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let connect = tokio::net::TcpStream::connect(addr);
+        let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await else {
+            // The daemon no longer accepts: the scrape will tell.
+            break;
+        };
+        held.spawn(async move {
+            if !trickle {
+                std::future::pending::<()>().await;
+            }
+            for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                .iter()
+                .cycle()
+            {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+    held
+}
+
+/// A plain-HTTP daemon had no header-read or idle timeout and no
+/// connection limit: 2,000 idle sockets ran it out of file descriptors,
+/// so /metrics went unanswered and every check errored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_slowloris_leave_room_for_a_scrape() {
+    // The daemon gets the usual open-file limit; this process needs more.
+    let config = one_check();
+    set_open_file_limit(1_024);
+    let daemon = Daemon::start(&config.path).await;
+    set_open_file_limit(4_096);
+    let _idle = hold_connections(daemon.addr, 2_000, false).await;
+    let _slow = hold_connections(daemon.addr, 200, true).await;
+    // Generous bounds: the machine running the tests may be busy.
+    for _ in 0..3 {
+        let scrape = tokio::time::timeout(Duration::from_secs(5), daemon.get("/metrics")).await;
+        assert!(
+            matches!(scrape, Ok(Some((200, _)))),
+            "{scrape:?}\n{}",
+            daemon.logs()
+        );
+    }
+    let checks = daemon.checks().await;
+    let message = checks["checks"][0]["last_run"]["message"].to_string();
+    assert!(!message.contains("Too many open files"), "{message}");
+}
+
+#[tokio::test]
+async fn the_connection_limit_closes_idle_connections_and_says_so() {
+    let config = one_check();
+    let daemon = Daemon::start_with_args(&config.path, &["--web.max-connections", "20"]).await;
+    let _idle = hold_connections(daemon.addr, 40, false).await;
+    let metrics = daemon.get_ok("/metrics").await;
+    let shed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vouch_http_connections_shed_total "))
+        .unwrap_or_else(|| panic!("no shed counter:\n{metrics}"));
+    assert!(shed.parse::<f64>().unwrap() >= 20.0, "{shed}");
+    assert_eq!(
+        daemon.logs().matches("connection limit reached").count(),
+        1,
+        "{}",
+        daemon.logs()
+    );
+}
+
+/// Plain mode spoke HTTP/2 with prior knowledge (h2c); vouch serves
+/// HTTP/1.1 only, in both modes.
+#[tokio::test]
+async fn h2c_prior_knowledge_is_not_spoken() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = one_check();
+    let daemon = Daemon::start(&config.path).await;
+    let mut stream = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    // An HTTP/2 server answers with a SETTINGS frame (type 4 in byte 3).
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+/// The web config's files were looked at by the accept loop: a web config
+/// replaced by a FIFO stopped every connection until something wrote to it.
+#[tokio::test]
+async fn a_blocking_web_config_file_does_not_stop_the_accept_loop() {
+    let config = one_check();
+    let web = config.dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "http_server_config:\n  headers:\n    X-Frame-Options: DENY\n",
+    )
+    .unwrap();
+    let daemon =
+        Daemon::start_with_args(&config.path, &["--web.config.file", web.to_str().unwrap()]).await;
+    std::fs::remove_file(&web).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&web)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Several connections, spread over more than one look at the files.
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(Duration::from_secs(5), daemon.get("/livez")).await;
+        assert!(matches!(answer, Ok(Some((200, _)))), "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Unblock the look at the FIFO so the daemon can stop.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&web);
+}
+
+/// GET `path` with basic-auth credentials over plain HTTP; the status.
+async fn get_as(addr: std::net::SocketAddr, path: &str, user: &str, password: &str) -> Option<u16> {
+    use base64::Engine;
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    let driver = tokio::spawn(connection);
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let request = hyper::Request::get(path)
+        .header("Host", addr.to_string())
+        .header("Authorization", format!("Basic {credentials}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    driver.abort();
+    Some(status)
+}
+
+/// bcrypt ran uncached behind a semaphore of core count: 150 clients with a
+/// wrong password pushed a correct scrape past Prometheus' 10 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_flood_does_not_hold_up_a_known_scraper() {
+    let config = one_check();
+    let web = config.dir.path().join("web.yml");
+    let hash = bcrypt::hash("right", 8).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+    let daemon =
+        Daemon::start_with_args(&config.path, &["--web.config.file", web.to_str().unwrap()]).await;
+    let addr = daemon.addr;
+    assert_eq!(
+        get_as(addr, "/metrics", "prometheus", "right").await,
+        Some(200)
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (stop, refused) = (stop.clone(), refused.clone());
+        flood.spawn(async move {
+            while !stop.is_cancelled() {
+                match get_as(addr, "/metrics", "prometheus", &format!("wrong{i}")).await {
+                    Some(401) => refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    other => panic!("a wrong password got {other:?}"),
+                };
+            }
+        });
+    }
+    // Scrape once the flood is being refused.
+    support::wait_until(
+        "the flood to be refused",
+        Duration::from_secs(30),
+        || async { refused.load(std::sync::atomic::Ordering::Relaxed) >= 10 },
+    )
+    .await;
+    for _ in 0..5 {
+        // Generous: the bound the issue asks is a second on a quiet machine.
+        let scrape = tokio::time::timeout(
+            Duration::from_secs(3),
+            get_as(addr, "/metrics", "prometheus", "right"),
+        )
+        .await;
+        assert_eq!(scrape, Ok(Some(200)));
+    }
+    stop.cancel();
+    while let Some(result) = flood.join_next().await {
+        result.unwrap();
+    }
+}
+
+/// Scheduled runs and those that started within a second of their slot,
+/// from the lateness histogram of an exposition.
+fn runs_and_timely(metrics: &str) -> (f64, f64) {
+    let value = |prefix: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {prefix}in\n{metrics}"))
+    };
+    (
+        value("vouch_scheduler_lateness_seconds_count "),
+        value("vouch_scheduler_lateness_seconds_bucket{le=\"1\"} "),
+    )
+}
+
+/// The status page, the JSON API and the gate rendered on the async
+/// workers that also run the checks' timers: a flood of page requests made
+/// scheduled runs seconds late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_page_requests_leaves_the_schedule_on_time() {
+    let port = closed_port();
+    let mut yaml = "defaults: { interval: 5s, timeout: 1s }\nchecks:\n".to_string();
+    for i in 0..1_000 {
+        yaml.push_str(&format!(
+            "  - name: check-{i}\n    section: s{}\n    http: {{ url: \"http://127.0.0.1:{port}/\" }}\n",
+            i % 10
+        ));
+    }
+    let config = write_config(&yaml);
+    let daemon = Daemon::start(&config.path).await;
+    daemon.wait_for_runs(1, Duration::from_secs(30)).await;
+    let before = runs_and_timely(&daemon.get_ok("/metrics").await);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut flood = tokio::task::JoinSet::new();
+    let paths = [
+        "/",
+        "/api/v1/checks",
+        "/api/v1/gate?section=s1",
+        "/checks/check-7",
+    ];
+    for i in 0..40 {
+        let (stop, addr, path) = (stop.clone(), daemon.addr, paths[i % paths.len()]);
+        flood.spawn(async move {
+            while !stop.is_cancelled() {
+                let _ = support::vouch::http_get(addr, path).await;
+            }
+        });
+    }
+    // Two rounds of every check under the flood.
+    let flooded = support::wait_until(
+        "two rounds under the flood",
+        Duration::from_secs(60),
+        || async {
+            let now = runs_and_timely(&daemon.get_ok("/metrics").await);
+            now.0 - before.0 >= 2_000.0
+        },
+    );
+    flooded.await;
+    stop.cancel();
+    while flood.join_next().await.is_some() {}
+    let after = runs_and_timely(&daemon.get_ok("/metrics").await);
+    let (runs, timely) = (after.0 - before.0, after.1 - before.1);
+    // Loose: on a quiet machine p99 is a few milliseconds (see the note
+    // of issue 20); here only that the flood does not push runs seconds late.
+    assert!(
+        timely >= 0.95 * runs,
+        "{} of {runs} runs under the flood were over a second late",
+        runs - timely
+    );
+}
+
+/// Checks added by a reload fired at once, recording up to an interval of
+/// lateness for slots that passed before they existed.
+#[tokio::test]
+async fn checks_added_by_a_reload_join_their_next_slot() {
+    let port = closed_port();
+    let check = |name: &str| {
+        format!("  - name: {name}\n    http: {{ url: \"http://127.0.0.1:{port}/\" }}\n")
+    };
+    let head = "defaults: { interval: 10s, timeout: 1s }\nchecks:\n";
+    let config = write_config(&format!("{head}{}", check("first")));
+    let daemon = Daemon::start(&config.path).await;
+    daemon.wait_for_runs(1, Duration::from_secs(20)).await;
+    let added: Vec<String> = (0..5).map(|i| format!("added-{i}")).collect();
+    let all: String = std::iter::once("first".to_string())
+        .chain(added.iter().cloned())
+        .map(|name| check(&name))
+        .collect();
+    std::fs::write(&config.path, format!("{head}{all}")).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_for_runs(1, Duration::from_secs(30)).await;
+    let (runs, timely) = runs_and_timely(&daemon.get_ok("/metrics").await);
+    assert_eq!(runs, timely, "runs over a second late after the reload");
+}
+
+/// After SIGSTOP/CONT the slots that passed were logged and counted as
+/// "the previous run has not finished".
+#[tokio::test]
+async fn slots_missed_in_a_stall_are_counted_as_such() {
+    let config = one_check();
+    let daemon = Daemon::start(&config.path).await;
+    daemon.wait_for_runs(1, Duration::from_secs(20)).await;
+    daemon.signal("STOP");
+    // The stall itself: three slots of the 1 s check pass meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.signal("CONT");
+    support::wait_until(
+        "the missed slots to be counted",
+        Duration::from_secs(20),
+        || async {
+            let metrics = daemon.get_ok("/metrics").await;
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("vouch_scheduler_missed_slots_total "))
+                .is_some_and(|v| v.parse::<f64>().unwrap() >= 1.0)
+        },
+    )
+    .await;
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("planned runs missed: the process was stalled"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("the previous run has not finished"),
+        "{logs}"
     );
 }

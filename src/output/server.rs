@@ -106,11 +106,37 @@ impl PanicPlaces {
     }
 }
 
-async fn checklist_page(State(state): State<AppState>) -> Html<String> {
-    Html(super::page::checklist(
-        &state.status.snapshot(),
-        std::time::SystemTime::now(),
-    ))
+/// Rendering the status page, a check's page, the JSON API and the gate
+/// copies and formats the whole status: it runs on the blocking pool, one
+/// render at a time, so that a flood of such requests takes at most one
+/// core and never the async workers that run the checks' timers. A request
+/// that waits past the router's timeout is answered 503.
+static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs `render` off the async workers, after the renders before it.
+async fn off_the_workers<F>(render: F) -> Response
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    let Ok(_turn) = RENDERING.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
+    match tokio::task::spawn_blocking(render).await {
+        Ok(response) => response,
+        // The render panicked; the panic hook has logged it.
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
+    }
+}
+
+async fn checklist_page(State(state): State<AppState>) -> Response {
+    off_the_workers(move || {
+        Html(super::page::checklist(
+            &state.status.snapshot(),
+            std::time::SystemTime::now(),
+        ))
+        .into_response()
+    })
+    .await
 }
 
 fn find(state: &AppState, name: &str) -> Option<super::status::CheckStatus> {
@@ -123,20 +149,23 @@ fn find(state: &AppState, name: &str) -> Option<super::status::CheckStatus> {
 }
 
 async fn check_page(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let (Some(status), Some(check), Some(history)) = (
-        find(&state, &name),
-        state.status.check(&name),
-        state.status.history(&name),
-    ) else {
-        return (StatusCode::NOT_FOUND, "no such check\n").into_response();
-    };
-    Html(super::page::detail(
-        &status,
-        &check,
-        &history,
-        std::time::SystemTime::now(),
-    ))
-    .into_response()
+    off_the_workers(move || {
+        let (Some(status), Some(check), Some(history)) = (
+            find(&state, &name),
+            state.status.check(&name),
+            state.status.history(&name),
+        ) else {
+            return (StatusCode::NOT_FOUND, "no such check\n").into_response();
+        };
+        Html(super::page::detail(
+            &status,
+            &check,
+            &history,
+            std::time::SystemTime::now(),
+        ))
+        .into_response()
+    })
+    .await
 }
 
 async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> Response {
@@ -146,10 +175,13 @@ async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> 
         status: super::status::CheckStatus,
         history: Vec<super::status::HistoryView>,
     }
-    match (find(&state, &name), state.status.history(&name)) {
-        (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
-        _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
-    }
+    off_the_workers(
+        move || match (find(&state, &name), state.status.history(&name)) {
+            (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
+            _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
+        },
+    )
+    .await
 }
 
 async fn gate(
@@ -162,16 +194,25 @@ async fn gate(
             return (StatusCode::BAD_REQUEST, format!("{rejection}\n")).into_response()
         }
     };
-    match super::gate::evaluate(&state.status.snapshot(), &query) {
-        Ok(answer) if answer.passed => Json(answer).into_response(),
-        Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
-    }
+    off_the_workers(
+        move || match super::gate::evaluate(&state.status.snapshot(), &query) {
+            Ok(answer) if answer.passed => Json(answer).into_response(),
+            Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
+            Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+        },
+    )
+    .await
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     // Copying 10,000 checks' series takes milliseconds: off the workers
     // that run the checks and their timers.
+    // One at a time too, apart from the pages: a flood of page requests
+    // must not hold up a scrape.
+    static ENCODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let Ok(_turn) = ENCODING.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
     let metrics = state.metrics.clone();
     let Ok(text) = tokio::task::spawn_blocking(move || metrics.encode()).await else {
         return (
@@ -245,8 +286,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
     (StatusCode::OK, text)
 }
 
-async fn checks(State(state): State<AppState>) -> Json<super::status::StatusSnapshot> {
-    Json(state.status.snapshot())
+async fn checks(State(state): State<AppState>) -> Response {
+    off_the_workers(move || Json(state.status.snapshot()).into_response()).await
 }
 
 #[cfg(test)]
