@@ -554,3 +554,63 @@ async fn slots_missed_in_a_stall_are_counted_as_such() {
         "{logs}"
     );
 }
+
+/// A secret file that blocks (a FIFO here, a hung secrets mount in real
+/// life) froze the whole daemon, and `/dev/zero` as a secret grew memory
+/// without bound. Now: `error` naming the file, every other check on
+/// schedule, /livez answering, and `vouch check` exits at its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_and_endless_secret_files_stop_only_their_own_check() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("token.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let url = server.url("/ok");
+    let config = write_config(&format!(
+        "defaults: {{ interval: 1s, timeout: 1s }}\nchecks:\n\
+         \x20 - name: steady\n    http: {{ url: \"{url}\" }}\n\
+         \x20 - name: fifo-token\n    http: {{ url: \"{url}\", bearer_token_file: \"{}\" }}\n\
+         \x20 - name: endless-token\n    http: {{ url: \"{url}\", bearer_token_file: /dev/zero }}\n",
+        fifo.display()
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    // Three rounds of the steady check, each with /livez answering.
+    for runs in 1..=3 {
+        daemon.wait_for_runs(runs, Duration::from_secs(20)).await;
+        let livez = tokio::time::timeout(Duration::from_secs(2), daemon.get("/livez")).await;
+        assert!(matches!(livez, Ok(Some((200, _)))), "{livez:?}");
+    }
+    assert_eq!(daemon.check("steady").await["state"], "pass");
+    let fifo_token = daemon.check("fifo-token").await;
+    assert_eq!(fifo_token["state"], "error", "{fifo_token}");
+    let message = fifo_token["last_run"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&fifo.display().to_string()) || message.contains("reading secret files"),
+        "{message}"
+    );
+    let endless = daemon.check("endless-token").await;
+    let message = endless["last_run"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("/dev/zero") && message.contains("larger than"),
+        "{message}"
+    );
+
+    // The gate: its report at the deadline, and then the process ends.
+    let check = tokio::time::timeout(
+        Duration::from_secs(20),
+        support::vouch::run(&["check", "--config", config.path.to_str().unwrap()]),
+    )
+    .await
+    .expect("vouch check exits despite the blocked read");
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    // Unblock the reads still waiting on the FIFO.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo);
+}

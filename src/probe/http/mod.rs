@@ -231,11 +231,11 @@ impl HttpProbe {
 
     /// Request headers for one run, secrets read fresh, and the secret
     /// texts sent (to scrub from messages).
-    fn request_headers(&self) -> Result<(HeaderMap, Vec<Secret>), String> {
+    async fn request_headers(&self) -> Result<(HeaderMap, Vec<Secret>), String> {
         let mut headers = self.headers.clone();
         let mut secrets = Vec::new();
         for (name, source) in &self.secret_headers {
-            let value = source.read().map_err(|e| e.to_string())?;
+            let value = source.read_async().await.map_err(|e| e.to_string())?;
             let mut header = HeaderValue::try_from(value.expose()).map_err(|_| {
                 format!("the value for header {name} holds characters a header cannot carry")
             })?;
@@ -246,11 +246,11 @@ impl HttpProbe {
         let (value, secret) = match &self.auth {
             None => return Ok((headers, secrets)),
             Some(Auth::Bearer(source)) => {
-                let token = source.read().map_err(|e| e.to_string())?;
+                let token = source.read_async().await.map_err(|e| e.to_string())?;
                 (format!("Bearer {}", token.expose()), token)
             }
             Some(Auth::Basic { username, password }) => {
-                let password = password.read().map_err(|e| e.to_string())?;
+                let password = password.read_async().await.map_err(|e| e.to_string())?;
                 let pair = format!("{username}:{}", password.expose());
                 (
                     format!(
@@ -275,7 +275,8 @@ impl HttpProbe {
             Ok(tags) => tags,
             Err(unknown) => return unknown.into_error(),
         };
-        let (headers, secrets) = match self.request_headers() {
+        ctx.progress.set("reading secret files");
+        let (headers, secrets) = match self.request_headers().await {
             Ok(found) => found,
             Err(message) => return Outcome::error(Reason::Secret, message),
         };
