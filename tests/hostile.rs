@@ -614,3 +614,81 @@ async fn blocking_and_endless_secret_files_stop_only_their_own_check() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo);
 }
+
+/// A self-signed certificate made the usual way (`openssl req -x509`
+/// marks it CA:TRUE); returns the identity and its PEM path.
+fn openssl_self_signed(dir: &std::path::Path, name: &str) -> (support::certs::Identity, String) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success());
+    let chain_pem = std::fs::read_to_string(&cert).unwrap();
+    let chain = rustls_pemfile::certs(&mut chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key_pem = std::fs::read(&key).unwrap();
+    let key_der = match rustls_pemfile::private_key(&mut key_pem.as_slice()).unwrap() {
+        Some(rustls::pki_types::PrivateKeyDer::Pkcs8(key)) => key.secret_pkcs8_der().to_vec(),
+        other => panic!("openssl wrote a key that is not PKCS#8: {other:?}"),
+    };
+    let identity = support::certs::Identity {
+        chain,
+        key_der,
+        chain_pem,
+    };
+    (identity, cert.display().to_string())
+}
+
+/// A server pinned by its own self-signed certificate as `ca_file` was
+/// refused as "a CA certificate as its own" (CaUsedAsEndEntity).
+#[tokio::test]
+async fn a_pinned_self_signed_certificate_is_accepted_and_only_where_it_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (identity, pinned) = openssl_self_signed(dir.path(), "server");
+    let (_, other) = openssl_self_signed(dir.path(), "other");
+    let server = TestServer::https(identity).await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let port = server.addr.port();
+    let config = write_config(&format!(
+        "defaults: {{ interval: 2s, timeout: 2s }}\nchecks:\n\
+         \x20 - name: pinned\n    http: {{ url: \"https://localhost:{port}/ok\", ca_file: \"{pinned}\" }}\n\
+         \x20 - name: wrong-name\n    http: {{ url: \"https://127.0.0.1:{port}/ok\", ca_file: \"{pinned}\" }}\n\
+         \x20 - name: other-pin\n    http: {{ url: \"https://localhost:{port}/ok\", ca_file: \"{other}\" }}\n\
+         \x20 - name: system-roots\n    http: {{ url: \"https://localhost:{port}/ok\" }}\n"
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    let pinned = daemon
+        .wait_for_result("pinned", Duration::from_secs(20))
+        .await;
+    assert_eq!(pinned["state"], "pass", "{pinned}");
+    for name in ["wrong-name", "other-pin", "system-roots"] {
+        let refused = daemon.wait_for_result(name, Duration::from_secs(20)).await;
+        assert_ne!(refused["state"], "pass", "{name}: {refused}");
+    }
+    let wrong_name = daemon.check("wrong-name").await;
+    assert!(
+        wrong_name["last_run"]["message"]
+            .to_string()
+            .contains("NotValidForName"),
+        "{wrong_name}"
+    );
+}
