@@ -692,3 +692,39 @@ async fn a_pinned_self_signed_certificate_is_accepted_and_only_where_it_fits() {
         "{wrong_name}"
     );
 }
+
+/// A Unicode `\w` regex over a 50 MiB body (one that needs the slow
+/// engines: a word boundary) reported the timeout on time
+/// but held an async worker for many seconds more, and `vouch check` took
+/// as long. Now the run ends at its timeout naming the stage, and the gate
+/// exits right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_over_a_huge_body_ends_with_the_timeout() {
+    let server = TestServer::http().await;
+    let body = "é".repeat(25 << 20);
+    server.route("/big", Reply::text(200, &body));
+    let config = write_config(&format!(
+        "checks:\n  - name: big-body\n    timeout: 3s\n    http:\n      url: \"{}\"\n      \
+         max_body_size: 64MiB\n      expect: {{ body_matches: ['^\\w+$\\b\\d'] }}\n",
+        server.url("/big")
+    ));
+    let started = std::time::Instant::now();
+    let out = support::vouch::run(&[
+        "check",
+        "--config",
+        config.path.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    let elapsed = started.elapsed();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("evaluating the response"), "{report}");
+    // Timeout + 1 s, plus a generous allowance for starting the binary on
+    // a busy machine.
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "took {elapsed:?}: {report}"
+    );
+}

@@ -391,9 +391,11 @@ impl HttpProbe {
             ));
         }
         measurements.extend(certificate_measurements(presented.as_ref()));
-        let broken = self
-            .expect
-            .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags);
+        ctx.progress.set("evaluating the response");
+        let broken = off_the_workers(|| {
+            self.expect
+                .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags)
+        });
         let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
             .unwrap_or_else(|| {
                 Outcome::pass(format!(
@@ -403,6 +405,18 @@ impl HttpProbe {
                 ))
             });
         outcome.with_measurements(measurements)
+    }
+}
+
+/// Runs CPU-heavy evaluation (regexes and JSON over a body of many MiB)
+/// where it does not hold an async worker: the runner's timeout then ends
+/// the run on time and other checks' timers keep firing. The work itself
+/// cannot be interrupted; it finishes on its own thread.
+fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
