@@ -186,6 +186,22 @@ impl Users {
 impl WebConfig {
     /// Reads, decodes and validates `path` and every file it names.
     pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+        let text = crate::config::spans::read_yaml(path, MAX_WEB_CONFIG_BYTES).map_err(|err| {
+            ConfigError {
+                problems: vec![LocatedProblem {
+                    origin: path.display().to_string(),
+                    line: err.line,
+                    path: String::new(),
+                    message: format!("cannot read web config: {}", err.message),
+                }],
+            }
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Decodes and validates `text` as the web config at `path` (whose
+    /// directory the files it names are relative to), reading those files.
+    pub fn parse(text: &str, path: &Path) -> Result<WebConfig, ConfigError> {
         let origin = path.display().to_string();
         let single = |line, path: &str, message: String| ConfigError {
             problems: vec![LocatedProblem {
@@ -195,21 +211,14 @@ impl WebConfig {
                 message,
             }],
         };
-        let text = crate::config::spans::read_yaml(path, MAX_WEB_CONFIG_BYTES).map_err(|err| {
-            single(
-                err.line,
-                "",
-                format!("cannot read web config: {}", err.message),
-            )
-        })?;
-        let lines = LineIndex::build(&text).map_err(|err| single(err.line, "", err.message))?;
+        let lines = LineIndex::build(text).map_err(|err| single(err.line, "", err.message))?;
         if let Some((key, line)) = lines.duplicate_keys().first() {
             return Err(single(Some(*line), key, "duplicate key".to_string()));
         }
         let file: WebConfigFile = if text.trim().is_empty() {
             WebConfigFile::default()
         } else {
-            serde_yaml_ng::from_str(&text)
+            serde_yaml_ng::from_str(text)
                 .map_err(|err| crate::config::decode_error(&origin, &err, &lines))?
         };
         let base_dir = path
