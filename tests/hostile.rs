@@ -728,3 +728,40 @@ async fn a_regex_over_a_huge_body_ends_with_the_timeout() {
         "took {elapsed:?}: {report}"
     );
 }
+
+/// In the daemon, a run whose evaluation outlived its timeout is not
+/// joined by the next run's (each would keep a core busy); the other
+/// checks keep their schedule meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_still_running_is_not_joined_by_the_next_run() {
+    let server = TestServer::http().await;
+    server.route("/big", Reply::text(200, &"é".repeat(25 << 20)));
+    server.route("/ok", Reply::text(200, "ok"));
+    let config = write_config(&format!(
+        "checks:\n  - name: big-body\n    interval: 4s\n    timeout: 3s\n    http:\n      url: \"{}\"\n      \
+         max_body_size: 64MiB\n      expect: {{ body_matches: ['^\\w+$\\b\\d'] }}\n\
+         \x20 - name: steady\n    interval: 1s\n    timeout: 1s\n    http: {{ url: \"{}\" }}\n",
+        server.url("/big"),
+        server.url("/ok")
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    support::wait_until(
+        "a second run of big-body",
+        Duration::from_secs(30),
+        || async {
+            daemon.check("big-body").await["recent"]
+                .as_array()
+                .unwrap()
+                .len()
+                >= 2
+        },
+    )
+    .await;
+    let big = daemon.check("big-body").await;
+    let message = big["last_run"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("evaluation of an earlier response is still running"),
+        "{message}"
+    );
+    assert_eq!(daemon.check("steady").await["state"], "pass");
+}

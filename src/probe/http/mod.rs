@@ -126,6 +126,9 @@ pub struct HttpProbe {
     max_redirects: u32,
     max_body: ByteSize,
     expect: Expectations,
+    /// Set while an evaluation of a response runs (see [`off_the_workers`]):
+    /// one that outlives its run's timeout is not joined by another.
+    evaluating: std::sync::atomic::AtomicBool,
 }
 
 impl HttpProbe {
@@ -226,6 +229,7 @@ impl HttpProbe {
             max_redirects: config.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
             max_body: config.max_body_size.unwrap_or(DEFAULT_MAX_BODY),
             expect,
+            evaluating: Default::default(),
         })
     }
 
@@ -392,7 +396,17 @@ impl HttpProbe {
         }
         measurements.extend(certificate_measurements(presented.as_ref()));
         ctx.progress.set("evaluating the response");
+        use std::sync::atomic::Ordering;
+        if self.evaluating.swap(true, Ordering::AcqRel) {
+            return Outcome::error(
+                Reason::Timeout,
+                "the evaluation of an earlier response is still running \
+                 (a regex or JSON selector over a large body?); this run is not evaluated",
+            )
+            .with_measurements(measurements);
+        }
         let broken = off_the_workers(|| {
+            let _done = Evaluated(&self.evaluating);
             self.expect
                 .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags)
         });
@@ -405,6 +419,15 @@ impl HttpProbe {
                 ))
             });
         outcome.with_measurements(measurements)
+    }
+}
+
+/// Clears [`HttpProbe::evaluating`] when an evaluation ends, or panics.
+struct Evaluated<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Evaluated<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
