@@ -104,6 +104,25 @@ static PENDING_READS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<PathBuf, std::time::Instant>>,
 > = std::sync::LazyLock::new(Default::default);
 
+/// Reads a secret file unless an earlier read of it has not returned.
+fn read_guarded(path: &Path) -> Result<String, SecretError> {
+    {
+        let mut pending = PENDING_READS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = pending.get(path) {
+            return Err(SecretError::Stuck {
+                path: path.to_path_buf(),
+                seconds: since.elapsed().as_secs(),
+            });
+        }
+        pending.insert(path.to_path_buf(), std::time::Instant::now());
+    }
+    let _pending = PendingRead(path.to_path_buf());
+    read_capped(path).map_err(|source| SecretError::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Takes a path out of [`PENDING_READS`] when its read returns (or panics).
 struct PendingRead(PathBuf);
 
@@ -120,10 +139,7 @@ impl SecretSource {
     pub fn read(&self) -> Result<Secret, SecretError> {
         let (value, origin) = match self {
             SecretSource::File(path) => {
-                let text = read_capped(path).map_err(|source| SecretError::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text = read_guarded(path)?;
                 // Mounted secrets and `echo` leave a trailing newline that is
                 // never part of the value.
                 (
@@ -146,28 +162,13 @@ impl SecretSource {
     /// read that blocks holds neither an async worker nor the run past its
     /// timeout (the runner abandons the run; the read finishes, or not, on
     /// its own thread). While such a read is pending, later reads of the
-    /// same file fail at once, naming it.
+    /// same file (async or not) fail at once, naming it.
     pub async fn read_async(&self) -> Result<Secret, SecretError> {
         let SecretSource::File(path) = self else {
             return self.read();
         };
-        {
-            let mut pending = PENDING_READS.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(since) = pending.get(path) {
-                return Err(SecretError::Stuck {
-                    path: path.clone(),
-                    seconds: since.elapsed().as_secs(),
-                });
-            }
-            pending.insert(path.clone(), std::time::Instant::now());
-        }
-        let guard = PendingRead(path.clone());
         let source = self.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            source.read()
-        });
-        match read.await {
+        match tokio::task::spawn_blocking(move || source.read()).await {
             Ok(result) => result,
             Err(_) => Err(SecretError::File {
                 path: path.clone(),

@@ -435,7 +435,7 @@ impl Drop for Evaluated<'_> {
 /// where it does not hold an async worker: the runner's timeout then ends
 /// the run on time and other checks' timers keep firing. The work itself
 /// cannot be interrupted; it finishes on its own thread.
-fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
+pub(crate) fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|handle| handle.runtime_flavor()) {
         Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
