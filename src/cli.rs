@@ -56,9 +56,12 @@ pub enum Command {
         /// Run only shard I of N of the checks (by a stable hash of their names), e.g. from a StatefulSet ordinal.
         #[arg(long, value_name = "I/N", value_parser = Shard::parse, env = "VOUCH_SHARD")]
         shard: Option<Shard>,
-        /// Refuse POST /-/reload (SIGHUP still reloads).
-        #[arg(long = "web.disable-reload")]
-        disable_reload: bool,
+        /// Accept POST /-/reload (off by default: anyone who can reach the port could make the daemon re-read its config; SIGHUP reloads either way).
+        #[arg(long = "web.enable-reload")]
+        enable_reload: bool,
+        /// Open HTTP connections at most; at the limit the longest-open idle one is closed for a new one.
+        #[arg(long = "web.max-connections", value_name = "N", default_value_t = crate::output::listener::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
         /// TLS and basic authentication for every endpoint, in the Prometheus exporter-toolkit format.
         #[arg(
             long = "web.config.file",
@@ -127,7 +130,8 @@ pub async fn run(cli: Cli) -> u8 {
             kubeconfig,
             listen_address,
             shard,
-            disable_reload,
+            enable_reload,
+            max_connections,
             web_config,
         } => {
             let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
@@ -136,7 +140,8 @@ pub async fn run(cli: Cli) -> u8 {
                 clients,
                 listen_address,
                 shard,
-                !disable_reload,
+                enable_reload,
+                max_connections,
                 web_config,
             )
             .await

@@ -102,6 +102,7 @@ pub async fn serve(
     listen_flag: Option<String>,
     shard: Option<Shard>,
     enable_reload: bool,
+    max_connections: usize,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
     let mut plan = match load_for_serve(path, &clients, shard) {
@@ -143,7 +144,12 @@ pub async fn serve(
     let stop_serving = tokio_util::sync::CancellationToken::new();
     let server = {
         let stop = stop_serving.clone();
-        tokio::spawn(crate::output::listener::serve(listener, app, web, stop))
+        let options = crate::output::listener::ServeOptions {
+            web,
+            max_connections,
+            metrics: outputs.metrics.clone(),
+        };
+        tokio::spawn(crate::output::listener::serve(listener, app, options, stop))
     };
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;

@@ -17,7 +17,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    ExitCode::from(runtime.block_on(run(cli)))
+    let code = runtime.block_on(run(cli));
+    // A blocking read that never returns (a secret on a FIFO or a hung
+    // mount) holds a blocking-pool thread: it must not keep the process
+    // (a `vouch check` gate) from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ExitCode::from(code)
 }
 
 /// Serves big short-lived buffers (a scrape of a thousand checks builds

@@ -27,6 +27,9 @@ pub trait Observer: Send + Sync + 'static {
     fn run_finished(&self, record: &RunRecord, next_run: SystemTime);
     /// A planned run was skipped: the previous one had not finished.
     fn run_skipped(&self, check: &PlannedCheck);
+    /// `missed` planned runs of the check were not made because the
+    /// process was stalled past their slots (suspended, starved of CPU).
+    fn slots_missed(&self, _check: &PlannedCheck, _missed: u64, _stalled: Duration) {}
     /// A rollout of a workload the check follows was seen; the check runs
     /// now and then on its rollout interval.
     fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout);
@@ -53,6 +56,9 @@ pub struct Scheduler {
     limit: Arc<Semaphore>,
     running: HashMap<String, RunningCheck>,
     live_loops: Arc<AtomicUsize>,
+    /// Whether the first set of loops has started: later ones were
+    /// started by a reload.
+    started: bool,
 }
 
 struct RunningCheck {
@@ -85,8 +91,10 @@ impl Scheduler {
             limit: Arc::new(Semaphore::new(max_concurrent_runs.max(1))),
             running: HashMap::new(),
             live_loops: Arc::default(),
+            started: false,
         };
         scheduler.reconcile(checks);
+        scheduler.started = true;
         scheduler
     }
 
@@ -122,7 +130,7 @@ impl Scheduler {
                 stop: stop.clone(),
                 live_loops: self.live_loops.clone(),
             };
-            self.loops.spawn(context.run(self.origin));
+            self.loops.spawn(context.run(self.origin, self.started));
             self.running.insert(
                 check.name.clone(),
                 RunningCheck {
@@ -171,7 +179,7 @@ impl Drop for LiveLoop {
 }
 
 impl LoopContext {
-    async fn run(self, origin: Instant) {
+    async fn run(self, origin: Instant, by_reload: bool) {
         self.live_loops.fetch_add(1, Ordering::AcqRel);
         let _live = LiveLoop(self.live_loops.clone());
         let interval = self.check.interval;
@@ -179,10 +187,10 @@ impl LoopContext {
         let state = Arc::new(RunState::default());
         let mut planned = origin + first_run_offset(&self.check.name, interval);
         // A loop started by a reload joins its check's phase at the next
-        // slot rather than firing the slots it was not there for.
-        let now = Instant::now();
-        while planned + interval <= now {
-            planned += interval;
+        // slot still ahead, rather than firing a slot that passed before
+        // it existed (and counting the time since as lateness).
+        if by_reload {
+            planned = next_slot_after(planned, interval, Instant::now());
         }
         let mut last_tick = planned;
         let mut rollouts = self
@@ -249,12 +257,19 @@ impl LoopContext {
                 rollout_step,
             );
             planned += step;
-            // After a stall (suspended process, overloaded host) skip the
-            // missed slots instead of firing them in a burst.
+            // After a stall (suspended process, overloaded host) the
+            // slots that passed meanwhile are counted as missed, not fired
+            // in a burst; the loop goes on at the next slot ahead.
             let now = Instant::now();
-            while planned + step <= now {
-                self.observer.run_skipped(&self.check);
-                planned += step;
+            if planned < now {
+                let ahead = next_slot_after(planned, step, now);
+                let missed = ((ahead - planned).as_nanos() / step.as_nanos().max(1)) as u64;
+                self.observer.slots_missed(
+                    &self.check,
+                    missed,
+                    now.saturating_duration_since(planned),
+                );
+                planned = ahead;
             }
         }
     }
@@ -301,6 +316,18 @@ fn next_step(check: &PlannedCheck, failed: bool, rollout_step: Option<Duration>)
     rollout_step.map_or(step, |fast| step.min(fast))
 }
 
+/// The first slot of the series `planned + k * step` (k ≥ 0) that is not
+/// before `now`, computed without stepping through every slot.
+fn next_slot_after(planned: Instant, step: Duration, now: Instant) -> Instant {
+    if planned >= now {
+        return planned;
+    }
+    let step_nanos = step.as_nanos().max(1);
+    let behind = (now - planned).as_nanos();
+    let steps = behind.div_ceil(step_nanos);
+    planned + Duration::from_nanos((steps * step_nanos).min(u64::MAX as u128) as u64)
+}
+
 /// The next rollout from the feed, or never when the check follows none.
 async fn next_rollout(
     feed: &mut Option<broadcast::Receiver<Rollout>>,
@@ -322,6 +349,21 @@ struct RunState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_slot_is_the_first_not_in_the_past() {
+        let start = Instant::now();
+        let step = Duration::from_secs(10);
+        assert_eq!(next_slot_after(start, step, start), start);
+        let later = start + Duration::from_secs(25);
+        assert_eq!(
+            next_slot_after(start, step, later),
+            start + Duration::from_secs(30)
+        );
+        let on_a_slot = start + Duration::from_secs(20);
+        assert_eq!(next_slot_after(start, step, on_a_slot), on_a_slot);
+        assert_eq!(next_slot_after(later, step, start), later);
+    }
 
     #[test]
     fn offsets_are_stable_and_within_the_interval() {

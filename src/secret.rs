@@ -69,16 +69,77 @@ pub enum SecretError {
     EnvMissing(String),
     #[error("secret from {0} is empty")]
     Empty(String),
+    #[error(
+        "cannot read secret file {}: an earlier read has not returned for {seconds} s (a FIFO, or a hung mount?)",
+        path.display()
+    )]
+    Stuck { path: PathBuf, seconds: u64 },
+}
+
+/// The largest secret file read: keys and tokens are a few KiB; this keeps
+/// a wrong path (`/dev/zero`, a log file) from filling memory.
+pub const MAX_SECRET_BYTES: u64 = 1 << 20;
+
+/// Reads at most [`MAX_SECRET_BYTES`] of `path` as UTF-8.
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB",
+            MAX_SECRET_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Secret files whose read has not returned yet, and since when. A read
+/// that blocks (a FIFO, a hung NFS/FUSE/CSI mount) holds a blocking-pool
+/// thread until it returns; later runs do not start another one.
+static PENDING_READS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<PathBuf, std::time::Instant>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Reads a secret file unless an earlier read of it has not returned.
+fn read_guarded(path: &Path) -> Result<String, SecretError> {
+    {
+        let mut pending = PENDING_READS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = pending.get(path) {
+            return Err(SecretError::Stuck {
+                path: path.to_path_buf(),
+                seconds: since.elapsed().as_secs(),
+            });
+        }
+        pending.insert(path.to_path_buf(), std::time::Instant::now());
+    }
+    let _pending = PendingRead(path.to_path_buf());
+    read_capped(path).map_err(|source| SecretError::File {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Takes a path out of [`PENDING_READS`] when its read returns (or panics).
+struct PendingRead(PathBuf);
+
+impl Drop for PendingRead {
+    fn drop(&mut self) {
+        PENDING_READS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
 }
 
 impl SecretSource {
     pub fn read(&self) -> Result<Secret, SecretError> {
         let (value, origin) = match self {
             SecretSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text = read_guarded(path)?;
                 // Mounted secrets and `echo` leave a trailing newline that is
                 // never part of the value.
                 (
@@ -95,6 +156,25 @@ impl SecretSource {
             return Err(SecretError::Empty(origin));
         }
         Ok(Secret(value))
+    }
+
+    /// [`Self::read`] for a run: a file is read on the blocking pool, so a
+    /// read that blocks holds neither an async worker nor the run past its
+    /// timeout (the runner abandons the run; the read finishes, or not, on
+    /// its own thread). While such a read is pending, later reads of the
+    /// same file (async or not) fail at once, naming it.
+    pub async fn read_async(&self) -> Result<Secret, SecretError> {
+        let SecretSource::File(path) = self else {
+            return self.read();
+        };
+        let source = self.clone();
+        match tokio::task::spawn_blocking(move || source.read()).await {
+            Ok(result) => result,
+            Err(_) => Err(SecretError::File {
+                path: path.clone(),
+                source: std::io::Error::other("the read failed"),
+            }),
+        }
     }
 }
 

@@ -73,3 +73,18 @@ fn key_vault_page_corpus() {
 fn backup_url_corpus() {
     run_corpus("backup_url", targets::backup_url);
 }
+
+#[test]
+fn web_config_corpus() {
+    run_corpus("web_config", targets::web_config);
+}
+
+#[test]
+fn gate_query_corpus() {
+    run_corpus("gate_query", targets::gate_query);
+}
+
+#[test]
+fn yaml_depth_corpus() {
+    run_corpus("yaml_depth", targets::yaml_depth);
+}

@@ -661,7 +661,11 @@ async fn the_daemon_exports_watch_state_on_metrics_and_readyz_and_reload_starts_
     let one = "defaults: { interval: 1s, timeout: 1s }\nchecks:\n  - name: api-rollout\n    kubernetes: { deployment: prod/api }\n";
     std::fs::write(&config, one).unwrap();
     let kubeconfig = cluster.fake.kubeconfig_path().to_str().unwrap().to_string();
-    let daemon = Daemon::start_with_args(&config, &["--kubeconfig", &kubeconfig]).await;
+    let daemon = Daemon::start_with_args(
+        &config,
+        &["--kubeconfig", &kubeconfig, "--web.enable-reload"],
+    )
+    .await;
     let result = daemon.wait_for_result("api-rollout", WAIT).await;
     assert_eq!(result["last_run"]["verdict"], "pass", "{result}");
     wait_until("the synced metric", WAIT, || async {

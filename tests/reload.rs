@@ -99,7 +99,7 @@ async fn an_invalid_config_is_rejected_and_the_old_one_keeps_running() {
     let server = TestServer::http().await;
     server.route("/ok", Reply::text(200, "ok"));
     let dir = write_config(&config(&server, &["first"], false));
-    let daemon = Daemon::start(&dir.path).await;
+    let daemon = Daemon::start_with_args(&dir.path, &["--web.enable-reload"]).await;
     daemon
         .wait_for_result("first", Duration::from_secs(10))
         .await;
@@ -146,7 +146,7 @@ async fn a_reload_whose_selector_panics_the_parser_is_rejected_and_serve_lives_o
     let server = TestServer::http().await;
     server.route("/ok", Reply::text(200, "ok"));
     let dir = write_config(&config(&server, &["first"], false));
-    let daemon = Daemon::start(&dir.path).await;
+    let daemon = Daemon::start_with_args(&dir.path, &["--web.enable-reload"]).await;
     daemon
         .wait_for_result("first", Duration::from_secs(10))
         .await;
@@ -184,9 +184,9 @@ async fn a_reload_whose_selector_panics_the_parser_is_rejected_and_serve_lives_o
 }
 
 #[tokio::test]
-async fn reload_over_http_can_be_turned_off() {
+async fn reload_over_http_is_off_unless_asked_for() {
     let dir = write_config("checks: []\n");
-    let daemon = Daemon::start_with_args(&dir.path, &["--web.disable-reload"]).await;
+    let daemon = Daemon::start(&dir.path).await;
     let (status, _) = http_post(daemon.addr, "/-/reload").await.unwrap();
     assert_eq!(status, 403);
 }
@@ -202,7 +202,7 @@ async fn a_reload_storm_keeps_an_unchanged_check_running_and_leaks_no_loop() {
         config(&server, &["steady", "changing", "b"], true),
     ];
     let dir = write_config(&configs[0]);
-    let daemon = Daemon::start(&dir.path).await;
+    let daemon = Daemon::start_with_args(&dir.path, &["--web.enable-reload"]).await;
     daemon
         .wait_for_result("steady", Duration::from_secs(10))
         .await;

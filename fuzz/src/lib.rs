@@ -224,3 +224,66 @@ pub fn backup_url(data: &[u8]) {
     let scrubbed = scrub_urls(&format!("error sending https://h/{text}?sig=QSECRETQ end"));
     assert!(!scrubbed.contains("SECRET"), "{scrubbed:?}");
 }
+
+/// The web config (`--web.config.file`): the depth guard and line index,
+/// the strict decoder, and every problem's rendering. Files it names
+/// resolve under a directory that is not there.
+pub fn web_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = base_dir().join("web.yml");
+    if let Err(err) = vouch::output::web_config::WebConfig::parse(text, &path) {
+        let _ = err.to_string();
+    }
+}
+
+/// The checks the gate target selects from: three, in two sections.
+static GATE_STATUS: LazyLock<vouch::output::status::StatusSnapshot> = LazyLock::new(|| {
+    let text = "checks:\n\
+        \x20 - {name: a, section: post-deploy/api, severity: critical, http: {url: 'http://127.0.0.1:9/'}}\n\
+        \x20 - {name: b, section: post-deploy/web, severity: warning, http: {url: 'http://127.0.0.1:9/'}}\n\
+        \x20 - {name: c, section: pre-deploy, severity: info, http: {url: 'http://127.0.0.1:9/'}}\n";
+    let source = SourcedConfig::parse(text, "gate.yaml", base_dir()).expect("a valid config");
+    let plan = Plan::from_source(&source, &CLIENTS, |_| None).expect("a valid plan");
+    vouch::output::status::StatusBoard::new(&plan.checks).snapshot()
+});
+
+/// The gate's query string (`/api/v1/gate?...`): every parameter decoded
+/// and range-checked, then evaluated; a bad query is an error, never a
+/// panic (`since=1e20` once panicked the handler).
+pub fn gate_query(data: &[u8]) {
+    let mut query = vouch::output::gate::GateQuery::default();
+    for (key, value) in url::form_urlencoded::parse(data) {
+        let value = Some(value.into_owned());
+        match key.as_ref() {
+            "section" => query.section = value,
+            "check" => query.check = value,
+            "severity" => query.severity = value,
+            "since" => query.since = value,
+            _ => return,
+        }
+    }
+    match vouch::output::gate::evaluate(&GATE_STATUS, &query) {
+        Ok(answer) => assert_eq!(answer.selected, answer.passing.len() + answer.holding.len()),
+        Err(message) => assert!(!message.is_empty()),
+    }
+}
+
+/// The YAML depth guard and line index every config and web config goes
+/// through first: any nesting, anchors, forbidden characters or long keys
+/// end in an index or a located error, without recursion; what the guard
+/// lets through the recursive decoder must survive.
+pub fn yaml_depth(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match vouch::config::LineIndex::build(text) {
+        Ok(index) => {
+            let _ = index.duplicate_keys();
+            let _ = index.line_of("checks[0].http.url");
+            plan(text);
+        }
+        Err(problem) => assert!(problem.line.is_some(), "{problem:?}"),
+    }
+}

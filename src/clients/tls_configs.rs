@@ -105,7 +105,11 @@ impl TlsClients {
                 ..policy
             });
         };
-        policy_for(self.roots_with(pem)?, skip)
+        let roots = self.roots_with(pem)?;
+        policy_for(roots, skip).map(|policy| TlsPolicy {
+            pinned: pinned_certificates(pem),
+            ..policy
+        })
     }
 
     /// Verification off: any certificate is accepted (handshake signatures
@@ -142,7 +146,52 @@ fn policy_for(roots: Arc<RootCertStore>, skip: bool) -> Result<TlsPolicy, String
         verifier,
         provider,
         required: !skip,
+        pinned: Arc::from([]),
     })
+}
+
+/// The certificates of a `ca_file`, for pinning (see [`TlsPolicy::verify`]).
+/// Read again after [`TlsClients::roots_with`] succeeded on the same file;
+/// a read that fails now just pins nothing.
+fn pinned_certificates(pem: &Path) -> Arc<[CertificateDer<'static>]> {
+    let data = std::fs::read(pem).unwrap_or_default();
+    rustls_pemfile::certs(&mut data.as_slice())
+        .filter_map(Result::ok)
+        .collect()
+}
+
+/// Whether webpki refused a leaf for being a CA certificate.
+fn is_ca_used_as_end_entity(err: &rustls::Error) -> bool {
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
+        _ => false,
+    }
+}
+
+/// Verifies a leaf that is byte for byte one of the configured trust
+/// anchors (a pinned self-signed certificate): valid now and for `name`.
+/// Whoever completes the handshake holds its key, which is the pin.
+fn verify_pinned(leaf: &CertificateDer<'_>, name: &ServerName<'_>) -> Result<(), rustls::Error> {
+    let bad = |err: CertificateError| rustls::Error::InvalidCertificate(err);
+    let parsed =
+        webpki::EndEntityCert::try_from(leaf).map_err(|_| bad(CertificateError::BadEncoding))?;
+    parsed
+        .verify_is_valid_for_subject_name(name)
+        .map_err(|_| bad(CertificateError::NotValidForName))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|_| bad(CertificateError::BadEncoding))?;
+    let validity = cert.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now < validity.not_before {
+        return Err(bad(CertificateError::NotValidYet));
+    }
+    if now > validity.not_after {
+        return Err(bad(CertificateError::Expired));
+    }
+    Ok(())
 }
 
 /// object_store's cloud back-ends compile aws-lc-rs into rustls beside
@@ -470,6 +519,11 @@ pub struct TlsPolicy {
     verifier: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
     required: bool,
+    /// The certificates of the check's `ca_file`: a server presenting one
+    /// of them byte for byte as its leaf is accepted even though it is
+    /// marked as a CA (as `openssl req -x509` makes them), as curl and
+    /// blackbox_exporter accept a pinned self-signed certificate.
+    pinned: Arc<[CertificateDer<'static>]>,
 }
 
 impl TlsPolicy {
@@ -523,9 +577,16 @@ impl TlsPolicy {
                 CertificateError::UnknownIssuer,
             ));
         };
-        verifier
-            .verify_server_cert(leaf, intermediates, name, &[], UnixTime::now())
-            .map(|_| ())
+        match verifier.verify_server_cert(leaf, intermediates, name, &[], UnixTime::now()) {
+            Ok(_) => Ok(()),
+            Err(err)
+                if is_ca_used_as_end_entity(&err)
+                    && self.pinned.iter().any(|pin| pin.as_ref() == leaf.as_ref()) =>
+            {
+                verify_pinned(leaf, name)
+            }
+            Err(err) => Err(err),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! for rules that span fields. Every problem names the file, the line and
 //! the key path.
 
-mod spans;
+pub mod spans;
 mod units;
 
 use std::collections::{BTreeMap, HashSet};
@@ -469,6 +469,9 @@ impl ConfigError {
     }
 }
 
+/// The largest config file read: ten thousand checks fit in a few MiB.
+pub const MAX_CONFIG_BYTES: u64 = 32 << 20;
+
 /// A decoded config file with the means to locate its keys.
 pub struct SourcedConfig {
     pub file: ConfigFile,
@@ -485,8 +488,13 @@ impl SourcedConfig {
     /// Reads and decodes `path`. The origin in messages is the path as given.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            ConfigError::single(&origin, None, "", format!("cannot read config: {err}"))
+        let text = spans::read_yaml(path, MAX_CONFIG_BYTES).map_err(|err| {
+            ConfigError::single(
+                &origin,
+                err.line,
+                "",
+                format!("cannot read config: {}", err.message),
+            )
         })?;
         let base_dir = path
             .parent()
@@ -497,7 +505,8 @@ impl SourcedConfig {
     }
 
     pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Self, ConfigError> {
-        let lines = LineIndex::build(text);
+        let lines = LineIndex::build(text)
+            .map_err(|err| ConfigError::single(origin, err.line, "", err.message))?;
         // Repeated keys first: the decoder either rejects them without
         // naming the repeat's line (struct fields) or keeps only the last
         // one (maps such as `labels`), and the index knows every one.
@@ -667,7 +676,8 @@ pub(crate) fn decode_error(
     } else {
         lines.exact_line_of(path)
     }
-    .or(location.map(|l| l.line()));
+    .or(location.map(|l| l.line()))
+    .or_else(|| lines.line_for_unlocated(message));
     ConfigError::single(origin, line, path, humanize_decoder_message(message))
 }
 

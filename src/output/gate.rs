@@ -54,15 +54,25 @@ fn list(text: &Option<String>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The latest `since` accepted: the end of year 9999, as far as RFC 3339
+/// goes. Larger Unix seconds would overflow the clock's arithmetic.
+const LATEST_SINCE_SECONDS: f64 = 253_402_300_799.0;
+
 fn parse_since(text: &str) -> Result<SystemTime, String> {
+    let expected = "expected RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds";
     if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Ok(UNIX_EPOCH + Duration::from_secs_f64(seconds));
+        // Range-checked before any arithmetic: `1e20`, `inf` or `-1` are
+        // answered as a bad query, never a panic.
+        if !(0.0..=LATEST_SINCE_SECONDS).contains(&seconds) {
+            return Err(format!(
+                "since={text:?}: out of range, {expected} from 0 to {LATEST_SINCE_SECONDS}"
+            ));
         }
+        return UNIX_EPOCH
+            .checked_add(Duration::from_secs_f64(seconds))
+            .ok_or_else(|| format!("since={text:?}: out of range"));
     }
-    humantime::parse_rfc3339_weak(text).map_err(|_| {
-        format!("since={text:?}: expected RFC 3339 (2026-01-31T12:00:00Z) or Unix seconds")
-    })
+    humantime::parse_rfc3339_weak(text).map_err(|_| format!("since={text:?}: {expected}"))
 }
 
 fn severity(text: &str) -> Result<Severity, String> {
@@ -157,4 +167,37 @@ pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnsw
         }
     }
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_range_checked_before_any_arithmetic() {
+        for bad in [
+            "1e18",
+            "1e19",
+            "1e20",
+            "1e308",
+            "-1",
+            "-0.5",
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "253402300800",
+        ] {
+            let err = parse_since(bad).unwrap_err();
+            assert!(err.starts_with(&format!("since={bad:?}: ")), "{err}");
+        }
+        assert_eq!(parse_since("0").unwrap(), UNIX_EPOCH);
+        assert_eq!(
+            parse_since("1767225600.5").unwrap(),
+            UNIX_EPOCH + Duration::from_millis(1_767_225_600_500)
+        );
+        assert!(parse_since("253402300799").is_ok());
+        assert!(parse_since("9999-12-31T23:59:59Z").is_ok());
+        assert!(parse_since("yesterday").is_err());
+    }
 }

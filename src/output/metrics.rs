@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
     TextEncoder,
 };
 
@@ -89,6 +90,14 @@ pub const FAMILIES: &[(&str, &str)] = &[
         "Planned runs skipped because the previous run of the check had not finished.",
     ),
     (
+        "vouch_scheduler_missed_slots_total",
+        "Planned runs not made because the process was stalled (suspended, starved of CPU) past their slot.",
+    ),
+    (
+        "vouch_http_connections_shed_total",
+        "Connections closed (idle ones, oldest first) or refused because --web.max-connections were open.",
+    ),
+    (
         "vouch_scheduler_check_loops",
         "Check loops alive in the scheduler: one per configured check once a reload has settled.",
     ),
@@ -117,6 +126,8 @@ pub struct Metrics {
     registry: Registry,
     lateness: Histogram,
     in_flight: IntGauge,
+    missed_slots: IntCounter,
+    connections_shed: IntCounter,
     reload_ok: IntGauge,
     reload_time: Gauge,
     reloads: IntCounterVec,
@@ -218,6 +229,14 @@ impl Metrics {
             &registry,
             IntGauge::with_opts(opts("vouch_scheduler_runs_in_flight")).unwrap(),
         );
+        let missed_slots = register(
+            &registry,
+            IntCounter::with_opts(opts("vouch_scheduler_missed_slots_total")).unwrap(),
+        );
+        let connections_shed = register(
+            &registry,
+            IntCounter::with_opts(opts("vouch_http_connections_shed_total")).unwrap(),
+        );
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(
@@ -234,6 +253,8 @@ impl Metrics {
             registry,
             lateness,
             in_flight,
+            missed_slots,
+            connections_shed,
             reload_ok,
             reload_time,
             reloads,
@@ -308,6 +329,16 @@ impl Metrics {
     pub fn run_started(&self, lateness: Duration) {
         self.lateness.observe(lateness.as_secs_f64());
         self.in_flight.inc();
+    }
+
+    /// Slots missed while the process was stalled.
+    pub fn slots_missed(&self, count: u64) {
+        self.missed_slots.inc_by(count);
+    }
+
+    /// A connection was closed or refused at the connection limit.
+    pub fn connection_shed(&self) {
+        self.connections_shed.inc();
     }
 
     /// A run ended whose check is no longer configured as it was.

@@ -1,6 +1,7 @@
 //! Where results go: Prometheus metrics, the status board behind the JSON
 //! API, logs, and the gate report.
 
+pub mod auth_cache;
 pub mod check_config;
 pub mod check_series;
 pub mod gate;
@@ -148,6 +149,37 @@ impl Observer for Outputs {
         }
         tracing::warn!(check = %check.name, "run skipped: the previous run has not finished");
         self.metrics.run_skipped(check);
+    }
+
+    fn slots_missed(&self, check: &PlannedCheck, missed: u64, stalled: Duration) {
+        // Every check misses its slots in the same stall: one warning per
+        // stall (at most one a minute), the details at debug.
+        static LAST_WARNING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = LAST_WARNING.load(std::sync::atomic::Ordering::Acquire);
+        let stalled_ms = stalled.as_millis() as u64;
+        if now >= last + 60
+            && LAST_WARNING
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                check = %check.name,
+                missed,
+                stalled_ms,
+                "planned runs missed: the process was stalled (suspended or starved of CPU) past their slots; vouch_scheduler_missed_slots_total counts them for every check"
+            );
+        } else {
+            tracing::debug!(check = %check.name, missed, stalled_ms, "planned runs missed after a stall");
+        }
+        self.metrics.slots_missed(missed);
     }
 
     fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout) {

@@ -47,14 +47,96 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        .layer(axum::middleware::from_fn(catch_panics))
         .with_state(state)
 }
 
-async fn checklist_page(State(state): State<AppState>) -> Html<String> {
-    Html(super::page::checklist(
-        &state.status.snapshot(),
-        std::time::SystemTime::now(),
-    ))
+/// A handler that panics answers 500 instead of dropping the connection;
+/// the panic itself is logged by [`log_panics_once_per_place`].
+async fn catch_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
+    }
+}
+
+/// Installs (once per process) a panic hook that reports the first panic
+/// at each source location as usual and only counts the later ones: a
+/// request that makes a handler panic must not let a client flood the log.
+pub fn log_panics_once_per_place() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let report = std::panic::take_hook();
+        let seen = std::sync::Mutex::new(PanicPlaces::default());
+        std::panic::set_hook(Box::new(move |info| {
+            let place = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let first = seen.lock().unwrap_or_else(|e| e.into_inner()).first(&place);
+            if first {
+                report(info);
+                tracing::error!(
+                    location = %place,
+                    "a panic; later panics at the same place are not logged"
+                );
+            }
+        }));
+    });
+}
+
+/// Source locations that panicked already (bounded: the program has
+/// finitely many, and a cap keeps even a bug from growing it).
+#[derive(Default)]
+struct PanicPlaces(std::collections::HashSet<String>);
+
+impl PanicPlaces {
+    const MAX: usize = 1_000;
+
+    /// Whether `place` panics for the first time.
+    fn first(&mut self, place: &str) -> bool {
+        if self.0.contains(place) || self.0.len() >= Self::MAX {
+            return false;
+        }
+        self.0.insert(place.to_string())
+    }
+}
+
+/// Rendering the status page, a check's page, the JSON API and the gate
+/// copies and formats the whole status: it runs on the blocking pool, one
+/// render at a time, so that a flood of such requests takes at most one
+/// core and never the async workers that run the checks' timers. A request
+/// that waits past the router's timeout is answered 503.
+static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs `render` off the async workers, after the renders before it.
+async fn off_the_workers<F>(render: F) -> Response
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    let Ok(_turn) = RENDERING.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
+    match tokio::task::spawn_blocking(render).await {
+        Ok(response) => response,
+        // The render panicked; the panic hook has logged it.
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
+    }
+}
+
+async fn checklist_page(State(state): State<AppState>) -> Response {
+    off_the_workers(move || {
+        Html(super::page::checklist(
+            &state.status.snapshot(),
+            std::time::SystemTime::now(),
+        ))
+        .into_response()
+    })
+    .await
 }
 
 fn find(state: &AppState, name: &str) -> Option<super::status::CheckStatus> {
@@ -67,20 +149,23 @@ fn find(state: &AppState, name: &str) -> Option<super::status::CheckStatus> {
 }
 
 async fn check_page(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let (Some(status), Some(check), Some(history)) = (
-        find(&state, &name),
-        state.status.check(&name),
-        state.status.history(&name),
-    ) else {
-        return (StatusCode::NOT_FOUND, "no such check\n").into_response();
-    };
-    Html(super::page::detail(
-        &status,
-        &check,
-        &history,
-        std::time::SystemTime::now(),
-    ))
-    .into_response()
+    off_the_workers(move || {
+        let (Some(status), Some(check), Some(history)) = (
+            find(&state, &name),
+            state.status.check(&name),
+            state.status.history(&name),
+        ) else {
+            return (StatusCode::NOT_FOUND, "no such check\n").into_response();
+        };
+        Html(super::page::detail(
+            &status,
+            &check,
+            &history,
+            std::time::SystemTime::now(),
+        ))
+        .into_response()
+    })
+    .await
 }
 
 async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> Response {
@@ -90,10 +175,13 @@ async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> 
         status: super::status::CheckStatus,
         history: Vec<super::status::HistoryView>,
     }
-    match (find(&state, &name), state.status.history(&name)) {
-        (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
-        _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
-    }
+    off_the_workers(
+        move || match (find(&state, &name), state.status.history(&name)) {
+            (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
+            _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
+        },
+    )
+    .await
 }
 
 async fn gate(
@@ -106,16 +194,25 @@ async fn gate(
             return (StatusCode::BAD_REQUEST, format!("{rejection}\n")).into_response()
         }
     };
-    match super::gate::evaluate(&state.status.snapshot(), &query) {
-        Ok(answer) if answer.passed => Json(answer).into_response(),
-        Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
-    }
+    off_the_workers(
+        move || match super::gate::evaluate(&state.status.snapshot(), &query) {
+            Ok(answer) if answer.passed => Json(answer).into_response(),
+            Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
+            Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
+        },
+    )
+    .await
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     // Copying 10,000 checks' series takes milliseconds: off the workers
     // that run the checks and their timers.
+    // One at a time too, apart from the pages: a flood of page requests
+    // must not hold up a scrape.
+    static ENCODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let Ok(_turn) = ENCODING.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
     let metrics = state.metrics.clone();
     let Ok(text) = tokio::task::spawn_blocking(move || metrics.encode()).await else {
         return (
@@ -138,7 +235,7 @@ async fn reload(State(state): State<AppState>) -> Response {
     let Some(requests) = state.reload else {
         return (
             StatusCode::FORBIDDEN,
-            "reload over HTTP is turned off (--web.disable-reload)\n",
+            "reload over HTTP is off; start vouch with --web.enable-reload to allow it\n",
         )
             .into_response();
     };
@@ -189,6 +286,40 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
     (StatusCode::OK, text)
 }
 
-async fn checks(State(state): State<AppState>) -> Json<super::status::StatusSnapshot> {
-    Json(state.status.snapshot())
+async fn checks(State(state): State<AppState>) -> Response {
+    off_the_workers(move || Json(state.status.snapshot()).into_response()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[test]
+    fn each_panic_place_is_reported_once() {
+        let mut places = PanicPlaces::default();
+        assert!(places.first("src/a.rs:1"));
+        assert!(!places.first("src/a.rs:1"));
+        assert!(places.first("src/a.rs:2"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_next_request_is_served() {
+        async fn boom() -> &'static str {
+            panic!("boom")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        for path in ["/boom", "/boom", "/fine"] {
+            let request = axum::extract::Request::builder()
+                .uri(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let status = app.clone().oneshot(request).await.unwrap().status();
+            let expected = if path == "/fine" { 200 } else { 500 };
+            assert_eq!(status.as_u16(), expected, "{path}");
+        }
+    }
 }

@@ -5,8 +5,8 @@
 //! line and key, and keys of the format that vouch does not implement are
 //! rejected rather than ignored. The file and the certificate, key and CA
 //! files it names are re-read when their modification time, size or inode
-//! changes ([`WebConfigWatcher::current`], called for every accepted
-//! connection); a new file that does not load is logged and the previous
+//! changes ([`WebConfigWatcher::refresh`], called every second off the
+//! accept loop); a new file that does not load is logged and the previous
 //! configuration keeps serving.
 
 use std::collections::BTreeMap;
@@ -99,6 +99,29 @@ const ALLOWED_HEADERS: [&str; 5] = [
     "Strict-Transport-Security",
 ];
 
+/// The largest web config read (a few users and file names).
+pub const MAX_WEB_CONFIG_BYTES: u64 = 1 << 20;
+/// The largest certificate, key or CA file read: a CA bundle of every
+/// public root is a quarter of this.
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// Reads at most `cap` bytes of `path`; a longer file is an error, not
+/// an allocation the size of whatever the path holds (`/dev/zero`).
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB",
+            cap / 1024
+        )));
+    }
+    Ok(bytes)
+}
+
 /// A loaded web config, ready to serve with.
 pub struct WebConfig {
     /// None: plain HTTP.
@@ -126,26 +149,59 @@ pub struct Users {
     /// against for an unknown user, so the answer takes as long as for a
     /// known one.
     dummy: String,
+    /// Credentials that passed bcrypt lately, so that a scraper's next
+    /// request does not queue behind a flood of wrong passwords for the
+    /// bcrypt slots. Belongs to this config: a rotation starts afresh.
+    verified: super::auth_cache::VerifiedCredentials,
 }
 
 impl Users {
     /// Whether `user`/`password` is a configured user with that password.
-    /// Always spends one bcrypt verification; nothing is cached. Blocking
-    /// (bcrypt takes tens of milliseconds at usual costs).
+    /// Spends one bcrypt verification unless the pair passed lately.
+    /// Blocking (bcrypt takes tens of milliseconds at usual costs).
     pub fn verify(&self, user: &str, password: &str) -> bool {
-        match self.hashes.get(user) {
+        if self.verified_lately(user, password) {
+            return true;
+        }
+        let right = match self.hashes.get(user) {
             Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
             None => {
                 let _ = bcrypt::verify(password, &self.dummy);
                 false
             }
+        };
+        if right {
+            self.verified.remember(user, password);
         }
+        right
+    }
+
+    /// Whether the pair passed bcrypt lately (no bcrypt spent; a wrong
+    /// pair is never remembered, so it always pays in full).
+    pub fn verified_lately(&self, user: &str, password: &str) -> bool {
+        self.verified.contains(user, password)
     }
 }
 
 impl WebConfig {
     /// Reads, decodes and validates `path` and every file it names.
     pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+        let text = crate::config::spans::read_yaml(path, MAX_WEB_CONFIG_BYTES).map_err(|err| {
+            ConfigError {
+                problems: vec![LocatedProblem {
+                    origin: path.display().to_string(),
+                    line: err.line,
+                    path: String::new(),
+                    message: format!("cannot read web config: {}", err.message),
+                }],
+            }
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Decodes and validates `text` as the web config at `path` (whose
+    /// directory the files it names are relative to), reading those files.
+    pub fn parse(text: &str, path: &Path) -> Result<WebConfig, ConfigError> {
         let origin = path.display().to_string();
         let single = |line, path: &str, message: String| ConfigError {
             problems: vec![LocatedProblem {
@@ -155,16 +211,14 @@ impl WebConfig {
                 message,
             }],
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| single(None, "", format!("cannot read web config: {err}")))?;
-        let lines = LineIndex::build(&text);
+        let lines = LineIndex::build(text).map_err(|err| single(err.line, "", err.message))?;
         if let Some((key, line)) = lines.duplicate_keys().first() {
             return Err(single(Some(*line), key, "duplicate key".to_string()));
         }
         let file: WebConfigFile = if text.trim().is_empty() {
             WebConfigFile::default()
         } else {
-            serde_yaml_ng::from_str(&text)
+            serde_yaml_ng::from_str(text)
                 .map_err(|err| crate::config::decode_error(&origin, &err, &lines))?
         };
         let base_dir = path
@@ -295,6 +349,7 @@ fn build_users(users: &BTreeMap<String, String>, problems: &mut Vec<Problem>) ->
     Some(Users {
         hashes: users.clone(),
         dummy,
+        verified: Default::default(),
     })
 }
 
@@ -374,7 +429,7 @@ fn build_tls(
     let mut read = |key: &str, path: &Option<PathBuf>| -> Option<Vec<u8>> {
         let path = resolve(path.as_deref()?);
         files.push(path.clone());
-        match std::fs::read(&path) {
+        match read_capped(&path, MAX_PEM_BYTES) {
             Ok(bytes) => Some(bytes),
             Err(err) => {
                 problems.push(Problem::new(
@@ -552,61 +607,82 @@ fn stamps(files: &[PathBuf]) -> Vec<Stamp> {
         .collect()
 }
 
-struct Watched {
-    active: Arc<WebConfig>,
-    /// The files last looked at and their stamps then (those of the active
-    /// config; after a failed reload, still its files with the new stamps,
-    /// so a broken file is reported once, not on every connection).
+/// The files of the active config and their stamps when last looked at
+/// (after a failed reload, the new stamps: a broken file is reported
+/// once, not at every look).
+struct Looked {
+    files: Vec<PathBuf>,
     stamps: Vec<Stamp>,
 }
 
 /// The web config in force, re-read when its files change.
+///
+/// [`Self::current`] only clones a pointer; [`Self::refresh`] does the file
+/// work (blocking) and is called by a task of its own, so that a file that
+/// blocks (a FIFO, a hung network mount) stalls only the refresh.
 pub struct WebConfigWatcher {
     path: PathBuf,
-    state: Mutex<Watched>,
+    active: std::sync::RwLock<Arc<WebConfig>>,
+    looked: Mutex<Looked>,
 }
 
 impl WebConfigWatcher {
     pub fn new(path: PathBuf, initial: WebConfig) -> Self {
-        let stamps = stamps(initial.files());
+        let looked = Looked {
+            stamps: stamps(initial.files()),
+            files: initial.files().to_vec(),
+        };
         WebConfigWatcher {
             path,
-            state: Mutex::new(Watched {
-                active: Arc::new(initial),
-                stamps,
-            }),
+            active: std::sync::RwLock::new(Arc::new(initial)),
+            looked: Mutex::new(looked),
         }
     }
 
-    /// The config to serve a new connection with: the files are looked at
-    /// (one `stat` each) and re-read if they changed. A change that does
-    /// not load is logged once and the previous config stays.
+    /// The config to serve a new connection with.
     pub fn current(&self) -> Arc<WebConfig> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = stamps(state.active.files());
-        if now == state.stamps {
-            return state.active.clone();
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Looks at the files (one `stat` each) and re-reads them if they
+    /// changed. A change that does not load is logged once and the
+    /// previous config stays. Blocking.
+    pub fn refresh(&self) {
+        let files = self
+            .looked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .files
+            .clone();
+        let now = stamps(&files);
+        if now == self.looked.lock().unwrap_or_else(|e| e.into_inner()).stamps {
+            return;
         }
-        match WebConfig::load(&self.path) {
+        let loaded = WebConfig::load(&self.path);
+        let mut looked = self.looked.lock().unwrap_or_else(|e| e.into_inner());
+        match loaded {
             Ok(config) => {
                 // Stamps taken before reading, so a change made while the
-                // files were read is seen at the next connection.
-                state.stamps = if config.files() == state.active.files() {
+                // files were read is seen at the next look.
+                looked.stamps = if config.files() == files.as_slice() {
                     now
                 } else {
                     stamps(config.files())
                 };
-                state.active = Arc::new(config);
+                looked.files = config.files().to_vec();
+                *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
                 tracing::info!(file = %self.path.display(), "web config reloaded");
             }
             Err(err) => {
-                state.stamps = now;
+                looked.stamps = now;
                 for problem in &err.problems {
                     tracing::error!("web config not reloaded, the previous one stays: {problem}");
                 }
             }
         }
-        state.active.clone()
     }
 }
 

@@ -706,7 +706,10 @@ impl BackupProbe {
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
         ctx.progress.set("reading credentials");
         let mut secrets = Vec::new();
-        let outcome = match self.store(&mut secrets) {
+        // Secret files are read here: not on an async worker, so one that
+        // blocks leaves the run to its timeout.
+        let store = crate::probe::http::off_the_workers(|| self.store(&mut secrets));
+        let outcome = match store {
             Ok(store) => self.check(ctx, store.as_ref()).await,
             Err(f) if f.reason == Reason::BackupMissing => f.into_fail(),
             Err(f) => f.into_error(),

@@ -583,7 +583,7 @@ struct Activity {
 impl PostgresProbe {
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
         ctx.progress.set("reading the connection URL");
-        let url = match self.url.read() {
+        let url = match self.url.read_async().await {
             Ok(url) => url,
             Err(err) => return Outcome::error(Reason::Secret, err.to_string()),
         };

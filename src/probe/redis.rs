@@ -445,13 +445,16 @@ impl Info {
 impl RedisProbe {
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
         ctx.progress.set("reading the URL");
-        let url = match self.url.read() {
+        let url = match self.url.read_async().await {
             Ok(url) => url,
             Err(err) => return Outcome::error(Reason::Secret, err.to_string()),
         };
-        let password = match self.password.as_ref().map(SecretSource::read).transpose() {
-            Ok(password) => password,
-            Err(err) => return Outcome::error(Reason::Secret, err.to_string()),
+        let password = match &self.password {
+            Some(source) => match source.read_async().await {
+                Ok(password) => Some(password),
+                Err(err) => return Outcome::error(Reason::Secret, err.to_string()),
+            },
+            None => None,
         };
         let mut outcome = self
             .check(ctx, url.expose(), password.as_ref().map(|p| p.expose()))

@@ -461,11 +461,12 @@ impl RegistryProbe {
     }
 
     /// The basic credentials, read at every run.
-    fn credentials(&self) -> Result<Option<(String, Secret)>, Failure> {
+    async fn credentials(&self) -> Result<Option<(String, Secret)>, Failure> {
         match (&self.username, &self.password) {
             (Some(user), Some(source)) => {
                 let secret = source
-                    .read()
+                    .read_async()
+                    .await
                     .map_err(|err| Failure::new(Reason::Secret, err.to_string()))?;
                 Ok(Some((user.clone(), secret)))
             }
@@ -797,7 +798,7 @@ impl RegistryProbe {
     }
 
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
-        let credentials = match self.credentials() {
+        let credentials = match self.credentials().await {
             Ok(credentials) => credentials,
             Err(f) => return f.into_error(),
         };

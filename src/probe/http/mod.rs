@@ -126,6 +126,9 @@ pub struct HttpProbe {
     max_redirects: u32,
     max_body: ByteSize,
     expect: Expectations,
+    /// Set while an evaluation of a response runs (see [`off_the_workers`]):
+    /// one that outlives its run's timeout is not joined by another.
+    evaluating: std::sync::atomic::AtomicBool,
 }
 
 impl HttpProbe {
@@ -226,16 +229,17 @@ impl HttpProbe {
             max_redirects: config.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
             max_body: config.max_body_size.unwrap_or(DEFAULT_MAX_BODY),
             expect,
+            evaluating: Default::default(),
         })
     }
 
     /// Request headers for one run, secrets read fresh, and the secret
     /// texts sent (to scrub from messages).
-    fn request_headers(&self) -> Result<(HeaderMap, Vec<Secret>), String> {
+    async fn request_headers(&self) -> Result<(HeaderMap, Vec<Secret>), String> {
         let mut headers = self.headers.clone();
         let mut secrets = Vec::new();
         for (name, source) in &self.secret_headers {
-            let value = source.read().map_err(|e| e.to_string())?;
+            let value = source.read_async().await.map_err(|e| e.to_string())?;
             let mut header = HeaderValue::try_from(value.expose()).map_err(|_| {
                 format!("the value for header {name} holds characters a header cannot carry")
             })?;
@@ -246,11 +250,11 @@ impl HttpProbe {
         let (value, secret) = match &self.auth {
             None => return Ok((headers, secrets)),
             Some(Auth::Bearer(source)) => {
-                let token = source.read().map_err(|e| e.to_string())?;
+                let token = source.read_async().await.map_err(|e| e.to_string())?;
                 (format!("Bearer {}", token.expose()), token)
             }
             Some(Auth::Basic { username, password }) => {
-                let password = password.read().map_err(|e| e.to_string())?;
+                let password = password.read_async().await.map_err(|e| e.to_string())?;
                 let pair = format!("{username}:{}", password.expose());
                 (
                     format!(
@@ -275,7 +279,8 @@ impl HttpProbe {
             Ok(tags) => tags,
             Err(unknown) => return unknown.into_error(),
         };
-        let (headers, secrets) = match self.request_headers() {
+        ctx.progress.set("reading secret files");
+        let (headers, secrets) = match self.request_headers().await {
             Ok(found) => found,
             Err(message) => return Outcome::error(Reason::Secret, message),
         };
@@ -390,9 +395,21 @@ impl HttpProbe {
             ));
         }
         measurements.extend(certificate_measurements(presented.as_ref()));
-        let broken = self
-            .expect
-            .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags);
+        ctx.progress.set("evaluating the response");
+        use std::sync::atomic::Ordering;
+        if self.evaluating.swap(true, Ordering::AcqRel) {
+            return Outcome::error(
+                Reason::Timeout,
+                "the evaluation of an earlier response is still running \
+                 (a regex or JSON selector over a large body?); this run is not evaluated",
+            )
+            .with_measurements(measurements);
+        }
+        let broken = off_the_workers(|| {
+            let _done = Evaluated(&self.evaluating);
+            self.expect
+                .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags)
+        });
         let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
             .unwrap_or_else(|| {
                 Outcome::pass(format!(
@@ -402,6 +419,27 @@ impl HttpProbe {
                 ))
             });
         outcome.with_measurements(measurements)
+    }
+}
+
+/// Clears [`HttpProbe::evaluating`] when an evaluation ends, or panics.
+struct Evaluated<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Evaluated<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Runs CPU-heavy evaluation (regexes and JSON over a body of many MiB)
+/// where it does not hold an async worker: the runner's timeout then ends
+/// the run on time and other checks' timers keep firing. The work itself
+/// cannot be interrupted; it finishes on its own thread.
+pub(crate) fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
