@@ -6,9 +6,9 @@ use super::*;
 /// One object as the tally keeps it.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct Entry {
-    name: String,
-    modified: SystemTime,
-    size: u64,
+    pub(super) name: String,
+    pub(super) modified: SystemTime,
+    pub(super) size: u64,
 }
 
 impl Entry {
@@ -23,12 +23,12 @@ impl Entry {
 /// objects and the counters.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
-    newest: Option<Entry>,
-    previous: Option<Entry>,
-    count: u64,
-    bytes: u64,
+    pub(super) newest: Option<Entry>,
+    pub(super) previous: Option<Entry>,
+    pub(super) count: u64,
+    pub(super) bytes: u64,
     /// Objects listed, matching or not.
-    listed: u64,
+    pub(super) listed: u64,
 }
 
 impl Tally {

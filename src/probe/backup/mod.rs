@@ -403,6 +403,7 @@ impl Probe for BackupProbe {
 
 #[cfg(test)]
 mod tests {
+    use super::judge::{format_age, Entry, Tally};
     use super::*;
 
     fn entry(name: &str, secs: u64, size: u64) -> Entry {
