@@ -39,7 +39,7 @@ function(c) {
     title,
     description,
     'short',
-    { x: x, y: 1, w: 4, h: 4 },
+    { x: x, y: 1, w: 4, h: 3 },
     [d.target(expr, instant=true)],
     defaults={ color: { mode: 'fixed', fixedColor: color } },
     options={ colorMode: 'background', graphMode: 'none', textMode: 'value', reduceOptions: { calcs: ['lastNotNull'] } },
@@ -89,12 +89,12 @@ function(c) {
         'purple',
       ),
 
-      d.row('Sections', 5),
+      d.row('Sections', 4),
       table(
         'Sections: passing of total',
         'One row per checklist section: checks passing, checks in all, critical checks failing or erroring (red when any), and the worst verdict in the section.',
         'short',
-        { x: 0, y: 6, w: 24, h: 9 },
+        { x: 0, y: 5, w: 24, h: 9 },
         [
           d.target('sum by (section) (%s == bool 1)' % std.stripChars(verdict(), '\n'), 'A', format='table', instant=true),
           d.target('count by (section) (%s)' % std.stripChars(verdict(), '\n'), 'B', format='table', instant=true),
@@ -121,12 +121,12 @@ function(c) {
         [{ displayName: 'Critical not passing', desc: true }],
       ),
 
-      d.row('Checks', 15),
+      d.row('Checks', 14),
       table(
         'Every check',
         'One row per check and install, worst verdicts first: verdict, severity, how long ago its last run ended, and, for checks that follow a rollout (after_rollout_of), whether they passed since the latest one. The check name opens vouch\'s own page of the check (reason and message of each recent run).',
         's',
-        { x: 0, y: 16, w: 24, h: 24 },
+        { x: 0, y: 15, w: 24, h: 24 },
         [
           d.target(std.stripChars(verdict(), '\n'), 'A', format='table', instant=true),
           d.target('time() - max by (%s, check) (vouch_check_last_run_timestamp_seconds{%s})' % [install, d.checkSel()], 'B', format='table', instant=true),
@@ -188,13 +188,13 @@ function(c) {
         [{ displayName: 'Verdict', desc: true }],
       ),
 
-      d.row('Runs and the scheduler', 40),
+      d.row('Runs and the scheduler', 39),
       d.panel(
         'table',
         'Failing runs by check and reason',
         'Runs that did not pass in the time range, by check, result (fail, error) and reason word (the README lists them).',
         'short',
-        { x: 0, y: 41, w: 12, h: 10 },
+        { x: 0, y: 40, w: 12, h: 10 },
         [d.target('sum by (%s, check, result, reason) (increase(vouch_check_runs_total{%s}[$__range])) > 0' % [install, d.checkSel('result!="pass"')], format='table', instant=true)],
         options={ showHeader: true, cellHeight: 'sm', sortBy: [{ displayName: 'Value', desc: true }] },
         transformations=[{ id: 'organize', options: { excludeByName: { Time: true } } }],
@@ -204,7 +204,7 @@ function(c) {
         'Run rate by result',
         'Check runs per second by result (pass, fail, error), over every check shown.',
         'ops',
-        { x: 12, y: 41, w: 12, h: 10 },
+        { x: 12, y: 40, w: 12, h: 10 },
         [d.target('sum by (result) (rate(vouch_check_runs_total{%s}[$__rate_interval]))' % d.checkSel(), legend='{{result}}')],
       ),
       d.panel(
@@ -212,7 +212,7 @@ function(c) {
         'Scheduler lateness p99',
         "99th percentile of the time between a run's planned and actual start, per replica (VouchSchedulerLagging above 5s).",
         's',
-        { x: 0, y: 51, w: 12, h: 8 },
+        { x: 0, y: 50, w: 12, h: 8 },
         [d.target('histogram_quantile(0.99, sum by (instance, le) (rate(vouch_scheduler_lateness_seconds_bucket{%s}[$__rate_interval])))' % d.sel(), legend='{{instance}}')],
       ),
       d.panel(
@@ -220,7 +220,7 @@ function(c) {
         'vouch version',
         'Version and source revision of each replica.',
         'none',
-        { x: 12, y: 51, w: 12, h: 8 },
+        { x: 12, y: 50, w: 12, h: 8 },
         [d.target('max by (%s, instance, version, revision) (vouch_build_info{%s})' % [install, d.sel()], format='table', instant=true)],
         transformations=[{ id: 'organize', options: { excludeByName: { Time: true, Value: true } } }],
       ),
