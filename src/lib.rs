@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connect_to;
 pub mod flap;
 pub mod gate;
 pub mod kube;
