@@ -84,9 +84,7 @@ pub fn populate(fake: &FakeKube, platform: &Platform) {
             "spec": {}, "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}),
         );
         fake.apply(hpa(app, 5, max, 5));
-        fake.apply(json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-            "metadata": {"name": app, "namespace": ns},
-            "spec": {"selector": {"matchLabels": {"app": app}}, "endpoints": [{"port": "metrics"}]}}));
+        fake.apply(service_monitor(app));
     }
     for (app, image) in [("postgres", "postgres:15"), ("redis", "redis:7")] {
         fake.apply(objects::statefulset(ns, app, 1, image));
@@ -212,4 +210,11 @@ pub fn cluster_issuer(ready: bool) -> Value {
         "spec": {"acme": {"server": "https://acme-v02.api.letsencrypt.org/directory"}},
         "status": {"conditions": [{"type": "Ready", "status": status,
             "reason": if ready { "ACMEAccountRegistered" } else { "ErrRegisterACMEAccount" }}]}})
+}
+
+/// The ServiceMonitor that scrapes `app`'s metrics port.
+pub fn service_monitor(app: &str) -> Value {
+    json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "metadata": {"name": app, "namespace": NAMESPACE},
+        "spec": {"selector": {"matchLabels": {"app": app}}, "endpoints": [{"port": "metrics"}]}})
 }
