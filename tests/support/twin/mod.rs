@@ -146,6 +146,7 @@ pub struct Twin {
     pub ingress: Ingress,
     pub dns: Dnsmasq,
     ca: TestCa,
+    issuer: TestCa,
     roots: PathBuf,
     /// How long [`Twin::start`] took.
     pub started_in: Duration,
@@ -287,6 +288,7 @@ impl Twin {
             ingress,
             dns,
             ca,
+            issuer,
             roots,
             started_in: started.elapsed(),
         }
@@ -347,6 +349,50 @@ impl Twin {
 
     pub fn ca(&self) -> &TestCa {
         &self.ca
+    }
+
+    /// Issues a new certificate for api.broxiva.com valid until
+    /// `not_after`, as cert-manager would: the Secret's tls.crt, the
+    /// certificate nginx serves (reloaded) and the Certificate's status.
+    pub fn reissue_api_certificate(&mut self, not_after: DateTime<Utc>) {
+        let identity = self.issuer.issue(
+            &["api.broxiva.com"],
+            Validity::Between {
+                not_before: unix(self.platform.cert_not_before),
+                not_after: unix(not_after),
+            },
+        );
+        let files = write_cert(self.dir.path(), "broxiva-api-tls-production", &identity);
+        let mut spec = self.ingress.spec.clone();
+        spec.api_cert = files;
+        self.ingress.reload(spec);
+        self.kube.renew_certificate(
+            cluster::NAMESPACE,
+            "broxiva-api-tls-production",
+            self.platform.cert_not_before,
+            not_after,
+        );
+    }
+
+    /// Restarts dnsmasq answering api.broxiva.com with `api_address`.
+    pub fn answer_api_with(&mut self, api_address: &str) {
+        self.dns = Dnsmasq::start(&[
+            &format!("--host-record=api.broxiva.com,{api_address}"),
+            &format!("--host-record=broxiva.com,{WEB_INGRESS_IP}"),
+            &format!("--host-record=www.broxiva.com,{WEB_INGRESS_IP}"),
+        ]);
+    }
+
+    /// A session as the application's role (broxiva), as the API's
+    /// connection pool holds them.
+    pub async fn app_session(&self) -> tokio_postgres::Client {
+        let url =
+            std::fs::read_to_string(self.dir.path().join("etc/secrets/postgres-url")).unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect as broxiva");
+        tokio::spawn(connection);
+        client
     }
 
     /// A superuser session on the broxiva database (the test's own).
