@@ -648,3 +648,22 @@ async fn each_fault_flips_exactly_its_checks_and_repair_restores_them() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_malformed_mapping_is_refused_naming_the_option() {
+    for (option, value) in [
+        ("--connect-to", "api.broxiva.com:443"),
+        ("--connect-to", "api.broxiva.com:https:127.0.0.1:1"),
+        ("--map-path", "/etc/vouch"),
+    ] {
+        let output =
+            support::vouch::run(&["validate", "--config", support::twin::CONFIG, option, value])
+                .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{option} {value}: {stderr}");
+        assert!(
+            stderr.contains(option) && stderr.contains(value),
+            "{option} {value}: {stderr}"
+        );
+    }
+}
