@@ -27,6 +27,13 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "VOUCH_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Sends connections to HOST:PORT to ADDRESS:PORT instead (as curl's
+    /// option; names stay the TLS and HTTP names). Repeatable.
+    #[arg(long, global = true, value_name = "HOST:PORT:ADDRESS:PORT", value_parser = crate::connect_to::ConnectTo::parse)]
+    pub connect_to: Vec<crate::connect_to::ConnectTo>,
+    /// Reads files the config names under FROM from TO instead. Repeatable.
+    #[arg(long, global = true, value_name = "FROM=TO", value_parser = crate::connect_to::MapPath::parse)]
+    pub map_path: Vec<crate::connect_to::MapPath>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -124,6 +131,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    crate::connect_to::install(cli.connect_to, cli.map_path);
     let result = match cli.command {
         Command::Serve {
             config,

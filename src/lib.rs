@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod config_watch;
+pub mod connect_to;
 pub mod daemon;
 pub mod error_chain;
 pub mod flap;

@@ -225,11 +225,11 @@ impl SecretResolver {
 
     /// A path from the config, relative to the config file's directory.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
+        crate::connect_to::map_path(if path.is_absolute() {
             path.to_path_buf()
         } else {
             self.base_dir.join(path)
-        }
+        })
     }
 }
 

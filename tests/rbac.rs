@@ -29,9 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
-use support::kube_api::{objects, FakeKube};
+use support::kube_api::FakeKube;
 use vouch::config::SourcedConfig;
 use vouch::plan::Plan;
 use vouch::probe::Clients;
@@ -106,9 +106,24 @@ fn kubernetes_checks(config: &str) -> Vec<String> {
 fn role_rules(objects: &[Yaml]) -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
     let roles: Vec<&Yaml> = objects.iter().filter(|o| kind(o) == "Role").collect();
     assert_eq!(roles.len(), 1, "one Role");
-    assert!(
-        !objects.iter().any(|o| kind(o) == "ClusterRole"),
-        "the shipped config needs nothing cluster-wide"
+    let cluster_roles: Vec<&Yaml> = objects
+        .iter()
+        .filter(|o| kind(o) == "ClusterRole")
+        .collect();
+    assert_eq!(cluster_roles.len(), 1, "one ClusterRole, the optional one");
+    let granted: Vec<String> = cluster_roles[0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|rule| serde_yaml_ng::to_string(rule).unwrap().replace('\n', " "))
+        .collect();
+    assert_eq!(
+        granted,
+        [
+            "apiGroups: - cert-manager.io resources: - clusterissuers verbs: - list - watch ",
+            "apiGroups: - '' resources: - namespaces verbs: - list - watch ",
+        ],
+        "cluster-wide, only what cluster-issuer-ready and namespace-exists read"
     );
     let list = |v: &Yaml| -> Vec<String> {
         v.as_sequence()
@@ -156,86 +171,11 @@ fn rbac_name(group: &str, resource: &str) -> String {
 }
 
 /// A fake cluster holding what the shipped kubernetes checks read, all of
-/// it healthy.
+/// it healthy: the twin's platform objects (tests/support/twin/cluster.rs).
 async fn populated_cluster() -> FakeKube {
     let fake = FakeKube::start().await;
     fake.set_user(SERVICE_ACCOUNT);
-    fake.install_external_secrets();
-    fake.install_volume_snapshots();
-    let ns = NAMESPACE;
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let ago =
-        |seconds: i64| (now - k8s_openapi::jiff::SignedDuration::from_secs(seconds)).to_string();
-
-    // Deployments with three revisions each (rollback history), rolled out
-    // to 5 ready pods behind their Services and Ingresses.
-    for (app, service) in [
-        ("broxiva-api", "broxiva-api"),
-        ("broxiva-web", "broxiva-web"),
-    ] {
-        fake.apply(objects::deployment(
-            ns,
-            app,
-            5,
-            &format!("acr.example/{app}:1"),
-        ));
-        fake.settle_deployment(ns, app);
-        for version in 2..=3 {
-            fake.start_rollout(ns, app, &format!("acr.example/{app}:{version}"));
-            while !fake.rollout_step(ns, app) {}
-            fake.settle_deployment(ns, app);
-        }
-        let mut endpoints = Vec::new();
-        for i in 0..5 {
-            fake.apply(objects::ready_pod(
-                ns,
-                &format!("{app}-{i}"),
-                json!({"app": app}),
-                &format!("acr.example/{app}:3"),
-            ));
-            endpoints.push(json!({"addresses": [format!("10.0.{}.{i}", app.len())],
-                "conditions": {"ready": true}}));
-        }
-        fake.apply(
-            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": format!("{service}-x1"), "namespace": ns,
-                "labels": {"kubernetes.io/service-name": service}},
-            "addressType": "IPv4", "endpoints": endpoints}),
-        );
-        fake.apply(
-            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": format!("{app}-ingress"), "namespace": ns},
-            "spec": {}, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.10"}]}}}),
-        );
-    }
-    for app in ["postgres", "redis"] {
-        fake.apply(objects::statefulset(ns, app, 1, &format!("{app}:15")));
-        fake.settle_statefulset(ns, app);
-    }
-    fake.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "broxiva-config", "namespace": ns}, "data": {"NODE_ENV": "production"}}));
-    fake.apply(objects::event(
-        ns,
-        ("apps/v1", "Deployment", "broxiva-api"),
-        "Normal",
-        "ScalingReplicaSet",
-        "Scaled up replica set",
-    ));
-    fake.apply(
-        json!({"apiVersion": "external-secrets.io/v1", "kind": "SecretStore",
-        "metadata": {"name": "azure-keyvault-broxiva", "namespace": ns}, "spec": {},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Valid"}]}}),
-    );
-    fake.apply(json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
-        "metadata": {"name": "broxiva-all-secrets", "namespace": ns},
-        "spec": {"refreshInterval": "1h"},
-        "status": {"refreshTime": ago(600), "conditions": [{"type": "Ready", "status": "True", "reason": "SecretSynced"}]}}));
-    fake.apply(
-        json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-        "metadata": {"name": "postgres-data-1", "namespace": ns},
-        "spec": {"source": {"persistentVolumeClaimName": "data-postgres-0"}},
-        "status": {"readyToUse": true, "creationTime": ago(86_400)}}),
-    );
+    support::twin::cluster::populate(&fake, &Default::default());
     fake
 }
 
@@ -341,7 +281,7 @@ async fn the_shipped_rbac_grants_exactly_what_the_shipped_kubernetes_checks_need
     let names = kubernetes_checks(&config_text);
     assert_eq!(
         names.len(),
-        17,
+        26,
         "the shipped config's kubernetes checks: {names:?}"
     );
     let config = support::write_config(&config_text);
@@ -460,7 +400,7 @@ async fn without_watch_on_any_resource_the_checks_reading_it_turn_forbidden() {
                 .map(move |r| (index, groups[0].clone(), r.clone()))
         })
         .collect();
-    assert_eq!(resources.len(), 11, "{resources:?}");
+    assert_eq!(resources.len(), 14, "{resources:?}");
     // One resource at a time: with a whole rule's watch gone, a check
     // reading two of its resources (rollback: deployments, then
     // replicasets) would keep naming the first.

@@ -38,7 +38,7 @@ const POOL_IDLE: Duration = Duration::from_secs(90);
 /// One pooled client; cheap to clone (the pool is shared).
 #[derive(Clone)]
 pub struct ApiClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<crate::connect_to::Mapped<HttpConnector>>, Full<Bytes>>,
     connect_timeout: Duration,
 }
 
@@ -181,7 +181,7 @@ impl ApiClient {
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(crate::connect_to::Mapped(http));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)

@@ -168,7 +168,7 @@ pub struct SystemResolver(Result<TokioResolver, String>);
 
 impl SystemResolver {
     pub fn from_system() -> Self {
-        let built = TokioResolver::builder_tokio()
+        let built = crate::connect_to::system_resolver_builder()
             .map(|mut builder| {
                 let options = builder.options_mut();
                 // Every run asks anew: a cached answer measures nothing.
@@ -317,6 +317,7 @@ impl DnsProbe {
         let resolver = |servers: &[SocketAddr]| -> TokioResolver {
             let mut group = Vec::new();
             for addr in servers {
+                let addr = &crate::connect_to::map_addr(*addr);
                 group.push(NameServerConfig::new(*addr, protocol));
                 if protocol == Protocol::Udp {
                     // Truncated UDP answers are asked again over TCP.

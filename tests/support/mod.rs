@@ -22,6 +22,7 @@ pub mod postgres;
 pub mod redis;
 pub mod registry;
 pub mod s3;
+pub mod twin;
 pub mod vouch;
 
 use std::future::Future;

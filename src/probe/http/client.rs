@@ -119,7 +119,7 @@ pub async fn fetch(
 
     progress.set("resolving the host name");
     let started = Instant::now();
-    let addrs: Vec<_> = tokio::net::lookup_host((bare_host, port))
+    let addrs: Vec<_> = crate::connect_to::lookup_host(bare_host, port)
         .await
         .map_err(|err| FetchError::Resolve {
             host: bare_host.to_string(),

@@ -335,10 +335,10 @@ impl TlsProbe {
         issued: Option<(&CertificateOf, f64)>,
     ) -> Outcome {
         let addrs: Vec<SocketAddr> = match connect_to {
-            Some(addr) => vec![addr],
+            Some(addr) => vec![crate::connect_to::map_addr(addr)],
             None => {
                 ctx.progress.set("resolving the host name");
-                match tokio::net::lookup_host((host, port)).await {
+                match crate::connect_to::lookup_host(host, port).await {
                     Ok(addrs) => addrs.collect(),
                     Err(err) => {
                         return Outcome::error(Reason::Dns, format!("cannot resolve {host}: {err}"))
