@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -36,7 +36,12 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(checklist_page))
         .route("/checks/{name}", get(check_page))
         .route("/api/v1/checks/{name}", get(check_json))
-        .route("/api/v1/gate", get(gate))
+        .route(
+            "/api/v1/gate",
+            get(super::gate::handle).post(super::gate::handle).layer(
+                axum::extract::DefaultBodyLimit::max(super::gate::BODY_LIMIT),
+            ),
+        )
         .route("/-/reload", axum::routing::post(reload))
         .route("/metrics", get(metrics))
         .route("/livez", get(live))
@@ -93,23 +98,6 @@ async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> 
     match (find(&state, &name), state.status.history(&name)) {
         (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
         _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
-    }
-}
-
-async fn gate(
-    State(state): State<AppState>,
-    query: Result<Query<super::gate::GateQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => {
-            return (StatusCode::BAD_REQUEST, format!("{rejection}\n")).into_response()
-        }
-    };
-    match super::gate::evaluate(&state.status.snapshot(), &query) {
-        Ok(answer) if answer.passed => Json(answer).into_response(),
-        Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     }
 }
 
