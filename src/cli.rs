@@ -61,6 +61,14 @@ pub enum Command {
         /// Run only shard I of N of the checks (by a stable hash of their names), e.g. from a StatefulSet ordinal.
         #[arg(long, value_name = "I/N", value_parser = Shard::parse, env = "VOUCH_SHARD")]
         shard: Option<Shard>,
+        /// With --shard: the other shards' URL, {shard} replaced by each index (e.g. http://vouch-{shard}.vouch-shards:9847); the gate and /api/v1/checks then answer for every shard.
+        #[arg(
+            long = "shard.peers",
+            value_name = "URL",
+            env = "VOUCH_SHARD_PEERS",
+            requires = "shard"
+        )]
+        shard_peers: Option<String>,
         /// Refuse POST /-/reload (SIGHUP still reloads).
         #[arg(long = "web.disable-reload")]
         disable_reload: bool,
@@ -156,15 +164,28 @@ pub async fn run(cli: Cli) -> u8 {
             kubeconfig,
             listen_address,
             shard,
+            shard_peers,
             disable_reload,
             web_config,
         } => {
+            let peers = match (shard, shard_peers) {
+                (Some(shard), Some(template)) => {
+                    match crate::output::peers::Peers::new(shard.index, shard.count, &template) {
+                        Ok(peers) => Some(Arc::new(peers)),
+                        Err(message) => {
+                            eprintln!("{message}");
+                            return EXIT_CONFIG;
+                        }
+                    }
+                }
+                _ => None,
+            };
             let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
             serve(
                 &config,
                 clients,
                 listen_address,
-                shard,
+                (shard, peers),
                 !disable_reload,
                 web_config,
             )
@@ -374,7 +395,7 @@ async fn serve(
     path: &Path,
     clients: Arc<Clients>,
     listen_flag: Option<String>,
-    shard: Option<Shard>,
+    (shard, peers): (Option<Shard>, Option<Arc<crate::output::peers::Peers>>),
     enable_reload: bool,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
@@ -408,6 +429,7 @@ async fn serve(
         ready: ready.clone(),
         reload: enable_reload.then_some(reload_requests),
         kube: Some(clients.kube.clone()),
+        peers,
     });
     let listener = tokio::net::TcpListener::bind(&listen_address)
         .await

@@ -162,10 +162,7 @@ fn rendered_rbac(with_component: bool) -> String {
     // kustomize takes only relative roots: up from the temporary folder
     // to `/`, then down to this checkout.
     let up = "../".repeat(dir.path().components().count() - 1);
-    let root = format!(
-        "{up}{}",
-        env!("CARGO_MANIFEST_DIR").trim_start_matches('/')
-    );
+    let root = format!("{up}{}", env!("CARGO_MANIFEST_DIR").trim_start_matches('/'));
     let components = if with_component {
         format!("components:\n  - {root}/deploy/components/argo-rollouts\n")
     } else {
@@ -189,9 +186,8 @@ fn rendered_rbac(with_component: bool) -> String {
     let text = String::from_utf8(out.stdout).unwrap();
     text.split("\n---\n")
         .filter(|doc| {
-            doc.lines().any(|l| {
-                ["kind: Role", "kind: RoleBinding"].contains(&l.trim_end())
-            })
+            doc.lines()
+                .any(|l| ["kind: Role", "kind: RoleBinding"].contains(&l.trim_end()))
         })
         .collect::<Vec<_>>()
         .join("\n---\n")

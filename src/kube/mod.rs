@@ -436,7 +436,11 @@ impl KubeCache {
 
 /// Once the rollout watches have listed (or a minute has passed), warns
 /// of each workload none of them holds: a rollout of it would go unseen.
-async fn report_unknown_workloads(watches: Vec<Arc<Watch>>, workloads: Vec<WorkloadRef>, argo: bool) {
+async fn report_unknown_workloads(
+    watches: Vec<Arc<Watch>>,
+    workloads: Vec<WorkloadRef>,
+    argo: bool,
+) {
     let mut snapshots = Vec::new();
     for watch in &watches {
         if let Ok(snapshot) = watch.read(Duration::from_secs(60)).await {

@@ -56,6 +56,8 @@ pub struct GateQuery {
     /// says `"passed": false`; for callers that read the body, as Argo
     /// Rollouts does, and never for Flagger, which reads only the status).
     pub held_status: Option<String>,
+    /// `true`: this replica's checks only, in a sharded install.
+    pub local: Option<String>,
 }
 
 /// What Flagger POSTs to a webhook (its `CanaryWebhookPayload`).
@@ -73,9 +75,70 @@ pub struct FlaggerPayload {
 #[derive(Debug, Serialize)]
 pub struct Holdup {
     pub name: String,
-    pub state: &'static str,
+    /// The check's state, or `unreachable` for a shard that did not answer.
+    pub state: String,
     /// Why the check holds the gate: its verdict, or that it has not run
     /// since the given time.
+    pub why: String,
+    /// In a sharded install, the shard that runs the check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+}
+
+/// What the gate reads of one check: from this replica's board, or from
+/// a peer shard's `/api/v1/checks` (whose JSON has these fields).
+#[derive(Debug, Deserialize)]
+pub struct GateItem {
+    pub name: String,
+    pub section: String,
+    pub severity: String,
+    pub state: String,
+    pub last_run: Option<ItemRun>,
+    pub last_rollout: Option<ItemRollout>,
+    #[serde(default)]
+    pub shard: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ItemRun {
+    pub started_at: String,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ItemRollout {
+    pub workload: String,
+    pub generation: i64,
+    pub seen_at: String,
+}
+
+impl GateItem {
+    pub fn of(status: &CheckStatus, shard: Option<u32>) -> GateItem {
+        GateItem {
+            name: status.check.name.clone(),
+            section: status.check.section.clone(),
+            severity: format!("{:?}", status.check.severity).to_ascii_lowercase(),
+            state: status.state.to_string(),
+            last_run: status.last_run.as_ref().map(|run| ItemRun {
+                started_at: run.started_at.clone(),
+                reason: run.reason.as_str().to_string(),
+                message: run.message.clone(),
+            }),
+            last_rollout: status.last_rollout.as_ref().map(|r| ItemRollout {
+                workload: r.workload.clone(),
+                generation: r.generation,
+                seen_at: r.seen_at.clone(),
+            }),
+            shard,
+        }
+    }
+}
+
+/// A peer shard that did not answer, and why.
+#[derive(Debug)]
+pub struct Unreachable {
+    pub shard: u32,
     pub why: String,
 }
 
@@ -137,8 +200,8 @@ fn severity(text: &str) -> Result<Severity, String> {
     }
 }
 
-fn selected(status: &CheckStatus, sections: &[&str], checks: &[&str], minimum: Severity) -> bool {
-    let section = status.check.section.as_str();
+fn selected(item: &GateItem, sections: &[&str], checks: &[&str], minimum: Severity) -> bool {
+    let section = item.section.as_str();
     let in_section = sections.is_empty()
         || sections.iter().any(|s| {
             let s = s.trim_end_matches('/');
@@ -147,14 +210,16 @@ fn selected(status: &CheckStatus, sections: &[&str], checks: &[&str], minimum: S
                     .strip_prefix(s)
                     .is_some_and(|rest| rest.starts_with('/'))
         });
-    let named = checks.is_empty() || checks.contains(&status.check.name.as_str());
-    in_section && named && status.check.severity >= minimum
+    let named = checks.is_empty() || checks.contains(&item.name.as_str());
+    // A peer's unknown severity word is never filtered out.
+    let level = severity(&item.severity).unwrap_or(Severity::Critical);
+    in_section && named && level >= minimum
 }
 
 /// Why a passing check still holds a `since_rollout` gate: its last run
 /// started before the last rollout it follows was seen.
-fn not_run_since_rollout(status: &CheckStatus, last_start: Option<SystemTime>) -> Option<String> {
-    let rollout = status.last_rollout.as_ref()?;
+fn not_run_since_rollout(item: &GateItem, last_start: Option<SystemTime>) -> Option<String> {
+    let rollout = item.last_rollout.as_ref()?;
     let seen = humantime::parse_rfc3339(&rollout.seen_at).ok()?;
     match last_start {
         Some(start) if start >= seen => None,
@@ -165,8 +230,23 @@ fn not_run_since_rollout(status: &CheckStatus, last_start: Option<SystemTime>) -
     }
 }
 
-/// Evaluates the gate; `Err` is a bad query.
+/// Evaluates the gate over this replica's checks; `Err` is a bad query.
 pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnswer, String> {
+    let items: Vec<GateItem> = snapshot
+        .checks
+        .iter()
+        .map(|c| GateItem::of(c, None))
+        .collect();
+    evaluate_items(&items, &[], query)
+}
+
+/// Evaluates the gate over the checks of every shard that answered; each
+/// shard that did not holds it. `Err` is a bad query.
+pub fn evaluate_items(
+    items: &[GateItem],
+    unreachable: &[Unreachable],
+    query: &GateQuery,
+) -> Result<GateAnswer, String> {
     let minimum = query
         .severity
         .as_deref()
@@ -183,24 +263,32 @@ pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnsw
     held_status(query)?;
     let sections = list(&query.section);
     let names = list(&query.check);
-    for name in &names {
-        if !snapshot.checks.iter().any(|c| c.check.name == *name) {
+    // A shard that did not answer may hold the named checks.
+    for name in names.iter().filter(|_| unreachable.is_empty()) {
+        if !items.iter().any(|c| c.name == *name) {
             return Err(format!("check={name}: no such check"));
         }
     }
-    let chosen: Vec<&CheckStatus> = snapshot
-        .checks
+    let chosen: Vec<&GateItem> = items
         .iter()
         .filter(|c| selected(c, &sections, &names, minimum))
         .collect();
-    if chosen.is_empty() {
+    if chosen.is_empty() && unreachable.is_empty() {
         return Err("no check matches the selection".into());
     }
     let mut answer = GateAnswer {
-        passed: true,
+        passed: unreachable.is_empty(),
         selected: chosen.len(),
         passing: Vec::new(),
-        holding: Vec::new(),
+        holding: unreachable
+            .iter()
+            .map(|peer| Holdup {
+                name: format!("shard {}", peer.shard),
+                state: "unreachable".into(),
+                why: peer.why.clone(),
+                shard: Some(peer.shard),
+            })
+            .collect(),
     };
     for status in chosen {
         let last_start = status
@@ -210,12 +298,7 @@ pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnsw
         let why = if status.state != "pass" {
             Some(match &status.last_run {
                 None => "has not run yet".to_string(),
-                Some(run) => format!(
-                    "{} ({}): {}",
-                    status.state,
-                    run.reason.as_str(),
-                    run.message
-                ),
+                Some(run) => format!("{} ({}): {}", status.state, run.reason, run.message),
             })
         } else {
             match (since, last_start) {
@@ -228,13 +311,14 @@ pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnsw
             }
         };
         match why {
-            None => answer.passing.push(status.check.name.clone()),
+            None => answer.passing.push(status.name.clone()),
             Some(why) => {
                 answer.passed = false;
                 answer.holding.push(Holdup {
-                    name: status.check.name.clone(),
-                    state: status.state,
+                    name: status.name.clone(),
+                    state: status.state.clone(),
                     why,
+                    shard: status.shard,
                 });
             }
         }
@@ -273,12 +357,23 @@ pub async fn handle(
                 .into_response();
         }
     }
-    answer(&state.status.snapshot(), &query)
+    let snapshot = state.status.snapshot();
+    match &state.peers {
+        Some(peers) if !super::peers::is_local(query.local.as_deref()) => {
+            let (items, unreachable) = peers.gate_items(&snapshot).await;
+            respond(evaluate_items(&items, &unreachable, &query), &query)
+        }
+        _ => answer(&snapshot, &query),
+    }
 }
 
 /// The gate's answer over `snapshot`.
 pub fn answer(snapshot: &StatusSnapshot, query: &GateQuery) -> Response {
-    match evaluate(snapshot, query) {
+    respond(evaluate(snapshot, query), query)
+}
+
+fn respond(evaluated: Result<GateAnswer, String>, query: &GateQuery) -> Response {
+    match evaluated {
         Ok(answer) if answer.passed => Json(answer).into_response(),
         Ok(answer) => {
             let status = held_status(query).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);

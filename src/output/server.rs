@@ -26,6 +26,9 @@ pub struct AppState {
     /// The Kubernetes watches, listed by /readyz (never a reason to be
     /// unready: a verifier must not go unready over what it verifies).
     pub kube: Option<Arc<crate::kube::KubeCache>>,
+    /// The other shards of a sharded install (`--shard.peers`): the gate
+    /// and `/api/v1/checks` answer for all of them.
+    pub peers: Option<Arc<super::peers::Peers>>,
 }
 
 /// A reload request; the answer is a summary or every config problem.
@@ -47,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(live))
         .route("/healthz", get(live))
         .route("/readyz", get(ready))
-        .route("/api/v1/checks", get(checks))
+        .route("/api/v1/checks", get(super::peers::checks))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
@@ -175,8 +178,4 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
         ));
     }
     (StatusCode::OK, text)
-}
-
-async fn checks(State(state): State<AppState>) -> Json<super::status::StatusSnapshot> {
-    Json(state.status.snapshot())
 }
