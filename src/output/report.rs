@@ -11,7 +11,7 @@ use crate::runner::RunRecord;
 
 use super::status::{CheckView, RunView, Summary};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Json,

@@ -26,11 +26,13 @@ use url::Url;
 
 use super::vault_listing::VaultShared;
 use super::{SecretFacts, SecretMetadataSource, SourceError};
-use crate::config::{Problem, SecretSource, SourcedConfig};
-use crate::probe::api_client::{host_of, ApiClient, ApiError};
-use crate::probe::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
-use crate::probe::{Clients, ProbeContext};
+use crate::clients::api_client::{host_of, ApiClient, ApiError};
+use crate::clients::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
+use crate::config::Problem;
+use crate::probe::BuildContext;
+use crate::probe::ProbeContext;
 use crate::result::Reason;
+use crate::secret::SecretSource;
 
 pub const API_VERSION: &str = "7.5";
 
@@ -119,12 +121,8 @@ fn parse_http_url(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<
 }
 
 impl KeyVaultSource {
-    pub fn build(
-        config: &KeyVaultConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-        timeout: Duration,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &KeyVaultConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
+        let (clients, timeout) = (ctx.clients, ctx.timeout);
         let mut problems = Vec::new();
         let vault = parse_http_url(&config.url, "url", &mut problems);
         if let Some(vault) = &vault {
@@ -145,7 +143,7 @@ impl KeyVaultSource {
             .managed_identity_endpoint
             .as_deref()
             .and_then(|text| parse_http_url(text, "managed_identity_endpoint", &mut problems));
-        let client_secret = source.secret_source(
+        let client_secret = ctx.secrets.source(
             config.client_secret_file.as_ref(),
             config.client_secret_env.as_ref(),
             "client_secret",
@@ -201,7 +199,7 @@ impl KeyVaultSource {
             ));
         }
         let tls = match &config.ca_file {
-            Some(path) => match clients.tls.with_extra_ca(&source.resolve_path(path)) {
+            Some(path) => match clients.tls.with_extra_ca(&ctx.resolve_path(path)) {
                 Ok(tls) => Some(tls),
                 Err(message) => {
                     problems.push(Problem::new("ca_file", message));
@@ -216,7 +214,7 @@ impl KeyVaultSource {
         let federated_token_file = config
             .federated_token_file
             .as_ref()
-            .map(|p| source.resolve_path(p));
+            .map(|p| ctx.resolve_path(p));
         // Checks share a listing only with the same identity (paths
         // resolved): one that may not list the vault must not pass on
         // another's listing.

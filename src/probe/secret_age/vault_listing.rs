@@ -29,9 +29,9 @@ use url::Url;
 use super::challenge::{self, Challenge};
 use super::key_vault::{innermost_error_code, read_secret_page, KeyVaultSource, API_VERSION};
 use super::{SecretFacts, SourceError};
+use crate::clients::api_client::{host_of, ApiRequest, ApiResponse};
+use crate::clients::azure_auth::{send_retrying, Credential};
 use crate::config::{ByteSize, Secret};
-use crate::probe::api_client::{host_of, ApiRequest, ApiResponse};
-use crate::probe::azure_auth::{send_retrying, Credential};
 use crate::probe::ProbeContext;
 use crate::result::Reason;
 

@@ -21,10 +21,10 @@ use tokio::net::TcpStream;
 
 use self::chain::{format_days, format_timestamp, seconds_until, Chain};
 use super::cross_check::{sync_wait, CertificateOf};
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{HumanDuration, Problem, SourcedConfig};
+use super::{verification_warnings, BuildContext, Needs, Probe, ProbeContext};
+use crate::clients::tls_configs::{certificate_reason, TlsPolicy};
+use crate::config::{HumanDuration, Problem};
 use crate::result::{Measure, Measurement, Outcome, Reason};
-use crate::tls::{certificate_reason, TlsPolicy};
 
 pub const DEFAULT_PORT: u16 = 443;
 
@@ -170,20 +170,15 @@ pub struct TlsProbe {
 const NOT_AFTER_MARGIN_SECONDS: f64 = 1.0;
 
 impl TlsProbe {
-    /// `check_timeout` is the check's effective timeout (a share of it is
-    /// given to the first sync of the Certificate watch).
-    pub fn build(
-        config: &TlsConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-        check_timeout: std::time::Duration,
-    ) -> Result<Self, Vec<Problem>> {
+    /// A share of the check's timeout is given to the first sync of the
+    /// Certificate watch.
+    pub fn build(config: &TlsConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let issued = config.cert_manager_certificate.as_deref().and_then(|text| {
             CertificateOf::compile(
                 text,
                 "cert_manager_certificate",
-                sync_wait(check_timeout),
+                sync_wait(ctx.timeout),
                 &mut problems,
             )
         });
@@ -218,7 +213,7 @@ impl TlsProbe {
                     }
                 }
                 Some(Target::File {
-                    path: source.resolve_path(path),
+                    path: ctx.resolve_path(path),
                     name: name.clone(),
                 })
             }
@@ -255,8 +250,9 @@ impl TlsProbe {
                 "ca_file has no effect when verification is skipped; give one or the other",
             ));
         }
-        let ca_file = config.ca_file.as_ref().map(|p| source.resolve_path(p));
-        let policy = match clients
+        let ca_file = config.ca_file.as_ref().map(|p| ctx.resolve_path(p));
+        let policy = match ctx
+            .clients
             .tls
             .policy(ca_file.as_deref(), config.insecure_skip_verify)
         {
@@ -310,7 +306,7 @@ impl TlsProbe {
                 ctx.progress.set("reading the watch cache");
                 match certificate.resolve(ctx).await {
                     Ok(not_after) => Some((certificate, not_after)),
-                    Err(unknown) => return unknown.outcome(),
+                    Err(unknown) => return unknown.into_error(),
                 }
             }
             None => None,
@@ -394,10 +390,10 @@ impl TlsProbe {
                     .map(|(chain, verification)| chain.measurements(Some(verification.is_ok())))
                     .unwrap_or_default();
                 return Outcome::error(
-                    crate::tls::handshake_reason(&err),
+                    crate::clients::tls_configs::handshake_reason(&err),
                     format!(
                         "TLS handshake with {host} ({addr}) failed: {}",
-                        crate::tls::describe_handshake(&err)
+                        crate::clients::tls_configs::describe_handshake(&err)
                     ),
                 )
                 .with_measurements(measurements);
@@ -683,7 +679,7 @@ fn verification_problem(
             host.unwrap_or("the host"),
             name_list(&leaf.sans)
         ),
-        _ => crate::tls::describe(err),
+        _ => crate::clients::tls_configs::describe(err),
     };
     (reason, text)
 }
@@ -691,5 +687,12 @@ fn verification_problem(
 impl Probe for TlsProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            watches: self.issued.iter().map(|i| i.watch().clone()).collect(),
+            warnings: verification_warnings(&self.policy),
+        }
     }
 }

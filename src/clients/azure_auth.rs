@@ -33,7 +33,7 @@ use hyper::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use super::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
+use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
 use crate::config::{ByteSize, Secret, SecretSource};
 use crate::result::Reason;
 
@@ -118,11 +118,7 @@ impl Credential {
 }
 
 /// Why no token could be had.
-#[derive(Debug)]
-pub struct TokenError {
-    pub reason: Reason,
-    pub message: String,
-}
+pub type TokenError = crate::result::Failure;
 
 struct CachedToken {
     token: Secret,
