@@ -145,6 +145,13 @@ async fn every_shard_answers_for_all_and_a_stopped_one_holds_the_gate() {
     // One shard stopped: the others hold the gate, naming it and why.
     let stopped = (failing_shard + 2) % 3;
     daemons[stopped as usize] = None;
+    let stopped_port = base + stopped as u16;
+    wait_until("the stopped shard's port to refuse", WAIT, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", stopped_port))
+            .await
+            .is_err()
+    })
+    .await;
     let survivor = daemons[failing_shard as usize].as_ref().unwrap();
     let gate = "/api/v1/gate?section=post-deploy/api";
     let (status, answer) = json(survivor, gate).await;
