@@ -63,6 +63,14 @@ pub enum Command {
         /// Run only shard I of N of the checks (by a stable hash of their names), e.g. from a StatefulSet ordinal.
         #[arg(long, value_name = "I/N", value_parser = Shard::parse, env = "VOUCH_SHARD")]
         shard: Option<Shard>,
+        /// With --shard: the other shards' URL, {shard} replaced by each index (e.g. http://vouch-{shard}.vouch-shards:9847); the gate and /api/v1/checks then answer for every shard.
+        #[arg(
+            long = "shard.peers",
+            value_name = "URL",
+            env = "VOUCH_SHARD_PEERS",
+            requires = "shard"
+        )]
+        shard_peers: Option<String>,
         /// Accept POST /-/reload (off by default: anyone who can reach the port could make the daemon re-read its config; SIGHUP reloads either way).
         #[arg(long = "web.enable-reload")]
         enable_reload: bool,
@@ -138,16 +146,29 @@ pub async fn run(cli: Cli) -> u8 {
             kubeconfig,
             listen_address,
             shard,
+            shard_peers,
             enable_reload,
             max_connections,
             web_config,
         } => {
+            let peers = match (shard, shard_peers) {
+                (Some(shard), Some(template)) => {
+                    match crate::output::peers::Peers::new(shard.index, shard.count, &template) {
+                        Ok(peers) => Some(Arc::new(peers)),
+                        Err(message) => {
+                            eprintln!("{message}");
+                            return EXIT_CONFIG;
+                        }
+                    }
+                }
+                _ => None,
+            };
             let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
             crate::daemon::serve(
                 &config,
                 clients,
                 listen_address,
-                shard,
+                (shard, peers),
                 enable_reload,
                 max_connections,
                 web_config,

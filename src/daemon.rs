@@ -100,7 +100,7 @@ pub async fn serve(
     path: &Path,
     clients: Arc<Clients>,
     listen_flag: Option<String>,
-    shard: Option<Shard>,
+    (shard, peers): (Option<Shard>, Option<Arc<crate::output::peers::Peers>>),
     enable_reload: bool,
     max_connections: usize,
     web_config: Option<PathBuf>,
@@ -136,6 +136,7 @@ pub async fn serve(
         ready: ready.clone(),
         reload: enable_reload.then_some(reload_requests),
         kube: Some(clients.kube.clone()),
+        peers,
     });
     let listener = tokio::net::TcpListener::bind(&listen_address)
         .await

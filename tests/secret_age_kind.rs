@@ -370,12 +370,7 @@ async fn pages_are_followed_through_next_link() {
     );
     let outcome = check.run().await;
     expect(&outcome, Verdict::Pass, Reason::Ok, "2 secrets present");
-    let listings = vault
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("GET /secrets"))
-        .count();
-    assert_eq!(listings, 3, "{:?}", vault.requests());
+    assert_eq!(vault.listings(), 3, "{:?}", vault.requests());
     assert_no_value_seen(&vault, &[&outcome]);
 }
 
@@ -581,6 +576,364 @@ async fn checks_on_one_identity_share_a_token() {
     expect(&a.outcome, Verdict::Pass, Reason::Ok, "4 secrets present");
     expect(&b.outcome, Verdict::Pass, Reason::Ok, "1 secrets present");
     assert_eq!(vault.token_requests().len(), 1);
+}
+
+/// A client-secret check of `vault` in `dir` with the given tenant_id.
+fn client_secret_yaml(vault: &FakeKeyVault, dir: &Path, tenant: &str, rest: &str) -> String {
+    vault.write_ca(dir);
+    std::fs::write(dir.join("client-secret"), CLIENT_SECRET).unwrap();
+    kind::one_check_yaml(
+        "secret_age",
+        "10s",
+        &format!(
+            "key_vault:\n  url: {}\n  ca_file: ca.pem\n  auth: client_secret\n  tenant_id: {tenant}\n  client_id: {CLIENT_ID}\n  authority_host: {}\n  client_secret_file: client-secret\n{rest}",
+            vault.url(),
+            vault.url()
+        ),
+    )
+}
+
+#[tokio::test]
+async fn names_match_whatever_their_case() {
+    let vault = FakeKeyVault::start().await;
+    vault.put("JWT-Secret", FakeSecret::aged("VALUE-jwt", 10));
+    vault.put("database-PASSWORD", FakeSecret::aged("VALUE-db", 20));
+    let check = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        "secrets:\n  - { name: jwt-secret }\n  - { name: Database-Password }\n",
+    );
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "2 secrets present");
+    assert_eq!(
+        measured(&outcome, "vouch_secret_present", "Database-Password"),
+        Some(1.0)
+    );
+    // Two spellings of one name are one secret.
+    let text = kind::config_error(&kind::one_check_yaml(
+        "secret_age",
+        "10s",
+        "key_vault: { url: https://v.vault.azure.net }\nsecrets: [{ name: jwt-secret }, { name: JWT-Secret }]\n",
+    ));
+    assert!(
+        text.contains("checks[0].secret_age.secrets[1].name: duplicate secret \"JWT-Secret\""),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn certificate_backed_and_not_yet_valid_secrets_are_judged() {
+    let vault = FakeKeyVault::start().await;
+    // A certificate's secret: managed, PKCS#12, nbf = issue time (past).
+    vault.put("api-tls", FakeSecret::certificate(30, 60));
+    vault.put(
+        "next-signing-key",
+        FakeSecret {
+            nbf: Some(now() + 3 * DAY + 3600),
+            ..FakeSecret::aged("VALUE-next", 1)
+        },
+    );
+    let check = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        "min_valid_for: 14d\nsecrets:\n  - { name: api-tls }\n  - { name: next-signing-key }\n",
+    );
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::SecretDisabled,
+        "not valid yet (counted as missing): next-signing-key (valid in 3d)",
+    );
+    let expiry = measured(&outcome, "vouch_secret_expiry_timestamp_seconds", "api-tls").unwrap();
+    assert!(
+        (expiry - (now() + 60 * DAY) as f64).abs() < 60.0,
+        "{expiry}"
+    );
+
+    // The certificate near its end fails like any expiring secret.
+    vault.put("api-tls", FakeSecret::certificate(80, 5));
+    vault.put("next-signing-key", FakeSecret::aged("VALUE-next", 1));
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::SecretExpiring,
+        "api-tls expires in ",
+    );
+    assert!(
+        outcome.message.ends_with("d, min_valid_for 14d"),
+        "{}",
+        outcome.message
+    );
+}
+
+#[tokio::test]
+async fn empty_pages_and_next_links_of_another_api_version_are_followed() {
+    let vault = FakeKeyVault::start().await;
+    for i in 0..49 {
+        vault.put(&format!("filler-{i:02}"), FakeSecret::aged("VALUE-f", 1));
+    }
+    vault.put("zzz-last", FakeSecret::aged("VALUE-last", 1));
+    vault.set_empty_pages(2);
+    vault.set_next_link_api_version("7.4");
+    let check = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        "secrets:\n  - { name: zzz-last }\n  - { name: filler-00 }\n",
+    );
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "2 secrets present",
+    );
+    // Two pages of secrets, each after two empty pages.
+    assert_eq!(vault.listings(), 6, "{:?}", vault.requests());
+
+    // Empty pages do not count towards the 400-page limit.
+    let vault = FakeKeyVault::start().await;
+    vault.put("only-one", FakeSecret::aged("VALUE-one", 1));
+    vault.set_empty_pages(450);
+    let check = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        "secrets:\n  - { name: only-one }\n",
+    );
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "1 secrets present",
+    );
+    assert_eq!(vault.listings(), 451);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_after_the_wait_the_vault_asks_for() {
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    let check = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        REQUIRED,
+    );
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+    let before = vault.vault_request_times().len();
+    vault.fail_vault(1, 429, Some(1));
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+    let times = vault.vault_request_times();
+    assert_eq!(times.len(), before + 2, "one throttled request, one retry");
+    let waited = times[before + 1] - times[before];
+    assert!(waited >= std::time::Duration::from_secs(1), "{waited:?}");
+
+    // Passing trouble without Retry-After: backed off and retried.
+    vault.fail_vault(2, 503, None);
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+
+    // A wait beyond the run's deadline is not waited for: a clear error
+    // at once, not a timeout.
+    vault.fail_vault(1, 429, Some(60));
+    let started = std::time::Instant::now();
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Status,
+        "answered 429 Too Many Requests, Throttled to the secret listing; 1 tries, and the next wait (1m, as Retry-After asks) would pass the run's deadline",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn managed_identity_endpoint_trouble_is_retried() {
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    vault.fail_imds(2, 503);
+    let check = Check::new(&vault, &vault.url(), Login::Managed, REQUIRED);
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+    let granted: Vec<bool> = vault.token_requests().iter().map(|t| t.granted).collect();
+    assert_eq!(granted, [false, false, true]);
+}
+
+#[tokio::test]
+async fn the_checks_of_a_vault_share_one_listing_per_round() {
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |secret: &str| {
+        kind::plan(
+            &client_secret_yaml(
+                &vault,
+                dir.path(),
+                TENANT,
+                &format!("secrets:\n  - {{ name: {secret} }}\n"),
+            ),
+            dir.path(),
+        )
+    };
+    let checks = [
+        plan("jwt-secret"),
+        plan("redis-password"),
+        plan("stripe-secret-key"),
+    ];
+    let round =
+        || futures::future::join_all(checks.iter().map(|c| run_once(c.clone(), CLIENTS.clone())));
+    for record in round().await {
+        expect(
+            &record.outcome,
+            Verdict::Pass,
+            Reason::Ok,
+            "1 secrets present",
+        );
+    }
+    assert_eq!(vault.listings(), 1, "three concurrent checks, one listing");
+    // The next round (each check again, one after the other): one listing.
+    for check in &checks {
+        let record = run_once(check.clone(), CLIENTS.clone()).await;
+        expect(
+            &record.outcome,
+            Verdict::Pass,
+            Reason::Ok,
+            "1 secrets present",
+        );
+    }
+    assert_eq!(vault.listings(), 2);
+    // What the next round reads is new: a disabled secret shows.
+    vault.put(
+        "redis-password",
+        FakeSecret {
+            enabled: false,
+            ..FakeSecret::aged("VALUE-r", 1)
+        },
+    );
+    let outcomes: Vec<_> = round().await.into_iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes[1].reason,
+        Reason::SecretDisabled,
+        "{}",
+        outcomes[1].message
+    );
+    assert_eq!(vault.listings(), 3);
+    // Another identity lists for itself.
+    let managed = Check::new(&vault, &vault.url(), Login::Managed, REQUIRED);
+    managed.run().await;
+    assert_eq!(vault.listings(), 4);
+}
+
+#[tokio::test]
+async fn tenant_and_audience_come_from_the_vaults_challenge() {
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    // The configured tenant is not the vault's: the challenge names the
+    // right one (login.windows.net, as real vaults write it).
+    let dir = tempfile::tempdir().unwrap();
+    let check = kind::plan(
+        &client_secret_yaml(&vault, dir.path(), "00000000-wrong-tenant", REQUIRED),
+        dir.path(),
+    );
+    let outcome = run_once(check.clone(), CLIENTS.clone()).await.outcome;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "4 secrets present");
+    assert_eq!(vault.token_requests().len(), 1);
+    assert!(vault
+        .requests()
+        .contains(&format!("POST /{TENANT}/oauth2/v2.0/token")));
+
+    // The other authority host and a new audience: a 401, the new
+    // challenge, a token for its audience.
+    vault.set_challenge("login.microsoftonline.com", "https://localhost:443");
+    vault.invalidate_tokens();
+    expect(
+        &check_run(&check).await,
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+
+    // A challenge for an audience the vault's host is not part of: no
+    // token is asked for or sent.
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    vault.set_challenge("login.windows.net", "https://vault.azure.net");
+    let check = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        REQUIRED,
+    );
+    expect(
+        &check.run().await,
+        Verdict::Error,
+        Reason::Auth,
+        "its challenge asks for a token for https://vault.azure.net, which localhost is not part of; no token was sent",
+    );
+    assert!(vault.token_requests().is_empty());
+    assert_eq!(vault.listings(), 0);
+}
+
+async fn check_run(check: &std::sync::Arc<PlannedCheck>) -> Outcome {
+    run_once(check.clone(), CLIENTS.clone()).await.outcome
+}
+
+#[tokio::test]
+async fn forbidden_answers_quote_the_inner_code() {
+    for (code, says) in [
+        (
+            "ForbiddenByFirewall",
+            "(403, ForbiddenByFirewall): the vault's firewall does not admit",
+        ),
+        (
+            "ForbiddenByPolicy",
+            "(403, ForbiddenByPolicy): the vault's access policies give it no List permission",
+        ),
+        (
+            "ForbiddenByRbac",
+            "(403, ForbiddenByRbac): no role assignment allows it",
+        ),
+    ] {
+        let vault = FakeKeyVault::start().await;
+        fresh_vault_secrets(&vault);
+        vault.revoke_access(CLIENT_ID);
+        vault.set_forbidden_code(code);
+        let check = Check::new(
+            &vault,
+            &vault.url(),
+            Login::ClientSecret(CLIENT_SECRET),
+            REQUIRED,
+        );
+        let outcome = check.run().await;
+        expect(&outcome, Verdict::Error, Reason::Forbidden, says);
+        assert!(
+            !outcome.message.contains("Client address"),
+            "{}",
+            outcome.message
+        );
+    }
 }
 
 #[test]

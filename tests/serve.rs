@@ -304,6 +304,7 @@ async fn readiness_follows_the_scheduler_not_the_targets() {
         ready: ready.clone(),
         reload: None,
         kube: None,
+        peers: None,
     });
     let get = |path: &'static str| {
         axum::http::Request::get(path)

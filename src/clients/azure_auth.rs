@@ -12,17 +12,28 @@
 //! Tokens live in one [`TokenCache`] per process, keyed by identity and
 //! resource, so checks on the same identity share a token. A token is
 //! renewed when less than [`RENEW_BEFORE`] of its life is left (as the Azure
-//! SDKs do), and on demand when the resource answered 401.
+//! SDKs do), and on demand when the resource answered 401. The same cache
+//! holds what checks of one Azure resource share ([`TokenCache::shared`]:
+//! a vault's challenge and listing).
+//!
+//! Azure services and the managed-identity endpoint answer `429` when
+//! throttling and `5xx` when briefly unwell; [`send_retrying`] retries
+//! those within the run's deadline, waiting what `Retry-After` (or
+//! `retry-after-ms`, `x-ms-retry-after-ms`) asks, else backing off from
+//! 0.8 s, as the Azure SDKs' retry policies do.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
-use hyper::header::HeaderName;
+use hyper::header::{HeaderMap, HeaderName};
+use hyper::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest};
+use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
 use crate::config::{ByteSize, Secret, SecretSource};
 use crate::result::Reason;
 
@@ -114,10 +125,12 @@ struct CachedToken {
     renew_at: Instant,
 }
 
-/// Tokens by identity and resource, shared by every check of the process.
+/// Tokens by identity and resource, shared by every check of the process,
+/// and state shared by the checks of one Azure resource.
 #[derive(Default)]
 pub struct TokenCache {
     tokens: tokio::sync::Mutex<HashMap<String, CachedToken>>,
+    shared: std::sync::Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -156,6 +169,19 @@ impl NumberOrText {
 }
 
 impl TokenCache {
+    /// The state of type `T` every check naming `key` shares (created
+    /// empty by the first): one vault's challenge and listing.
+    pub fn shared<T: Default + Send + Sync + 'static>(&self, key: &str) -> Arc<T> {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = shared
+            .entry(format!("{}|{key}", std::any::type_name::<T>()))
+            .or_insert_with(|| Arc::new(T::default()));
+        match entry.clone().downcast::<T>() {
+            Ok(state) => state,
+            Err(_) => unreachable!("the key names the type"),
+        }
+    }
+
     /// A token for `resource` (`https://vault.azure.net`): the cached one
     /// unless it is close to expiry or `renew` asks for a new one.
     pub async fn token(
@@ -258,31 +284,31 @@ async fn fetch(
             (url, None)
         }
     };
-    let mut request = ApiRequest::get(&url, timeout);
-    request.body_limit = TOKEN_BODY_LIMIT;
-    request = match (credential, &request_secret) {
-        (Credential::WorkloadIdentity { client_id, .. }, Some(assertion)) => request.form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("scope", &scope),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.expose()),
-        ]),
-        (Credential::ClientSecret { client_id, .. }, Some(secret)) => request.form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("scope", &scope),
-            ("client_secret", secret.expose()),
-        ]),
-        _ => request
-            .header(HeaderName::from_static("metadata"), "true")
-            .map_err(|err| from_api(err, credential))?,
+    let build = |left: Duration| {
+        let mut request = ApiRequest::get(&url, left);
+        request.body_limit = TOKEN_BODY_LIMIT;
+        Ok(match (credential, &request_secret) {
+            (Credential::WorkloadIdentity { client_id, .. }, Some(assertion)) => request.form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", &scope),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.expose()),
+            ]),
+            (Credential::ClientSecret { client_id, .. }, Some(secret)) => request.form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", &scope),
+                ("client_secret", secret.expose()),
+            ]),
+            _ => request.header(HeaderName::from_static("metadata"), "true")?,
+        })
     };
-    let response = client
-        .send(request)
+    let imds = matches!(credential, Credential::ManagedIdentity { .. });
+    let (response, retried) = send_retrying(client, Instant::now() + timeout, imds, build)
         .await
         .map_err(|err| from_api(err, credential))?;
     let host = host_of(&url);
@@ -314,7 +340,7 @@ async fn fetch(
         return Err(token_error(
             reason,
             format!(
-                "the token endpoint {host} refused {} ({}){detail}",
+                "the token endpoint {host} refused {} ({}){detail}{retried}",
                 credential.describe(),
                 response.status
             ),
@@ -352,6 +378,99 @@ fn token_url(authority: &Url, tenant_id: &str) -> Result<Url, TokenError> {
         .map_err(|err| token_error(Reason::Auth, format!("bad authority host: {err}")))
 }
 
+/// Whether an answer is worth asking again: throttled (429) or briefly
+/// unwell (408, 500, 502, 503, 504). The managed-identity endpoint also
+/// answers 404 and 410 while an identity is being assigned, and the Azure
+/// SDKs retry those from it.
+pub fn transient(status: StatusCode, imds: bool) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+        || (imds && matches!(status.as_u16(), 404 | 410))
+}
+
+/// How long an answer asks to wait before the next try: `retry-after-ms`
+/// or `x-ms-retry-after-ms` (milliseconds), else `Retry-After` (seconds or
+/// an HTTP date).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = text(name).and_then(|t| t.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let value = text("retry-after")?;
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        SystemTime::from(date)
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The wait before try `n + 1` when the answer names none: 0.8 s doubling,
+/// at most 8 s.
+fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(800 * 2u64.pow(tries.saturating_sub(1).min(3)))
+}
+
+/// Least time a try needs to be worth making.
+const LEAST_TRY: Duration = Duration::from_millis(500);
+/// Tries at most, however much time is left.
+const MAX_TRIES: u32 = 5;
+
+/// Sends the request `build` makes (given the time left) and, while the
+/// answer is [`transient`] (or, from the managed-identity endpoint, the
+/// connection failed), sends it again after the wait the answer asks for,
+/// as long as that leaves time before `deadline`. Returns the last answer
+/// and, if it is still transient, why no further try was made (`; ...`).
+pub async fn send_retrying<'u>(
+    client: &ApiClient,
+    deadline: Instant,
+    imds: bool,
+    build: impl Fn(Duration) -> Result<ApiRequest<'u>, ApiError>,
+) -> Result<(ApiResponse, String), ApiError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let sent = client.send(build(left.max(LEAST_TRY))?).await;
+        let (wait, asked) = match &sent {
+            Ok(response) if transient(response.status, imds) => {
+                match retry_after(&response.headers, SystemTime::now()) {
+                    Some(wait) => (wait, true),
+                    None => (backoff(tries), false),
+                }
+            }
+            Err(ApiError::Refused { .. } | ApiError::Connect { .. }) if imds => {
+                (backoff(tries), false)
+            }
+            _ => return sent.map(|response| (response, String::new())),
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tries >= MAX_TRIES || wait + LEAST_TRY > left {
+            let why = if tries >= MAX_TRIES {
+                format!("; gave up after {tries} tries")
+            } else {
+                format!(
+                    "; {} tries, and the next wait ({}{}) would pass the run's deadline",
+                    tries,
+                    crate::config::format_duration(wait),
+                    if asked { ", as Retry-After asks" } else { "" }
+                )
+            };
+            return sent.map(|response| (response, why));
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +491,52 @@ mod tests {
             url.as_str(),
             "https://localhost:8443/aad/t1/oauth2/v2.0/token"
         );
+    }
+
+    #[test]
+    fn retry_after_takes_milliseconds_seconds_or_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(HeaderName::from_static(name), value.parse().unwrap());
+            }
+            map
+        };
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7")]), now),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "7"), ("x-ms-retry-after-ms", "1500")]),
+                now
+            ),
+            Some(Duration::from_millis(1500))
+        );
+        // 2015-10-21T07:28:00Z is 1445412480; 20 s later.
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:20 GMT")]),
+                now
+            ),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn throttling_and_passing_trouble_are_transient() {
+        for status in [429, 500, 502, 503, 504] {
+            assert!(transient(StatusCode::from_u16(status).unwrap(), false));
+        }
+        for status in [400, 401, 403, 404, 501] {
+            assert!(!transient(StatusCode::from_u16(status).unwrap(), false));
+        }
+        assert!(transient(StatusCode::NOT_FOUND, true));
+        assert_eq!(backoff(1), Duration::from_millis(800));
+        assert_eq!(backoff(9), Duration::from_millis(6400));
     }
 
     #[test]

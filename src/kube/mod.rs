@@ -19,8 +19,8 @@
 //! - [`KubeCache::certificate_not_after`]: the not-after time of
 //!   cert-manager Certificate `ns/name`;
 //! - [`KubeCache::subscribe_rollouts`] (the same feed as
-//!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment or
-//!   StatefulSet gets a new `metadata.generation`. Only watched objects are
+//!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment,
+//!   StatefulSet or Argo Rollout gets a new `metadata.generation`. Only watched objects are
 //!   seen: [`KubeCache::follow_rollouts`] starts the watches of the
 //!   workloads' namespaces (`serve` does so for `after_rollout_of`).
 
@@ -318,22 +318,32 @@ impl KubeCache {
         statuses
     }
 
-    /// Rollouts of watched Deployments and StatefulSets, as they are seen.
+    /// Rollouts of watched Deployments, StatefulSets and Argo Rollouts,
+    /// as they are seen.
     pub fn subscribe_rollouts(&self) -> broadcast::Receiver<Rollout> {
         self.rollouts.subscribe()
     }
 
     /// Starts (or joins) the Deployment and StatefulSet watches of the
-    /// namespaces of `workloads`, so their rollouts reach the feed; they
-    /// run while the returned watches are held. Watches that cannot start
-    /// (no client) are logged and left out.
+    /// namespaces of `workloads`, and their Argo Rollouts watches when the
+    /// API server serves `rollouts.argoproj.io` (asked once here, at start
+    /// and at each reload), so their rollouts reach the feed; they run
+    /// while the returned watches are held. Watches that cannot start (no
+    /// client) are logged and left out; once the watches have listed, a
+    /// workload that is none of these objects is logged, naming whether
+    /// Argo Rollouts is installed.
     pub async fn follow_rollouts(&self, workloads: &[WorkloadRef]) -> Vec<Arc<Watch>> {
         let namespaces: std::collections::BTreeSet<&str> =
             workloads.iter().map(|w| w.namespace.as_str()).collect();
+        let argo = self.serves_argo_rollouts().await;
+        let mut resources = vec![resource::DEPLOYMENTS, resource::STATEFULSETS];
+        if argo {
+            resources.push(resource::ARGO_ROLLOUTS);
+        }
         let mut held = Vec::new();
         for namespace in namespaces {
-            for resource in [resource::DEPLOYMENTS, resource::STATEFULSETS] {
-                match self.watch(&WatchKey::new(resource, Some(namespace))).await {
+            for resource in &resources {
+                match self.watch(&WatchKey::new(*resource, Some(namespace))).await {
                     Ok(watch) => held.push(watch),
                     Err(err) => {
                         tracing::warn!(namespace, resource = %resource, error = %err, "cannot follow rollouts");
@@ -341,7 +351,43 @@ impl KubeCache {
                 }
             }
         }
+        if !held.is_empty() {
+            tokio::spawn(report_unknown_workloads(
+                held.clone(),
+                workloads.to_vec(),
+                argo,
+            ));
+        }
         held
+    }
+
+    /// Whether the API server serves Argo Rollouts' `rollouts` (its CRD is
+    /// installed). Discovery is open to every authenticated client.
+    async fn serves_argo_rollouts(&self) -> bool {
+        let Ok(client) = self.client().await else {
+            return false;
+        };
+        let api_version = resource::ARGO_ROLLOUTS.api_resource("v1alpha1").api_version;
+        match client.list_api_group_resources(&api_version).await {
+            Ok(list) => {
+                let served = list
+                    .resources
+                    .iter()
+                    .any(|r| r.name == resource::ARGO_ROLLOUTS.plural);
+                if !served {
+                    tracing::info!("{api_version} does not serve rollouts: after_rollout_of follows Deployments and StatefulSets only");
+                }
+                served
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                tracing::info!("Argo Rollouts is not installed (the API server does not serve {api_version}): after_rollout_of follows Deployments and StatefulSets only");
+                false
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot tell whether Argo Rollouts is installed; not following Argo Rollouts");
+                false
+            }
+        }
     }
 
     /// The load-balancer addresses (IP or host name, in the order the
@@ -385,6 +431,37 @@ impl KubeCache {
     ) -> Result<ImageRef, LookupError> {
         let snapshot = lease.read(self, wait).await?;
         lookup::container_image(&snapshot, namespace, name, container).map_err(LookupError::Object)
+    }
+}
+
+/// Once the rollout watches have listed (or a minute has passed), warns
+/// of each workload none of them holds: a rollout of it would go unseen.
+async fn report_unknown_workloads(
+    watches: Vec<Arc<Watch>>,
+    workloads: Vec<WorkloadRef>,
+    argo: bool,
+) {
+    let mut snapshots = Vec::new();
+    for watch in &watches {
+        if let Ok(snapshot) = watch.read(Duration::from_secs(60)).await {
+            snapshots.push(snapshot);
+        }
+    }
+    for workload in workloads {
+        let found = snapshots
+            .iter()
+            .any(|s| s.get(&workload.namespace, &workload.name).is_some());
+        if !found {
+            tracing::warn!(
+                workload = %workload,
+                "after_rollout_of names {workload}, which is no Deployment or StatefulSet{}; its rollouts will not be seen",
+                if argo {
+                    " or Argo Rollout"
+                } else {
+                    " (and Argo Rollouts is not installed, so it cannot be a Rollout)"
+                }
+            );
+        }
     }
 }
 

@@ -153,6 +153,10 @@ pub const SERVICE_MONITORS: ResourceType = of(
     "servicemonitors",
     true,
 );
+/// Argo Rollouts' Rollout, followed by `after_rollout_of` like a
+/// Deployment when the API server serves it.
+pub const ARGO_ROLLOUTS: ResourceType =
+    of("argoproj.io", &["v1alpha1"], "Rollout", "rollouts", true);
 pub const PROMETHEUS_RULES: ResourceType = of(
     "monitoring.coreos.com",
     &["v1"],

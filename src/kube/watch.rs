@@ -20,7 +20,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::{broadcast, watch};
 
 use super::error::{classify_watch_error, scope_text, KubeError, WatchFailure};
-use super::resource::{ResourceType, DEPLOYMENTS, SECRETS, STATEFULSETS};
+use super::resource::{ResourceType, ARGO_ROLLOUTS, DEPLOYMENTS, SECRETS, STATEFULSETS};
 use crate::plan::{Rollout, WorkloadRef};
 
 /// What a watch is of. Equal keys share one watch.
@@ -294,8 +294,8 @@ pub(crate) async fn run(
     };
     let resource = key.resource;
     let namespace = key.namespace.as_deref();
-    let tracks_rollouts =
-        !key.metadata_only && (resource == DEPLOYMENTS || resource == STATEFULSETS);
+    let tracks_rollouts = !key.metadata_only
+        && (resource == DEPLOYMENTS || resource == STATEFULSETS || resource == ARGO_ROLLOUTS);
     let mut failures: u32 = 0;
     let mut version_index = 0usize;
     loop {

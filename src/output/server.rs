@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -26,6 +26,9 @@ pub struct AppState {
     /// The Kubernetes watches, listed by /readyz (never a reason to be
     /// unready: a verifier must not go unready over what it verifies).
     pub kube: Option<Arc<crate::kube::KubeCache>>,
+    /// The other shards of a sharded install (`--shard.peers`): the gate
+    /// and `/api/v1/checks` answer for all of them.
+    pub peers: Option<Arc<super::peers::Peers>>,
 }
 
 /// A reload request; the answer is a summary or every config problem.
@@ -36,13 +39,18 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(checklist_page))
         .route("/checks/{name}", get(check_page))
         .route("/api/v1/checks/{name}", get(check_json))
-        .route("/api/v1/gate", get(gate))
+        .route(
+            "/api/v1/gate",
+            get(super::gate::handle).post(super::gate::handle).layer(
+                axum::extract::DefaultBodyLimit::max(super::gate::BODY_LIMIT),
+            ),
+        )
         .route("/-/reload", axum::routing::post(reload))
         .route("/metrics", get(metrics))
         .route("/livez", get(live))
         .route("/healthz", get(live))
         .route("/readyz", get(ready))
-        .route("/api/v1/checks", get(checks))
+        .route("/api/v1/checks", get(super::peers::checks))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
@@ -114,7 +122,7 @@ impl PanicPlaces {
 static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// Runs `render` off the async workers, after the renders before it.
-async fn off_the_workers<F>(render: F) -> Response
+pub(super) async fn off_the_workers<F>(render: F) -> Response
 where
     F: FnOnce() -> Response + Send + 'static,
 {
@@ -179,26 +187,6 @@ async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> 
         move || match (find(&state, &name), state.status.history(&name)) {
             (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
             _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
-        },
-    )
-    .await
-}
-
-async fn gate(
-    State(state): State<AppState>,
-    query: Result<Query<super::gate::GateQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => {
-            return (StatusCode::BAD_REQUEST, format!("{rejection}\n")).into_response()
-        }
-    };
-    off_the_workers(
-        move || match super::gate::evaluate(&state.status.snapshot(), &query) {
-            Ok(answer) if answer.passed => Json(answer).into_response(),
-            Ok(answer) => (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response(),
-            Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
         },
     )
     .await
@@ -284,10 +272,6 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
         ));
     }
     (StatusCode::OK, text)
-}
-
-async fn checks(State(state): State<AppState>) -> Response {
-    off_the_workers(move || Json(state.status.snapshot()).into_response()).await
 }
 
 #[cfg(test)]

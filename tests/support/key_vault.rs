@@ -4,14 +4,30 @@
 //!
 //! - `GET /secrets?api-version=7.5&maxresults=N` lists secret properties
 //!   (`value[].id`, `value[].attributes.{enabled,created,updated,exp,nbf,
-//!   recoveryLevel,recoverableDays}`, `tags`) in pages of at most 25, with
-//!   an absolute `nextLink` carrying a `$skiptoken`, `null` on the last page.
+//!   recoveryLevel,recoverableDays}`, `tags`; certificate-backed secrets
+//!   also `contentType: application/x-pkcs12`, `managed: true`, `kid`) in
+//!   pages of at most 25, with an absolute `nextLink` carrying a
+//!   `$skiptoken`, `null` on the last page. Names keep the case they were
+//!   created with. As real vaults do on request: empty pages that still
+//!   carry a `nextLink` ([`FakeKeyVault::set_empty_pages`]), and next links
+//!   with another api-version ([`FakeKeyVault::set_next_link_api_version`];
+//!   any of Key Vault's api-versions is accepted). A real vault writes
+//!   `:443` into next links; the fake's links carry its own port, which
+//!   its URL has too.
 //! - `GET /secrets/{name}[/{version}]` returns the value (so a test can
 //!   prove vouch never asks for it).
-//! - Without a valid bearer token: 401 with `WWW-Authenticate: Bearer
-//!   authorization="https://login.microsoftonline.com/{tenant}",
-//!   resource="https://vault.azure.net"`; a token of a principal without
-//!   access: 403 `ForbiddenByRbac`. A missing api-version: 400.
+//! - Without a bearer token, or with one it does not know: 401 with the
+//!   challenge `WWW-Authenticate: Bearer authorization="https://login.windows.net/{tenant}",
+//!   resource="{resource}"` (`login.microsoftonline.com` on request). The
+//!   resource is the fake's domain, `https://localhost` (a real vault names
+//!   its cloud's, `https://vault.azure.net`, whose subdomain it is; without
+//!   a resolver, loopback has no subdomains); Entra ID issues tokens only
+//!   for that audience. A token of a principal without access: 403
+//!   `ForbiddenByRbac` (or another inner code on request:
+//!   `ForbiddenByFirewall`, `ForbiddenByPolicy`). A missing api-version: 400.
+//! - Throttling and trouble on request: the next N vault requests get 429
+//!   with `Retry-After` (Key Vault's `Throttled` error) or a 5xx, and the
+//!   next N managed-identity requests a 5xx or 429.
 //! - `POST /{tenant}/oauth2/v2.0/token`: client credentials with
 //!   `client_secret` or with a federated `client_assertion`; Entra ID's
 //!   error JSON (`error`, `error_description`, `error_codes`) on refusal.
@@ -39,7 +55,8 @@ pub const CLIENT_ID: &str = "5e2ab6b1-9f3c-4c1e-a8a5-vouch0000001";
 pub const CLIENT_SECRET: &str = "fake-client-secret-Zq8~never-print";
 pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.fake-service-account-token.sig";
 pub const MANAGED_IDENTITY_CLIENT_ID: &str = "0d8a7e6c-mi00-4b1a-9c3d-vouch0000002";
-pub const VAULT_RESOURCE: &str = "https://vault.azure.net";
+/// The audience the fake's challenge names by default (see above).
+pub const VAULT_RESOURCE: &str = "https://localhost";
 
 /// One secret in the fake vault (times in Unix seconds).
 #[derive(Clone, Debug)]
@@ -50,6 +67,8 @@ pub struct FakeSecret {
     pub updated: i64,
     pub exp: Option<i64>,
     pub nbf: Option<i64>,
+    /// Backs a Key Vault certificate (`managed: true`, PKCS#12 content).
+    pub certificate: bool,
 }
 
 impl FakeSecret {
@@ -63,8 +82,31 @@ impl FakeSecret {
             updated: written,
             exp: None,
             nbf: None,
+            certificate: false,
         }
     }
+
+    /// The secret Key Vault keeps for a certificate issued `age_days` ago
+    /// that expires in `expires_in_days`: its attributes are the
+    /// certificate's (`nbf` its start, `exp` its end).
+    pub fn certificate(age_days: i64, expires_in_days: i64) -> FakeSecret {
+        let issued = now() - age_days * 86_400;
+        FakeSecret {
+            nbf: Some(issued),
+            exp: Some(now() + expires_in_days * 86_400),
+            certificate: true,
+            ..FakeSecret::aged("MIIKPAIBAzCCCfwGCSqGSIb3DQEHAaCCCe0-fake-pfx", age_days)
+        }
+    }
+}
+
+/// Answers the fake gives instead of the normal one, N times.
+#[derive(Clone, Debug, Default)]
+struct Trouble {
+    /// Vault requests: (status, Retry-After seconds).
+    vault: Vec<(u16, Option<u64>)>,
+    /// Managed-identity requests: status.
+    imds: Vec<u16>,
 }
 
 /// A token request the fake answered, by flow.
@@ -91,6 +133,16 @@ struct State {
     /// Every token ever issued (kept when `tokens` is cleared).
     all_issued: Vec<String>,
     client_secret: String,
+    /// Host of the authorization URL in the challenge.
+    login_host: String,
+    /// The audience the challenge names and Entra ID issues.
+    resource: String,
+    forbidden_code: String,
+    empty_pages: usize,
+    next_link_api_version: String,
+    trouble: Trouble,
+    /// When each vault request arrived.
+    vault_request_times: Vec<std::time::Instant>,
 }
 
 pub struct FakeKeyVault {
@@ -139,6 +191,10 @@ impl FakeKeyVault {
             .collect(),
             token_lifetime_secs: 3600,
             client_secret: CLIENT_SECRET.to_string(),
+            login_host: "login.windows.net".to_string(),
+            resource: VAULT_RESOURCE.to_string(),
+            forbidden_code: "ForbiddenByRbac".to_string(),
+            next_link_api_version: "7.5".to_string(),
             ..State::default()
         }));
         let task = {
@@ -236,7 +292,74 @@ impl FakeKeyVault {
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
     }
+
+    /// Listing requests that carried a token the fake knows.
+    pub fn listings(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET /secrets?") && r.ends_with(" (token)"))
+            .count()
+    }
+
+    /// When each vault request arrived, in order.
+    pub fn vault_request_times(&self) -> Vec<std::time::Instant> {
+        self.state.lock().unwrap().vault_request_times.clone()
+    }
+
+    /// The challenge's authorization host (`login.windows.net` default,
+    /// `login.microsoftonline.com`) and audience.
+    pub fn set_challenge(&self, login_host: &str, resource: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.login_host = login_host.to_string();
+        state.resource = resource.to_string();
+    }
+
+    /// The inner code of the 403 for principals without access.
+    pub fn set_forbidden_code(&self, code: &str) {
+        self.state.lock().unwrap().forbidden_code = code.to_string();
+    }
+
+    /// Empty pages (with a nextLink) before each page of secrets.
+    pub fn set_empty_pages(&self, count: usize) {
+        self.state.lock().unwrap().empty_pages = count;
+    }
+
+    /// The api-version written into next links.
+    pub fn set_next_link_api_version(&self, version: &str) {
+        self.state.lock().unwrap().next_link_api_version = version.to_string();
+    }
+
+    /// The next `times` vault requests get `status` (429 with
+    /// `Retry-After: retry_after` seconds when given).
+    pub fn fail_vault(&self, times: usize, status: u16, retry_after: Option<u64>) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .trouble
+            .vault
+            .extend(std::iter::repeat_n((status, retry_after), times));
+    }
+
+    /// The next `times` managed-identity requests get `status`.
+    pub fn fail_imds(&self, times: usize, status: u16) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .trouble
+            .imds
+            .extend(std::iter::repeat_n(status, times));
+    }
 }
+
+/// Key Vault's data-plane api-versions the fake accepts.
+const API_VERSIONS: &[&str] = &[
+    "2016-10-01",
+    "7.0",
+    "7.1",
+    "7.2",
+    "7.3",
+    "7.4",
+    "7.5",
+    "7.6",
+];
 
 fn json(status: u16, value: serde_json::Value) -> Response<Full<Bytes>> {
     Response::builder()
@@ -373,7 +496,7 @@ async fn handle(
                 ),
             );
         }
-        if form.get("scope").map(String::as_str) != Some("https://vault.azure.net/.default") {
+        if form.get("scope") != Some(&format!("{}/.default", state.resource)) {
             return refuse(
                 &mut state,
                 entra_error(
@@ -433,6 +556,19 @@ async fn handle(
     // The instance metadata service.
     if method == "GET" && path == "/metadata/identity/oauth2/token" {
         let client_id = query.get("client_id").cloned();
+        if !state.trouble.imds.is_empty() {
+            let status = state.trouble.imds.remove(0);
+            state.token_requests.push(TokenRequest {
+                flow: "managed_identity",
+                client_id,
+                granted: false,
+            });
+            // As IMDS words it while busy or while an identity is assigned.
+            return json(
+                status,
+                serde_json::json!({ "error": "temporarily_unavailable", "error_description": "The request failed due to a gateway error." }),
+            );
+        }
         if metadata.as_deref() != Some("true") {
             state.token_requests.push(TokenRequest {
                 flow: "managed_identity",
@@ -444,7 +580,7 @@ async fn handle(
                 serde_json::json!({ "error": "invalid_request", "error_description": "Required metadata header not specified" }),
             );
         }
-        if query.get("resource").map(String::as_str) != Some(VAULT_RESOURCE)
+        if query.get("resource") != Some(&state.resource)
             || query.get("api-version").map(String::as_str) != Some("2018-02-01")
         {
             state.token_requests.push(TokenRequest {
@@ -476,7 +612,7 @@ async fn handle(
                 "expires_on": (now + lifetime as i64).to_string(),
                 "ext_expires_in": lifetime.to_string(),
                 "not_before": now.to_string(),
-                "resource": VAULT_RESOURCE,
+                "resource": state.resource,
                 "token_type": "Bearer",
             }),
         );
@@ -491,10 +627,42 @@ async fn handle(
             None,
         );
     }
+    state.vault_request_times.push(std::time::Instant::now());
+    if !state.trouble.vault.is_empty() {
+        let (status, retry_after) = state.trouble.vault.remove(0);
+        let mut response = if status == 429 {
+            vault_error(
+                429,
+                "Throttled",
+                "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+                None,
+            )
+        } else {
+            vault_error(
+                status,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable.",
+                None,
+            )
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert("Retry-After", seconds.to_string().parse().unwrap());
+        }
+        return response;
+    }
     let principal = authorization
         .as_deref()
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|t| state.tokens.get(t).cloned());
+    if let Some(last) = state.requests.last_mut() {
+        last.push_str(if principal.is_some() {
+            " (token)"
+        } else {
+            " (no token)"
+        });
+    }
     let Some(principal) = principal else {
         let mut response = vault_error(
             401,
@@ -509,14 +677,18 @@ async fn handle(
         response.headers_mut().insert(
             "WWW-Authenticate",
             format!(
-                "Bearer authorization=\"https://login.microsoftonline.com/{TENANT}\", resource=\"{VAULT_RESOURCE}\""
+                "Bearer authorization=\"https://{}/{TENANT}\", resource=\"{}\"",
+                state.login_host, state.resource
             )
             .parse()
             .unwrap(),
         );
         return response;
     };
-    if query.get("api-version").map(String::as_str) != Some("7.5") {
+    if !query
+        .get("api-version")
+        .is_some_and(|v| API_VERSIONS.contains(&v.as_str()))
+    {
         return vault_error(
             400,
             "BadParameter",
@@ -525,14 +697,13 @@ async fn handle(
         );
     }
     if !state.readers.contains(&principal) {
-        return vault_error(
-            403,
-            "Forbidden",
-            &format!(
-                "Caller is not authorized to perform action on resource. Caller: appid={principal}"
-            ),
-            Some("ForbiddenByRbac"),
-        );
+        let code = state.forbidden_code.clone();
+        let message = match code.as_str() {
+            "ForbiddenByFirewall" => "Client address is not authorized and caller is not a trusted service.".to_string(),
+            "ForbiddenByPolicy" => format!("The user, group or application 'appid={principal}' does not have secrets list permission on key vault."),
+            _ => format!("Caller is not authorized to perform action on resource. Caller: appid={principal}"),
+        };
+        return vault_error(403, "Forbidden", &message, Some(&code));
     }
     let attributes = |s: &FakeSecret| {
         let mut a = serde_json::json!({
@@ -556,29 +727,52 @@ async fn handle(
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or(25)
             .clamp(1, 25);
-        let offset = query
+        // The skiptoken holds the offset and, for empty pages, how many
+        // empty pages were sent before it ("OFFSET" or "OFFSET.EMPTY").
+        let token = query
             .get("$skiptoken")
             .and_then(|t| t.strip_prefix("2!80!MDAwMDI2IXNlY3JldC8h"))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
+            .unwrap_or("0");
+        let (offset, empties) = token.split_once('.').unwrap_or((token, "0"));
+        let offset: usize = offset.parse().unwrap_or(0);
+        let empties: usize = empties.parse().unwrap_or(0);
+        let link = |state: &State, token: String| {
+            serde_json::Value::String(format!(
+                "{base}/secrets?api-version={}&$skiptoken=2!80!MDAwMDI2IXNlY3JldC8h{token}&maxresults={page_size}",
+                state.next_link_api_version
+            ))
+        };
+        if empties < state.empty_pages && offset < state.secrets.len() {
+            let next_link = link(&state, format!("{offset}.{}", empties + 1));
+            return json(
+                200,
+                serde_json::json!({ "value": [], "nextLink": next_link }),
+            );
+        }
         let names: Vec<&String> = state.secrets.keys().collect();
         let value: Vec<serde_json::Value> = names
             .iter()
             .skip(offset)
             .take(page_size)
             .map(|name| {
-                serde_json::json!({
+                let secret = &state.secrets[*name];
+                let mut item = serde_json::json!({
                     "id": format!("{base}/secrets/{name}"),
-                    "attributes": attributes(&state.secrets[*name]),
+                    "attributes": attributes(secret),
                     "tags": { "managed-by": "terraform" },
-                })
+                });
+                if secret.certificate {
+                    item["contentType"] = "application/x-pkcs12".into();
+                    item["managed"] = true.into();
+                    item["kid"] = format!("{base}/keys/{name}").into();
+                    item["tags"] = serde_json::json!({});
+                }
+                item
             })
             .collect();
         let next = offset + page_size;
         let next_link = if next < names.len() {
-            serde_json::Value::String(format!(
-                "{base}/secrets?api-version=7.5&$skiptoken=2!80!MDAwMDI2IXNlY3JldC8h{next}&maxresults={page_size}"
-            ))
+            link(&state, next.to_string())
         } else {
             serde_json::Value::Null
         };

@@ -2,7 +2,8 @@
 //! call "Get Secrets" (`GET {vault}/secrets?api-version=7.5&maxresults=25`,
 //! following `nextLink`), which lists each secret's current version's
 //! attributes and never its value. Values (`GET /secrets/{name}`) are never
-//! asked for.
+//! asked for. How the listing is made (the vault's challenge, retries,
+//! one listing shared by the checks of a vault) is in [`super::vault_listing`].
 //!
 //! REST rather than Microsoft's `azure_security_keyvault_secrets` crate:
 //! that crate runs on its own HTTP client and trust roots (no test CA, no
@@ -14,33 +15,26 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use hyper::header::AUTHORIZATION;
-use hyper::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+use super::vault_listing::VaultShared;
 use super::{SecretFacts, SecretMetadataSource, SourceError};
-use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest};
+use crate::clients::api_client::{host_of, ApiClient, ApiError};
 use crate::clients::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
-use crate::config::{ByteSize, Problem};
+use crate::config::Problem;
 use crate::probe::BuildContext;
 use crate::probe::ProbeContext;
 use crate::result::Reason;
 use crate::secret::SecretSource;
 
 pub const API_VERSION: &str = "7.5";
-/// The most Key Vault returns per page.
-const PAGE_SIZE: &str = "25";
-/// The resource (audience) of Key Vault tokens.
-pub const VAULT_RESOURCE: &str = "https://vault.azure.net";
-/// Pages read at most: 400 pages of 25 is 10000 secrets.
-const MAX_PAGES: u32 = 400;
-const PAGE_BODY_LIMIT: ByteSize = ByteSize(4 * 1024 * 1024);
 
 /// How the check authenticates to Entra ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -86,7 +80,7 @@ pub struct KeyVaultConfig {
 
 /// A compiled Key Vault source.
 pub struct KeyVaultSource {
-    vault: Url,
+    pub(super) vault: Url,
     auth: Option<AuthMethod>,
     tenant_id: Option<String>,
     client_id: Option<String>,
@@ -94,10 +88,17 @@ pub struct KeyVaultSource {
     federated_token_file: Option<PathBuf>,
     client_secret: Option<SecretSource>,
     managed_identity_endpoint: Option<Url>,
-    client: ApiClient,
-    tokens: Arc<TokenCache>,
-    timeout: Duration,
+    pub(super) client: ApiClient,
+    pub(super) tokens: Arc<TokenCache>,
+    pub(super) timeout: Duration,
+    /// What the checks on this vault with this identity share.
+    pub(super) shared: Arc<VaultShared>,
+    /// Tells this check's reads of a shared listing from other checks'.
+    pub(super) id: u64,
 }
+
+/// Source ids; a rebuilt check (after a reload) gets a new one.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn parse_http_url(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<Url> {
     match Url::parse(text) {
@@ -210,16 +211,30 @@ impl KeyVaultSource {
         let (Some(vault), Some(tls), true) = (vault, tls, problems.is_empty()) else {
             return Err(problems);
         };
+        let federated_token_file = config
+            .federated_token_file
+            .as_ref()
+            .map(|p| ctx.resolve_path(p));
+        // Checks share a listing only with the same identity (paths
+        // resolved): one that may not list the vault must not pass on
+        // another's listing.
+        let shared_key = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{federated_token_file:?}|{client_secret:?}|{managed_identity_endpoint:?}",
+            vault.origin().ascii_serialization(),
+            config.auth,
+            config.tenant_id,
+            config.client_id,
+            authority_host,
+        );
         Ok(KeyVaultSource {
+            shared: clients.azure_tokens.shared::<VaultShared>(&shared_key),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             vault,
             auth: config.auth,
             tenant_id: config.tenant_id.clone(),
             client_id: config.client_id.clone(),
             authority_host,
-            federated_token_file: config
-                .federated_token_file
-                .as_ref()
-                .map(|p| ctx.resolve_path(p)),
+            federated_token_file,
             client_secret,
             managed_identity_endpoint,
             client: ApiClient::new(&tls, timeout),
@@ -229,8 +244,9 @@ impl KeyVaultSource {
     }
 
     /// The credential for this run: the config, then the environment
-    /// variables AKS sets for workload identity.
-    fn credential(&self) -> Result<Credential, SourceError> {
+    /// variables AKS sets for workload identity. The tenant named by the
+    /// vault's challenge wins: tokens must come from the vault's tenant.
+    pub(super) fn credential(&self, challenged: Option<&str>) -> Result<Credential, SourceError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let token_file = self
             .federated_token_file
@@ -268,8 +284,9 @@ impl KeyVaultSource {
             }
         };
         let tenant = || {
-            self.tenant_id
-                .clone()
+            challenged
+                .map(str::to_string)
+                .or_else(|| self.tenant_id.clone())
                 .or_else(|| env("AZURE_TENANT_ID"))
                 .ok_or_else(|| missing("tenant_id", "AZURE_TENANT_ID"))
         };
@@ -299,135 +316,6 @@ impl KeyVaultSource {
             },
         })
     }
-
-    async fn token(
-        &self,
-        credential: &Credential,
-        renew: bool,
-    ) -> Result<crate::config::Secret, SourceError> {
-        self.tokens
-            .token(
-                &self.client,
-                credential,
-                VAULT_RESOURCE,
-                self.timeout,
-                renew,
-            )
-            .await
-            .map_err(|err| SourceError {
-                reason: err.reason,
-                message: err.message,
-            })
-    }
-
-    async fn list_wanted(
-        &self,
-        ctx: &ProbeContext,
-        wanted: &HashSet<String>,
-    ) -> Result<Vec<SecretFacts>, SourceError> {
-        let credential = self.credential()?;
-        ctx.progress.set("getting an Entra ID token");
-        let mut token = self.token(&credential, false).await?;
-        let mut renewed = false;
-        let mut url = self.vault.join("secrets").expect("a relative path joins");
-        url.query_pairs_mut()
-            .append_pair("api-version", API_VERSION)
-            .append_pair("maxresults", PAGE_SIZE);
-        let host = host_of(&self.vault);
-        let mut found = Vec::new();
-        let mut pages = 0;
-        loop {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(SourceError {
-                    reason: Reason::TooLarge,
-                    message: format!(
-                        "{host} lists more than {MAX_PAGES} pages of secrets; stopped there"
-                    ),
-                });
-            }
-            ctx.progress.set("listing the vault's secrets");
-            let mut request = ApiRequest::get(&url, self.timeout);
-            request.body_limit = PAGE_BODY_LIMIT;
-            let request = request
-                .header(AUTHORIZATION, &format!("Bearer {}", token.expose()))
-                .map_err(|err| SourceError {
-                    reason: err.reason(),
-                    message: err.to_string(),
-                })?;
-            let response = self.client.send(request).await.map_err(|err| SourceError {
-                reason: err.reason(),
-                message: format!("vault {err}"),
-            })?;
-            match response.status {
-                StatusCode::OK => {}
-                // A token the vault no longer takes (revoked, or the clock
-                // of the cache was wrong): one new token, one retry.
-                StatusCode::UNAUTHORIZED if !renewed => {
-                    renewed = true;
-                    ctx.progress.set("renewing the Entra ID token");
-                    token = self.token(&credential, true).await?;
-                    pages -= 1;
-                    continue;
-                }
-                StatusCode::UNAUTHORIZED => {
-                    return Err(SourceError {
-                        reason: Reason::Auth,
-                        message: format!(
-                            "{host} refused the token of {} (401{}) after a fresh one",
-                            credential.describe(),
-                            vault_error_code(&response.body)
-                        ),
-                    })
-                }
-                StatusCode::FORBIDDEN => {
-                    return Err(SourceError {
-                        reason: Reason::Forbidden,
-                        message: format!(
-                            "{host} denied {} listing secrets (403{}); it needs the Key Vault Secrets User role or a list permission",
-                            credential.describe(),
-                            vault_error_code(&response.body)
-                        ),
-                    })
-                }
-                status => {
-                    return Err(SourceError {
-                        reason: Reason::Status,
-                        message: format!(
-                            "{host} answered {status}{} to the secret listing",
-                            vault_error_code(&response.body)
-                        ),
-                    })
-                }
-            }
-            let (facts, next_link) =
-                read_secret_page(&response.body, &host).map_err(|err| SourceError {
-                    reason: err.reason(),
-                    message: err.to_string(),
-                })?;
-            found.extend(facts.into_iter().filter(|f| wanted.contains(&f.name)));
-            match next_link {
-                None => return Ok(found),
-                Some(next) => {
-                    let next = Url::parse(&next).map_err(|err| SourceError {
-                        reason: Reason::Protocol,
-                        message: format!("{host}'s nextLink is not a URL: {err}"),
-                    })?;
-                    // The token goes only to the vault itself.
-                    if next.origin() != self.vault.origin() {
-                        return Err(SourceError {
-                            reason: Reason::Protocol,
-                            message: format!(
-                                "{host}'s nextLink points to another host ({})",
-                                host_of(&next)
-                            ),
-                        });
-                    }
-                    url = next;
-                }
-            }
-        }
-    }
 }
 
 impl SecretMetadataSource for KeyVaultSource {
@@ -440,7 +328,7 @@ impl SecretMetadataSource for KeyVaultSource {
         ctx: &'a ProbeContext,
         wanted: &'a HashSet<String>,
     ) -> BoxFuture<'a, Result<Vec<SecretFacts>, SourceError>> {
-        self.list_wanted(ctx, wanted).boxed()
+        self.list_shared(ctx, wanted).boxed()
     }
 }
 
@@ -508,6 +396,13 @@ fn secret_name(id: &str) -> Option<&str> {
 /// message is left out (it names the caller's object IDs). Public for the
 /// fuzz targets.
 pub fn vault_error_code(body: &[u8]) -> String {
+    innermost_error_code(body)
+        .map(|c| format!(", {c}"))
+        .unwrap_or_default()
+}
+
+/// The innermost `code` of a Key Vault error body, if it is a plain word.
+pub(super) fn innermost_error_code(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Envelope {
         error: Inner,
@@ -517,9 +412,7 @@ pub fn vault_error_code(body: &[u8]) -> String {
         code: Option<String>,
         innererror: Option<Box<Inner>>,
     }
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-        return String::new();
-    };
+    let envelope = serde_json::from_slice::<Envelope>(body).ok()?;
     let mut code = envelope.error.code.clone();
     let mut inner = envelope.error.innererror;
     while let Some(next) = inner {
@@ -529,8 +422,6 @@ pub fn vault_error_code(body: &[u8]) -> String {
         inner = next.innererror;
     }
     code.filter(|c| c.len() <= 60 && c.chars().all(|ch| ch.is_ascii_alphanumeric()))
-        .map(|c| format!(", {c}"))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 //! follow by implementing the trait and adding a block to
 //! [`SecretAgeConfig`].
 
+mod challenge;
 pub mod key_vault;
 pub mod kubernetes;
+mod vault_listing;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -84,7 +86,7 @@ pub trait SecretMetadataSource: Send + Sync + 'static {
     fn describe(&self) -> String;
 
     /// The facts of those secrets among `wanted` that exist; the others
-    /// are missing. Implementations keep only the wanted ones in memory.
+    /// are missing. Names are compared without regard to case.
     fn list<'a>(
         &'a self,
         ctx: &'a ProbeContext,
@@ -126,7 +128,8 @@ impl SecretAgeProbe {
         }
         let mut seen = HashSet::new();
         for (i, secret) in config.secrets.iter().enumerate() {
-            if !seen.insert(secret.name.as_str()) {
+            // Key Vault names are case-insensitive: JWT-Secret is jwt-secret.
+            if !seen.insert(secret.name.to_ascii_lowercase()) {
                 problems.push(Problem::new(
                     format!("secrets[{i}].name"),
                     format!("duplicate secret {:?}", secret.name),
@@ -256,18 +259,24 @@ fn days(seconds: i64) -> String {
 }
 
 /// Judges the facts against the requirements at `now` (Unix seconds).
+/// Names match without regard to case (Key Vault's are case-insensitive;
+/// Kubernetes' are lower case anyway).
 fn judge(requirements: &[Requirement], facts: &[SecretFacts], now: i64, where_: &str) -> Outcome {
-    let by_name: HashMap<&str, &SecretFacts> = facts.iter().map(|f| (f.name.as_str(), f)).collect();
+    let by_name: HashMap<String, &SecretFacts> = facts
+        .iter()
+        .map(|f| (f.name.to_ascii_lowercase(), f))
+        .collect();
     let mut measurements = Vec::new();
     let mut missing = Vec::new();
     let mut disabled = Vec::new();
+    let mut not_yet_valid = Vec::new();
     let mut too_old = Vec::new();
     let mut expiring = Vec::new();
     let mut notes = Vec::new();
     let mut oldest: Option<(&str, i64)> = None;
     for requirement in requirements {
         let name = requirement.name.as_str();
-        let Some(fact) = by_name.get(name) else {
+        let Some(fact) = by_name.get(&name.to_ascii_lowercase()) else {
             measurements.push(Measurement::labelled(Measure::SecretPresent, &[name], 0.0));
             if requirement.optional {
                 notes.push(format!("optional {name} absent"));
@@ -287,6 +296,16 @@ fn judge(requirements: &[Requirement], facts: &[SecretFacts], now: i64, where_: 
                 notes.push(format!("optional {name} disabled"));
             } else {
                 disabled.push(name.to_string());
+            }
+            continue;
+        }
+        // Not valid before `nbf`: like a disabled secret, not usable yet.
+        if let Some(from) = fact.not_before.filter(|&nbf| nbf > now) {
+            let when = format!("{name} (valid in {})", days(from - now));
+            if requirement.optional {
+                notes.push(format!("optional {when}"));
+            } else {
+                not_yet_valid.push(when);
             }
             continue;
         }
@@ -341,6 +360,15 @@ fn judge(requirements: &[Requirement], facts: &[SecretFacts], now: i64, where_: 
         failures.push((
             Reason::SecretDisabled,
             format!("disabled (counted as missing): {}", disabled.join(", ")),
+        ));
+    }
+    if !not_yet_valid.is_empty() {
+        failures.push((
+            Reason::SecretDisabled,
+            format!(
+                "not valid yet (counted as missing): {}",
+                not_yet_valid.join(", ")
+            ),
         ));
     }
     failures.extend(too_old.into_iter().map(|m| (Reason::SecretAge, m)));
@@ -427,6 +455,44 @@ mod tests {
             outcome.message,
             "missing from vault v: db-password; disabled (counted as missing): smtp-password; \
              jwt-secret last rotated 120d ago, limit 90d; stripe-key expires in 3d, min_valid_for 14d"
+        );
+    }
+
+    #[test]
+    fn names_match_without_case_and_not_yet_valid_secrets_count_as_missing() {
+        let requirements = [
+            requirement("JWT-Secret", false, Some(90)),
+            requirement("stripe-key", false, None),
+            requirement("sentry-dsn", true, None),
+        ];
+        let now = 1_000 * DAY;
+        let mut stripe = fact("Stripe-Key", true, 1, None);
+        stripe.not_before = Some(now + 3 * DAY);
+        let mut sentry = fact("sentry-dsn", true, 1, None);
+        sentry.not_before = Some(now + DAY);
+        let facts = [fact("jwt-secret", true, 10, None), stripe, sentry];
+        let outcome = judge(&requirements, &facts, now, "vault v");
+        assert_eq!(
+            (outcome.verdict, outcome.reason),
+            (Verdict::Fail, Reason::SecretDisabled)
+        );
+        assert_eq!(
+            outcome.message,
+            "not valid yet (counted as missing): stripe-key (valid in 3d)"
+        );
+        // A not-before in the past is no matter.
+        let mut stripe = fact("stripe-key", true, 1, None);
+        stripe.not_before = Some(now - DAY);
+        let outcome = judge(
+            &requirements,
+            &[fact("JWT-SECRET", true, 10, None), stripe],
+            now,
+            "vault v",
+        );
+        assert_eq!(outcome.verdict, Verdict::Pass, "{}", outcome.message);
+        assert_eq!(
+            outcome.message,
+            "2 secrets present and enabled in vault v; oldest JWT-Secret, rotated 10d ago; optional sentry-dsn absent"
         );
     }
 

@@ -1,0 +1,242 @@
+//! Sharded installs answer for every shard. With `--shard I/N` each
+//! replica runs a part of the checks; behind one Service, the gate and the
+//! JSON API would answer for whichever replica the Service picked. With
+//! `--shard.peers URL` (a URL with `{shard}`, e.g.
+//! `http://vouch-{shard}.vouch-shards:9847`, the per-pod names the
+//! StatefulSet's headless Service gives) a replica asks every other shard
+//! for its checks (`/api/v1/checks?local=true`, at most [`PEER_TIMEOUT`]
+//! each, all at once), merges them with its own, and marks each check with
+//! the shard that runs it. A shard that does not answer (its name does not
+//! resolve, it refuses, it is slow, it answers garbage) holds the gate with
+//! that reason and is listed as such in the JSON API.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::gate::{GateItem, Unreachable};
+use super::server::AppState;
+use super::status::StatusSnapshot;
+
+/// Longest a peer may take to answer.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest answer read from a peer.
+const PEER_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The other shards of this install.
+pub struct Peers {
+    index: u32,
+    count: u32,
+    template: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+/// What one shard said.
+pub struct ShardAnswer {
+    pub shard: u32,
+    pub url: String,
+    /// Its `/api/v1/checks` JSON, or why there is none.
+    pub result: Result<Value, String>,
+}
+
+impl Peers {
+    /// Peers of shard `index` of `count` at `template` (`{shard}` is
+    /// replaced by each shard's index); `Err` says what is wrong with it.
+    pub fn new(index: u32, count: u32, template: &str) -> Result<Peers, String> {
+        if !template.contains("{shard}") {
+            return Err(format!(
+                "--shard.peers {template:?} must contain {{shard}}, e.g. http://vouch-{{shard}}.vouch-shards:9847"
+            ));
+        }
+        let example = template.replace("{shard}", "0");
+        match url::Url::parse(&example) {
+            Ok(url) if url.scheme() == "http" && url.host_str().is_some() => {}
+            _ => {
+                return Err(format!(
+                    "--shard.peers {template:?} must be an http:// URL once {{shard}} is replaced"
+                ))
+            }
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(PEER_TIMEOUT));
+        Ok(Peers {
+            index,
+            count,
+            template: template.trim_end_matches('/').to_string(),
+            // No pool: a peer that went away is refused at once, not reset on
+            // a kept connection, and peers are asked rarely.
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build(connector),
+        })
+    }
+
+    pub fn url(&self, shard: u32) -> String {
+        self.template.replace("{shard}", &shard.to_string())
+    }
+
+    /// Every other shard's checks, asked at once.
+    pub async fn ask_all(&self) -> Vec<ShardAnswer> {
+        let asks = (0..self.count)
+            .filter(|&shard| shard != self.index)
+            .map(|shard| async move {
+                let url = self.url(shard);
+                let result = match tokio::time::timeout(PEER_TIMEOUT, self.ask(&url)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(format!(
+                        "no answer within {}",
+                        crate::config::format_duration(PEER_TIMEOUT)
+                    )),
+                };
+                ShardAnswer { shard, url, result }
+            });
+        futures::future::join_all(asks).await
+    }
+
+    async fn ask(&self, base: &str) -> Result<Value, String> {
+        let uri: hyper::Uri = format!("{base}/api/v1/checks?local=true")
+            .parse()
+            .map_err(|err| format!("bad URL: {err}"))?;
+        let response = self.client.get(uri).await.map_err(|err| {
+            // The innermost cause names it: dns error, connection refused.
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(inner) = source {
+                text = inner.to_string();
+                source = inner.source();
+            }
+            text
+        })?;
+        let status = response.status();
+        let body = Limited::new(response.into_body(), PEER_BODY_LIMIT)
+            .collect()
+            .await
+            .map_err(|err| format!("its answer broke off: {err}"))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("it answered {status}"));
+        }
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|err| format!("its answer is not JSON: {err}"))?;
+        if !value["checks"].is_array() {
+            return Err("its answer has no checks".into());
+        }
+        Ok(value)
+    }
+
+    /// The gate's input: this replica's checks and every answering
+    /// shard's, each marked with its shard, and the shards that did not.
+    pub async fn gate_items(&self, local: &StatusSnapshot) -> (Vec<GateItem>, Vec<Unreachable>) {
+        let mut items: Vec<GateItem> = local
+            .checks
+            .iter()
+            .map(|c| GateItem::of(c, Some(self.index)))
+            .collect();
+        let mut unreachable = Vec::new();
+        for answer in self.ask_all().await {
+            let parsed = answer.result.and_then(|value| {
+                serde_json::from_value::<Vec<GateItem>>(value["checks"].clone())
+                    .map_err(|err| format!("its checks are not what vouch answers: {err}"))
+            });
+            match parsed {
+                Ok(peer_items) => items.extend(peer_items.into_iter().map(|mut item| {
+                    item.shard = Some(answer.shard);
+                    item
+                })),
+                Err(why) => unreachable.push(Unreachable {
+                    shard: answer.shard,
+                    why: format!(
+                        "shard {} ({}) did not answer: {why}",
+                        answer.shard, answer.url
+                    ),
+                }),
+            }
+        }
+        (items, unreachable)
+    }
+
+    /// `/api/v1/checks` for the whole install: every shard's checks (each
+    /// with `shard`), the summaries added up, and `shards` saying which
+    /// shard answered.
+    pub async fn merged_checks(&self, local: &StatusSnapshot) -> Value {
+        let mut merged = json!({
+            "summary": {"total": 0, "pass": 0, "fail": 0, "error": 0, "pending": 0},
+            "checks": [],
+            "shards": [],
+        });
+        let mut answers = vec![ShardAnswer {
+            shard: self.index,
+            url: self.url(self.index),
+            result: serde_json::to_value(local).map_err(|err| err.to_string()),
+        }];
+        answers.extend(self.ask_all().await);
+        answers.sort_by_key(|a| a.shard);
+        for answer in answers {
+            let (answered, error) = match answer.result {
+                Ok(mut value) => {
+                    for key in ["total", "pass", "fail", "error", "pending"] {
+                        let add = value["summary"][key].as_u64().unwrap_or(0);
+                        let sum = merged["summary"][key].as_u64().unwrap_or(0) + add;
+                        merged["summary"][key] = sum.into();
+                    }
+                    if let Some(checks) = value["checks"].as_array_mut() {
+                        for check in checks.iter_mut() {
+                            check["shard"] = answer.shard.into();
+                        }
+                        merged["checks"]
+                            .as_array_mut()
+                            .expect("an array")
+                            .append(checks);
+                    }
+                    (true, None)
+                }
+                Err(why) => (false, Some(why)),
+            };
+            merged["shards"]
+                .as_array_mut()
+                .expect("an array")
+                .push(json!({
+                    "shard": answer.shard,
+                    "url": answer.url,
+                    "answered": answered,
+                    "error": error,
+                }));
+        }
+        merged
+    }
+}
+
+/// `/api/v1/checks` parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct ChecksQuery {
+    /// `true`: this replica's checks only (what peers ask each other).
+    pub local: Option<String>,
+}
+
+/// Whether a `local` parameter asks for this replica only.
+pub fn is_local(local: Option<&str>) -> bool {
+    matches!(local, Some("true" | "1"))
+}
+
+/// The `/api/v1/checks` handler: this replica's board, or, with peers, the
+/// whole install's.
+pub async fn checks(State(state): State<AppState>, Query(query): Query<ChecksQuery>) -> Response {
+    let snapshot = state.status.snapshot();
+    match &state.peers {
+        Some(peers) if !is_local(query.local.as_deref()) => {
+            Json(peers.merged_checks(&snapshot).await).into_response()
+        }
+        // Rendered off the async workers, as every page is (a flood of
+        // requests must not make scheduled runs late).
+        _ => super::server::off_the_workers(move || Json(snapshot).into_response()).await,
+    }
+}
