@@ -88,8 +88,16 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     .await
     .unwrap();
 
+    // The headline is the gate's answer at its default threshold; the info
+    // check that errors is counted beside it.
     assert!(
-        dom.contains("Checklist failing: 2 of 3 checks do not pass"),
+        dom.contains(
+            "Gate failing (warning and above): 1 of 2 checks do not pass \u{b7} 1 info check failing"
+        ),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<title>vouch: gate failing (warning and above)</title>"),
         "{dom}"
     );
     for text in [
@@ -236,12 +244,13 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
     assert_eq!(answer["passing"][0], "api-health-live");
 
     let (status, body) = daemon
-        .get("/api/v1/gate?section=post-deploy")
+        .get("/api/v1/gate?section=post-deploy&severity=info")
         .await
         .unwrap();
     assert_eq!(status, 503);
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["passed"], false);
+    assert_eq!(answer["severity"], "info");
     let holding: Vec<&str> = answer["holding"]
         .as_array()
         .unwrap()
@@ -254,22 +263,40 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
         .unwrap()
         .contains("status 503, expected 2xx"));
 
-    // The info check does not hold a gate for warning and above.
-    let (status, _) = daemon
-        .get("/api/v1/gate?section=post-deploy&severity=warning")
-        .await
-        .unwrap();
+    // By default the gate includes warning and above, as `vouch check`
+    // does, and says so: the info check does not hold it.
+    let (status, body) = daemon.get("/api/v1/gate").await.unwrap();
     assert_eq!(status, 503, "web-homepage (warning) still fails");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["severity"], "warning");
+    assert_eq!(answer["selected"], 2);
+    assert_eq!(answer["holding"][0]["name"], "web-homepage");
+    assert_eq!(answer["holding"].as_array().unwrap().len(), 1);
     server.route("/broken", Reply::text(200, "fixed"));
     wait_until("the gate to open", Duration::from_secs(10), || async {
-        daemon
-            .get("/api/v1/gate?section=post-deploy&severity=warning")
-            .await
-            .unwrap()
-            .0
-            == 200
+        daemon.get("/api/v1/gate").await.unwrap().0 == 200
     })
     .await;
+
+    // One answer: the endpoint, the page's headline and `vouch check`
+    // agree while the info check still errors.
+    let page = daemon.get_ok("/").await;
+    assert!(
+        page.contains("Gate passing (warning and above) \u{b7} 1 info check failing"),
+        "{page}"
+    );
+    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["check", "--config"])
+        .arg(&config.path)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     // `since`: a run must have started after the given time.
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();

@@ -90,35 +90,103 @@ fn page(title: &str, banner_class: &str, banner: &str, sub: &str, body: &str) ->
     )
 }
 
+/// The page's headline, computed as `GET /api/v1/gate` answers with its
+/// defaults (and as `vouch check` decides with its default `--fail-on`):
+/// the checks at or above the gate's threshold decide the colour; those
+/// below it are counted beside. Returns (banner class, banner, title).
+fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
+    let threshold = crate::gate::DEFAULT_FAIL_ON;
+    let scope = format!("{} and above", threshold.as_str());
+    let below: Vec<&CheckStatus> = snapshot
+        .checks
+        .iter()
+        .filter(|c| c.check.severity < threshold && matches!(c.state, "fail" | "error"))
+        .collect();
+    let aside = match below.len() {
+        0 => String::new(),
+        n => format!(
+            " \u{b7} {n} {} {} failing",
+            below_words(&below),
+            plural(n, "check")
+        ),
+    };
+    let answer = super::gate::evaluate(snapshot, &super::gate::GateQuery::default());
+    let (class, banner, state) = match answer {
+        Ok(answer) if answer.passed => (
+            "ok",
+            format!("\u{2714} Gate passing ({scope}){aside}"),
+            "passing",
+        ),
+        Ok(answer) => {
+            let failing = answer
+                .holding
+                .iter()
+                .filter(|h| h.state != "pending")
+                .count();
+            if failing > 0 {
+                (
+                    "bad",
+                    format!(
+                        "\u{2718} Gate failing ({scope}): {failing} of {} {} not pass{aside}",
+                        answer.selected,
+                        if answer.selected == 1 {
+                            "check does"
+                        } else {
+                            "checks do"
+                        },
+                    ),
+                    "failing",
+                )
+            } else {
+                (
+                    "wait",
+                    format!(
+                        "\u{2026} Gate waiting ({scope}): {} of {} {} not run yet{aside}",
+                        answer.holding.len(),
+                        answer.selected,
+                        if answer.selected == 1 {
+                            "check has"
+                        } else {
+                            "checks have"
+                        },
+                    ),
+                    "waiting",
+                )
+            }
+        }
+        // No check at or above the threshold: the gate has nothing to hold.
+        Err(_) => (
+            "wait",
+            format!("No check of severity {scope}{aside}"),
+            "no checks",
+        ),
+    };
+    let title = format!("vouch: gate {state} ({scope})");
+    (class, banner, title)
+}
+
+/// "info" when every check counted has that severity, else "lower-severity".
+fn below_words(checks: &[&CheckStatus]) -> &'static str {
+    let first = checks[0].check.severity;
+    if checks.iter().all(|c| c.check.severity == first) {
+        first.as_str()
+    } else {
+        "lower-severity"
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
 /// `/`: every check by section, in config order.
 pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
     let summary = &snapshot.summary;
-    let failing = summary.fail + summary.error;
-    let (class, banner) = if failing > 0 {
-        (
-            "bad",
-            format!(
-                "\u{2718} Checklist failing: {failing} of {} checks do not pass",
-                summary.total
-            ),
-        )
-    } else if summary.pending > 0 {
-        (
-            "wait",
-            format!(
-                "\u{2026} Checklist not verified yet: {} of {} checks have not run",
-                summary.pending, summary.total
-            ),
-        )
-    } else {
-        (
-            "ok",
-            format!(
-                "\u{2714} Checklist verified: all {} checks pass",
-                summary.total
-            ),
-        )
-    };
+    let (class, banner, title) = headline(snapshot);
     let mut body = format!(
         "<div class=\"counts\"><span>\u{2714} passing <b>{}</b></span><span>\u{2718} failing <b>{}</b></span>\
 <span>! erroring <b>{}</b></span><span>\u{2026} not yet run <b>{}</b></span></div>\
@@ -169,7 +237,7 @@ This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \
         body.push_str("</tbody></table></div>");
     }
     page(
-        "vouch: deployment checklist",
+        &title,
         class,
         &banner,
         &format!("vouch {}", env!("CARGO_PKG_VERSION")),
