@@ -102,6 +102,25 @@ pub struct CheckStatus {
     pub last_rollout: Option<RolloutView>,
 }
 
+impl CheckStatus {
+    /// A check run once by `vouch check`: the same shape as
+    /// `/api/v1/checks`, its state the run's verdict (no flap thresholds
+    /// apply to a single run) and nothing planned after it.
+    pub fn of_single_run(record: &RunRecord) -> Self {
+        let passed = record.outcome.verdict == Verdict::Pass;
+        CheckStatus {
+            check: CheckView::from(record.check.as_ref()),
+            state: record.outcome.verdict.as_str(),
+            last_run: Some(RunView::from(record)),
+            recent: vec![record.outcome.verdict],
+            last_success_at: passed.then(|| rfc3339(record.started_at + record.duration)),
+            consecutive_failures: u32::from(!passed),
+            next_run_at: None,
+            last_rollout: None,
+        }
+    }
+}
+
 /// A rollout a check followed.
 #[derive(Clone, Debug, Serialize)]
 pub struct RolloutView {
