@@ -8,15 +8,18 @@
 
 pub mod cli;
 pub mod config;
+pub mod error_chain;
 pub mod flap;
 pub mod gate;
 pub mod kube;
+pub mod lock;
 pub mod output;
 pub mod plan;
 pub mod probe;
 pub mod result;
 pub mod runner;
 pub mod scheduler;
+pub mod secret;
 pub mod tls;
 
 /// Source revision vouch was built from (`unknown` outside a git checkout).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, ConfigError, Kind, Problem, Settings, Severity, SourcedConfig};
-use crate::probe::{self, Clients, Probe};
+use crate::probe::{self, BuildContext, Clients, Probe};
 
 pub const DEFAULT_SECTION: &str = "default";
 
@@ -164,13 +164,18 @@ impl Plan {
         let file = &source.file;
         let mut problems: Vec<Problem> = config::common_problems(file);
         let settings = config::settings(file, &env).map_err(|more| problems.extend(more));
-        let mut checks = Vec::new();
+        let mut checks: Vec<Arc<PlannedCheck>> = Vec::new();
+        let secrets = source.secrets();
         for (i, check) in file.checks.iter().enumerate() {
-            let kinds = check.kinds_present();
-            if kinds.len() != 1 {
+            let [kind] = check.kind_blocks()[..] else {
                 continue; // reported by common_problems
-            }
-            match probe::build(check, clients, source) {
+            };
+            let ctx = BuildContext {
+                timeout: check.effective_timeout(&file.defaults).0,
+                clients,
+                secrets: &secrets,
+            };
+            match probe::build(kind, &ctx) {
                 Ok(probe) => checks.push(Arc::new(PlannedCheck {
                     name: check.name.clone(),
                     section: check
@@ -181,9 +186,9 @@ impl Plan {
                         .severity
                         .or(file.defaults.severity)
                         .unwrap_or(Severity::Warning),
-                    kind: kinds[0],
+                    kind: kind.kind(),
                     interval: check.effective_interval(&file.defaults).0,
-                    timeout: check.effective_timeout(&file.defaults).0,
+                    timeout: ctx.timeout,
                     failures_before_fail: check.effective_failures_before_fail(&file.defaults),
                     successes_before_pass: check.effective_successes_before_pass(&file.defaults),
                     interval_when_failing: check
@@ -225,15 +230,12 @@ impl Plan {
                 ),
             }
         }
-        // Kubernetes checks (and secret_age of Kubernetes Secrets) read the
-        // cluster; after_rollout_of watches it.
-        let uses_kube = file.checks.iter().any(|c| {
-            c.kubernetes.is_some()
-                || !c.after_rollout_of.is_empty()
-                || c.secret_age
-                    .as_ref()
-                    .is_some_and(|s| s.kubernetes.is_some())
-        });
+        // A check reads the cluster when its probe says so (a kubernetes
+        // check, secret_age of Kubernetes Secrets, any cross-check);
+        // after_rollout_of watches it. A check that did not build cannot
+        // say: its own problems are reported first.
+        let uses_kube = file.checks.iter().any(|c| !c.after_rollout_of.is_empty())
+            || checks.iter().any(|c| c.probe.needs().reads_cluster());
         let kube_settings = uses_kube.then(|| {
             crate::kube::ConnectionSettings::resolve(
                 clients.kube.kubeconfig_flag(),
@@ -266,11 +268,9 @@ impl Plan {
                             .unwrap_or(crate::kube::DEFAULT_MAX_OBJECTS_PER_WATCH),
                     );
                 }
-                for check in &file.checks {
-                    let skips = check.http.as_ref().is_some_and(|h| h.insecure_skip_verify)
-                        || check.tls.as_ref().is_some_and(|t| t.insecure_skip_verify);
-                    if skips {
-                        tracing::warn!(check = %check.name, "TLS certificate verification is off for this check (insecure_skip_verify)");
+                for check in &checks {
+                    for warning in check.probe.needs().warnings {
+                        tracing::warn!(check = %check.name, "{warning}");
                     }
                 }
                 Ok(Plan { settings, checks })

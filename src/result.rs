@@ -357,6 +357,41 @@ impl Outcome {
     }
 }
 
+/// A step of a run that went wrong: its reason word and a message for
+/// people (never holding a secret). Probes pass it up with `?` and make
+/// it the run's outcome at the end: an `error` unless the step's failure
+/// is itself the target breaking an expectation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The run could not be evaluated.
+    pub fn into_error(self) -> Outcome {
+        Outcome::error(self.reason, self.message)
+    }
+
+    /// The target broke an expectation.
+    pub fn into_fail(self) -> Outcome {
+        Outcome::fail(self.reason, self.message)
+    }
+}
+
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Outcome {
+        failure.into_error()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+use crate::error_chain;
+use crate::lock::lock;
 use crate::result::Reason;
 
 /// The system's trust roots, loaded once, and the client configs and the
@@ -78,10 +80,7 @@ impl TlsClients {
     fn roots_with(&self, pem: &Path) -> Result<Arc<RootCertStore>, String> {
         let data =
             std::fs::read(pem).map_err(|err| format!("cannot read {}: {err}", pem.display()))?;
-        let mut stores = self
-            .stores_with_ca
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut stores = lock(&self.stores_with_ca);
         if let Some(roots) = stores.get(&data).and_then(Weak::upgrade) {
             return Ok(roots);
         }
@@ -408,26 +407,18 @@ fn describe_webpki_error(err: &webpki::Error) -> String {
     format!("{words} ({})", &name[..end])
 }
 
-/// The rustls error in an error's chain, also inside an `io::Error` (whose
-/// own `source()` skips the error it wraps) or an `Arc` of one.
+/// The rustls error in an error's chain (inside an `io::Error` or an
+/// `Arc` too: see [`error_chain::walk`]).
 pub fn find_rustls_error<'a>(
     err: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(rustls_error) = e.downcast_ref::<rustls::Error>() {
-            return Some(rustls_error);
-        }
-        current = if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            io.get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static))
-        } else if let Some(shared) = e.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
-            Some(&**shared as &(dyn std::error::Error + 'static))
-        } else {
-            e.source()
-        };
-    }
-    None
+    error_chain::find::<rustls::Error>(err)
+}
+
+/// `err`'s whole chain as one line ([`error_chain::text`]), the rustls
+/// error in it, if any, in plain words.
+pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    readable(&error_chain::text(err), err)
 }
 
 /// `text` (a message built from `err`'s chain) with the rustls error's
@@ -465,7 +456,7 @@ pub struct Recorder(Arc<Mutex<Option<Presented>>>);
 
 impl Recorder {
     pub fn take(&self) -> Option<Presented> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        lock(&self.0).take()
     }
 }
 
@@ -563,7 +554,7 @@ impl ServerCertVerifier for RecordingVerifier {
             (Err(err), true) => Err(err.clone()),
             _ => Ok(ServerCertVerified::assertion()),
         };
-        *self.recorder.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Presented {
+        *lock(&self.recorder.0) = Some(Presented {
             chain,
             verification,
         });

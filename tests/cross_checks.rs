@@ -620,3 +620,176 @@ async fn registry_looks_for_the_tag_the_deployment_runs() {
         "cannot read the image tag of container api of Deployment prod/api: Deployment prod/api not found",
     );
 }
+
+// ---- the kubeconfig given only in the config file ----------------------
+//
+// A config whose only cluster reads are cross-checks must use its own
+// `kubernetes:` block, as a new user writes it: no --kubeconfig, no
+// KUBECONFIG, no ~/.kube/config, not in a cluster. These run the real
+// binary, as `vouch check` and `vouch validate` are run.
+
+/// `vouch ARGS` with no way to find a cluster but the config file.
+async fn vouch_without_ambient_kubeconfig(args: &[&str]) -> std::process::Output {
+    let home = tempfile::tempdir().unwrap();
+    tokio::process::Command::new(support::vouch::bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run the vouch binary")
+}
+
+/// A config file beside a copy of `fake`'s kubeconfig, which its
+/// `kubernetes:` block names by a path relative to the config.
+fn config_naming_the_kubeconfig(
+    fake: &support::kube_api::FakeKube,
+    checks: &str,
+) -> support::ConfigDir {
+    let config = support::write_config(&format!(
+        "kubernetes: {{ kubeconfig: cluster/kubeconfig.yaml }}\nchecks:\n{checks}"
+    ));
+    let cluster_dir = config.dir.path().join("cluster");
+    std::fs::create_dir(&cluster_dir).unwrap();
+    std::fs::write(cluster_dir.join("kubeconfig.yaml"), fake.kubeconfig_yaml()).unwrap();
+    config
+}
+
+/// `vouch check --format json` of `config`: every check must pass.
+async fn assert_every_check_passes(config: &support::ConfigDir) {
+    let out = vouch_without_ambient_kubeconfig(&[
+        "check",
+        "--config",
+        config.path.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let checks = report["checks"].as_array().expect("checks");
+    assert!(!checks.is_empty(), "{report:#}");
+    for check in checks {
+        assert_eq!(
+            (&check["verdict"], &check["reason"]),
+            (&json!("pass"), &json!("ok")),
+            "{check:#}"
+        );
+    }
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_cross_check_uses_the_kubeconfig_of_the_config_file() {
+    let fake = support::kube_api::FakeKube::start().await;
+    let dns = Dnsmasq::start(&["--host-record=web.test,10.1.2.3"]);
+    fake.apply(ingress("web", load_balancer(json!([{"ip": "10.1.2.3"}]))));
+    let config = config_naming_the_kubeconfig(
+        &fake,
+        &format!(
+            "  - name: web-dns\n    timeout: 10s\n    dns: {{ name: web.test, servers: [\"{}\"], expect: {{ answers_from_ingress: prod/web }} }}\n",
+            dns.server()
+        ),
+    );
+    assert_every_check_passes(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_cross_checks_use_the_kubeconfig_of_the_config_file() {
+    let fake = support::kube_api::FakeKube::start().await;
+    fake.apply(objects::deployment("prod", "api", 1, "broxiva/api:3f2a9c1"));
+    fake.settle_deployment("prod", "api");
+    let server = TestServer::http().await;
+    server.route("/v", Reply::text(200, "{\"commit\": \"3f2a9c1\"}"));
+    let reference = "{ deployment: prod/api, container: api }";
+    let config = config_naming_the_kubeconfig(
+        &fake,
+        &format!(
+            "  - name: json-tag\n    timeout: 10s\n    http: {{ url: \"{url}\", expect: {{ json_image_tag: {{ $.commit: {reference} }} }} }}\n\
+             \x20 - name: body-tag\n    timeout: 10s\n    http: {{ url: \"{url}\", expect: {{ body_contains_image_tag: {reference} }} }}\n",
+            url = server.url("/v")
+        ),
+    );
+    assert_every_check_passes(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_cross_check_uses_the_kubeconfig_of_the_config_file() {
+    let fake = support::kube_api::FakeKube::start().await;
+    fake.install_cert_manager();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("vouch cross-check CA");
+    let ca_file = ca.write_pem(dir.path());
+    let now = unix_now();
+    let (from, until) = (now - DAY, now + 90 * DAY);
+    fake.apply(objects::certificate(
+        "prod",
+        "web-tls",
+        &["localhost"],
+        utc(from),
+        utc(until),
+    ));
+    let server = TestServer::https(ca.issue(
+        &["localhost"],
+        Validity::Between {
+            not_before: from,
+            not_after: until,
+        },
+    ))
+    .await;
+    let config = config_naming_the_kubeconfig(
+        &fake,
+        &format!(
+            "  - name: web-tls\n    timeout: 10s\n    tls: {}\n",
+            tls_block(server.addr.port(), &ca_file, "prod/web-tls")
+        ),
+    );
+    assert_every_check_passes(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_cross_check_uses_the_kubeconfig_of_the_config_file() {
+    let fake = support::kube_api::FakeKube::start().await;
+    let registry = Registry::start_new(Auth::None);
+    registry.push_image("broxiva/api", &["1b2c3d4"]);
+    fake.apply(objects::deployment(
+        "prod",
+        "api",
+        1,
+        "registry.example.com/broxiva/api:1b2c3d4",
+    ));
+    fake.settle_deployment("prod", "api");
+    let config = config_naming_the_kubeconfig(
+        &fake,
+        &format!(
+            "  - name: api-image\n    timeout: 10s\n    registry: {{ url: \"{}\", repository: broxiva/api, tag_of: {{ deployment: prod/api, container: api }} }}\n",
+            registry.url()
+        ),
+    );
+    assert_every_check_passes(&config).await;
+}
+
+#[tokio::test]
+async fn validate_checks_the_kubernetes_block_of_a_config_with_only_cross_checks() {
+    let config = support::write_config(
+        "kubernetes: { kubeconfig: missing/kubeconfig.yaml }\nchecks:\n  - name: web-dns\n    dns: { name: web.test, servers: [\"127.0.0.1\"], expect: { answers_from_ingress: prod/web } }\n",
+    );
+    let out =
+        vouch_without_ambient_kubeconfig(&["validate", "--config", config.path.to_str().unwrap()])
+            .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(": kubernetes.kubeconfig: cannot read kubeconfig ")
+            && stderr.contains("missing/kubeconfig.yaml"),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,6 @@
 //! Errors name the host, never the URL's path or query (which may carry a
 //! token or a signature) and never a header value.
 
-use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +26,7 @@ use thiserror::Error;
 use url::Url;
 
 use crate::config::ByteSize;
+use crate::error_chain;
 use crate::result::Reason;
 
 /// Bodies larger than this are refused unless a call says otherwise.
@@ -280,37 +280,21 @@ impl ApiClient {
 
     fn classify(&self, err: &hyper_util::client::legacy::Error, host: &str) -> ApiError {
         let host = host.to_string();
-        let mut text = String::new();
         let mut tls = None;
         let mut refused = false;
         let mut dns = false;
         let mut timed_out = false;
-        let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-        while let Some(e) = current {
-            let part = e.to_string();
-            if !part.is_empty() && !text.contains(&part) {
-                if !text.is_empty() {
-                    text.push_str(": ");
-                }
-                text.push_str(&part);
-            }
+        for e in error_chain::walk(err) {
             if let Some(rustls_error) = e.downcast_ref::<rustls::Error>() {
                 tls = Some(crate::tls::certificate_reason(rustls_error));
             }
-            if part == "dns error" {
-                dns = true;
+            dns |= e.to_string() == "dns error";
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+                timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
             }
-            // io::Error's own `source()` skips the error it wraps.
-            current = match e.downcast_ref::<std::io::Error>() {
-                Some(io) => {
-                    refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
-                    timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
-                    io.get_ref().map(|inner| inner as &(dyn StdError + 'static))
-                }
-                None => e.source(),
-            };
         }
-        let detail = scrub(&crate::tls::readable(&text, err));
+        let detail = scrub(&crate::tls::chain_text(err));
         if let Some(reason) = tls {
             return ApiError::Tls {
                 reason,

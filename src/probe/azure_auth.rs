@@ -107,11 +107,7 @@ impl Credential {
 }
 
 /// Why no token could be had.
-#[derive(Debug)]
-pub struct TokenError {
-    pub reason: Reason,
-    pub message: String,
-}
+pub type TokenError = crate::result::Failure;
 
 struct CachedToken {
     token: Secret,

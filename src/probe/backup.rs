@@ -24,12 +24,11 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use regex::Regex;
 use serde::Deserialize;
 
-use super::{Probe, ProbeContext};
-use crate::config::{
-    format_duration, ByteSize, CheckConfig, HumanDuration, Problem, Ratio, SecretSource,
-    SourcedConfig,
-};
-use crate::result::{Measure, Measurement, Outcome, Reason};
+use super::{BuildContext, Probe, ProbeContext};
+use crate::config::{format_duration, ByteSize, HumanDuration, Problem, Ratio};
+use crate::error_chain;
+use crate::result::{Failure, Measure, Measurement, Outcome, Reason};
+use crate::secret::{scrub, SecretResolver, SecretSource};
 
 /// The `backup` block of a check.
 #[derive(Debug, Deserialize)]
@@ -213,11 +212,7 @@ impl BackupConfig {
 }
 
 impl BackupProbe {
-    pub fn build(
-        config: &BackupConfig,
-        check: &CheckConfig,
-        source: &SourcedConfig,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &BackupConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let parsed = parse_location(&config.url);
         let (scheme, location, prefix) = match parsed {
@@ -287,7 +282,7 @@ impl BackupProbe {
             other => other,
         };
 
-        let credentials = credentials(config, scheme, source, &mut problems);
+        let credentials = credentials(config, scheme, ctx.secrets, &mut problems);
 
         let endpoint = config.endpoint.as_deref().map(str::trim);
         if let Some(endpoint) = endpoint {
@@ -351,7 +346,7 @@ impl BackupProbe {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let check_timeout = check.effective_timeout(&source.file.defaults).0;
+        let check_timeout = ctx.timeout;
         Ok(BackupProbe {
             display: config.url.trim().to_string(),
             location,
@@ -503,11 +498,11 @@ pub fn shown_url(text: &str) -> String {
 fn credentials(
     config: &BackupConfig,
     scheme: &str,
-    source: &SourcedConfig,
+    secrets: &SecretResolver,
     problems: &mut Vec<Problem>,
 ) -> Credentials {
     let mut pair = |file: &Option<PathBuf>, env: &Option<String>, name: &str| {
-        source.secret_source(file.as_ref(), env.as_ref(), name, "", problems)
+        secrets.source(file.as_ref(), env.as_ref(), name, "", problems)
     };
     let account_key = pair(
         &config.account_key_file,
@@ -707,26 +702,14 @@ impl Tally {
     }
 }
 
-struct Failure {
-    reason: Reason,
-    message: String,
-}
-
-fn failure(reason: Reason, message: impl Into<String>) -> Failure {
-    Failure {
-        reason,
-        message: message.into(),
-    }
-}
-
 impl BackupProbe {
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
         ctx.progress.set("reading credentials");
         let mut secrets = Vec::new();
         let outcome = match self.store(&mut secrets) {
             Ok(store) => self.check(ctx, store.as_ref()).await,
-            Err(f) if f.reason == Reason::BackupMissing => Outcome::fail(f.reason, f.message),
-            Err(f) => Outcome::error(f.reason, f.message),
+            Err(f) if f.reason == Reason::BackupMissing => f.into_fail(),
+            Err(f) => f.into_error(),
         };
         scrub_outcome(outcome, &secrets)
     }
@@ -738,7 +721,7 @@ impl BackupProbe {
         let mut read = |source: &SecretSource| -> Result<String, Failure> {
             let secret = source
                 .read()
-                .map_err(|err| failure(Reason::Secret, err.to_string()))?;
+                .map_err(|err| Failure::new(Reason::Secret, err.to_string()))?;
             let value = secret.expose().trim().to_string();
             secrets.push(value.clone());
             Ok(value)
@@ -771,7 +754,7 @@ impl BackupProbe {
         let built: object_store::Result<Arc<dyn ObjectStore>> = match &self.location {
             Location::Local { root } => {
                 if !root.is_dir() {
-                    return Err(failure(
+                    return Err(Failure::new(
                         Reason::BackupMissing,
                         format!("{} is not a directory (not mounted?)", root.display()),
                     ));
@@ -808,7 +791,7 @@ impl BackupProbe {
                             .map(|(k, v)| (k.to_string(), percent_decode(v)))
                             .collect();
                         if pairs.is_empty() {
-                            return Err(failure(
+                            return Err(Failure::new(
                                 Reason::Secret,
                                 "the SAS token is not key=value pairs",
                             ));
@@ -888,7 +871,7 @@ impl BackupProbe {
         };
         built.map_err(|err| {
             let f = classify(&err, self.request_timeout);
-            failure(
+            Failure::new(
                 if f.reason == Reason::Protocol {
                     Reason::Secret
                 } else {
@@ -914,8 +897,8 @@ impl BackupProbe {
                     let f = classify(&err, self.request_timeout);
                     let f = self.listing_failure(f, &tally);
                     return match f.reason {
-                        Reason::BackupMissing => Outcome::fail(f.reason, f.message),
-                        _ => Outcome::error(f.reason, f.message),
+                        Reason::BackupMissing => f.into_fail(),
+                        _ => f.into_error(),
                     };
                 }
             };
@@ -956,7 +939,7 @@ impl BackupProbe {
                 Location::Azure { .. } => "container",
                 _ => "bucket",
             };
-            return failure(
+            return Failure::new(
                 Reason::BackupMissing,
                 format!(
                     "{}: the {what} does not exist ({})",
@@ -964,7 +947,7 @@ impl BackupProbe {
                 ),
             );
         }
-        failure(
+        Failure::new(
             f.reason,
             format!("listing {}{after}: {}", self.display, f.message),
         )
@@ -1019,7 +1002,7 @@ impl BackupProbe {
         let age_text = format_age(age);
         if let Some(limit) = self.max_age {
             if age > limit {
-                failures.push(failure(
+                failures.push(Failure::new(
                     Reason::BackupAge,
                     format!(
                         "newest backup {} is {age_text} old, limit {}",
@@ -1031,7 +1014,7 @@ impl BackupProbe {
         }
         if let Some(min) = self.min_size {
             if newest.size < min.0 {
-                failures.push(failure(
+                failures.push(Failure::new(
                     Reason::BackupSize,
                     format!(
                         "newest backup {} is {}, minimum {min}",
@@ -1043,7 +1026,7 @@ impl BackupProbe {
         }
         if let Some(min) = self.min_count {
             if tally.count < min {
-                failures.push(failure(
+                failures.push(Failure::new(
                     Reason::BackupCount,
                     format!(
                         "{} object{}{matching} under {}, minimum {min}",
@@ -1060,7 +1043,7 @@ impl BackupProbe {
                 Some(previous) if previous.size > 0 => {
                     let shrink = 1.0 - newest.size as f64 / previous.size as f64;
                     if shrink > limit.0 {
-                        failures.push(failure(
+                        failures.push(Failure::new(
                             Reason::BackupShrunk,
                             format!(
                                 "newest backup {} is {}, {} smaller than the previous {} ({}), limit {limit}",
@@ -1209,13 +1192,10 @@ pub fn percent_decode(text: &str) -> String {
 /// signature) nor a URL's query (where SAS tokens travel); only the status
 /// and the service's error code are kept.
 fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
-    use std::error::Error as _;
-    let mut chain = vec![err.to_string()];
     let mut http_kind = None;
     let mut io_kind = None;
     let mut too_large = false;
-    let mut source = err.source();
-    while let Some(inner) = source {
+    for inner in error_chain::walk(err).skip(1) {
         too_large |= inner.downcast_ref::<AnswerTooLarge>().is_some();
         if let Some(http) = inner.downcast_ref::<object_store::client::HttpError>() {
             http_kind.get_or_insert(http.kind());
@@ -1223,10 +1203,8 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             io_kind.get_or_insert(io.kind());
         }
-        chain.push(inner.to_string());
-        source = inner.source();
     }
-    let full = chain.join(": ");
+    let full = error_chain::text(err);
 
     static STATUS: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"status code: (\d{3})(?: ([A-Za-z ]+))?").expect("valid regex")
@@ -1270,7 +1248,7 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
             (404, _) => Reason::BackupMissing,
             _ => Reason::Status,
         };
-        return failure(reason, message);
+        return Failure::new(reason, message);
     }
     let reason = match (http_kind, io_kind) {
         _ if too_large => Reason::TooLarge,
@@ -1317,7 +1295,10 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
         Some(n) => format!(", tried {} times", n.parse::<u32>().unwrap_or(0) + 1),
         None => String::new(),
     };
-    let deepest = chain.last().map(String::as_str).unwrap_or_default();
+    let deepest = error_chain::walk(err)
+        .last()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     let message = match reason {
         Reason::ConnectionRefused => format!("connection refused{at}{retried}"),
         Reason::Timeout => format!(
@@ -1326,29 +1307,20 @@ fn classify(err: &object_store::Error, request_timeout: Duration) -> Failure {
         ),
         Reason::TooLarge => format!("{}{at}", AnswerTooLarge(MAX_RESPONSE_BYTES)),
         Reason::Dns | Reason::Tls | Reason::Connect => {
-            format!("{}{at}{retried}", scrub_urls(deepest))
+            format!("{}{at}{retried}", scrub_urls(&deepest))
         }
-        _ => scrub_urls(&dedupe_chain(&chain)),
+        _ => scrub_urls(&shorten(&full)),
     };
-    failure(reason, message)
+    Failure::new(reason, message)
 }
 
-/// The error chain as one line, each part once (object_store's errors
-/// repeat their source's text), cut to a readable length.
-fn dedupe_chain(chain: &[String]) -> String {
-    let mut text = String::new();
-    for part in chain {
-        if !text.contains(part.as_str()) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(part);
-        }
-    }
+/// The error chain cut to a readable length.
+fn shorten(text: &str) -> String {
     if text.chars().count() > 400 {
-        text = text.chars().take(400).collect::<String>() + "…";
+        text.chars().take(400).collect::<String>() + "…"
+    } else {
+        text.to_string()
     }
-    text
 }
 
 /// Query strings of URLs in `text` replaced: they may carry SAS tokens or
@@ -1366,12 +1338,7 @@ pub fn scrub_urls(text: &str) -> String {
 
 /// The outcome with every secret value read for the run replaced.
 fn scrub_outcome(mut outcome: Outcome, secrets: &[String]) -> Outcome {
-    outcome.message = scrub_urls(&outcome.message);
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        if outcome.message.contains(secret.as_str()) {
-            outcome.message = outcome.message.replace(secret.as_str(), "[redacted]");
-        }
-    }
+    outcome.message = scrub(&scrub_urls(&outcome.message), secrets);
     outcome
 }
 

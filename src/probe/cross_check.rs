@@ -21,7 +21,7 @@ use super::ProbeContext;
 use crate::config::Problem;
 use crate::kube::resource::{CERTIFICATES, DEPLOYMENTS, INGRESSES};
 use crate::kube::{Lease, LookupError, WatchKey};
-use crate::result::{Outcome, Reason};
+use crate::result::{Failure, Reason};
 
 /// How long a run waits for the first sync of a watch it reads: half the
 /// check's timeout, so a slow sync is `not_synced` (named) rather than a
@@ -30,29 +30,16 @@ pub fn sync_wait(check_timeout: Duration) -> Duration {
     check_timeout / 2
 }
 
-/// Why a value expected from the cluster is not known in this run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Unknown {
-    pub reason: Reason,
-    pub message: String,
-}
+/// Why a value expected from the cluster is not known in this run; the
+/// run reports it as an `error` ([`Failure::into_error`]).
+pub type Unknown = Failure;
 
-impl Unknown {
-    /// The run's verdict: an `error`, naming what was being read.
-    pub fn outcome(&self) -> Outcome {
-        Outcome::error(self.reason, self.message.clone())
-    }
-
-    fn of(err: LookupError, what: &str) -> Unknown {
-        match err {
-            LookupError::Cache(err) => Unknown {
-                reason: err.reason(),
-                message: format!("cannot read {what}: {err}"),
-            },
-            LookupError::Object(message) => Unknown {
-                reason: Reason::NotFound,
-                message: format!("cannot read {what}: {message}"),
-            },
+/// The failure to read `what` from the cache.
+fn unknown(err: LookupError, what: &str) -> Unknown {
+    match err {
+        LookupError::Cache(err) => Failure::new(err.reason(), format!("cannot read {what}: {err}")),
+        LookupError::Object(message) => {
+            Failure::new(Reason::NotFound, format!("cannot read {what}: {message}"))
         }
     }
 }
@@ -115,6 +102,11 @@ impl ImageTagOf {
         })
     }
 
+    /// The watch this reference reads.
+    pub fn watch(&self) -> &WatchKey {
+        self.lease.key()
+    }
+
     /// `the image tag of container api of Deployment prod/api`.
     pub fn describe(&self) -> String {
         format!(
@@ -136,17 +128,17 @@ impl ImageTagOf {
                 self.wait,
             )
             .await
-            .map_err(|err| Unknown::of(err, &self.describe()))?;
+            .map_err(|err| unknown(err, &self.describe()))?;
         match image.tag {
             Some(tag) if !tag.is_empty() => Ok(tag),
-            _ => Err(Unknown {
-                reason: Reason::NotFound,
-                message: format!(
+            _ => Err(Failure::new(
+                Reason::NotFound,
+                format!(
                     "cannot read {}: it runs {} without a tag",
                     self.describe(),
                     image.image
                 ),
-            }),
+            )),
         }
     }
 }
@@ -183,6 +175,11 @@ impl IngressAddressesOf {
         &self.ingress
     }
 
+    /// The watch this reference reads.
+    pub fn watch(&self) -> &WatchKey {
+        self.lease.key()
+    }
+
     /// The addresses (IPs and host names) as the Ingress lists them; none
     /// yet is `Unknown` (`ingress_address`): the load balancer has not
     /// been provisioned, so there is nothing to compare with.
@@ -198,15 +195,15 @@ impl IngressAddressesOf {
                 self.wait,
             )
             .await
-            .map_err(|err| Unknown::of(err, &what))?;
+            .map_err(|err| unknown(err, &what))?;
         if addresses.is_empty() {
-            return Err(Unknown {
-                reason: Reason::IngressAddress,
-                message: format!(
+            return Err(Failure::new(
+                Reason::IngressAddress,
+                format!(
                     "Ingress {} reports no load-balancer address yet; nothing to compare the answers with",
                     self.ingress
                 ),
-            });
+            ));
         }
         Ok(addresses)
     }
@@ -244,6 +241,11 @@ impl CertificateOf {
         &self.certificate
     }
 
+    /// The watch this reference reads.
+    pub fn watch(&self) -> &WatchKey {
+        self.lease.key()
+    }
+
     /// The not-after time (Unix seconds) cert-manager reports for the
     /// certificate it issued last.
     pub async fn resolve(&self, ctx: &ProbeContext) -> Result<f64, Unknown> {
@@ -257,6 +259,6 @@ impl CertificateOf {
                 self.wait,
             )
             .await
-            .map_err(|err| Unknown::of(err, &what))
+            .map_err(|err| unknown(err, &what))
     }
 }

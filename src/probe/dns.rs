@@ -20,9 +20,9 @@ use hickory_resolver::{Name, ResolveError, TokioResolver};
 use serde::Deserialize;
 
 use super::cross_check::{sync_wait, IngressAddressesOf, Unknown};
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{format_duration, HumanDuration, Problem, SourcedConfig};
-use crate::result::{Measure, Measurement, Outcome, Reason};
+use super::{BuildContext, Needs, Probe, ProbeContext};
+use crate::config::{format_duration, HumanDuration, Problem};
+use crate::result::{Failure, Measure, Measurement, Outcome, Reason};
 
 /// How long one server may take to answer one query unless told otherwise.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -214,15 +214,10 @@ impl fmt::Debug for SystemResolver {
 const RECORD_TYPES: &str = "A, AAAA, CNAME, TXT, MX or NS";
 
 impl DnsProbe {
-    /// `check_timeout` is the check's effective timeout: a server's two
-    /// tries must fit in it, so a silent server is named by this probe
-    /// rather than cut off by the runner.
-    pub fn build(
-        config: &DnsConfig,
-        _clients: &Clients,
-        _source: &SourcedConfig,
-        check_timeout: Duration,
-    ) -> Result<Self, Vec<Problem>> {
+    /// A server's two tries must fit in the check's timeout, so a silent
+    /// server is named by this probe rather than cut off by the runner.
+    pub fn build(config: &DnsConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
+        let check_timeout = ctx.timeout;
         let mut problems = Vec::new();
         let name = match Name::from_utf8(config.name.trim()) {
             Ok(mut name) if !config.name.trim().is_empty() => {
@@ -441,14 +436,14 @@ impl DnsProbe {
         let answers = match &self.answers {
             Some(expected) => match expected.resolve(ctx).await {
                 Ok(set) => Some(set),
-                Err(unknown) => return unknown.outcome(),
+                Err(unknown) => return unknown.into_error(),
             },
             None => None,
         };
         let contains = match &self.contains {
             Some(expected) => match expected.resolve(ctx).await {
                 Ok(set) => set,
-                Err(unknown) => return unknown.outcome(),
+                Err(unknown) => return unknown.into_error(),
             },
             None => BTreeSet::new(),
         };
@@ -749,11 +744,6 @@ impl Answer {
     }
 }
 
-struct Failure {
-    reason: Reason,
-    message: String,
-}
-
 fn majority(answered: &[(&str, Answer, Duration)]) -> Answer {
     let mut best: Option<(&Answer, usize)> = None;
     for (_, answer, _) in answered {
@@ -886,6 +876,21 @@ fn format_lookup(duration: Duration) -> String {
 impl Probe for DnsProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        let watches = [&self.answers, &self.contains]
+            .into_iter()
+            .flatten()
+            .filter_map(|expected| match expected {
+                Expected::Ingress(ingress, _) => Some(ingress.watch().clone()),
+                Expected::Literal(_) => None,
+            })
+            .collect();
+        Needs {
+            watches,
+            warnings: Vec::new(),
+        }
     }
 }
 

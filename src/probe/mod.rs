@@ -15,15 +15,20 @@ pub mod registry;
 pub mod secret_age;
 pub mod tls;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
-use crate::config::{CheckConfig, Problem, SourcedConfig};
+use crate::config::{KindConfig, Problem};
+use crate::kube::WatchKey;
+use crate::lock::lock;
 use crate::plan::Rollout;
 use crate::result::Outcome;
-use crate::tls::TlsClients;
+use crate::secret::SecretResolver;
+use crate::tls::{TlsClients, TlsPolicy};
 
 /// Clients built once per process and handed to every probe.
 pub struct Clients {
@@ -81,11 +86,11 @@ impl Default for Progress {
 
 impl Progress {
     pub fn set(&self, stage: &'static str) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = stage;
+        *lock(&self.0) = stage;
     }
 
     pub fn get(&self) -> &'static str {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.0)
     }
 }
 
@@ -100,80 +105,81 @@ pub struct ProbeContext {
 /// and must turn every failure into an [`Outcome`], never a panic.
 pub trait Probe: Send + Sync + 'static {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome>;
+
+    /// What the built check needs from outside itself; the planner asks
+    /// every probe rather than knowing which kinds read what.
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+}
+
+/// What one built check needs besides its own target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The cluster watches it holds a lease on (its own reads and its
+    /// cross-checks); any at all means the Kubernetes connection must be
+    /// configured.
+    pub watches: Vec<WatchKey>,
+    /// What a person should be told about its config when it is put in
+    /// force (certificate verification switched off).
+    pub warnings: Vec<&'static str>,
+}
+
+impl Needs {
+    pub fn reads_cluster(&self) -> bool {
+        !self.watches.is_empty()
+    }
+}
+
+/// The warnings a check deserves for how it verifies certificates: one
+/// when it does not (`insecure_skip_verify`).
+pub fn verification_warnings(policy: &TlsPolicy) -> Vec<&'static str> {
+    if policy.required() {
+        Vec::new()
+    } else {
+        vec!["TLS certificate verification is off for this check (insecure_skip_verify)"]
+    }
+}
+
+/// What every kind's `build` gets besides its own block: nothing else of
+/// the config.
+pub struct BuildContext<'a> {
+    /// The check's timeout, defaults applied.
+    pub timeout: Duration,
+    pub clients: &'a Clients,
+    /// Where secret references (`NAME_file`, `NAME_env`) and other paths
+    /// of the config are resolved.
+    pub secrets: &'a SecretResolver,
+}
+
+impl BuildContext<'_> {
+    /// A path from the config (a CA file), relative to its directory.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        self.secrets.resolve_path(path)
+    }
 }
 
 /// Builds the probe for a check's kind block; problems carry paths relative
 /// to the check (`http.expect.status`).
-pub fn build(
-    check: &CheckConfig,
-    clients: &Clients,
-    config: &SourcedConfig,
-) -> Result<Arc<dyn Probe>, Vec<Problem>> {
-    if let Some(http) = &check.http {
-        let timeout = check.effective_timeout(&config.file.defaults).0;
-        let probe = http::HttpProbe::build(http, clients, config, timeout).map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|p| p.under("http"))
-                .collect::<Vec<_>>()
-        })?;
-        return Ok(Arc::new(probe));
+pub fn build(kind: KindConfig<'_>, ctx: &BuildContext) -> Result<Arc<dyn Probe>, Vec<Problem>> {
+    fn shared<P: Probe>(probe: P) -> Arc<dyn Probe> {
+        Arc::new(probe)
     }
-    if let Some(tls) = &check.tls {
-        let timeout = check.effective_timeout(&config.file.defaults).0;
-        let probe = tls::TlsProbe::build(tls, clients, config, timeout)
-            .map_err(|problems| under("tls", problems))?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(dns) = &check.dns {
-        let timeout = check.effective_timeout(&config.file.defaults).0;
-        let probe = dns::DnsProbe::build(dns, clients, config, timeout)
-            .map_err(|problems| under("dns", problems))?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(postgres) = &check.postgres {
-        let probe = postgres::PostgresProbe::build(postgres, check, clients, config).map_err(
-            |problems| {
-                problems
-                    .into_iter()
-                    .map(|p| p.under("postgres"))
-                    .collect::<Vec<_>>()
-            },
-        )?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(redis) = &check.redis {
-        let probe = redis::RedisProbe::build(redis, check, config).map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|p| p.under("redis"))
-                .collect::<Vec<_>>()
-        })?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(backup) = &check.backup {
-        let probe = backup::BackupProbe::build(backup, check, config)
-            .map_err(|problems| under("backup", problems))?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(registry) = &check.registry {
-        let probe = registry::RegistryProbe::build(registry, check, clients, config)
-            .map_err(|problems| under("registry", problems))?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(secret_age) = &check.secret_age {
-        let probe = secret_age::SecretAgeProbe::build(secret_age, check, clients, config)
-            .map_err(|problems| under("secret_age", problems))?;
-        return Ok(Arc::new(probe));
-    }
-    if let Some(kubernetes) = &check.kubernetes {
-        let probe = kubernetes::KubernetesProbe::build(kubernetes, check, clients, config)
-            .map_err(|problems| under("kubernetes", problems))?;
-        return Ok(Arc::new(probe));
-    }
-    Err(vec![Problem::new("", "no check kind given")])
-}
-
-fn under(prefix: &str, problems: Vec<Problem>) -> Vec<Problem> {
-    problems.into_iter().map(|p| p.under(prefix)).collect()
+    let built = match kind {
+        KindConfig::Http(config) => http::HttpProbe::build(config, ctx).map(shared),
+        KindConfig::Tls(config) => tls::TlsProbe::build(config, ctx).map(shared),
+        KindConfig::Dns(config) => dns::DnsProbe::build(config, ctx).map(shared),
+        KindConfig::Postgres(config) => postgres::PostgresProbe::build(config, ctx).map(shared),
+        KindConfig::Redis(config) => redis::RedisProbe::build(config, ctx).map(shared),
+        KindConfig::Backup(config) => backup::BackupProbe::build(config, ctx).map(shared),
+        KindConfig::Registry(config) => registry::RegistryProbe::build(config, ctx).map(shared),
+        KindConfig::SecretAge(config) => secret_age::SecretAgeProbe::build(config, ctx).map(shared),
+        KindConfig::Kubernetes(config) => {
+            kubernetes::KubernetesProbe::build(config, ctx).map(shared)
+        }
+    };
+    built.map_err(|problems| {
+        let prefix = kind.kind().as_str();
+        problems.into_iter().map(|p| p.under(prefix)).collect()
+    })
 }

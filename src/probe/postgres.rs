@@ -3,7 +3,6 @@
 //! size, reads the migration state and runs custom SQL assertions, every
 //! query read-only and under a `statement_timeout`.
 
-use std::error::Error as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +16,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, NoTls, Socket};
 
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{
-    format_duration, ByteSize, CheckConfig, HumanDuration, Problem, Ratio, Secret, SecretSource,
-    SourcedConfig,
-};
-use crate::result::{Measure, Measurement, Outcome, Reason};
+use super::{BuildContext, Probe, ProbeContext};
+use crate::config::{format_duration, ByteSize, HumanDuration, Problem, Ratio};
+use crate::error_chain;
+use crate::result::{Failure, Measure, Measurement, Outcome, Reason};
+use crate::secret::{scrub, Secret, SecretSource};
 
 /// The `postgres` block of a check.
 #[derive(Debug, Deserialize)]
@@ -305,14 +303,9 @@ fn is_assertion_name(name: &str) -> bool {
 }
 
 impl PostgresProbe {
-    pub fn build(
-        config: &PostgresConfig,
-        check: &CheckConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &PostgresConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let url = source.secret_source(
+        let url = ctx.secrets.source(
             config.url_file.as_ref(),
             config.url_env.as_ref(),
             "url",
@@ -333,17 +326,17 @@ impl PostgresProbe {
                         "is only used with tls: verify-full",
                     ));
                 }
-                clients
+                ctx.clients
                     .tls
-                    .with_extra_ca(&source.resolve_path(ca_file))
+                    .with_extra_ca(&ctx.resolve_path(ca_file))
                     .unwrap_or_else(|err| {
                         problems.push(Problem::new("ca_file", err));
-                        clients.tls.verified()
+                        ctx.clients.tls.verified()
                     })
             }
-            None => clients.tls.verified(),
+            None => ctx.clients.tls.verified(),
         };
-        let check_timeout = check.effective_timeout(&source.file.defaults).0;
+        let check_timeout = ctx.timeout;
         let half = check_timeout / 2;
         for (key, value) in [
             ("connect_timeout", config.connect_timeout),
@@ -471,7 +464,7 @@ impl PostgresProbe {
             url,
             tls_mode: config.tls,
             verified: without_alpn(&verified),
-            unverified: without_alpn(&clients.tls.insecure()),
+            unverified: without_alpn(&ctx.clients.tls.insecure()),
             connect_timeout: config.connect_timeout.map(|d| d.0).unwrap_or(half),
             statement_timeout: config.statement_timeout.map(|d| d.0).unwrap_or(half),
             slow_query_threshold: config
@@ -495,36 +488,6 @@ fn without_alpn(config: &Arc<ClientConfig>) -> Arc<ClientConfig> {
     let mut config = (**config).clone();
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Arc::new(config)
-}
-
-/// A failed step, with its reason and a message that holds no secret.
-struct Failure {
-    reason: Reason,
-    message: String,
-}
-
-impl Failure {
-    fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Failure {
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
-/// The whole chain of an error, `outer: inner: innermost`, each said once.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = inner.source();
-    }
-    crate::tls::readable(&text, err)
 }
 
 /// The reason and message for an error of tokio-postgres.
@@ -554,8 +517,7 @@ fn classify(err: &tokio_postgres::Error, statement_timeout: Duration) -> Failure
             format!("{}: {} ({})", db.severity(), db.message(), code.code()),
         );
     }
-    let mut source = err.source();
-    while let Some(inner) = source {
+    for inner in error_chain::walk(err).skip(1) {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             let reason = match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => Reason::ConnectionRefused,
@@ -568,14 +530,13 @@ fn classify(err: &tokio_postgres::Error, statement_timeout: Duration) -> Failure
                 }
                 _ => Reason::Connect,
             };
-            return Failure::new(reason, chain(err));
+            return Failure::new(reason, crate::tls::chain_text(err));
         }
         if inner.downcast_ref::<rustls::Error>().is_some() {
-            return Failure::new(Reason::Tls, chain(err));
+            return Failure::new(Reason::Tls, crate::tls::chain_text(err));
         }
-        source = inner.source();
     }
-    let text = chain(err);
+    let text = crate::tls::chain_text(err);
     let reason = if text.contains("TLS") || text.contains("tls") {
         Reason::Tls
     } else if text.contains("invalid connection string") || text.contains("invalid configuration") {
@@ -637,11 +598,7 @@ impl PostgresProbe {
                 secrets.push(String::from_utf8_lossy(password).into_owned());
             }
         }
-        for secret in secrets.iter().filter(|s| s.len() >= 3) {
-            if outcome.message.contains(secret.as_str()) {
-                outcome.message = outcome.message.replace(secret.as_str(), "[redacted]");
-            }
-        }
+        outcome.message = scrub(&outcome.message, &secrets);
         outcome
     }
 
@@ -675,7 +632,7 @@ impl PostgresProbe {
                 Reason::Secret,
                 format!(
                     "the connection URL is not valid ({})",
-                    chain(&err as &(dyn std::error::Error + 'static))
+                    crate::tls::chain_text(&err)
                 ),
             )
         })?;
@@ -700,7 +657,8 @@ impl PostgresProbe {
         let client = match self.connect(url).await {
             Ok(client) => client,
             Err(failure) => {
-                return Outcome::error(failure.reason, failure.message)
+                return failure
+                    .into_error()
                     .with_measurements(vec![Measurement::new(Measure::PostgresUp, 0.0)])
             }
         };
@@ -714,9 +672,7 @@ impl PostgresProbe {
                     .expect("failures is not empty")
                     .with_measurements(measurements)
             }
-            Err(failure) => {
-                Outcome::error(failure.reason, failure.message).with_measurements(measurements)
-            }
+            Err(failure) => failure.into_error().with_measurements(measurements),
         }
     }
 

@@ -4,7 +4,6 @@
 //! replication role and loading.
 
 use std::collections::HashMap;
-use std::error::Error as _;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +19,12 @@ use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::{Probe, ProbeContext};
-use crate::config::{
-    format_duration, ByteSize, CheckConfig, HumanDuration, Problem, Ratio, SecretSource,
-    SourcedConfig,
-};
-use crate::result::{Measure, Measurement, Outcome, Reason};
+use super::{BuildContext, Probe, ProbeContext};
+use crate::config::{format_duration, ByteSize, HumanDuration, Problem, Ratio};
+use crate::error_chain;
+use crate::lock::lock;
+use crate::result::{Failure, Measure, Measurement, Outcome, Reason};
+use crate::secret::{scrub, SecretSource};
 
 /// Lookups a window needs before its hit ratio may fail the check.
 pub const DEFAULT_MIN_LOOKUPS: u64 = 100;
@@ -132,13 +131,9 @@ pub struct RedisProbe {
 }
 
 impl RedisProbe {
-    pub fn build(
-        config: &RedisConfig,
-        check: &CheckConfig,
-        source: &SourcedConfig,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &RedisConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
-        let url = source.secret_source(
+        let url = ctx.secrets.source(
             config.url_file.as_ref(),
             config.url_env.as_ref(),
             "url",
@@ -151,7 +146,7 @@ impl RedisProbe {
                 "needs url_file or url_env (the URL may hold a password)",
             ));
         }
-        let password = source.secret_source(
+        let password = ctx.secrets.source(
             config.password_file.as_ref(),
             config.password_env.as_ref(),
             "password",
@@ -165,7 +160,7 @@ impl RedisProbe {
         {
             problems.push(Problem::new("username", "must not be empty"));
         }
-        let check_timeout = check.effective_timeout(&source.file.defaults).0;
+        let check_timeout = ctx.timeout;
         match config.connect_timeout {
             Some(d) if d.0.is_zero() => {
                 problems.push(Problem::new("connect_timeout", "must be longer than 0s"))
@@ -186,7 +181,7 @@ impl RedisProbe {
             url,
             username: config.username.clone(),
             password,
-            ca_file: config.ca_file.as_ref().map(|p| source.resolve_path(p)),
+            ca_file: config.ca_file.as_ref().map(|p| ctx.resolve_path(p)),
             connect_timeout: config
                 .connect_timeout
                 .map(|d| d.0)
@@ -203,81 +198,42 @@ impl RedisProbe {
     }
 }
 
-struct Failure {
-    reason: Reason,
-    message: String,
-}
-
-fn failure(reason: Reason, message: impl Into<String>) -> Failure {
-    Failure {
-        reason,
-        message: message.into(),
-    }
-}
-
 /// The reason and message for an error of the redis client.
 fn classify(err: &redis::RedisError) -> Failure {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = inner.source();
-    }
-    let text = crate::tls::readable(&text, err);
+    let text = crate::tls::chain_text(err);
     if err.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
     {
-        return failure(Reason::Auth, text);
+        return Failure::new(Reason::Auth, text);
     }
     if err.is_connection_refusal() {
-        return failure(Reason::ConnectionRefused, text);
+        return Failure::new(Reason::ConnectionRefused, text);
     }
     if err.is_timeout() {
-        return failure(Reason::Timeout, text);
+        return Failure::new(Reason::Timeout, text);
     }
-    // The client keeps I/O errors in an `Arc<dyn Error>`, which is what
-    // `source()` gives.
-    let io = err.source().and_then(|inner| {
-        inner.downcast_ref::<std::io::Error>().or_else(|| {
-            inner
-                .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
-                .and_then(|arc| arc.downcast_ref::<std::io::Error>())
-        })
-    });
-    if let Some(io) = io {
-        if io
-            .get_ref()
-            .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
-        {
-            return failure(crate::tls::handshake_reason(io), text);
-        }
-    }
-    let mut source = err.source();
-    while let Some(inner) = source {
+    // The client keeps I/O errors in an `Arc<dyn Error>`; the walk goes
+    // into it.
+    for inner in error_chain::walk(err).skip(1) {
         if let Some(io) = inner.downcast_ref::<std::io::Error>() {
             let is_tls = io
                 .get_ref()
                 .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some());
             if is_tls {
-                return failure(crate::tls::handshake_reason(io), text);
+                return Failure::new(crate::tls::handshake_reason(io), text);
             }
         }
         if inner.downcast_ref::<rustls::Error>().is_some() {
-            return failure(Reason::Tls, text);
+            return Failure::new(Reason::Tls, text);
         }
-        source = inner.source();
     }
     if err.is_io_error() {
-        return failure(Reason::Connect, text);
+        return Failure::new(Reason::Connect, text);
     }
     if err.kind() == redis::ErrorKind::InvalidClientConfig {
-        return failure(Reason::Secret, text);
+        return Failure::new(Reason::Secret, text);
     }
-    failure(Reason::Protocol, text)
+    Failure::new(Reason::Protocol, text)
 }
 
 /// The failure of a command on a connection whose reads may have been cut
@@ -285,7 +241,7 @@ fn classify(err: &redis::RedisError) -> Failure {
 /// connection).
 fn query_failure(err: &redis::RedisError, overrun: &AtomicBool) -> Failure {
     if overrun.load(Ordering::Relaxed) {
-        return failure(Reason::TooLarge, answer_too_large().to_string());
+        return Failure::new(Reason::TooLarge, answer_too_large().to_string());
     }
     classify(err)
 }
@@ -331,12 +287,12 @@ async fn open_stream(
     let shown = address_text(addr);
     let connect_failure = |err: std::io::Error| {
         if err.kind() == std::io::ErrorKind::ConnectionRefused {
-            failure(
+            Failure::new(
                 Reason::ConnectionRefused,
                 format!("connection to {shown} refused"),
             )
         } else {
-            failure(Reason::Connect, format!("cannot connect to {shown}: {err}"))
+            Failure::new(Reason::Connect, format!("cannot connect to {shown}: {err}"))
         }
     };
     let (host, port) = match addr {
@@ -350,7 +306,7 @@ async fn open_stream(
             return Ok(Box::new(stream));
         }
         other => {
-            return Err(failure(
+            return Err(Failure::new(
                 Reason::Secret,
                 format!(
                     "the Redis URL names an address of a kind vouch cannot connect to ({other})"
@@ -369,7 +325,7 @@ async fn open_stream(
     let mut config = (*config).clone();
     config.alpn_protocols.clear();
     let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|err| {
-        failure(
+        Failure::new(
             Reason::Tls,
             format!("{host} is not a name a certificate can hold: {err}"),
         )
@@ -378,7 +334,7 @@ async fn open_stream(
         .connect(name, tcp)
         .await
         .map_err(|err| {
-            failure(
+            Failure::new(
                 crate::tls::handshake_reason(&err),
                 format!(
                     "TLS handshake with {shown} failed: {}",
@@ -478,7 +434,7 @@ impl Info {
 
     fn required(&self, key: &str) -> Result<f64, Failure> {
         self.number(key).ok_or_else(|| {
-            failure(
+            Failure::new(
                 Reason::Protocol,
                 format!("INFO has no numeric {key}; is this Redis?"),
             )
@@ -510,11 +466,7 @@ impl RedisProbe {
                 secrets.push(password.to_string());
             }
         }
-        for secret in secrets.iter().filter(|s| s.len() >= 3) {
-            if outcome.message.contains(secret.as_str()) {
-                outcome.message = outcome.message.replace(secret.as_str(), "[redacted]");
-            }
-        }
+        outcome.message = scrub(&outcome.message, &secrets);
         outcome
     }
 
@@ -525,7 +477,7 @@ impl RedisProbe {
         password: Option<&str>,
     ) -> Result<Connection, Failure> {
         let info = url.into_connection_info().map_err(|err| {
-            failure(
+            Failure::new(
                 Reason::Secret,
                 format!("the Redis URL is not valid ({})", classify(&err).message),
             )
@@ -540,7 +492,7 @@ impl RedisProbe {
         let info = info.set_redis_settings(settings);
         let tls = match (info.addr(), &self.ca_file) {
             (ConnectionAddr::TcpTls { insecure: true, .. }, _) => {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::Tls,
                     "the rediss:// URL ends in #insecure, which would turn certificate verification off; give ca_file instead",
                 ))
@@ -549,11 +501,11 @@ impl RedisProbe {
                 ctx.clients
                     .tls
                     .with_extra_ca(path)
-                    .map_err(|err| failure(Reason::Tls, format!("ca_file: {err}")))?,
+                    .map_err(|err| Failure::new(Reason::Tls, format!("ca_file: {err}")))?,
             ),
             (ConnectionAddr::TcpTls { .. }, None) => Some(ctx.clients.tls.verified()),
             (_, Some(_)) => {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::Tls,
                     "ca_file is given but the URL is not rediss://",
                 ))
@@ -577,7 +529,7 @@ impl RedisProbe {
                 .map_err(|err| query_failure(&err, &overrun))
         };
         match tokio::time::timeout(self.connect_timeout, setup).await {
-            Err(_) => Err(failure(
+            Err(_) => Err(Failure::new(
                 Reason::Timeout,
                 format!(
                     "no connection to {} within {} (connect_timeout)",
@@ -603,7 +555,8 @@ impl RedisProbe {
         } = match self.connect(ctx, url, password).await {
             Ok(connection) => connection,
             Err(f) => {
-                return Outcome::error(f.reason, f.message)
+                return f
+                    .into_error()
                     .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)])
             }
         };
@@ -613,7 +566,8 @@ impl RedisProbe {
         let ping = started.elapsed();
         if let Err(err) = pong {
             let f = query_failure(&err, &overrun);
-            return Outcome::error(f.reason, f.message)
+            return f
+                .into_error()
                 .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)]);
         }
         ctx.progress.set("waiting for INFO");
@@ -621,7 +575,8 @@ impl RedisProbe {
             Ok(info) => info,
             Err(err) => {
                 let f = query_failure(&err, &overrun);
-                return Outcome::error(f.reason, f.message)
+                return f
+                    .into_error()
                     .with_measurements(vec![Measurement::new(Measure::RedisUp, 0.0)]);
             }
         };
@@ -639,7 +594,7 @@ impl RedisProbe {
                 format_duration(ping),
                 notes.join("; ")
             )),
-            Err(f) => Outcome::error(f.reason, f.message),
+            Err(f) => f.into_error(),
         }
         .with_measurements(measurements)
     }
@@ -669,9 +624,10 @@ impl RedisProbe {
                 Ratio(ratio)
             );
             match self.max_memory_used {
-                Some(limit) if ratio > limit.0 => {
-                    failures.push(failure(Reason::Memory, format!("{text}, limit {limit}")))
-                }
+                Some(limit) if ratio > limit.0 => failures.push(Failure::new(
+                    Reason::Memory,
+                    format!("{text}, limit {limit}"),
+                )),
                 _ => notes.push(text),
             }
         } else {
@@ -705,7 +661,7 @@ impl RedisProbe {
             evicted: info.count("evicted_keys").unwrap_or(0),
         };
         let previous = {
-            let mut slot = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = lock(&self.previous);
             slot.replace(now.clone())
         };
         // A first run, or a restarted server (new run_id, or counters that
@@ -749,7 +705,10 @@ impl RedisProbe {
                     Ratio(ratio)
                 );
                 if ratio < min.0 {
-                    failures.push(failure(Reason::HitRatio, format!("{text}, minimum {min}")));
+                    failures.push(Failure::new(
+                        Reason::HitRatio,
+                        format!("{text}, minimum {min}"),
+                    ));
                 } else {
                     notes.push(text);
                 }
@@ -757,7 +716,7 @@ impl RedisProbe {
         }
         if let Some(limit) = self.max_evictions {
             if evicted > limit {
-                failures.push(failure(
+                failures.push(Failure::new(
                     Reason::Evictions,
                     format!("{evicted} keys evicted in the window, limit {limit}"),
                 ));
@@ -784,7 +743,7 @@ impl RedisProbe {
             measurements.push(Measurement::new(Measure::RedisLastSaveAgeSeconds, age));
             if let Some(limit) = self.max_last_save_age {
                 if age > limit.as_secs_f64() {
-                    failures.push(failure(
+                    failures.push(Failure::new(
                         Reason::Persistence,
                         format!(
                             "last RDB save {} ago, limit {}",
@@ -794,7 +753,7 @@ impl RedisProbe {
                     ));
                 }
                 if !bgsave_ok {
-                    failures.push(failure(Reason::Persistence, "the last BGSAVE failed"));
+                    failures.push(Failure::new(Reason::Persistence, "the last BGSAVE failed"));
                 }
             }
         }
@@ -809,14 +768,15 @@ impl RedisProbe {
             f64::from(u8::from(aof_write_ok)),
         ));
         match self.aof {
-            Some(AofExpect::Enabled) if !aof_on => failures.push(failure(
+            Some(AofExpect::Enabled) if !aof_on => failures.push(Failure::new(
                 Reason::Persistence,
                 "AOF is disabled, expected enabled",
             )),
-            Some(AofExpect::Enabled) if !aof_write_ok => {
-                failures.push(failure(Reason::Persistence, "the last AOF write failed"))
-            }
-            Some(AofExpect::Disabled) if aof_on => failures.push(failure(
+            Some(AofExpect::Enabled) if !aof_write_ok => failures.push(Failure::new(
+                Reason::Persistence,
+                "the last AOF write failed",
+            )),
+            Some(AofExpect::Disabled) if aof_on => failures.push(Failure::new(
                 Reason::Persistence,
                 "AOF is enabled, expected disabled",
             )),
@@ -839,12 +799,12 @@ impl RedisProbe {
         }
         if let Some(expected) = self.role {
             if role != expected.as_str() {
-                failures.push(failure(
+                failures.push(Failure::new(
                     Reason::Role,
                     format!("role {role}, expected {}", expected.as_str()),
                 ));
             } else if expected == RoleExpect::Replica && link_up != Some(true) {
-                failures.push(failure(
+                failures.push(Failure::new(
                     Reason::Role,
                     format!(
                         "replica's link to its master is {}",
@@ -859,7 +819,7 @@ impl RedisProbe {
             f64::from(u8::from(loading)),
         ));
         if loading {
-            failures.push(failure(
+            failures.push(Failure::new(
                 Reason::Loading,
                 "the server is loading its data set",
             ));

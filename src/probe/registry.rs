@@ -22,9 +22,11 @@ use url::Url;
 
 use super::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
 use super::cross_check::{sync_wait, ImageTagOf, ImageTagOfConfig};
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{ByteSize, CheckConfig, Problem, Secret, SecretSource, SourcedConfig};
-use crate::result::{Measure, Measurement, Outcome, Reason};
+use super::{BuildContext, Needs, Probe, ProbeContext};
+use crate::config::{ByteSize, Problem};
+use crate::lock::lock;
+use crate::result::{Failure, Measure, Measurement, Outcome, Reason};
+use crate::secret::{scrub, Secret, SecretSource};
 
 /// Tags read at most unless `max_tags` says otherwise.
 pub const DEFAULT_MAX_TAGS: u32 = 10_000;
@@ -135,12 +137,7 @@ static TAG: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
 });
 
 impl RegistryProbe {
-    pub fn build(
-        config: &RegistryConfig,
-        check: &CheckConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &RegistryConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let base = match Url::parse(&config.url) {
             Ok(url) if !matches!(url.scheme(), "http" | "https") => {
@@ -197,7 +194,7 @@ impl RegistryProbe {
         if config.tag.is_some() && config.tag_of.is_some() {
             problems.push(Problem::new("tag_of", "give tag or tag_of, not both"));
         }
-        let wait = sync_wait(check.effective_timeout(&source.file.defaults).0);
+        let wait = sync_wait(ctx.timeout);
         let running = config
             .tag_of
             .as_ref()
@@ -230,7 +227,7 @@ impl RegistryProbe {
                 "only used with min_rollback_tags",
             ));
         }
-        let password = source.secret_source(
+        let password = ctx.secrets.source(
             config.password_file.as_ref(),
             config.password_env.as_ref(),
             "password",
@@ -272,19 +269,19 @@ impl RegistryProbe {
             }
         }
         let tls = match &config.ca_file {
-            Some(path) => match clients.tls.with_extra_ca(&source.resolve_path(path)) {
+            Some(path) => match ctx.clients.tls.with_extra_ca(&ctx.resolve_path(path)) {
                 Ok(tls) => Some(tls),
                 Err(message) => {
                     problems.push(Problem::new("ca_file", message));
                     None
                 }
             },
-            None => Some(clients.tls.verified()),
+            None => Some(ctx.clients.tls.verified()),
         };
         let (Some(base), Some(tls), true) = (base, tls, problems.is_empty()) else {
             return Err(problems);
         };
-        let timeout = check.effective_timeout(&source.file.defaults).0;
+        let timeout = ctx.timeout;
         Ok(RegistryProbe {
             base,
             repository: config.repository.clone(),
@@ -306,22 +303,9 @@ impl RegistryProbe {
     }
 }
 
-#[derive(Debug)]
-struct Failure {
-    reason: Reason,
-    message: String,
-}
-
-fn failure(reason: Reason, message: impl Into<String>) -> Failure {
-    Failure {
-        reason,
-        message: message.into(),
-    }
-}
-
 impl From<ApiError> for Failure {
     fn from(err: ApiError) -> Self {
-        failure(err.reason(), err.to_string())
+        Failure::new(err.reason(), err.to_string())
     }
 }
 
@@ -482,7 +466,7 @@ impl RegistryProbe {
             (Some(user), Some(source)) => {
                 let secret = source
                     .read()
-                    .map_err(|err| failure(Reason::Secret, err.to_string()))?;
+                    .map_err(|err| Failure::new(Reason::Secret, err.to_string()))?;
                 Ok(Some((user.clone(), secret)))
             }
             _ => Ok(None),
@@ -490,14 +474,14 @@ impl RegistryProbe {
     }
 
     fn cached_token(&self) -> Option<Secret> {
-        let slot = self.token.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = lock(&self.token);
         slot.as_ref()
             .filter(|t| t.scope == self.scope() && Instant::now() < t.renew_at)
             .map(|t| t.token.clone())
     }
 
     fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.token) = None;
     }
 
     fn request<'a>(
@@ -568,13 +552,13 @@ impl RegistryProbe {
         credentials: Option<&(String, Secret)>,
     ) -> Result<Secret, Failure> {
         let realm = challenge.param("realm").ok_or_else(|| {
-            failure(
+            Failure::new(
                 Reason::Protocol,
                 "the registry's bearer challenge names no realm",
             )
         })?;
         let mut realm_url = Url::parse(realm).map_err(|err| {
-            failure(
+            Failure::new(
                 Reason::Protocol,
                 format!("the registry's token realm is not a URL: {err}"),
             )
@@ -584,7 +568,7 @@ impl RegistryProbe {
         if realm_url.scheme() != "https"
             && !(realm_url.scheme() == "http" && self.base.scheme() == "http")
         {
-            return Err(failure(
+            return Err(Failure::new(
                 Reason::Protocol,
                 format!(
                     "the registry's token realm on {} is not https",
@@ -618,7 +602,7 @@ impl RegistryProbe {
         match response.status {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED => {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::Auth,
                     match credentials {
                         Some((user, _)) => format!(
@@ -631,13 +615,13 @@ impl RegistryProbe {
                 ))
             }
             StatusCode::FORBIDDEN => {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::Forbidden,
                     format!("the token realm {realm_host} denied {scope} (403)"),
                 ))
             }
             s => {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::Status,
                     format!("the token realm {realm_host} answered {s}"),
                 ))
@@ -645,13 +629,13 @@ impl RegistryProbe {
         }
         let answer: TokenAnswer = response.json(&realm_host)?;
         let (token, renew_after) = answer.read().ok_or_else(|| {
-            failure(
+            Failure::new(
                 Reason::Json,
                 format!("the token realm {realm_host} answered without a token"),
             )
         })?;
         let token = Secret::new(token);
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedToken {
+        *lock(&self.token) = Some(CachedToken {
             token: token.clone(),
             scope: self.scope(),
             renew_at: asked + renew_after,
@@ -668,7 +652,7 @@ impl RegistryProbe {
     ) -> Failure {
         let host = host_of(&self.base);
         match response.status {
-            StatusCode::UNAUTHORIZED => failure(
+            StatusCode::UNAUTHORIZED => Failure::new(
                 Reason::Auth,
                 match credentials {
                     Some((user, _)) => {
@@ -679,11 +663,11 @@ impl RegistryProbe {
                     ),
                 },
             ),
-            StatusCode::FORBIDDEN => failure(
+            StatusCode::FORBIDDEN => Failure::new(
                 Reason::Forbidden,
                 format!("{host} denied access to {what} (403)"),
             ),
-            status => failure(
+            status => Failure::new(
                 Reason::Status,
                 format!(
                     "{host} answered {status} for {what}{}",
@@ -739,7 +723,7 @@ impl RegistryProbe {
         let mut visited = std::collections::HashSet::new();
         loop {
             if !visited.insert(url.to_string()) {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::Protocol,
                     format!(
                         "{} links the pages of tags in a circle",
@@ -752,7 +736,7 @@ impl RegistryProbe {
                 .send(ctx, Method::GET, &url, None, credentials, PAGE_BODY_LIMIT)
                 .await?;
             if response.status == StatusCode::NOT_FOUND {
-                return Err(failure(
+                return Err(Failure::new(
                     Reason::TagMissing,
                     format!(
                         "repository {} not found on {}{}",
@@ -784,7 +768,7 @@ impl RegistryProbe {
             match next {
                 None => return Ok(Listing { tags, cut: false }),
                 Some(_) if empty => {
-                    return Err(failure(
+                    return Err(Failure::new(
                         Reason::Protocol,
                         format!(
                             "{} answered an empty page of tags that links to a next one",
@@ -794,7 +778,7 @@ impl RegistryProbe {
                 }
                 Some(Ok(next)) if next.origin() == self.base.origin() => url = next,
                 Some(Ok(next)) => {
-                    return Err(failure(
+                    return Err(Failure::new(
                         Reason::Protocol,
                         format!(
                             "the next page of tags points to another host ({})",
@@ -803,7 +787,7 @@ impl RegistryProbe {
                     ))
                 }
                 Some(Err(err)) => {
-                    return Err(failure(
+                    return Err(Failure::new(
                         Reason::Protocol,
                         format!("the next page link is not a URL: {err}"),
                     ))
@@ -815,15 +799,12 @@ impl RegistryProbe {
     async fn execute(&self, ctx: &ProbeContext) -> Outcome {
         let credentials = match self.credentials() {
             Ok(credentials) => credentials,
-            Err(f) => return Outcome::error(f.reason, f.message),
+            Err(f) => return f.into_error(),
         };
         let mut outcome = self.check(ctx, credentials.as_ref()).await;
         // The password never reaches a message, whatever a server echoed.
         if let Some((_, password)) = &credentials {
-            let secret = password.expose();
-            if secret.len() >= 3 && outcome.message.contains(secret) {
-                outcome.message = outcome.message.replace(secret, "[redacted]");
-            }
+            outcome.message = scrub(&outcome.message, [password.expose()]);
         }
         outcome
     }
@@ -835,7 +816,7 @@ impl RegistryProbe {
         let tag = match &self.expected {
             Some(expected) => match expected.resolve(ctx).await {
                 Ok(tag) => Some(tag),
-                Err(f) => return Outcome::error(f.reason, f.message),
+                Err(f) => return f.into_error(),
             },
             None => None,
         };
@@ -850,7 +831,7 @@ impl RegistryProbe {
                     if present {
                         notes.push(format!("{} present", reference(tag)));
                     } else {
-                        failures.push(failure(
+                        failures.push(Failure::new(
                             Reason::TagMissing,
                             format!(
                                 "{} not found on {} (no manifest for the tag)",
@@ -860,9 +841,7 @@ impl RegistryProbe {
                         ));
                     }
                 }
-                Err(f) => {
-                    return Outcome::error(f.reason, f.message).with_measurements(measurements)
-                }
+                Err(f) => return f.into_error().with_measurements(measurements),
             }
         }
         let listing = match self.list_tags(ctx, credentials).await {
@@ -878,7 +857,7 @@ impl RegistryProbe {
                 .expect("failures is not empty")
                 .with_measurements(measurements);
             }
-            Err(f) => return Outcome::error(f.reason, f.message).with_measurements(measurements),
+            Err(f) => return f.into_error().with_measurements(measurements),
         };
         let matching = listing
             .tags
@@ -909,7 +888,7 @@ impl RegistryProbe {
             (None, None) => "in all".to_string(),
         };
         match self.min_rollback_tags {
-            Some(min) if (matching as u64) < u64::from(min) => failures.push(failure(
+            Some(min) if (matching as u64) < u64::from(min) => failures.push(Failure::new(
                 Reason::RollbackTags,
                 format!(
                     "{matching} tags {what} among {counted} of {}, at least {min} needed for a rollback",
@@ -962,6 +941,17 @@ pub fn error_code(body: &[u8]) -> String {
 impl Probe for RegistryProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        let watches = match &self.expected {
+            Some(ExpectedTag::Running(source)) => vec![source.watch().clone()],
+            _ => Vec::new(),
+        };
+        Needs {
+            watches,
+            warnings: Vec::new(),
+        }
     }
 }
 

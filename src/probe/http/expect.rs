@@ -13,10 +13,12 @@ use serde_json_path::JsonPath;
 use url::Url;
 
 use super::client::Exchange;
-use crate::config::{format_duration, Problem, Secret};
+use crate::config::{format_duration, Problem};
+use crate::kube::WatchKey;
 use crate::probe::cross_check::{ImageTagOf, ImageTagOfConfig, Unknown};
 use crate::probe::ProbeContext;
 use crate::result::Reason;
+use crate::secret::Secret;
 
 /// An accepted status: one code, a class (`2xx`) or a range (`200-299`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,6 +367,14 @@ impl Expectations {
     /// The image tags this run expects, in the order `evaluate` takes
     /// them, read from the watch cache; one the cluster does not report
     /// makes the run an error before any request.
+    /// The watches the cross-checks among these expectations read.
+    pub fn watches(&self) -> Vec<WatchKey> {
+        self.image_tags
+            .iter()
+            .map(|(_, source)| source.watch().clone())
+            .collect()
+    }
+
     pub async fn resolve_cluster_values(&self, ctx: &ProbeContext) -> Result<Vec<String>, Unknown> {
         let mut tags = Vec::with_capacity(self.image_tags.len());
         for (_, source) in &self.image_tags {
@@ -588,12 +598,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// `text` with every secret replaced by `[redacted]`.
 fn scrub(text: &str, secrets: &[Secret]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.expose().is_empty())
-        .fold(text.to_string(), |text, secret| {
-            text.replace(secret.expose(), "[redacted]")
-        })
+    crate::secret::scrub(text, secrets.iter().map(Secret::expose))
 }
 
 /// A JSON value as quoted in a message: secrets scrubbed first, then cut
@@ -602,11 +607,14 @@ fn render(value: &Value, secrets: &[Secret]) -> String {
     let mut text = value.to_string();
     if !secrets.is_empty() {
         // Compared in the document's own text and in its JSON spelling.
-        for secret in secrets.iter().filter(|s| !s.expose().is_empty()) {
-            let quoted = Value::String(secret.expose().to_string()).to_string();
-            let spelled = &quoted[1..quoted.len() - 1];
-            text = text.replace(spelled, "[redacted]");
-        }
+        let spelled: Vec<String> = secrets
+            .iter()
+            .map(|secret| {
+                let quoted = Value::String(secret.expose().to_string()).to_string();
+                quoted[1..quoted.len() - 1].to_string()
+            })
+            .collect();
+        text = crate::secret::scrub(&text, &spelled);
         text = scrub(&text, secrets);
     }
     if text.len() > 80 {

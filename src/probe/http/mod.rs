@@ -20,9 +20,10 @@ use url::Url;
 
 use self::client::{fetch, RequestSpec, Timings};
 use self::expect::{location, ExpectConfig, Expectations};
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{ByteSize, Problem, Secret, SecretSource, SourcedConfig};
+use super::{verification_warnings, BuildContext, Needs, Probe, ProbeContext};
+use crate::config::{ByteSize, Problem};
 use crate::result::{Measure, Measurement, Outcome, Reason};
+use crate::secret::{scrub, Secret, SecretResolver, SecretSource};
 use crate::tls::{Presented, TlsPolicy};
 
 pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(1 << 20);
@@ -128,14 +129,9 @@ pub struct HttpProbe {
 }
 
 impl HttpProbe {
-    /// `check_timeout` is the check's effective timeout (a share of it is
-    /// given to the first sync of a watch a cross-check reads).
-    pub fn build(
-        config: &HttpConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-        check_timeout: std::time::Duration,
-    ) -> Result<Self, Vec<Problem>> {
+    /// A share of the check's timeout is given to the first sync of a
+    /// watch a cross-check reads.
+    pub fn build(config: &HttpConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let url = match Url::parse(&config.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
@@ -184,16 +180,17 @@ impl HttpProbe {
                 (_, Err(_)) => problems.push(Problem::new(at, "invalid header value")),
             }
         }
-        let auth = auth(config, source, &mut problems);
-        let secret_headers = secret_headers(config, source, auth.is_some(), &mut problems);
+        let auth = auth(config, ctx.secrets, &mut problems);
+        let secret_headers = secret_headers(config, ctx.secrets, auth.is_some(), &mut problems);
         if config.insecure_skip_verify && config.ca_file.is_some() {
             problems.push(Problem::new(
                 "insecure_skip_verify",
                 "ca_file has no effect when verification is skipped; give one or the other",
             ));
         }
-        let ca_file = config.ca_file.as_ref().map(|p| source.resolve_path(p));
-        let tls = clients
+        let ca_file = config.ca_file.as_ref().map(|p| ctx.resolve_path(p));
+        let tls = ctx
+            .clients
             .tls
             .policy(ca_file.as_deref(), config.insecure_skip_verify)
             .map_err(|err| problems.push(Problem::new("ca_file", err)))
@@ -204,16 +201,15 @@ impl HttpProbe {
                 "has no effect with follow_redirects: false",
             ));
         }
-        let expect = match Expectations::compile(
-            &config.expect,
-            super::cross_check::sync_wait(check_timeout),
-        ) {
-            Ok(expect) => Some(expect),
-            Err(more) => {
-                problems.extend(more);
-                None
-            }
-        };
+        let expect =
+            match Expectations::compile(&config.expect, super::cross_check::sync_wait(ctx.timeout))
+            {
+                Ok(expect) => Some(expect),
+                Err(more) => {
+                    problems.extend(more);
+                    None
+                }
+            };
         let (Some(url), Some(expect), Some(tls), true) = (url, expect, tls, problems.is_empty())
         else {
             return Err(problems);
@@ -277,7 +273,7 @@ impl HttpProbe {
         ctx.progress.set("reading the watch cache");
         let tags = match self.expect.resolve_cluster_values(ctx).await {
             Ok(tags) => tags,
-            Err(unknown) => return unknown.outcome(),
+            Err(unknown) => return unknown.into_error(),
         };
         let (headers, secrets) = match self.request_headers() {
             Ok(found) => found,
@@ -286,11 +282,7 @@ impl HttpProbe {
         let mut outcome = self.exchange_and_judge(ctx, headers, &secrets, &tags).await;
         // A target that echoes the credential into a header or JSON field
         // the check quotes must not get it into logs, JSON or reports.
-        for secret in &secrets {
-            if !secret.expose().is_empty() && outcome.message.contains(secret.expose()) {
-                outcome.message = outcome.message.replace(secret.expose(), "[redacted]");
-            }
-        }
+        outcome.message = scrub(&outcome.message, secrets.iter().map(Secret::expose));
         outcome
     }
 
@@ -425,8 +417,12 @@ fn certificate_measurements(presented: Option<&Presented>) -> Vec<Measurement> {
         .unwrap_or_default()
 }
 
-fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>) -> Option<Auth> {
-    let bearer = source.secret_source(
+fn auth(
+    config: &HttpConfig,
+    secrets: &SecretResolver,
+    problems: &mut Vec<Problem>,
+) -> Option<Auth> {
+    let bearer = secrets.source(
         config.bearer_token_file.as_ref(),
         config.bearer_token_env.as_ref(),
         "bearer_token",
@@ -434,7 +430,7 @@ fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>
         problems,
     );
     let basic = config.basic_auth.as_ref().and_then(|basic| {
-        let password = source.secret_source(
+        let password = secrets.source(
             basic.password_file.as_ref(),
             basic.password_env.as_ref(),
             "password",
@@ -467,7 +463,7 @@ fn auth(config: &HttpConfig, source: &SourcedConfig, problems: &mut Vec<Problem>
 
 fn secret_headers(
     config: &HttpConfig,
-    source: &SourcedConfig,
+    secrets: &SecretResolver,
     has_auth: bool,
     problems: &mut Vec<Problem>,
 ) -> Vec<(HeaderName, SecretSource)> {
@@ -496,7 +492,7 @@ fn secret_headers(
             ));
             continue;
         }
-        let value = source.secret_source(
+        let value = secrets.source(
             header.value_file.as_ref(),
             header.value_env.as_ref(),
             "value",
@@ -514,5 +510,12 @@ fn secret_headers(
 impl Probe for HttpProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            watches: self.expect.watches(),
+            warnings: verification_warnings(&self.tls),
+        }
     }
 }

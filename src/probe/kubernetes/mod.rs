@@ -23,10 +23,11 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::Deserialize;
 
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{CheckConfig, HumanDuration, Problem, SourcedConfig};
+use super::{BuildContext, Needs, Probe, ProbeContext};
+use crate::config::{HumanDuration, Problem};
 use crate::kube::resource::{self as res, ResourceType};
 use crate::kube::{KubeError, Lease, Snapshot, WatchKey};
+use crate::lock::lock;
 use crate::result::Outcome;
 
 pub use selector::Selector;
@@ -316,12 +317,7 @@ const OPTION_USERS: &[(&str, &[&str])] = &[
 ];
 
 impl KubernetesProbe {
-    pub fn build(
-        config: &KubernetesConfig,
-        check: &CheckConfig,
-        _clients: &Clients,
-        source: &SourcedConfig,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &KubernetesConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let c = config;
         let given: Vec<&str> = [
@@ -488,7 +484,7 @@ impl KubernetesProbe {
         let (Some(target), true) = (target, problems.is_empty()) else {
             return Err(problems);
         };
-        let timeout = check.effective_timeout(&source.file.defaults).0;
+        let timeout = ctx.timeout;
         let leases = watch_keys(&target).into_iter().map(Lease::new).collect();
         Ok(KubernetesProbe {
             target,
@@ -671,7 +667,7 @@ impl KubernetesProbe {
             }
         }
         ctx.progress.set("evaluating");
-        let mut history = self.restarts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut history = lock(&self.restarts);
         evaluate(&self.target, &snapshots, unix_now(), &mut history)
     }
 }
@@ -741,6 +737,13 @@ fn evaluate(
 impl Probe for KubernetesProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            watches: self.leases.iter().map(|l| l.key().clone()).collect(),
+            warnings: Vec::new(),
+        }
     }
 }
 

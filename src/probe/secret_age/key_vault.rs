@@ -25,11 +25,13 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{SecretFacts, SecretMetadataSource, SourceError};
-use crate::config::{ByteSize, Problem, SecretSource, SourcedConfig};
+use crate::config::{ByteSize, Problem};
 use crate::probe::api_client::{host_of, ApiClient, ApiError, ApiRequest};
 use crate::probe::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
-use crate::probe::{Clients, ProbeContext};
+use crate::probe::BuildContext;
+use crate::probe::ProbeContext;
 use crate::result::Reason;
+use crate::secret::SecretSource;
 
 pub const API_VERSION: &str = "7.5";
 /// The most Key Vault returns per page.
@@ -118,12 +120,8 @@ fn parse_http_url(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<
 }
 
 impl KeyVaultSource {
-    pub fn build(
-        config: &KeyVaultConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-        timeout: Duration,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &KeyVaultConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
+        let (clients, timeout) = (ctx.clients, ctx.timeout);
         let mut problems = Vec::new();
         let vault = parse_http_url(&config.url, "url", &mut problems);
         if let Some(vault) = &vault {
@@ -144,7 +142,7 @@ impl KeyVaultSource {
             .managed_identity_endpoint
             .as_deref()
             .and_then(|text| parse_http_url(text, "managed_identity_endpoint", &mut problems));
-        let client_secret = source.secret_source(
+        let client_secret = ctx.secrets.source(
             config.client_secret_file.as_ref(),
             config.client_secret_env.as_ref(),
             "client_secret",
@@ -200,7 +198,7 @@ impl KeyVaultSource {
             ));
         }
         let tls = match &config.ca_file {
-            Some(path) => match clients.tls.with_extra_ca(&source.resolve_path(path)) {
+            Some(path) => match clients.tls.with_extra_ca(&ctx.resolve_path(path)) {
                 Ok(tls) => Some(tls),
                 Err(message) => {
                     problems.push(Problem::new("ca_file", message));
@@ -221,7 +219,7 @@ impl KeyVaultSource {
             federated_token_file: config
                 .federated_token_file
                 .as_ref()
-                .map(|p| source.resolve_path(p)),
+                .map(|p| ctx.resolve_path(p)),
             client_secret,
             managed_identity_endpoint,
             client: ApiClient::new(&tls, timeout),

@@ -138,6 +138,10 @@ impl SecretMetadataSource for KubernetesSecretSource {
     ) -> BoxFuture<'a, Result<Vec<SecretFacts>, SourceError>> {
         self.list_wanted(ctx, wanted).boxed()
     }
+
+    fn watches(&self) -> Vec<WatchKey> {
+        vec![self.lease.key().clone()]
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use serde::Deserialize;
 
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{format_duration, CheckConfig, HumanDuration, Problem, SourcedConfig};
+use super::{BuildContext, Needs, Probe, ProbeContext};
+use crate::config::{format_duration, HumanDuration, Problem};
+use crate::kube::WatchKey;
 use crate::result::{Measure, Measurement, Outcome, Reason};
 
 /// The `secret_age` block of a check.
@@ -73,11 +74,7 @@ pub struct SecretFacts {
 }
 
 /// Why a source could not answer.
-#[derive(Debug)]
-pub struct SourceError {
-    pub reason: Reason,
-    pub message: String,
-}
+pub type SourceError = crate::result::Failure;
 
 /// Where secret metadata comes from. Named apart from
 /// [`crate::config::SecretSource`], which is where vouch reads its own
@@ -93,6 +90,11 @@ pub trait SecretMetadataSource: Send + Sync + 'static {
         ctx: &'a ProbeContext,
         wanted: &'a HashSet<String>,
     ) -> BoxFuture<'a, Result<Vec<SecretFacts>, SourceError>>;
+
+    /// The cluster watches the source reads (none outside Kubernetes).
+    fn watches(&self) -> Vec<WatchKey> {
+        Vec::new()
+    }
 }
 
 struct Requirement {
@@ -117,12 +119,7 @@ fn is_key_vault_name(name: &str) -> bool {
 }
 
 impl SecretAgeProbe {
-    pub fn build(
-        config: &SecretAgeConfig,
-        check: &CheckConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-    ) -> Result<Self, Vec<Problem>> {
+    pub fn build(config: &SecretAgeConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         if config.secrets.is_empty() {
             problems.push(Problem::new("secrets", "must list at least one secret"));
@@ -182,7 +179,7 @@ impl SecretAgeProbe {
         if config.kubernetes.is_some() && config.min_valid_for.is_some() {
             problems.push(Problem::new("min_valid_for", NO_EXPIRY));
         }
-        let timeout = check.effective_timeout(&source.file.defaults).0;
+        let timeout = ctx.timeout;
         let metadata_source: Option<Box<dyn SecretMetadataSource>> =
             match (&config.key_vault, &config.kubernetes) {
                 (Some(_), Some(_)) => {
@@ -201,15 +198,13 @@ impl SecretAgeProbe {
                         }
                     }
                 }
-                (Some(vault), None) => {
-                    match key_vault::KeyVaultSource::build(vault, clients, source, timeout) {
-                        Ok(vault) => Some(Box::new(vault)),
-                        Err(inner) => {
-                            problems.extend(inner.into_iter().map(|p| p.under("key_vault")));
-                            None
-                        }
+                (Some(vault), None) => match key_vault::KeyVaultSource::build(vault, ctx) {
+                    Ok(vault) => Some(Box::new(vault)),
+                    Err(inner) => {
+                        problems.extend(inner.into_iter().map(|p| p.under("key_vault")));
+                        None
                     }
-                }
+                },
                 (None, None) => {
                     problems.push(Problem::new("", "needs a source: key_vault or kubernetes"));
                     None
@@ -371,6 +366,13 @@ fn judge(requirements: &[Requirement], facts: &[SecretFacts], now: i64, where_: 
 impl Probe for SecretAgeProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            watches: self.source.watches(),
+            warnings: Vec::new(),
+        }
     }
 }
 

@@ -21,8 +21,8 @@ use tokio::net::TcpStream;
 
 use self::chain::{format_days, format_timestamp, seconds_until, Chain};
 use super::cross_check::{sync_wait, CertificateOf};
-use super::{Clients, Probe, ProbeContext};
-use crate::config::{HumanDuration, Problem, SourcedConfig};
+use super::{verification_warnings, BuildContext, Needs, Probe, ProbeContext};
+use crate::config::{HumanDuration, Problem};
 use crate::result::{Measure, Measurement, Outcome, Reason};
 use crate::tls::{certificate_reason, TlsPolicy};
 
@@ -170,20 +170,15 @@ pub struct TlsProbe {
 const NOT_AFTER_MARGIN_SECONDS: f64 = 1.0;
 
 impl TlsProbe {
-    /// `check_timeout` is the check's effective timeout (a share of it is
-    /// given to the first sync of the Certificate watch).
-    pub fn build(
-        config: &TlsConfig,
-        clients: &Clients,
-        source: &SourcedConfig,
-        check_timeout: std::time::Duration,
-    ) -> Result<Self, Vec<Problem>> {
+    /// A share of the check's timeout is given to the first sync of the
+    /// Certificate watch.
+    pub fn build(config: &TlsConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let issued = config.cert_manager_certificate.as_deref().and_then(|text| {
             CertificateOf::compile(
                 text,
                 "cert_manager_certificate",
-                sync_wait(check_timeout),
+                sync_wait(ctx.timeout),
                 &mut problems,
             )
         });
@@ -218,7 +213,7 @@ impl TlsProbe {
                     }
                 }
                 Some(Target::File {
-                    path: source.resolve_path(path),
+                    path: ctx.resolve_path(path),
                     name: name.clone(),
                 })
             }
@@ -255,8 +250,9 @@ impl TlsProbe {
                 "ca_file has no effect when verification is skipped; give one or the other",
             ));
         }
-        let ca_file = config.ca_file.as_ref().map(|p| source.resolve_path(p));
-        let policy = match clients
+        let ca_file = config.ca_file.as_ref().map(|p| ctx.resolve_path(p));
+        let policy = match ctx
+            .clients
             .tls
             .policy(ca_file.as_deref(), config.insecure_skip_verify)
         {
@@ -310,7 +306,7 @@ impl TlsProbe {
                 ctx.progress.set("reading the watch cache");
                 match certificate.resolve(ctx).await {
                     Ok(not_after) => Some((certificate, not_after)),
-                    Err(unknown) => return unknown.outcome(),
+                    Err(unknown) => return unknown.into_error(),
                 }
             }
             None => None,
@@ -691,5 +687,12 @@ fn verification_problem(
 impl Probe for TlsProbe {
     fn run<'a>(&'a self, ctx: &'a ProbeContext) -> BoxFuture<'a, Outcome> {
         self.execute(ctx).boxed()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            watches: self.issued.iter().map(|i| i.watch().clone()).collect(),
+            warnings: verification_warnings(&self.policy),
+        }
     }
 }
