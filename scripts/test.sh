@@ -54,7 +54,15 @@ if [ ${#npm_missing[@]} -gt 0 ]; then
   npm install --prefix "$test_tools" --no-audit --no-fund --loglevel=error "${npm_missing[@]}"
 fi
 # kubectl (with kustomize v5) comes with this kind of machine; Debian's
-# kubernetes-client is too old for the manifests, so it is not installed here.
+# kubernetes-client (1.20, kustomize v2) is too old for the manifests, so it
+# is not installed here. tests/deploy.rs and tests/rbac.rs run `kubectl
+# kustomize`: without it, stop here saying so, not halfway through the tests.
+if ! kubectl version --client 2>/dev/null | grep -q '^Kustomize Version: v5'; then
+  echo "scripts/test.sh: kubectl with kustomize v5 (kubectl 1.27 or later) is needed" \
+    "by tests/deploy.rs and tests/rbac.rs; install it from" \
+    "https://kubernetes.io/docs/tasks/tools/ (Debian's kubernetes-client is too old)" >&2
+  exit 1
+fi
 # PyPI: the Kubernetes schemas, offline.
 command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q kubernetes-validate
 

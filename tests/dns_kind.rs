@@ -7,8 +7,9 @@ mod support;
 use support::kind::{self, expect, CLIENTS};
 
 use std::path::Path;
+use std::time::Duration;
 
-use support::dnsmasq::{Dnsmasq, Silent};
+use support::dnsmasq::{Dnsmasq, Relay, RelayMode, Silent};
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::run_once;
 
@@ -306,9 +307,12 @@ async fn a_server_that_never_answers_is_a_timeout_naming_it() {
         &format!("{}: no answer (query timed out)", silent.server()),
     );
 
+    // A live server beside the silent one must answer within the query
+    // timeout even on a loaded host: 2s, not 200ms (the silent server costs
+    // two of them).
     let dns = zone();
     let propagation = run(&format!(
-        "name: name.test\nservers: [\"{}\", \"{}\"]\npropagation: true\nquery_timeout: 200ms",
+        "name: name.test\nservers: [\"{}\", \"{}\"]\npropagation: true\nquery_timeout: 2s",
         dns.server(),
         silent.server()
     ))
@@ -336,6 +340,123 @@ async fn a_server_that_never_answers_is_a_timeout_naming_it() {
         Reason::Timeout,
         &format!("127.0.0.1:{port}: no answer (query timed out)"),
     );
+}
+
+#[tokio::test]
+async fn a_slow_answer_fails_max_latency() {
+    // Every answer is held 400ms by the relay: slower than 100ms on any
+    // host, however loaded.
+    let dns = zone();
+    let relay = Relay::start(RelayMode::Forward {
+        to: dns.addr,
+        delay: Duration::from_millis(400),
+    })
+    .await;
+    let outcome = run(&format!(
+        "name: name.test\nservers: [\"{}\"]\nquery_timeout: 4s\nexpect: {{ answers: [10.1.2.3], max_latency: 100ms }}",
+        relay.server()
+    ))
+    .await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Latency,
+        "more than max_latency 100ms",
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_that_answers_again_passes_on_the_next_run() {
+    let dns = zone();
+    let relay = Relay::start(RelayMode::Drop).await;
+    let check = kind::plan(
+        &config_yaml(
+            "10s",
+            &format!(
+                "name: name.test\nservers: [\"{}\"]\nquery_timeout: 1s\nexpect: {{ answers: [10.1.2.3] }}",
+                relay.server()
+            ),
+        ),
+        Path::new("."),
+    );
+    let silent = run_once(check.clone(), CLIENTS.clone()).await.outcome;
+    expect(
+        &silent,
+        Verdict::Error,
+        Reason::Timeout,
+        &format!("{}: no answer (query timed out)", relay.server()),
+    );
+    relay.set(RelayMode::Forward {
+        to: dns.addr,
+        delay: Duration::ZERO,
+    });
+    let back = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(&back, Verdict::Pass, Reason::Ok, "10.1.2.3");
+}
+
+#[tokio::test]
+async fn a_changed_answer_is_seen_on_the_next_run() {
+    // Both answers carry a one-hour TTL: a resolver that cached would give
+    // the old address on the second run. vouch asks again every run.
+    let old = Dnsmasq::start(&["--address=/moved.test/10.1.1.1", "--local-ttl=3600"]);
+    let new = Dnsmasq::start(&["--address=/moved.test/10.2.2.2", "--local-ttl=3600"]);
+    let relay = Relay::start(RelayMode::Forward {
+        to: old.addr,
+        delay: Duration::ZERO,
+    })
+    .await;
+    let check = kind::plan(
+        &config_yaml(
+            "10s",
+            &format!(
+                "name: moved.test\nservers: [\"{}\"]\nexpect: {{ answers: [10.1.1.1] }}",
+                relay.server()
+            ),
+        ),
+        Path::new("."),
+    );
+    let before = run_once(check.clone(), CLIENTS.clone()).await.outcome;
+    expect(&before, Verdict::Pass, Reason::Ok, "10.1.1.1");
+    relay.set(RelayMode::Forward {
+        to: new.addr,
+        delay: Duration::ZERO,
+    });
+    let after = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(&after, Verdict::Fail, Reason::DnsAnswers, "10.2.2.2");
+}
+
+#[tokio::test]
+async fn a_refused_tcp_connection_is_connection_refused() {
+    let port = support::closed_port();
+    let outcome = run(&format!(
+        "name: name.test\nservers: [\"127.0.0.1:{port}\"]\nprotocol: tcp"
+    ))
+    .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        &format!("127.0.0.1:{port}: connection refused"),
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_without_answering_is_a_dns_error() {
+    // Over TCP the kernel accepts, and the server closes at once: no
+    // timeout, no refusal, a broken exchange.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let outcome = run(&format!(
+        "name: name.test\nservers: [\"{addr}\"]\nprotocol: tcp"
+    ))
+    .await;
+    expect(&outcome, Verdict::Error, Reason::Dns, &format!("{addr}: "));
+    server.abort();
 }
 
 #[tokio::test]

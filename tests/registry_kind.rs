@@ -423,13 +423,18 @@ async fn a_hanging_or_lying_registry_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = kind::one_check_yaml(
         "registry",
-        "1s",
+        "3s",
         &format!("url: {base}\nrepository: {REPO}\ntag: v1.2.3\n"),
     );
     let outcome = run_once(kind::plan(&yaml, dir.path()), CLIENTS.clone())
         .await
         .outcome;
-    expect(&outcome, Verdict::Error, Reason::Timeout, "");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Timeout,
+        "no result within 3s (asking for the tag's manifest)",
+    );
 
     // A tag list that is not the API's JSON.
     fake.route(

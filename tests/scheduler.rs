@@ -15,7 +15,7 @@ use vouch::plan::{PlannedCheck, Rollout, RolloutLink, WorkloadRef};
 use vouch::probe::{Clients, Probe, ProbeContext};
 use vouch::result::{Outcome, Reason, Verdict};
 use vouch::runner::RunRecord;
-use vouch::scheduler::{first_run_offset, Observer, Scheduler};
+use vouch::scheduler::{first_run_offset, Observer, Reconciled, Scheduler};
 
 /// What a test probe does when run.
 #[derive(Clone, Copy)]
@@ -417,6 +417,57 @@ async fn a_hung_probe_times_out_without_delaying_other_checks() {
     }
     assert!(recorder.starts("quick").len() >= 9);
     assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
+/// The paused-clock half of tests/reload.rs's reload storm: a check every
+/// reload keeps runs on its slots, none lost and none skipped, however
+/// often the checks beside it are swapped, and no loop outlives its check.
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_keeps_the_schedule_of_an_unchanged_check() {
+    let gauge = Arc::new(Gauge::default());
+    let interval = Duration::from_secs(1);
+    // As in the live test: timeout equal to the interval, and runs that
+    // take most of it, so reloads land while a run is in flight.
+    let steady = check("steady", interval, interval, Act::Take(900 * MS), &gauge);
+    let changing = |version: usize| {
+        let mut planned = planned("changing", interval, interval, Act::Take(MS), &gauge);
+        planned.fingerprint = format!("changing, version {version}");
+        Arc::new(planned)
+    };
+    let other = |name: &str| check(name, interval, interval, Act::Take(MS), &gauge);
+    let origin = Instant::now();
+    let (mut scheduler, recorder) = start(&[steady.clone(), changing(0), other("a")], 32);
+    for i in 0..300 {
+        // Uneven moments, 5 to 65 ms apart: about 10 s of reloads.
+        tokio::time::sleep(MS * (5 + 5 * (i % 13) as u32)).await;
+        let beside = if i % 2 == 0 { "b" } else { "a" };
+        let changes = scheduler.reconcile(&[steady.clone(), changing(i + 1), other(beside)]);
+        let expected = Reconciled {
+            kept: 1,
+            started: 2,
+            stopped: 2,
+        };
+        assert_eq!(changes, expected, "reload {i}");
+    }
+    let first = origin + first_run_offset("steady", interval);
+    let slots = (Instant::now() - first).as_millis() as usize / 1000 + 1;
+    let starts = recorder.starts("steady");
+    assert_eq!(starts.len(), slots, "one run per slot: {starts:?}");
+    for (k, started) in starts.iter().enumerate() {
+        let planned = first + interval * k as u32;
+        assert!(
+            *started >= planned && *started < planned + 5 * MS,
+            "run {k} started {:?} after the first, planned {:?}",
+            *started - first,
+            planned - first
+        );
+    }
+    assert_eq!(recorder.skipped("steady"), 0);
+    // The stopped loops leave once they notice: three remain.
+    let live = scheduler.live_loops();
+    tokio::time::sleep(10 * MS).await;
+    assert_eq!(live.load(Ordering::SeqCst), 3);
+    assert!(scheduler.shutdown(Duration::from_secs(2)).await);
 }
 
 #[tokio::test(start_paused = true)]

@@ -78,7 +78,7 @@ checks:
     http: {{ url: "http://127.0.0.1:{port}/" }}
   - name: certificate
     section: infrastructure/tls
-    tls: {{ host: localhost, port: {tls_port}, insecure_skip_verify: true }}
+    tls: {{ host: localhost, connect_to: 127.0.0.1, port: {tls_port}, insecure_skip_verify: true }}
   - name: propagated
     section: infrastructure/dns
     dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true }}
@@ -274,14 +274,17 @@ async fn the_json_api_shows_every_check_with_its_latest_result() {
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0]["value"], 200.0);
 
-    // A check whose first run is up to an hour away is pending, not failed.
+    // A check whose first run is minutes away is pending, not failed. The
+    // first run's offset into the interval is stable per name, so `later`
+    // is known to wait that long.
+    let offset = vouch::scheduler::first_run_offset("later", Duration::from_secs(3600));
+    assert!(offset > Duration::from_secs(300), "{offset:?}");
     let all = daemon.checks().await;
     assert_eq!(all["summary"]["total"], 2);
+    assert_eq!(all["summary"]["pending"], 1, "{all}");
     let later = daemon.check("later").await;
-    if later["state"] == "pending" {
-        assert!(later["last_run"].is_null());
-        assert!(all["summary"]["pending"].as_u64().unwrap() >= 1);
-    }
+    assert_eq!(later["state"], "pending");
+    assert!(later["last_run"].is_null());
     let landing = daemon.get_ok("/").await;
     assert!(landing.contains("href=\"metrics\""));
     assert_eq!(daemon.get("/readyz").await.unwrap().0, 200);
@@ -359,8 +362,14 @@ checks:
         .as_str()
         .unwrap()
         .contains("waiting for response headers"));
+    // The target never answers, so any finished run was ended by the
+    // timeout; the bounds only say it was this timeout and not the next
+    // interval's (generous above: a loaded host may stall the runtime).
     let took = hung["last_run"]["duration_seconds"].as_f64().unwrap();
-    assert!(took < 3.0, "a 2s timeout ended the run after {took}s");
+    assert!(
+        (2.0..6.0).contains(&took),
+        "a 2s timeout ended the run after {took}s"
+    );
 
     // While runs of `hung` hang, `quick` keeps running every second.
     let quick_runs = |text: &str| {
@@ -378,18 +387,15 @@ checks:
         || async { quick_runs(&daemon.get_ok("/metrics").await) >= before + 3.0 },
     )
     .await;
+    // Punctuality (no run of `quick` delayed by the hung one) is a verdict
+    // about time, asserted on the paused clock in tests/scheduler.rs
+    // (a_hung_probe_times_out_without_delaying_other_checks). Here: the
+    // lateness of every run is recorded, and `quick` went on passing while
+    // `hung` was still timing out.
     let text = daemon.get_ok("/metrics").await;
     let count = sample(&text, "vouch_scheduler_lateness_seconds_count", &[]).unwrap();
-    let punctual = sample(
-        &text,
-        "vouch_scheduler_lateness_seconds_bucket",
-        &["le=\"0.1\""],
-    )
-    .unwrap();
-    assert_eq!(
-        punctual, count,
-        "every run started within 100ms of its plan:\n{text}"
-    );
+    assert!(count >= before + 3.0, "lateness of {count} runs recorded");
+    assert_eq!(daemon.check("hung").await["last_run"]["reason"], "timeout");
     assert_eq!(
         sample(&text, "vouch_check_success", &["check=\"quick\""]),
         Some(1.0)
@@ -487,26 +493,73 @@ async fn the_demo_config_serves_passing_failing_and_erroring_checks() {
     // The README's first command, on another port: the demo's checks
     // target 127.0.0.1:9847, so they are pointed at this daemon instead.
     let demo = std::fs::read_to_string("config/demo.yaml").unwrap();
-    let port = support::free_port();
-    // Its certificate files are found beside the original.
-    let config = write_config(
-        &demo
-            .replace("127.0.0.1:9847", &format!("127.0.0.1:{port}"))
-            .replace(
-                "demo-tls/",
-                &format!("{}/config/demo-tls/", env!("CARGO_MANIFEST_DIR")),
-            ),
-    );
-    let daemon = Daemon::start_on_port(&config.path, port, &[]).await;
-    wait_until("every demo check ran", Duration::from_secs(15), || async {
-        daemon.checks().await["summary"]["pending"] == 0
+    // Its certificate files are found beside the original. The port is
+    // written into the config before the daemon binds it: if another
+    // process takes it in between, the start is retried on another port.
+    let (daemon, _config) = Daemon::start_on_free_port(|port| {
+        write_config(
+            &demo
+                .replace("127.0.0.1:9847", &format!("127.0.0.1:{port}"))
+                .replace(
+                    "demo-tls/",
+                    &format!("{}/config/demo-tls/", env!("CARGO_MANIFEST_DIR")),
+                ),
+        )
     })
     .await;
-    let summary = daemon.checks().await["summary"].clone();
-    assert_eq!(summary["total"], 7);
-    assert_eq!(summary["fail"], 1, "{summary}");
-    assert_eq!(summary["error"], 1, "{summary}");
-    assert_eq!(summary["pass"], 5, "{summary}");
+    // The demo bounds latency (`max_latency: 500ms` on vouch-livez, 1s on
+    // the lookup): one slow run on a loaded host fails that run, and the
+    // next run, 5s later, passes again. So the expected picture is awaited
+    // rather than taken from the first round.
+    let expected: [(&str, &str, &str); 7] = [
+        ("vouch-livez", "pass", "ok"),
+        ("vouch-checks-api", "pass", "ok"),
+        ("vouch-metrics", "pass", "ok"),
+        ("demo-certificate", "pass", "ok"),
+        ("demo-localhost-resolves", "pass", "ok"),
+        ("demo-expects-a-teapot", "fail", "status"),
+        ("demo-nothing-listens", "error", "connection_refused"),
+    ];
+    let picture = || async {
+        let checks = daemon.checks().await;
+        let states: Vec<(String, String, String)> = checks["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let field = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+                (
+                    field(&c["name"]),
+                    field(&c["state"]),
+                    field(&c["last_run"]["reason"]),
+                )
+            })
+            .collect();
+        (checks["summary"].clone(), states)
+    };
+    wait_until(
+        "the demo's five passes, one failure and one error",
+        Duration::from_secs(60),
+        || async {
+            let (summary, states) = picture().await;
+            // The summary counts the same states as the list.
+            let counted = [("pass", 5), ("fail", 1), ("error", 1), ("total", 7)]
+                .iter()
+                .all(|(key, n)| summary[key] == *n);
+            let seen = counted
+                && states
+                    == expected
+                        .iter()
+                        .map(|(n, s, r)| (n.to_string(), s.to_string(), r.to_string()))
+                        .collect::<Vec<_>>();
+            if !seen {
+                // Shown only if the wait fails (the harness captures output).
+                eprintln!("not yet: {summary} {states:?}");
+            }
+            seen
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -327,13 +327,18 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
         String::from_utf8_lossy(&check.stdout)
     );
 
-    // `since`: a run must have started after the given time.
+    // `since`: a run must have started after the given time. No run can
+    // have started an hour from now; one starts soon after now.
+    let hour_ahead = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let ahead = humantime::format_rfc3339_millis(hour_ahead).to_string();
+    let (status, body) = daemon
+        .get(&format!("/api/v1/gate?check=web-homepage&since={ahead}"))
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("has not run since"), "{body}");
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let path = format!("/api/v1/gate?check=web-homepage&since={now}");
-    let (status, body) = daemon.get(&path).await.unwrap();
-    if status == 503 {
-        assert!(body.contains("has not run since"), "{body}");
-    }
     wait_until(
         "a run since the rollout",
         Duration::from_secs(10),

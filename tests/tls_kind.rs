@@ -149,8 +149,14 @@ fn pki(dir: &Path) -> (TestCa, TestCa) {
 
 const NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
+/// The server listens on 127.0.0.1 only: `connect_to` keeps a `::1` that
+/// `localhost` may also resolve to (another process's port there) out of
+/// the test, while the certificate is still checked for `localhost`.
 fn block(server: &TlsServer, extra: &str) -> String {
-    format!("host: localhost\nport: {}\n{extra}", server.addr.port())
+    format!(
+        "host: localhost\nconnect_to: 127.0.0.1\nport: {}\n{extra}",
+        server.addr.port()
+    )
 }
 
 #[tokio::test]
@@ -618,21 +624,91 @@ async fn a_refused_port_is_connection_refused() {
 }
 
 #[tokio::test]
+async fn a_refused_port_that_comes_up_passes_on_the_next_run() {
+    let port = support::RefusingPort::bind();
+    let number = port.port;
+    let check = kind::plan(
+        &config_yaml(
+            "10s",
+            &format!("host: localhost\nconnect_to: 127.0.0.1\nport: {number}\ninsecure_skip_verify: true"),
+        ),
+        Path::new("."),
+    );
+    let down = run_once(check.clone(), CLIENTS.clone()).await.outcome;
+    expect(
+        &down,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        &format!("connection to 127.0.0.1:{number} refused"),
+    );
+    let identity = support::certs::self_signed(&NAMES);
+    let server = support::http_server::TestServer::https_on(identity, port.listen()).await;
+    let up = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(&up, Verdict::Pass, Reason::Ok, "");
+    assert!(measured(&up, "vouch_tls_handshake_duration_seconds").is_some());
+    drop(server);
+}
+
+#[tokio::test]
+async fn an_unreachable_address_is_a_connect_error() {
+    // The kernel refuses TCP to a multicast address (ENETUNREACH) before
+    // any packet leaves: unreachable on any host.
+    let outcome = run_in(
+        Path::new("."),
+        "10s",
+        "host: localhost\nconnect_to: 224.0.0.1\nport: 443",
+    )
+    .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Connect,
+        "cannot connect to 224.0.0.1:443",
+    );
+}
+
+#[tokio::test]
+async fn an_unresolvable_host_is_a_dns_error() {
+    // Through the binary, whose resolver gives up after one second: fails
+    // as DNS online (NXDOMAIN) and offline (no name server) alike.
+    let check = support::vouch::check_one(
+        "checks:\n  - name: t\n    timeout: 10s\n    tls: { host: vouch-test.invalid, port: 443 }\n",
+        &[support::vouch::QUICK_RESOLVER],
+    )
+    .await;
+    assert_eq!(
+        (&check["verdict"], &check["reason"]),
+        (&"error".into(), &"dns".into()),
+        "{check:#}"
+    );
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot resolve vouch-test.invalid: "),
+        "{check:#}"
+    );
+}
+
+#[tokio::test]
 async fn a_server_that_never_completes_the_handshake_times_out() {
     // The kernel accepts the connection; nothing ever answers the hello.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    // 3s, not 300ms: the stage named must be the handshake, so connecting
+    // (immediate on loopback, unless a loaded host stalls the test) must
+    // be well inside the timeout.
     let outcome = run_in(
         Path::new("."),
-        "300ms",
-        &format!("host: localhost\nport: {port}"),
+        "3s",
+        &format!("host: localhost\nconnect_to: 127.0.0.1\nport: {port}"),
     )
     .await;
     expect(
         &outcome,
         Verdict::Error,
         Reason::Timeout,
-        "no result within 300ms (in the TLS handshake)",
+        "no result within 3s (in the TLS handshake)",
     );
     drop(listener);
 }
@@ -678,7 +754,10 @@ async fn a_server_that_does_not_speak_tls_is_a_handshake_failure() {
     let outcome = run_in(
         Path::new("."),
         "10s",
-        &format!("host: localhost\nport: {}", addr.port()),
+        &format!(
+            "host: localhost\nconnect_to: 127.0.0.1\nport: {}",
+            addr.port()
+        ),
     )
     .await;
     task.abort();

@@ -106,6 +106,17 @@ impl Severity {
     }
 }
 
+/// `--fail-on`'s values, the most severe first.
+impl clap::ValueEnum for Severity {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Severity::Critical, Severity::Warning, Severity::Info]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 /// Decoded by hand so a mistake reads "invalid severity" rather than the
 /// decoder's "unknown variant".
 impl<'de> Deserialize<'de> for Severity {

@@ -151,7 +151,7 @@ impl ConnectionSettings {
 
     /// Builds the client.
     pub async fn client(&self) -> Result<kube::Client, String> {
-        crate::tls::install_default_provider();
+        crate::clients::tls_configs::install_default_provider();
         let mut config = match self.kubeconfig().map_err(|p| p.message)? {
             Some((kubeconfig, origin)) => {
                 let mut options = KubeConfigOptions {

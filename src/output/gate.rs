@@ -101,7 +101,7 @@ pub fn evaluate(snapshot: &StatusSnapshot, query: &GateQuery) -> Result<GateAnsw
         .as_deref()
         .map(severity)
         .transpose()?
-        .unwrap_or(crate::gate::DEFAULT_FAIL_ON);
+        .unwrap_or(crate::round::DEFAULT_FAIL_ON);
     let since = query.since.as_deref().map(parse_since).transpose()?;
     let sections = list(&query.section);
     let names = list(&query.check);

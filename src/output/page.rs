@@ -97,7 +97,7 @@ fn page(title: &str, banner_class: &str, banner: &str, sub: &str, body: &str) ->
 /// the checks at or above the gate's threshold decide the colour; those
 /// below it are counted beside. Returns (banner class, banner, title).
 fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
-    let threshold = crate::gate::DEFAULT_FAIL_ON;
+    let threshold = crate::round::DEFAULT_FAIL_ON;
     let scope = format!("{} and above", threshold.as_str());
     let below: Vec<&CheckStatus> = snapshot
         .checks

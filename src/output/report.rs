@@ -12,7 +12,7 @@ use crate::runner::RunRecord;
 
 use super::status::{CheckStatus, Summary};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Json,

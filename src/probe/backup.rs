@@ -763,7 +763,7 @@ impl BackupProbe {
                     .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
             Location::Azure { container, account } => {
-                crate::tls::install_default_provider();
+                crate::clients::tls_configs::install_default_provider();
                 let mut builder = match &self.credentials {
                     Credentials::Environment => {
                         object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -811,7 +811,7 @@ impl BackupProbe {
                 builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
             Location::S3 { bucket } => {
-                crate::tls::install_default_provider();
+                crate::clients::tls_configs::install_default_provider();
                 let mut builder = match &self.credentials {
                     Credentials::Environment => object_store::aws::AmazonS3Builder::from_env(),
                     _ => object_store::aws::AmazonS3Builder::new(),
@@ -840,7 +840,7 @@ impl BackupProbe {
                 builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
             Location::Gcs { bucket } => {
-                crate::tls::install_default_provider();
+                crate::clients::tls_configs::install_default_provider();
                 let mut builder = match &self.credentials {
                     Credentials::Environment => {
                         object_store::gcp::GoogleCloudStorageBuilder::from_env()

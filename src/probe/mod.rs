@@ -2,8 +2,6 @@
 //! config and the shared clients, and produces an [`Outcome`]. It knows
 //! nothing of scheduling, Prometheus or HTTP serving.
 
-pub mod api_client;
-pub mod azure_auth;
 pub mod backup;
 pub mod cross_check;
 pub mod dns;
@@ -20,58 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::sync::broadcast;
 
+use crate::clients::tls_configs::TlsPolicy;
 use crate::config::{KindConfig, Problem};
 use crate::kube::WatchKey;
 use crate::lock::lock;
-use crate::plan::Rollout;
 use crate::result::Outcome;
 use crate::secret::SecretResolver;
-use crate::tls::{TlsClients, TlsPolicy};
-
-/// Clients built once per process and handed to every probe.
-pub struct Clients {
-    pub tls: TlsClients,
-    /// The system's DNS resolver (from /etc/resolv.conf), built once.
-    pub dns: dns::SystemResolver,
-    /// Rollouts of watched workloads, published by whoever watches them
-    /// (the Kubernetes cache) and followed by the scheduler for checks
-    /// with `after_rollout_of`.
-    pub rollouts: broadcast::Sender<Rollout>,
-    /// Entra ID tokens, shared by every check on the same identity.
-    pub azure_tokens: Arc<azure_auth::TokenCache>,
-    /// The Kubernetes client and watch cache; connects on first use.
-    pub kube: Arc<crate::kube::KubeCache>,
-}
-
-/// Rollouts kept for a slow subscriber before it is told it lagged.
-const ROLLOUT_FEED_CAPACITY: usize = 64;
-
-impl Clients {
-    pub fn new() -> Self {
-        Self::with_kubeconfig(None)
-    }
-
-    /// Clients whose Kubernetes connection uses `kubeconfig` (the
-    /// `--kubeconfig` flag) over the config file and the environment.
-    pub fn with_kubeconfig(kubeconfig: Option<std::path::PathBuf>) -> Self {
-        let rollouts = broadcast::channel(ROLLOUT_FEED_CAPACITY).0;
-        Clients {
-            tls: TlsClients::from_system(),
-            dns: dns::SystemResolver::from_system(),
-            azure_tokens: Arc::default(),
-            kube: Arc::new(crate::kube::KubeCache::new(kubeconfig, rollouts.clone())),
-            rollouts,
-        }
-    }
-}
-
-impl Default for Clients {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+// Probes get their clients from here, as they always have.
+pub use crate::clients::Clients;
 
 /// What a probe is doing right now, so a run cut off by its timeout can say
 /// where it was stuck ("waiting for response headers").

@@ -526,17 +526,17 @@ fn classify(err: &tokio_postgres::Error, statement_timeout: Duration) -> Failure
                     .get_ref()
                     .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some()) =>
                 {
-                    crate::tls::handshake_reason(io)
+                    crate::clients::tls_configs::handshake_reason(io)
                 }
                 _ => Reason::Connect,
             };
-            return Failure::new(reason, crate::tls::chain_text(err));
+            return Failure::new(reason, crate::clients::tls_configs::chain_text(err));
         }
         if inner.downcast_ref::<rustls::Error>().is_some() {
-            return Failure::new(Reason::Tls, crate::tls::chain_text(err));
+            return Failure::new(Reason::Tls, crate::clients::tls_configs::chain_text(err));
         }
     }
-    let text = crate::tls::chain_text(err);
+    let text = crate::clients::tls_configs::chain_text(err);
     let reason = if text.contains("TLS") || text.contains("tls") {
         Reason::Tls
     } else if text.contains("invalid connection string") || text.contains("invalid configuration") {
@@ -632,7 +632,7 @@ impl PostgresProbe {
                 Reason::Secret,
                 format!(
                     "the connection URL is not valid ({})",
-                    crate::tls::chain_text(&err)
+                    crate::clients::tls_configs::chain_text(&err)
                 ),
             )
         })?;

@@ -200,7 +200,7 @@ impl RedisProbe {
 
 /// The reason and message for an error of the redis client.
 fn classify(err: &redis::RedisError) -> Failure {
-    let text = crate::tls::chain_text(err);
+    let text = crate::clients::tls_configs::chain_text(err);
     if err.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(err.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
     {
@@ -220,7 +220,7 @@ fn classify(err: &redis::RedisError) -> Failure {
                 .get_ref()
                 .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some());
             if is_tls {
-                return Failure::new(crate::tls::handshake_reason(io), text);
+                return Failure::new(crate::clients::tls_configs::handshake_reason(io), text);
             }
         }
         if inner.downcast_ref::<rustls::Error>().is_some() {
@@ -335,10 +335,10 @@ async fn open_stream(
         .await
         .map_err(|err| {
             Failure::new(
-                crate::tls::handshake_reason(&err),
+                crate::clients::tls_configs::handshake_reason(&err),
                 format!(
                     "TLS handshake with {shown} failed: {}",
-                    crate::tls::describe_handshake(&err)
+                    crate::clients::tls_configs::describe_handshake(&err)
                 ),
             )
         })?;

@@ -20,9 +20,9 @@ use hyper::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use super::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
 use super::cross_check::{sync_wait, ImageTagOf, ImageTagOfConfig};
 use super::{BuildContext, Needs, Probe, ProbeContext};
+use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest, ApiResponse};
 use crate::config::{ByteSize, Problem};
 use crate::lock::lock;
 use crate::result::{Failure, Measure, Measurement, Outcome, Reason};

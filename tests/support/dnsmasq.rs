@@ -141,3 +141,71 @@ impl Silent {
         self.addr.to_string()
     }
 }
+
+/// What a [`Relay`] does with each query.
+#[derive(Clone, Copy, Debug)]
+pub enum RelayMode {
+    /// Forward it to this server and relay the answer after `delay`.
+    Forward { to: SocketAddr, delay: Duration },
+    /// Drop it: a server gone silent.
+    Drop,
+}
+
+/// A UDP relay in front of real name servers, under the test's control:
+/// while it runs the test can make it slow, silent, or point it at another
+/// server (a changed answer). Stops when dropped.
+pub struct Relay {
+    pub addr: SocketAddr,
+    mode: std::sync::Arc<std::sync::Mutex<RelayMode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    pub async fn start(mode: RelayMode) -> Relay {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let socket = std::sync::Arc::new(socket);
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(mode));
+        let task = {
+            let mode = mode.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while let Ok((n, client)) = socket.recv_from(&mut buffer).await {
+                    let query = buffer[..n].to_vec();
+                    let RelayMode::Forward { to, delay } = *mode.lock().unwrap() else {
+                        continue;
+                    };
+                    let socket = socket.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let upstream = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                        upstream.send_to(&query, to).await.unwrap();
+                        let mut answer = [0u8; 4096];
+                        let wait = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            upstream.recv(&mut answer),
+                        );
+                        if let Ok(Ok(m)) = wait.await {
+                            let _ = socket.send_to(&answer[..m], client).await;
+                        }
+                    });
+                }
+            })
+        };
+        Relay { addr, mode, task }
+    }
+
+    pub fn set(&self, mode: RelayMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn server(&self) -> String {
+        self.addr.to_string()
+    }
+}

@@ -125,8 +125,20 @@ impl TestServer {
         Self::start(None).await
     }
 
+    /// HTTP on a listener the test holds already (e.g. a
+    /// [`super::RefusingPort`] that refused until now).
+    pub async fn http_on(listener: TcpListener) -> Self {
+        Self::serve(listener, None)
+    }
+
     /// HTTPS with `identity`; use [`Self::url`], whose host is `localhost`.
     pub async fn https(identity: Identity) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::https_on(identity, listener).await
+    }
+
+    /// HTTPS with `identity` on a listener the test holds already.
+    pub async fn https_on(identity: Identity, listener: TcpListener) -> Self {
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -135,11 +147,18 @@ impl TestServer {
         .with_no_client_auth()
         .with_single_cert(identity.chain.clone(), identity.key())
         .unwrap();
-        Self::start(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::serve(
+            listener,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
     }
 
     async fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, tls)
+    }
+
+    fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
         let is_tls = tls.is_some();

@@ -61,15 +61,56 @@ pub fn wait_for_port(child: &mut std::process::Child, port: u16, name: &str) {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
-pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().unwrap().port()
+/// A loopback port held by a socket that is bound but not listening:
+/// connections to it are refused, and no other socket can bind it (the
+/// socket does not set SO_REUSEADDR), until [`RefusingPort::listen`] turns
+/// the same socket into a listener: a target that is down, then up, on
+/// one port, with no moment another process could take it.
+pub struct RefusingPort {
+    socket: tokio::net::TcpSocket,
+    pub port: u16,
 }
 
-/// A free loopback port for a server the test starts itself.
+impl RefusingPort {
+    pub fn bind() -> RefusingPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind an ephemeral loopback port");
+        let port = socket.local_addr().unwrap().port();
+        RefusingPort { socket, port }
+    }
+
+    /// Starts listening on the port (inside a tokio runtime).
+    pub fn listen(self) -> tokio::net::TcpListener {
+        self.socket.listen(1024).expect("listen on the held port")
+    }
+}
+
+/// A loopback port nothing listens on, held (bound, not listening) until
+/// the test binary exits, so no other test or process can start listening
+/// there while a test expects it to refuse.
+pub fn closed_port() -> u16 {
+    static HELD: std::sync::Mutex<Vec<RefusingPort>> = std::sync::Mutex::new(Vec::new());
+    let held = RefusingPort::bind();
+    let port = held.port;
+    HELD.lock().unwrap().push(held);
+    port
+}
+
+/// A free loopback port for an external server (redis-server, postgres,
+/// dnsmasq...) that must be told a port number: bound, then released, so
+/// another process may take it before the server binds it. That race
+/// cannot be closed from here: dnsmasq's starter retries on another port
+/// when the server fails to bind, vouch serve's too
+/// ([`vouch::Daemon::start_on_free_port`]); the other starters fail loudly
+/// naming the server's exit. A server restarted on its port (a target
+/// that goes down and comes back) runs the same race again. Servers of this
+/// crate listen first and hand the listener over instead (TestServer, the
+/// Kubernetes fake, vouch serve on port 0, [`RefusingPort`]).
 pub fn free_port() -> u16 {
-    closed_port()
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().unwrap().port()
 }
 
 /// A temporary directory holding a config file with `yaml`.

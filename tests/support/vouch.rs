@@ -34,6 +34,37 @@ pub async fn run(args: &[&str]) -> Output {
         .expect("run the vouch binary")
 }
 
+/// glibc's resolver options for a process (`RES_OPTIONS`, read beside
+/// /etc/resolv.conf): one try of one second per name server. A name that
+/// must not resolve then fails as DNS in about a second whether the host's
+/// name server answers NXDOMAIN (online) or cannot be reached (offline),
+/// instead of the lookup outlasting the check's timeout.
+pub const QUICK_RESOLVER: (&str, &str) = ("RES_OPTIONS", "timeout:1 attempts:1");
+
+/// `vouch check --format json` on a config with one check, in a process
+/// with the extra environment `env`; returns that check's report entry.
+pub async fn check_one(yaml: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let config = super::write_config(yaml);
+    let mut command = tokio::process::Command::new(bin());
+    command
+        .args(["check", "--format", "json", "--config"])
+        .arg(&config.path)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().await.expect("run vouch check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}):\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    report["checks"][0].clone()
+}
+
 /// What "started" means for a daemon.
 #[derive(Clone, Copy, Debug)]
 enum Ready {
@@ -57,16 +88,60 @@ impl Daemon {
         Self::start_with_env(config, &[]).await
     }
 
+    /// The daemon listens on port 0: the OS picks a free port and holds it
+    /// for the daemon from the moment it binds; the port is read from the
+    /// daemon's "vouch is serving" log line. No other test can take it.
     pub async fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        Self::start_on_port(config, free_port(), env).await
+        let mut daemon = Self::spawn(config, 0, &[], env);
+        daemon
+            .wait_until(Ready::Livez)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        daemon
     }
 
     /// Starts the daemon listening on `port` (for configs that check the
     /// daemon itself) and waits until it answers /livez.
     pub async fn start_on_port(config: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
+        Self::try_start_on_port(config, port, env)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::start_on_port`], but a daemon that could not listen (another
+    /// process took the port between [`free_port`] and the bind: a race a
+    /// config naming its own port cannot avoid) is an `Err` with its log,
+    /// so the caller can retry on another port.
+    pub async fn try_start_on_port(
+        config: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         let mut daemon = Self::spawn(config, port, &[], env);
-        daemon.wait_until(Ready::Livez).await;
-        daemon
+        match daemon.wait_until(Ready::Livez).await {
+            Ok(()) => Ok(daemon),
+            Err(log) if log.contains("cannot listen on") => Err(log),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    /// Starts the daemon on a port from [`free_port`] that `config_for`
+    /// writes into the config (the config checks the daemon itself);
+    /// retries on another port if the chosen one was taken meanwhile.
+    pub async fn start_on_free_port<F>(mut config_for: F) -> (Daemon, super::ConfigDir)
+    where
+        F: FnMut(u16) -> super::ConfigDir,
+    {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = config_for(port);
+            match Self::try_start_on_port(&config.path, port, &[]).await {
+                Ok(daemon) => return (daemon, config),
+                Err(log) => last = log,
+            }
+        }
+        panic!("no free port for vouch serve in five tries:\n{last}");
     }
 
     /// Starts the daemon on a free port with extra command-line arguments
@@ -80,8 +155,11 @@ impl Daemon {
     /// [`Self::start_with_args`] with extra environment variables (which
     /// win over the default `RUST_LOG=debug`).
     pub async fn start_with_args_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut daemon = Self::spawn(config, free_port(), args, env);
-        daemon.wait_until(Ready::Listening).await;
+        let mut daemon = Self::spawn(config, 0, args, env);
+        daemon
+            .wait_until(Ready::Listening)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         daemon
     }
 
@@ -113,31 +191,33 @@ impl Daemon {
         }
     }
 
-    /// Polls until the daemon is `ready`; panics with the log if it exits
-    /// or 20 s pass first.
-    async fn wait_until(&mut self, ready: Ready) {
+    /// Polls until the daemon is `ready`. If it exits first, or 20 s pass,
+    /// the error holds the reason and the daemon's log.
+    async fn wait_until(&mut self, ready: Ready) -> Result<(), String> {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("vouch serve exited with {status}:\n{}", self.logs());
+                return Err(format!(
+                    "vouch serve exited with {status}:\n{}",
+                    self.logs()
+                ));
             }
-            // The port came from free_port(): another test's daemon may
-            // have taken it in between, and would answer for this one while
-            // this one fails to bind. Only this daemon's own log saying it
-            // serves proves the answers are its own.
-            let done = self.logs().contains("vouch is serving")
-                && match ready {
+            // Only this daemon's own log saying it serves proves that the
+            // answers are its own; it also names the port when the OS
+            // picked it (port 0).
+            if let Some(addr) = serving_address(&self.logs()) {
+                self.addr = addr;
+                let done = match ready {
                     Ready::Livez => self.get("/livez").await.is_some(),
                     Ready::Listening => tokio::net::TcpStream::connect(self.addr).await.is_ok(),
                 };
-            if done {
-                return;
+                if done {
+                    return Ok(());
+                }
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "vouch serve is not {ready:?}:\n{}",
-                self.logs()
-            );
+            if std::time::Instant::now() >= deadline {
+                return Err(format!("vouch serve is not {ready:?}:\n{}", self.logs()));
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -225,6 +305,14 @@ impl Daemon {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// The address in the daemon's "vouch is serving" log line (text format:
+/// `... vouch is serving address=127.0.0.1:PORT scheme=...`).
+fn serving_address(log: &str) -> Option<SocketAddr> {
+    let line = log.lines().find(|l| l.contains("vouch is serving"))?;
+    let (_, rest) = line.split_once("address=")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// One GET over a fresh connection; None when nothing answers.

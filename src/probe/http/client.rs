@@ -15,10 +15,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::Url;
 
+use crate::clients::tls_configs::{Presented, TlsPolicy};
 use crate::config::ByteSize;
 use crate::probe::Progress;
 use crate::result::Reason;
-use crate::tls::{Presented, TlsPolicy};
 
 /// Time spent in each phase, summed over the hops of a redirect chain.
 #[derive(Clone, Copy, Debug, Default)]
@@ -179,9 +179,9 @@ pub async fn fetch(
         let result = connector.connect(server_name, stream).await;
         *presented = recorder.take();
         let tls_stream = result.map_err(|err| FetchError::Tls {
-            reason: crate::tls::handshake_reason(&err),
+            reason: crate::clients::tls_configs::handshake_reason(&err),
             host: bare_host.to_string(),
-            detail: crate::tls::describe_handshake(&err),
+            detail: crate::clients::tls_configs::describe_handshake(&err),
         })?;
         timings.tls += started.elapsed();
         exchange(tls_stream, &spec, progress, timings).await

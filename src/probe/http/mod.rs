@@ -21,10 +21,10 @@ use url::Url;
 use self::client::{fetch, RequestSpec, Timings};
 use self::expect::{location, ExpectConfig, Expectations};
 use super::{verification_warnings, BuildContext, Needs, Probe, ProbeContext};
+use crate::clients::tls_configs::{Presented, TlsPolicy};
 use crate::config::{ByteSize, Problem};
 use crate::result::{Measure, Measurement, Outcome, Reason};
 use crate::secret::{scrub, Secret, SecretResolver, SecretSource};
-use crate::tls::{Presented, TlsPolicy};
 
 pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(1 << 20);
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;

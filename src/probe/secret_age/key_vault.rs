@@ -25,9 +25,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{SecretFacts, SecretMetadataSource, SourceError};
+use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest};
+use crate::clients::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
 use crate::config::{ByteSize, Problem};
-use crate::probe::api_client::{host_of, ApiClient, ApiError, ApiRequest};
-use crate::probe::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
 use crate::probe::BuildContext;
 use crate::probe::ProbeContext;
 use crate::result::Reason;

@@ -22,9 +22,9 @@ use tokio::net::TcpStream;
 use self::chain::{format_days, format_timestamp, seconds_until, Chain};
 use super::cross_check::{sync_wait, CertificateOf};
 use super::{verification_warnings, BuildContext, Needs, Probe, ProbeContext};
+use crate::clients::tls_configs::{certificate_reason, TlsPolicy};
 use crate::config::{HumanDuration, Problem};
 use crate::result::{Measure, Measurement, Outcome, Reason};
-use crate::tls::{certificate_reason, TlsPolicy};
 
 pub const DEFAULT_PORT: u16 = 443;
 
@@ -390,10 +390,10 @@ impl TlsProbe {
                     .map(|(chain, verification)| chain.measurements(Some(verification.is_ok())))
                     .unwrap_or_default();
                 return Outcome::error(
-                    crate::tls::handshake_reason(&err),
+                    crate::clients::tls_configs::handshake_reason(&err),
                     format!(
                         "TLS handshake with {host} ({addr}) failed: {}",
-                        crate::tls::describe_handshake(&err)
+                        crate::clients::tls_configs::describe_handshake(&err)
                     ),
                 )
                 .with_measurements(measurements);
@@ -679,7 +679,7 @@ fn verification_problem(
             host.unwrap_or("the host"),
             name_list(&leaf.sans)
         ),
-        _ => crate::tls::describe(err),
+        _ => crate::clients::tls_configs::describe(err),
     };
     (reason, text)
 }

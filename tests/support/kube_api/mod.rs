@@ -271,7 +271,7 @@ impl FakeKube {
     /// A `kube::Client` built from the kubeconfig, as a program would.
     pub async fn client(&self) -> kube::Client {
         // kube-client builds a rustls connector even for http:// servers.
-        vouch::tls::install_default_provider();
+        vouch::clients::tls_configs::install_default_provider();
         let kubeconfig =
             kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read the kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(

@@ -6,7 +6,7 @@
 //! is its point. API calls want the opposite: connections kept between
 //! runs, bodies read to a limit, and errors reduced to a few typed cases.
 //! This is hyper-util's pooled client over hyper-rustls, with the trust
-//! roots of [`crate::tls::TlsClients`] (system roots, or a `ca_file`).
+//! roots of [`crate::clients::tls_configs::TlsClients`] (system roots, or a `ca_file`).
 //!
 //! Errors name the host, never the URL's path or query (which may carry a
 //! token or a signature) and never a header value.
@@ -170,7 +170,7 @@ impl ApiError {
 impl ApiClient {
     /// A client trusting the roots of `tls` (its ALPN is set here).
     pub fn new(tls: &ClientConfig, connect_timeout: Duration) -> Self {
-        crate::tls::install_default_provider();
+        crate::clients::tls_configs::install_default_provider();
         let mut tls = tls.clone();
         tls.alpn_protocols.clear();
         let mut http = HttpConnector::new();
@@ -286,7 +286,9 @@ impl ApiClient {
         let mut timed_out = false;
         for e in error_chain::walk(err) {
             if let Some(rustls_error) = e.downcast_ref::<rustls::Error>() {
-                tls = Some(crate::tls::certificate_reason(rustls_error));
+                tls = Some(crate::clients::tls_configs::certificate_reason(
+                    rustls_error,
+                ));
             }
             dns |= e.to_string() == "dns error";
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
@@ -294,7 +296,7 @@ impl ApiClient {
                 timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
             }
         }
-        let detail = scrub(&crate::tls::chain_text(err));
+        let detail = scrub(&crate::clients::tls_configs::chain_text(err));
         if let Some(reason) = tls {
             return ApiError::Tls {
                 reason,
@@ -364,7 +366,8 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let tls = crate::tls::TlsClients::with_roots(rustls::RootCertStore::empty());
+        let tls =
+            crate::clients::tls_configs::TlsClients::with_roots(rustls::RootCertStore::empty());
         let client = ApiClient::new(&tls.verified(), Duration::from_secs(2));
         let url = Url::parse(&format!("http://127.0.0.1:{port}/v2/?token=hunter2")).unwrap();
         let err = client

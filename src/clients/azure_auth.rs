@@ -22,7 +22,7 @@ use hyper::header::HeaderName;
 use serde::Deserialize;
 use url::Url;
 
-use super::api_client::{host_of, ApiClient, ApiError, ApiRequest};
+use crate::clients::api_client::{host_of, ApiClient, ApiError, ApiRequest};
 use crate::config::{ByteSize, Secret, SecretSource};
 use crate::result::Reason;
 
