@@ -1,13 +1,32 @@
-# Multi-stage build of a small non-root image. Not built on the project's
-# own machines (they have no container engine); conventional on purpose.
-FROM rust:1-bookworm AS build
+# The image scripts/image.sh builds without a daemon (buildah), built with
+# Docker instead; the final stage is the same (tests/image.rs compares them):
+#
+#   docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) -t vouch .
+#
+# .dockerignore leaves .git out, so the revision must come in as a build
+# argument; the build stops without one rather than label "unknown".
+# The build stage is pinned by digest (rust:1.89-bookworm as published;
+# the project's machines have no container engine, so it is not pulled
+# there: the tests build the same image with scripts/image.sh).
+FROM rust:1.89-bookworm@sha256:948f9b08a66e7fe01b03a98ef1c7568292e07ec2e4fe90d88c07bb14563c84ff AS build
+ARG REVISION
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin vouch
+RUN test -n "$REVISION" || { echo 'pass --build-arg REVISION=$(git rev-parse --short=12 HEAD)' >&2; exit 1; }
+RUN VOUCH_REVISION="$REVISION" cargo build --release --locked --bin vouch \
+ && bash scripts/image.sh --binary target/release/vouch --revision "$REVISION" --rootfs /layers
 
-FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/vouch /usr/local/bin/vouch
+FROM scratch
+ARG VERSION=0.1.0
+ARG REVISION
+COPY --from=build /layers/base/ /
+COPY --from=build /layers/bin/ /
 USER 65532:65532
 EXPOSE 9847
 ENTRYPOINT ["/usr/local/bin/vouch"]
-CMD ["serve", "--config", "/etc/vouch/vouch.yaml"]
+CMD ["serve", "--config", "/usr/share/vouch/demo/vouch.yaml", "--web.listen-address", "0.0.0.0:9847"]
+LABEL org.opencontainers.image.title="vouch" \
+      org.opencontainers.image.description="Deployment checklist items as scheduled checks, Prometheus metrics and a deployment gate" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"

@@ -10,6 +10,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root}"
 json="$(mktemp -d)"
 trap 'rm -rf "$json"' EXIT
-mkdir -p "$json/alerts" "$json/dashboards" "$json/deploy/base"
+mkdir -p "$json/alerts" "$json/dashboards" "$json/deploy/components/prometheus-operator"
 jsonnet -J "$root/mixin" -m "$json" "$root/mixin/build.jsonnet" >/dev/null
 python3 "$root/scripts/mixin_files.py" "$json" "$out"

@@ -21,6 +21,8 @@ need node nodejs
 need npm npm
 # The registry kind tests run the CNCF distribution server.
 need docker-registry docker-registry
+# The image test builds the OCI image without a daemon (scripts/image.sh).
+need buildah buildah
 # The benchmark smoke run of .ci/run (SMOKE=1 bench/run_all.sh): nginx as
 # target, the exporters it compares with, the bare tools and wrk.
 need nginx nginx-light

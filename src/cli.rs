@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::clients::Clients;
@@ -18,11 +17,23 @@ use crate::plan::{Plan, Shard};
 pub const EXIT_OK: u8 = 0;
 /// Exit code: a blocking check failed or errored; or the daemon failed.
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code: bad config or usage.
+/// Exit code: bad config or usage, or `vouch check` selected no check.
 pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: `vouch check` could not write its report (`--output`).
+pub const EXIT_OUTPUT: u8 = 3;
+
+const CHECK_EXIT_CODES: &str = "Exit codes:\n  0  the gate passed: no check at or above --fail-on failed or errored\n  1  the gate failed: a check at or above --fail-on failed or errored\n  2  bad config or usage, or no check selected (see --allow-empty)\n  3  the report could not be written (--output)";
+const SERVE_EXIT_CODES: &str = "Endpoints: / (status page), /checks/NAME, /api/v1/checks, /api/v1/checks/NAME,\n/api/v1/gate (200 when the selected checks pass, else 503; ?section=, ?check=,\n?severity= (default warning), ?since=), /metrics, /livez, /healthz, /readyz,\nPOST /-/reload.\n\nExit codes:\n  0  stopped by SIGTERM or SIGINT\n  1  failed (e.g. cannot listen)\n  2  bad config";
+const VALIDATE_EXIT_CODES: &str =
+    "Exit codes:\n  0  valid\n  2  invalid: every problem is listed with file, line and key";
 
 #[derive(Debug, Parser)]
-#[command(name = "vouch", version = version(), about = "Deployment verification: checklist items as continuous checks, Prometheus metrics and a deployment gate")]
+#[command(
+    name = "vouch",
+    version = version(),
+    about = "Deployment verification: checklist items as continuous checks, Prometheus metrics and a deployment gate",
+    after_help = "Exit codes: 0 success; 1 gate failed (check) or daemon failure (serve); 2 bad config or usage; 3 report not written (check).\nDocumentation: README.md and docs/ of the source repository."
+)]
 pub struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "VOUCH_LOG_FORMAT")]
@@ -50,9 +61,11 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every check on its schedule and serve /metrics, /readyz, /api/v1/checks.
+    /// Run every check on its schedule; serve the status page (/), the gate (/api/v1/gate), /metrics and the JSON API.
+    #[command(after_help = SERVE_EXIT_CODES)]
     Serve {
-        #[arg(long, env = "VOUCH_CONFIG")]
+        /// The config file (YAML): the checks and their defaults.
+        #[arg(long, env = "VOUCH_CONFIG", value_name = "FILE")]
         config: PathBuf,
         /// Kubernetes API access: this kubeconfig file (wins over the config's kubernetes.kubeconfig and KUBECONFIG).
         #[arg(long, value_name = "FILE")]
@@ -86,16 +99,19 @@ pub enum Command {
         web_config: Option<PathBuf>,
     },
     /// Run the checks once as a deployment gate; exit 0 when none at or above --fail-on failed.
+    #[command(after_help = CHECK_EXIT_CODES)]
     Check {
-        #[arg(long, env = "VOUCH_CONFIG")]
+        /// The config file (YAML): the checks and their defaults.
+        #[arg(long, env = "VOUCH_CONFIG", value_name = "FILE")]
         config: PathBuf,
         /// Kubernetes API access: this kubeconfig file (wins over the config's kubernetes.kubeconfig and KUBECONFIG).
         #[arg(long, value_name = "FILE")]
         kubeconfig: Option<PathBuf>,
+        /// Report format: a table for people, JSON (the shape of /api/v1/checks), or JUnit XML for CI test views.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Write the report to this file instead of standard output.
-        #[arg(long)]
+        /// Write the report to this file instead of standard output (exit 3 if it cannot be written).
+        #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Lowest severity whose failure fails the gate.
         #[arg(long, value_enum, default_value_t = Severity::Warning)]
@@ -106,10 +122,15 @@ pub enum Command {
         /// Leave these checks out (same forms as --only). Repeatable.
         #[arg(long = "skip", value_name = "NAME|SECTION|KEY=VALUE")]
         skip: Vec<String>,
+        /// Pass when the config and selectors leave no check to run (else that is exit 2).
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Parse and validate the config without touching any target.
+    #[command(after_help = VALIDATE_EXIT_CODES)]
     Validate {
-        #[arg(long, env = "VOUCH_CONFIG")]
+        /// The config file (YAML): the checks and their defaults.
+        #[arg(long, env = "VOUCH_CONFIG", value_name = "FILE")]
         config: PathBuf,
         /// Kubernetes API access: this kubeconfig file (wins over the config's kubernetes.kubeconfig and KUBECONFIG).
         #[arg(long, value_name = "FILE")]
@@ -183,8 +204,13 @@ pub async fn run(cli: Cli) -> u8 {
             fail_on,
             only,
             skip,
+            allow_empty,
         } => {
-            let selection = Selection { only, skip };
+            let selection = Selection {
+                only,
+                skip,
+                allow_empty,
+            };
             check(
                 &config,
                 Arc::new(Clients::with_kubeconfig(kubeconfig)),
@@ -215,6 +241,8 @@ pub async fn run(cli: Cli) -> u8 {
 struct Selection {
     only: Vec<String>,
     skip: Vec<String>,
+    /// Whether a selection of no check passes.
+    allow_empty: bool,
 }
 
 /// Loads the plan, or prints every problem and gives the exit code.
@@ -271,6 +299,25 @@ async fn check(
             return Ok(EXIT_CONFIG);
         }
     };
+    if selected.is_empty() && !selection.allow_empty {
+        // An empty gate must not pass silently (a config or --skip that
+        // leaves nothing is a mistake more often than an intention).
+        eprintln!("vouch: no check selected (the config has {} checks); pass --allow-empty to let an empty gate pass", plan.checks.len());
+        return Ok(EXIT_CONFIG);
+    }
+    // Opened before any check runs: an unwritable report fails at once,
+    // with its own exit code, rather than after the checks as a gate failure.
+    let mut report_file = match output.map(std::fs::File::create).transpose() {
+        Ok(file) => file,
+        Err(err) => {
+            let file = output.expect("only a given file fails");
+            eprintln!(
+                "vouch: cannot write the report to {}: {err}",
+                file.display()
+            );
+            return Ok(EXIT_OUTPUT);
+        }
+    };
     let show_progress = std::io::stderr().is_terminal();
     let records = crate::round::run_all(
         selected,
@@ -281,10 +328,17 @@ async fn check(
     .await;
     let report = GateReport { records, fail_on };
     let text = report.render(format);
-    match output {
-        Some(file) => std::fs::write(file, &text)
-            .with_context(|| format!("cannot write the report to {}", file.display()))?,
-        None => print!("{text}"),
+    match (&mut report_file, output) {
+        (Some(handle), Some(file)) => {
+            if let Err(err) = std::io::Write::write_all(handle, text.as_bytes()) {
+                eprintln!(
+                    "vouch: cannot write the report to {}: {err}",
+                    file.display()
+                );
+                return Ok(EXIT_OUTPUT);
+            }
+        }
+        _ => print!("{text}"),
     }
     Ok(if report.passed() {
         EXIT_OK

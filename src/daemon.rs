@@ -36,6 +36,9 @@ fn reload(
                 tracing::error!(problem = %problem, "config reload rejected; the previous config keeps running");
             }
             outputs.metrics.reload_failed();
+            outputs
+                .status
+                .reload_rejected(err.problems.iter().map(ToString::to_string).collect());
             Err(err.to_string())
         }
         Ok(new) => {

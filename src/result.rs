@@ -235,7 +235,7 @@ measures! {
     KubeObservedGenerationLag => "vouch_kube_unobserved_generations" []: "metadata.generation minus status.observedGeneration of the workload; above 0 while its controller has not seen the latest spec.",
     KubeHpaReplicas => "vouch_kube_hpa_replicas" ["state"]: "A HorizontalPodAutoscaler's replicas by state: current, desired, min, max.",
     KubePods => "vouch_kube_pods" ["state"]: "Pods the check selects by state: total, ready, crash_loop, image_pull, container_config.",
-    KubeRestartsInWindow => "vouch_kube_recent_container_restarts" []: "Container restarts of the selected pods within the check's restart_window (see the README for how they are counted).",
+    KubeRestartsInWindow => "vouch_kube_recent_container_restarts" []: "Container restarts of the selected pods within the check's restart_window (docs/configuration.md says how they are counted).",
     KubeEndpointsReady => "vouch_kube_ready_endpoints" []: "Ready endpoint addresses of the Service, over all its EndpointSlices.",
     KubeIngressAddresses => "vouch_kube_ingress_addresses" []: "Load-balancer addresses the Ingress reports.",
     KubeWarningEvents => "vouch_kube_warning_events" []: "Warning events in the namespace within the check's window.",

@@ -9,9 +9,15 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
 
+use crate::config::Severity;
 use crate::plan::PlannedCheck;
 use crate::probe::Clients;
 use crate::runner::{run_once, RunRecord};
+
+/// The lowest severity whose failure fails the gate unless told otherwise:
+/// of `vouch check --fail-on`, of `GET /api/v1/gate?severity=` and of the
+/// status page's headline, so all three give the same answer.
+pub const DEFAULT_FAIL_ON: Severity = Severity::Warning;
 
 /// Runs `checks` once and returns their records in the order given.
 pub async fn run_all(

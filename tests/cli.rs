@@ -300,6 +300,82 @@ async fn usage_errors_exit_2() {
     }
 }
 
+#[tokio::test]
+async fn a_gate_of_no_check_is_exit_2_unless_allowed() {
+    let server = ok_and_down_server().await;
+    let config = checks_config(&[http_check(
+        "a",
+        "smoke",
+        "warning",
+        &server.url("/ok"),
+        "{}",
+    )]);
+    let empty = write_config("checks: []\n");
+    // An empty config, and --skip leaving nothing, must not pass silently.
+    for (config, extra) in [(&empty, &[][..]), (&config, &["--skip", "smoke"][..])] {
+        let out = check(config, extra).await;
+        assert_exit(&out, 2);
+        assert!(
+            stderr(&out).contains("no check selected"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("--allow-empty"), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "");
+    }
+    let args = ["--allow-empty", "--skip", "smoke"];
+    let out = check(&config, &args).await;
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("no check selected"),
+        "{}",
+        stdout(&out)
+    );
+    let report = check_json(&config, &args, 0).await;
+    assert_eq!(report["summary"]["total"], 0);
+    assert!(server.seen().is_empty());
+}
+
+#[test]
+fn help_describes_every_flag_and_lists_exit_codes() {
+    use clap::CommandFactory;
+    let mut cli = ::vouch::cli::Cli::command();
+    cli.build();
+    for command in cli.get_subcommands() {
+        assert!(command.get_about().is_some(), "{}", command.get_name());
+        for arg in command.get_arguments() {
+            assert!(
+                arg.get_help().is_some(),
+                "vouch {} --{} has no description",
+                command.get_name(),
+                arg.get_id()
+            );
+        }
+    }
+    let help = |command: &str| {
+        let mut cli = ::vouch::cli::Cli::command();
+        cli.build();
+        cli.find_subcommand_mut(command)
+            .unwrap()
+            .render_long_help()
+            .to_string()
+    };
+    let check = help("check");
+    for code in [
+        "0  the gate passed",
+        "1  the gate failed",
+        "2  bad config",
+        "3  the report",
+    ] {
+        assert!(check.contains(code), "{check}");
+    }
+    let serve = help("serve");
+    for text in ["status page (/)", "/api/v1/gate", "Exit codes"] {
+        assert!(serve.contains(text), "{serve}");
+    }
+    assert!(help("validate").contains("Exit codes"));
+}
+
 // ------------------------------------------------------------------ --only
 
 #[tokio::test]
@@ -427,19 +503,21 @@ async fn json_report_has_the_gate_summary_and_every_check() {
     ];
     for (name, verdict, reason, blocks) in expectations {
         let check = entry(&report, name);
-        assert_eq!(check["verdict"], verdict, "{name}: {check:#}");
-        assert_eq!(check["reason"], reason, "{name}: {check:#}");
+        let run = &check["last_run"];
+        assert_eq!(check["state"], verdict, "{name}: {check:#}");
+        assert_eq!(run["verdict"], verdict, "{name}: {check:#}");
+        assert_eq!(run["reason"], reason, "{name}: {check:#}");
         assert_eq!(check["blocks_gate"], blocks, "{name}: {check:#}");
-        assert!(check["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(check["duration_seconds"].as_f64().is_some_and(|d| d >= 0.0));
+        assert!(run["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(run["duration_seconds"].as_f64().is_some_and(|d| d >= 0.0));
         assert_eq!(check["kind"], "http");
     }
     assert_eq!(
-        entry(&report, "api-down")["message"],
+        entry(&report, "api-down")["last_run"]["message"],
         "status 503, expected 200"
     );
     assert_eq!(
-        entry(&report, "teapot")["message"],
+        entry(&report, "teapot")["last_run"]["message"],
         "status 200, expected 418"
     );
     assert_eq!(entry(&report, "api-down")["section"], "post-deploy/api");
@@ -460,7 +538,7 @@ async fn a_passing_gate_says_so_in_json() {
     ]);
     let report = check_json(&config, &[], 0).await;
     assert_eq!(report["passed"], true);
-    assert_eq!(entry(&report, "down")["verdict"], "fail");
+    assert_eq!(entry(&report, "down")["state"], "fail");
     assert_eq!(entry(&report, "down")["blocks_gate"], false);
 }
 
@@ -476,7 +554,9 @@ async fn junit_report_has_a_suite_per_section_and_a_case_per_check() {
     let root = document.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
     assert_eq!(root.attribute("tests"), Some("5"));
-    assert_eq!(root.attribute("failures"), Some("2"));
+    assert_eq!(root.attribute("failures"), Some("1"));
+    assert_eq!(root.attribute("errors"), Some("1"));
+    assert_eq!(root.attribute("skipped"), Some("2"));
 
     let suites: Vec<_> = root
         .children()
@@ -496,6 +576,13 @@ async fn junit_report_has_a_suite_per_section_and_a_case_per_check() {
             suite.attribute("tests"),
             Some(testcases.len().to_string().as_str())
         );
+        // When and where the gate ran, for CI views: ISO 8601, no zone.
+        let timestamp = suite.attribute("timestamp").expect("a timestamp");
+        assert!(
+            humantime::parse_rfc3339(&format!("{timestamp}Z")).is_ok(),
+            "{timestamp}"
+        );
+        assert!(!suite.attribute("hostname").unwrap_or("").is_empty());
         for case in testcases {
             let child: Vec<_> = case.children().filter(|n| n.is_element()).collect();
             assert!(child.len() <= 1, "{xml}");
@@ -506,6 +593,8 @@ async fn junit_report_has_a_suite_per_section_and_a_case_per_check() {
                 .unwrap_or("")
                 .to_string();
             assert!(case.attribute("time").is_some());
+            // The section is the class, so CI views group as the checklist.
+            assert_eq!(case.attribute("classname"), suite.attribute("name"));
             cases.push((
                 suite.attribute("name").unwrap().to_string(),
                 case.attribute("name").unwrap().to_string(),
@@ -523,7 +612,7 @@ async fn junit_report_has_a_suite_per_section_and_a_case_per_check() {
         [
             ("post-deploy/api", "api-up", ""),
             ("post-deploy/api", "api-down", "failure"),
-            ("post-deploy/db", "db-gone", "failure"),
+            ("post-deploy/db", "db-gone", "error"),
             ("smoke", "teapot", "skipped"),
             ("smoke", "legacy", "skipped"),
         ]
@@ -537,26 +626,35 @@ async fn junit_report_has_a_suite_per_section_and_a_case_per_check() {
         .find(|s| s.attribute("name") == Some("smoke"))
         .unwrap();
     assert_eq!(smoke.attribute("failures"), Some("0"));
+    assert_eq!(smoke.attribute("errors"), Some("0"));
     assert_eq!(smoke.attribute("skipped"), Some("2"));
+    let db = suites
+        .iter()
+        .find(|s| s.attribute("name") == Some("post-deploy/db"))
+        .unwrap();
+    assert_eq!(db.attribute("errors"), Some("1"));
+    assert_eq!(db.attribute("failures"), Some("0"));
 }
 
 #[tokio::test]
-async fn junit_with_fail_on_info_reports_every_failure_as_failure() {
+async fn junit_with_fail_on_info_reports_every_failure_and_error() {
     let server = ok_and_down_server().await;
     let config = mixed_config(&server).await;
     let out = check(&config, &["--format", "junit", "--fail-on", "info"]).await;
     assert_exit(&out, 1);
     let xml = stdout(&out);
     let document = roxmltree::Document::parse(&xml).unwrap();
-    let failures = document
-        .descendants()
-        .filter(|n| n.has_tag_name("failure"))
-        .count();
-    let skipped = document
-        .descendants()
-        .filter(|n| n.has_tag_name("skipped"))
-        .count();
-    assert_eq!((failures, skipped), (4, 0), "{xml}");
+    let count = |tag: &str| {
+        document
+            .descendants()
+            .filter(|n| n.has_tag_name(tag))
+            .count()
+    };
+    assert_eq!(
+        (count("failure"), count("error"), count("skipped")),
+        (2, 2, 0),
+        "{xml}"
+    );
 }
 
 #[tokio::test]
@@ -567,9 +665,16 @@ async fn table_groups_checks_by_section_with_verdict_reason_and_duration() {
     assert_exit(&out, 1);
     let table = stdout(&out);
     let lines: Vec<&str> = table.lines().collect();
+    // A header row names the columns.
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["VERDICT", "CHECK", "TIME", "SEVERITY", "REASON", "MESSAGE"],
+        "{table}"
+    );
     // Section headings at the margin, their checks indented below them.
     let mut sections: Vec<(&str, Vec<&str>)> = Vec::new();
-    for line in &lines {
+    for line in &lines[1..] {
         if line.is_empty() {
             break;
         }
@@ -634,11 +739,15 @@ async fn table_groups_checks_by_section_with_verdict_reason_and_duration() {
         table.contains("status 503, expected 200"),
         "the message is shown:\n{table}"
     );
+    // A legend says what the letter case means; the closing line names
+    // the checks that block.
     assert!(
-        lines
-            .last()
-            .unwrap()
-            .starts_with("5 checks: 1 passed, 2 failed, 2 errors. Gate FAILED (fail-on warning)"),
+        table.contains("FAIL, ERROR: blocks the gate (severity warning or above)"),
+        "{table}"
+    );
+    assert_eq!(
+        *lines.last().unwrap(),
+        "5 checks: 1 passed, 2 failed, 2 errors. Gate FAILED (fail-on warning), blocked by: api-down, db-gone.",
         "{table}"
     );
 }
@@ -671,7 +780,7 @@ async fn output_writes_the_report_to_the_file_and_nothing_to_stdout() {
 }
 
 #[tokio::test]
-async fn an_unwritable_output_file_is_an_error_naming_it() {
+async fn an_unwritable_output_file_has_its_own_exit_code_and_runs_nothing() {
     let server = ok_and_down_server().await;
     let config = checks_config(&[http_check(
         "up",
@@ -682,12 +791,13 @@ async fn an_unwritable_output_file_is_an_error_naming_it() {
     )]);
     let target = config.dir.path().join("no-such-dir").join("report.json");
     let out = check(&config, &["--output", target.to_str().unwrap()]).await;
-    assert_exit(&out, 1);
+    assert_exit(&out, 3);
     assert!(
         stderr(&out).contains(&target.display().to_string()),
         "{}",
         stderr(&out)
     );
+    assert!(server.seen().is_empty(), "the checks did not run");
 }
 
 #[tokio::test]
@@ -816,7 +926,7 @@ async fn checks_run_concurrently() {
     let report = check_json(&config, &[], 0).await;
     for name in ["one", "two", "three"] {
         let check = entry(&report, name);
-        assert_eq!(check["verdict"], "pass", "{check:#}");
+        assert_eq!(check["state"], "pass", "{check:#}");
     }
     assert_eq!(server.arrived.load(Ordering::SeqCst), 3);
 }
@@ -842,7 +952,11 @@ async fn max_concurrent_runs_bounds_the_checks_in_flight() {
     let report = check_json(&config, &[], 1).await;
     let messages: Vec<&str> = ["one", "two", "three"]
         .iter()
-        .map(|name| entry(&report, name)["message"].as_str().unwrap())
+        .map(|name| {
+            entry(&report, name)["last_run"]["message"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert!(
         messages.iter().all(|m| m.starts_with("status 503")),
@@ -919,10 +1033,10 @@ async fn an_unset_secret_variable_is_an_error_naming_the_variable() {
     ));
     let report = check_json(&config, &[], 1).await;
     let check = entry(&report, "private-api");
-    assert_eq!(check["verdict"], "error");
-    assert_eq!(check["reason"], "secret");
+    assert_eq!(check["state"], "error");
+    assert_eq!(check["last_run"]["reason"], "secret");
     assert_eq!(
-        check["message"],
+        check["last_run"]["message"],
         "environment variable VOUCH_TEST_TOKEN_SURELY_UNSET is not set"
     );
     assert!(

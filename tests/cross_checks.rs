@@ -679,7 +679,7 @@ async fn assert_every_check_passes(config: &support::ConfigDir) {
     assert!(!checks.is_empty(), "{report:#}");
     for check in checks {
         assert_eq!(
-            (&check["verdict"], &check["reason"]),
+            (&check["state"], &check["last_run"]["reason"]),
             (&json!("pass"), &json!("ok")),
             "{check:#}"
         );

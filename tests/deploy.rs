@@ -1,18 +1,24 @@
-//! The deploy/ tree: kustomize renders the base and the overlay, every
-//! object validates against the Kubernetes schemas, and the Deployment
-//! carries the hardening fields.
-//!
-//! The rules and dashboards under deploy/base are generated from mixin/
-//! (tests/mixin.rs checks they are current).
+//! The deploy/ tree (the rules and dashboards in the prometheus-operator
+//! component are generated from mixin/; tests/mixin.rs keeps them current):
+//! every overlay, alone and with every component (ha, sharded, cluster-wide,
+//! prometheus-operator) and the combinations that go together, renders with
+//! `kubectl kustomize`, validates against the Kubernetes schemas, and keeps
+//! the overlay's image, volumes, labels and namespace; the workload carries
+//! the hardening fields.
 
 use std::path::Path;
 use std::process::Command;
 
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 
-fn render(dir: &str) -> Vec<Value> {
+fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+fn render(dir: impl AsRef<Path>) -> Vec<Value> {
+    let dir = dir.as_ref().display().to_string();
     let out = Command::new("kubectl")
-        .args(["kustomize", dir])
+        .args(["kustomize", &dir])
         .output()
         .expect("kubectl is installed");
     assert!(
@@ -124,49 +130,6 @@ fn check_hardening(objects: &[Value]) {
             );
         }
     }
-
-    let monitor = find(objects, "ServiceMonitor");
-    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
-    let rule = find(objects, "PrometheusRule");
-    assert!(!rule["spec"]["groups"].as_sequence().unwrap().is_empty());
-    let dashboards: Vec<_> = objects
-        .iter()
-        .filter(|o| o["metadata"]["labels"]["grafana_dashboard"] == "1")
-        .collect();
-    assert_eq!(
-        dashboards.len(),
-        std::fs::read_dir("dashboards").unwrap().count(),
-        "one ConfigMap per dashboard"
-    );
-}
-
-#[test]
-fn the_base_renders_validates_and_is_hardened() {
-    let objects = render("deploy/base");
-    validate_against_schemas(&objects);
-    check_hardening(&objects);
-}
-
-#[test]
-fn the_overlay_renders_validates_and_targets_its_platform() {
-    let objects = render("deploy/overlays/broxiva-production");
-    validate_against_schemas(&objects);
-    check_hardening(&objects);
-    // Cluster-scoped: the optional ClusterRole of cluster-read.yaml.
-    let namespaced = |o: &&Value| !matches!(kind(o), "ClusterRole" | "ClusterRoleBinding");
-    for object in objects.iter().filter(namespaced) {
-        assert_eq!(
-            object["metadata"]["namespace"],
-            "broxiva-production",
-            "{} {:?}",
-            kind(object),
-            object["metadata"]["name"]
-        );
-    }
-    assert_eq!(
-        find(&objects, "ServiceMonitor")["metadata"]["labels"]["release"],
-        "kube-prometheus-stack"
-    );
 }
 
 #[test]
@@ -188,33 +151,307 @@ fn every_shipped_config_under_deploy_is_valid() {
     assert!(found >= 2, "base and overlay configs");
 }
 
-#[test]
-fn the_ha_and_sharded_variants_render_validate_and_are_hardened() {
-    let ha = render("deploy/variants/ha");
-    validate_against_schemas(&ha);
-    check_hardening(&ha);
-    assert_eq!(find(&ha, "Deployment")["spec"]["replicas"], 2);
-    find(&ha, "PodDisruptionBudget");
+const COMPONENTS: [&str; 4] = ["ha", "sharded", "cluster-wide", "prometheus-operator"];
 
-    let sharded = render("deploy/variants/sharded");
-    validate_against_schemas(&sharded);
-    check_hardening(&sharded);
-    assert!(
-        !sharded.iter().any(|o| kind(o) == "Deployment"),
-        "the Deployment is replaced"
+/// Each component alone, and the two sets that go together (`ha` and
+/// `sharded` are alternatives).
+fn combinations() -> Vec<Vec<&'static str>> {
+    let mut sets: Vec<Vec<&str>> = vec![vec![]];
+    sets.extend(COMPONENTS.iter().map(|c| vec![*c]));
+    sets.push(vec!["ha", "cluster-wide", "prometheus-operator"]);
+    sets.push(vec!["sharded", "cluster-wide", "prometheus-operator"]);
+    sets
+}
+
+fn overlays() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir("deploy/overlays")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert!(found.contains(&"example".to_string()), "{found:?}");
+    found
+}
+
+/// A copy of `overlay` in a temporary directory with `components` added to
+/// its own list (components must be listed by the overlay itself, so its
+/// namespace, image and patches apply after them), and `extra` appended.
+fn compose(overlay: &str, components: &[&str], extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let source = Path::new("deploy/overlays").join(overlay);
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    // kustomize refuses absolute paths: reach deploy/ relatively.
+    let here = dir.path().canonicalize().unwrap();
+    let deploy = Path::new("deploy").canonicalize().unwrap();
+    let up = "../".repeat(here.components().count() - 1);
+    let deploy = format!(
+        "{up}{}/",
+        deploy.display().to_string().trim_start_matches('/')
     );
-    let set = find(&sharded, "StatefulSet");
+    let file = dir.path().join("kustomization.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("../../", &deploy);
+    let mut document: Value = yaml(&text);
+    let listed = document
+        .as_mapping_mut()
+        .unwrap()
+        .entry("components".into())
+        .or_insert(Value::Sequence(Vec::new()))
+        .as_sequence_mut()
+        .unwrap();
+    for component in components {
+        let path = format!("{deploy}components/{component}");
+        if !listed.iter().any(|c| c.as_str() == Some(path.as_str())) {
+            listed.push(path.into());
+        }
+    }
+    let mut text = serde_yaml_ng::to_string(&document).unwrap();
+    text.push_str(extra);
+    std::fs::write(&file, text).unwrap();
+    dir
+}
+
+fn workload(objects: &[Value]) -> &Value {
+    let workloads: Vec<&Value> = objects
+        .iter()
+        .filter(|o| kind(o) == "Deployment" || kind(o) == "StatefulSet")
+        .collect();
+    assert_eq!(workloads.len(), 1, "one workload");
+    workloads[0]
+}
+
+fn names(list: &Value, key: &str) -> Vec<String> {
+    list.as_sequence()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i[key].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the overlay sets, read off its rendering without components.
+struct Expected {
+    image: String,
+    namespace: String,
+    volumes: Vec<String>,
+    mounts: Vec<String>,
+    release: Option<Value>,
+}
+
+fn expected_of(overlay: &str) -> Expected {
+    let text =
+        std::fs::read_to_string(format!("deploy/overlays/{overlay}/kustomization.yaml")).unwrap();
+    let kustomization = yaml(&text);
+    let image = &kustomization["images"][0];
+    assert_eq!(image["name"], "vouch", "{overlay} sets the image");
+    let plain = render(format!("deploy/overlays/{overlay}"));
+    let pod = &workload(&plain)["spec"]["template"]["spec"];
+    Expected {
+        image: format!(
+            "{}:{}",
+            image["newName"].as_str().unwrap(),
+            image["newTag"].as_str().unwrap()
+        ),
+        namespace: kustomization["namespace"].as_str().unwrap().to_string(),
+        volumes: names(&pod["volumes"], "name"),
+        mounts: names(&pod["containers"][0]["volumeMounts"], "mountPath"),
+        release: plain
+            .iter()
+            .find(|o| kind(o) == "ServiceMonitor")
+            .map(|m| m["metadata"]["labels"]["release"].clone()),
+    }
+}
+
+/// What must survive every composition: the image, the volumes and their
+/// mounts, the labels, the namespace.
+fn check_survivors(objects: &[Value], expected: &Expected, what: &str) {
+    let pod = &workload(objects)["spec"]["template"]["spec"];
+    for container in pod["containers"].as_sequence().unwrap() {
+        assert_eq!(container["image"], expected.image.as_str(), "{what}");
+    }
+    assert_eq!(names(&pod["volumes"], "name"), expected.volumes, "{what}");
+    assert_eq!(
+        names(&pod["containers"][0]["volumeMounts"], "mountPath"),
+        expected.mounts,
+        "{what}"
+    );
+    for object in objects.iter().filter(|o| kind(o) != "Namespace") {
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/name"], "vouch",
+            "{what}: {object:?}"
+        );
+        assert_eq!(labels["app.kubernetes.io/part-of"], "vouch", "{what}");
+        let cluster_scoped = ["ClusterRole", "ClusterRoleBinding"].contains(&kind(object));
+        if !cluster_scoped {
+            assert_eq!(
+                object["metadata"]["namespace"],
+                expected.namespace.as_str(),
+                "{what}: {} {:?}",
+                kind(object),
+                object["metadata"]["name"]
+            );
+        }
+    }
+    if let Some(release) = &expected.release {
+        for object in objects.iter().filter(|o| {
+            o["apiVersion"]
+                .as_str()
+                .unwrap()
+                .starts_with("monitoring.coreos.com")
+        }) {
+            assert_eq!(&object["metadata"]["labels"]["release"], release, "{what}");
+        }
+    }
+}
+
+/// What each component promises.
+fn check_components(objects: &[Value], components: &[&str], expected: &Expected, what: &str) {
+    let has = |wanted: &str| objects.iter().any(|o| kind(o) == wanted);
+    let overlay_has_operator = expected.release.is_some();
+    if components.contains(&"prometheus-operator") || overlay_has_operator {
+        assert_eq!(
+            find(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"],
+            "http"
+        );
+        let rule = find(objects, "PrometheusRule");
+        assert!(!rule["spec"]["groups"].as_sequence().unwrap().is_empty());
+        let dashboards = objects
+            .iter()
+            .filter(|o| o["metadata"]["labels"]["grafana_dashboard"] == "1")
+            .count();
+        assert_eq!(
+            dashboards,
+            std::fs::read_dir("dashboards").unwrap().count(),
+            "{what}: one ConfigMap per dashboard"
+        );
+    } else {
+        // Nothing that needs the Prometheus Operator's CRDs.
+        assert!(
+            !objects.iter().any(|o| o["apiVersion"]
+                .as_str()
+                .unwrap()
+                .starts_with("monitoring.coreos.com")),
+            "{what}"
+        );
+    }
+    if components.contains(&"ha") {
+        assert_eq!(find(objects, "Deployment")["spec"]["replicas"], 2, "{what}");
+        find(objects, "PodDisruptionBudget");
+    }
+    if components.contains(&"sharded") {
+        assert!(!has("Deployment"), "{what}: the Deployment is replaced");
+        assert_shards_match_replicas(objects, what);
+    }
+    if components.contains(&"cluster-wide") {
+        assert!(!has("Role") && !has("RoleBinding"), "{what}");
+        let binding = find(objects, "ClusterRoleBinding");
+        assert_eq!(
+            binding["subjects"][0]["namespace"],
+            expected.namespace.as_str()
+        );
+        let cluster_rules = find(objects, "ClusterRole")["rules"].clone();
+        let base = render("deploy/base");
+        for rule in find(&base, "Role")["rules"].as_sequence().unwrap() {
+            assert!(
+                cluster_rules.as_sequence().unwrap().contains(rule),
+                "{what}: the ClusterRole lacks the Role's {rule:?}"
+            );
+        }
+    } else {
+        find(objects, "Role");
+    }
+}
+
+fn assert_shards_match_replicas(objects: &[Value], what: &str) {
+    let set = find(objects, "StatefulSet");
     let replicas = set["spec"]["replicas"].as_u64().unwrap();
-    let args: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["args"]
+    let env = &set["spec"]["template"]["spec"]["containers"][0]["env"];
+    let shard = env
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    let shard = args[args.iter().position(|a| *a == "--shard").unwrap() + 1];
+        .find(|e| e["name"] == "VOUCH_SHARD")
+        .expect("VOUCH_SHARD");
     assert_eq!(
-        shard,
-        format!("$(POD_INDEX)/{replicas}"),
-        "shard count matches the replicas"
+        shard["value"],
+        format!("$(POD_INDEX)/{replicas}").as_str(),
+        "{what}: the shard count is the replica count"
     );
+}
+
+#[test]
+fn every_overlay_with_every_component_renders_validates_and_keeps_what_it_set() {
+    let mut everything = Vec::new();
+    for overlay in overlays() {
+        let expected = expected_of(&overlay);
+        for components in combinations() {
+            let what = format!("{overlay} + {components:?}");
+            let dir = compose(&overlay, &components, "");
+            let objects = render(dir.path());
+            check_hardening(&objects);
+            check_survivors(&objects, &expected, &what);
+            check_components(&objects, &components, &expected, &what);
+            everything.extend(objects);
+        }
+    }
+    // One run of the schema validator for every rendering.
+    validate_against_schemas(&everything);
+}
+
+#[test]
+fn the_base_renders_without_any_crd_and_validates() {
+    let objects = render("deploy/base");
+    validate_against_schemas(&objects);
+    check_hardening(&objects);
+    assert!(objects.iter().all(|o| !o["apiVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("monitoring.coreos.com")));
+}
+
+#[test]
+fn an_overlay_sets_another_shard_count_with_one_value() {
+    // The way the component's comment tells: `replicas:` and its
+    // replacement repeated inline.
+    let text = std::fs::read_to_string("deploy/components/sharded/kustomization.yaml").unwrap();
+    let start = text.find("#   replicas:").expect("the documented recipe");
+    let recipe: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    let dir = compose("example", &["sharded"], &recipe);
+    let objects = render(dir.path());
+    assert_eq!(find(&objects, "StatefulSet")["spec"]["replicas"], 5);
+    assert_shards_match_replicas(&objects, "example + sharded, 5 shards");
+}
+
+#[test]
+fn the_example_overlay_admits_prometheus_and_the_gate_callers() {
+    let objects = render("deploy/overlays/example");
+    let policy = find(&objects, "NetworkPolicy");
+    let from: Vec<&str> = policy["spec"]["ingress"][0]["from"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(from, ["monitoring", "argo-rollouts", "flagger-system"]);
+    let config = objects
+        .iter()
+        .find(|o| kind(o) == "ConfigMap" && o["data"]["vouch.yaml"].is_string())
+        .expect("the config ConfigMap");
+    let checks: Value = yaml(config["data"]["vouch.yaml"].as_str().unwrap());
+    assert_eq!(checks["checks"].as_sequence().unwrap().len(), 3);
 }

@@ -889,12 +889,12 @@ async fn unresolvable_name_is_a_dns_error() {
     )
     .await;
     assert_eq!(
-        (&check["verdict"], &check["reason"]),
+        (&check["state"], &check["last_run"]["reason"]),
         (&"error".into(), &"dns".into()),
         "{check:#}"
     );
     assert!(
-        check["message"]
+        check["last_run"]["message"]
             .as_str()
             .unwrap()
             .starts_with("cannot resolve vouch-test.invalid: "),

@@ -190,7 +190,7 @@ impl GateRun {
     fn not_passed(&self) -> Vec<&Value> {
         self.checks
             .iter()
-            .filter(|c| c["verdict"] != "pass")
+            .filter(|c| c["state"] != "pass")
             .collect()
     }
 }
@@ -233,9 +233,9 @@ fn summary(checks: &[&Value]) -> String {
             format!(
                 "{}: {}/{}: {}",
                 c["name"].as_str().unwrap_or("?"),
-                c["verdict"].as_str().unwrap_or("?"),
-                c["reason"].as_str().unwrap_or("?"),
-                c["message"].as_str().unwrap_or("?")
+                c["state"].as_str().unwrap_or("?"),
+                c["last_run"]["reason"].as_str().unwrap_or("?"),
+                c["last_run"]["message"].as_str().unwrap_or("?")
             )
         })
         .collect::<Vec<_>>()
@@ -252,10 +252,10 @@ fn assert_forbidden_for(run: &GateRun, resources: &[String], what: &str) {
     assert_ne!(run.code, 0, "{what}: the gate must fail");
     assert!(!not_passed.is_empty(), "{what}: no check failed");
     for check in &not_passed {
-        let message = check["message"].as_str().unwrap_or_default();
+        let message = check["last_run"]["message"].as_str().unwrap_or_default();
         assert!(
-            check["verdict"] == "error"
-                && check["reason"] == "forbidden"
+            check["state"] == "error"
+                && check["last_run"]["reason"] == "forbidden"
                 && resources.iter().any(|r| message
                     .contains(&format!("grant list,watch on {r} in namespace {NAMESPACE}"))),
             "{what}: expected only forbidden errors naming one of {resources:?}, got:\n{}",
@@ -265,9 +265,10 @@ fn assert_forbidden_for(run: &GateRun, resources: &[String], what: &str) {
     for resource in resources.iter().filter(|_| resources.len() == 1) {
         let needle = format!("grant list,watch on {resource} in namespace");
         assert!(
-            not_passed
-                .iter()
-                .any(|c| c["message"].as_str().unwrap_or_default().contains(&needle)),
+            not_passed.iter().any(|c| c["last_run"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&needle)),
             "{what}: no check names {resource}:\n{}",
             summary(&not_passed)
         );

@@ -88,16 +88,22 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     .await
     .unwrap();
 
+    // The headline is the gate's answer at its default threshold; the info
+    // check that errors is counted beside it.
     assert!(
-        dom.contains("Checklist failing: 2 of 3 checks do not pass"),
+        dom.contains(
+            "Gate failing (warning and above): 1 of 2 checks do not pass \u{b7} 1 info check failing"
+        ),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<title>vouch: gate failing (warning and above)</title>"),
         "{dom}"
     );
     for text in [
         "passing <b>1</b>",
         "failing <b>1</b>",
         "erroring <b>1</b>",
-        "<h2>post-deploy/api</h2>",
-        "<h2>post-deploy/web</h2>",
         "✔ PASS",
         "✘ FAIL",
         "! ERROR",
@@ -109,8 +115,39 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     ] {
         assert!(dom.contains(text), "page lacks {text:?}:\n{dom}");
     }
+    // Needs attention first: every check that does not pass, the warning
+    // before the info one, each with its section and since when; the chips
+    // link there.
+    let attention = dom
+        .find("Needs attention (2)")
+        .expect("the attention block");
+    let sections = dom.find("<h2>post-deploy/api</h2>").unwrap();
+    assert!(attention < sections, "{dom}");
+    let block = &dom[attention..sections];
+    assert!(
+        block.find("web-homepage").unwrap() < block.find("nothing-listens").unwrap(),
+        "{block}"
+    );
+    assert!(block.contains(" ago</span>"), "since when: {block}");
+    assert!(!block.contains("api-health-live"), "{block}");
+    assert!(
+        dom.contains("<a href=\"#attention\">✘ failing <b>1</b></a>"),
+        "{dom}"
+    );
+    // A section whose checks all pass is folded to one line; one with a
+    // failure is open.
+    assert!(
+        dom.contains(
+            "<details><summary><h2>post-deploy/api</h2> <span class=\"muted\">✔ all 1 pass</span>"
+        ),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<details open=\"\"><summary><h2>post-deploy/web</h2>"),
+        "{dom}"
+    );
     // Sections keep config order: api before web.
-    assert!(dom.find("post-deploy/api").unwrap() < dom.find("post-deploy/web").unwrap());
+    assert!(dom.find("<h2>post-deploy/api").unwrap() < dom.find("<h2>post-deploy/web").unwrap());
     assert!(!dom.contains("not-for-your-eyes"));
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -236,12 +273,13 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
     assert_eq!(answer["passing"][0], "api-health-live");
 
     let (status, body) = daemon
-        .get("/api/v1/gate?section=post-deploy")
+        .get("/api/v1/gate?section=post-deploy&severity=info")
         .await
         .unwrap();
     assert_eq!(status, 503);
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["passed"], false);
+    assert_eq!(answer["severity"], "info");
     let holding: Vec<&str> = answer["holding"]
         .as_array()
         .unwrap()
@@ -254,22 +292,40 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
         .unwrap()
         .contains("status 503, expected 2xx"));
 
-    // The info check does not hold a gate for warning and above.
-    let (status, _) = daemon
-        .get("/api/v1/gate?section=post-deploy&severity=warning")
-        .await
-        .unwrap();
+    // By default the gate includes warning and above, as `vouch check`
+    // does, and says so: the info check does not hold it.
+    let (status, body) = daemon.get("/api/v1/gate").await.unwrap();
     assert_eq!(status, 503, "web-homepage (warning) still fails");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["severity"], "warning");
+    assert_eq!(answer["selected"], 2);
+    assert_eq!(answer["holding"][0]["name"], "web-homepage");
+    assert_eq!(answer["holding"].as_array().unwrap().len(), 1);
     server.route("/broken", Reply::text(200, "fixed"));
     wait_until("the gate to open", Duration::from_secs(10), || async {
-        daemon
-            .get("/api/v1/gate?section=post-deploy&severity=warning")
-            .await
-            .unwrap()
-            .0
-            == 200
+        daemon.get("/api/v1/gate").await.unwrap().0 == 200
     })
     .await;
+
+    // One answer: the endpoint, the page's headline and `vouch check`
+    // agree while the info check still errors.
+    let page = daemon.get_ok("/").await;
+    assert!(
+        page.contains("Gate passing (warning and above) \u{b7} 1 info check failing"),
+        "{page}"
+    );
+    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["check", "--config"])
+        .arg(&config.path)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     // `since`: a run must have started after the given time. No run can
     // have started an hour from now; one starts soon after now.
@@ -299,4 +355,93 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
     ] {
         assert_eq!(daemon.get(bad).await.unwrap().0, 400, "{bad}");
     }
+}
+
+#[tokio::test]
+async fn pending_checks_show_their_planned_run_and_a_rejected_reload_shows_until_fixed() {
+    let config = write_config(
+        "checks:\n  - name: hourly\n    interval: 1h\n    timeout: 1s\n    http: { url: \"http://127.0.0.1:1/\" }\n",
+    );
+    let daemon = Daemon::start(&config.path).await;
+    // Not run yet (its phase in the hour is later, most likely), but
+    // planned: the JSON and the page say when.
+    let check = daemon.check("hourly").await;
+    assert!(check["next_run_at"].is_string(), "{check}");
+    if check["state"] == "pending" {
+        let page = daemon.get_ok("/").await;
+        assert!(page.contains("planned <span title="), "{page}");
+        assert!(page.contains("Gate waiting (warning and above)"), "{page}");
+    }
+
+    // A broken reload: the old config keeps running, and the page says so
+    // with the problem's file, line and key.
+    std::fs::write(
+        &config.path,
+        "checks:\n  - name: hourly\n    interval: 1h\n    http: { url: \"http://127.0.0.1:1/\", bogus: 1 }\n",
+    )
+    .unwrap();
+    let (status, _) = support::vouch::http_post(daemon.addr, "/-/reload")
+        .await
+        .unwrap();
+    assert_eq!(status, 400);
+    let page = daemon.get_ok("/").await;
+    assert!(
+        page.contains("The last config reload was rejected"),
+        "{page}"
+    );
+    assert!(page.contains("vouch.yaml:4: checks[0].http"), "{page}");
+    assert!(page.contains("bogus"), "{page}");
+    let json = daemon.checks().await;
+    assert!(json["rejected_reload"]["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("bogus"));
+
+    // Fixed and reloaded: the banner goes.
+    std::fs::write(
+        &config.path,
+        "checks:\n  - name: hourly\n    interval: 1h\n    timeout: 1s\n    http: { url: \"http://127.0.0.1:2/\" }\n",
+    )
+    .unwrap();
+    let (status, _) = support::vouch::http_post(daemon.addr, "/-/reload")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let page = daemon.get_ok("/").await;
+    assert!(!page.contains("reload was rejected"), "{page}");
+    assert!(daemon.checks().await.get("rejected_reload").is_none());
+}
+
+#[tokio::test]
+async fn a_check_failing_run_after_run_logs_at_warn_once_and_its_recovery_once() {
+    let server = TestServer::http().await;
+    server.route("/flaky", Reply::text(503, "down"));
+    let config = write_config(&format!(
+        "checks:\n  - name: flaky\n    interval: 1s\n    timeout: 1s\n    http: {{url: \"{}\"}}\n",
+        server.url("/flaky")
+    ));
+    let daemon = Daemon::start(&config.path).await;
+    wait_until("three failing runs", Duration::from_secs(15), || async {
+        daemon.check("flaky").await["consecutive_failures"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 3
+    })
+    .await;
+    server.route("/flaky", Reply::text(200, "ok"));
+    wait_until("recovery", Duration::from_secs(10), || async {
+        daemon.check("flaky").await["state"] == "pass"
+    })
+    .await;
+    let logs = daemon.logs();
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("flaky") && l.contains("status 503"))
+        .count();
+    assert_eq!(warnings, 1, "one WARN for three failing runs:\n{logs}");
+    let recovered = logs
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("recovered"))
+        .count();
+    assert_eq!(recovered, 1, "{logs}");
 }

@@ -43,7 +43,9 @@ pub struct GateQuery {
     pub section: Option<String>,
     /// Check names to include.
     pub check: Option<String>,
-    /// Lowest severity to include (`critical`, `warning`, `info`).
+    /// Lowest severity to include (`critical`, `warning`, `info`); by
+    /// default `warning`, the threshold of `vouch check --fail-on`, so the
+    /// endpoint, the CLI gate and the status page give one answer.
     pub severity: Option<String>,
     /// Require a run that started at or after this time: RFC 3339 or Unix
     /// seconds (the rollout's start).
@@ -145,6 +147,8 @@ pub struct Unreachable {
 #[derive(Debug, Serialize)]
 pub struct GateAnswer {
     pub passed: bool,
+    /// The lowest severity the answer includes (the query's, or the default).
+    pub severity: Severity,
     pub selected: usize,
     pub passing: Vec<String>,
     pub holding: Vec<Holdup>,
@@ -262,7 +266,7 @@ pub fn evaluate_items(
         .as_deref()
         .map(severity)
         .transpose()?
-        .unwrap_or(Severity::Info);
+        .unwrap_or(crate::round::DEFAULT_FAIL_ON);
     let since = query.since.as_deref().map(parse_since).transpose()?;
     let since_rollout = query
         .since_rollout
@@ -284,10 +288,14 @@ pub fn evaluate_items(
         .filter(|c| selected(c, &sections, &names, minimum))
         .collect();
     if chosen.is_empty() && unreachable.is_empty() {
-        return Err("no check matches the selection".into());
+        return Err(format!(
+            "no check matches the selection (severity {} and above)",
+            minimum.as_str()
+        ));
     }
     let mut answer = GateAnswer {
         passed: unreachable.is_empty(),
+        severity: minimum,
         selected: chosen.len(),
         passing: Vec::new(),
         holding: unreachable

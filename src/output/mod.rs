@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use crate::flap::Debounce;
 
 use crate::plan::{PlannedCheck, Rollout};
-use crate::result::Verdict;
+use crate::result::{Reason, Verdict};
 use crate::runner::RunRecord;
 use crate::scheduler::Observer;
 
@@ -37,6 +37,8 @@ pub struct Outputs {
     /// Fingerprint of each check of the config in force: results of a
     /// check's previous config, finishing after a reload, are dropped.
     current: RwLock<HashMap<String, String>>,
+    /// Each check's last run's verdict and reason, so logs say what changed.
+    last_results: Mutex<HashMap<String, (Verdict, Reason)>>,
 }
 
 impl Outputs {
@@ -46,6 +48,7 @@ impl Outputs {
             status: Arc::new(StatusBoard::new(checks)),
             debounce: Mutex::default(),
             current: RwLock::new(fingerprints(checks)),
+            last_results: Mutex::default(),
         }
     }
 
@@ -99,19 +102,35 @@ pub fn in_sections<'a, T>(
     sections
 }
 
-/// One log line per run: failures at warn, passes at debug.
-pub fn log_run(record: &RunRecord) {
+/// One log line per run, at a level that says whether it is news: a run
+/// whose verdict or reason differs from the check's previous run logs at
+/// WARN (failing) or INFO (recovered); a repeat of the same result, or a
+/// pass after passes, at DEBUG. A check failing for hours so logs once,
+/// not every interval. `previous` is the check's previous run's result.
+pub fn log_run(record: &RunRecord, previous: Option<(Verdict, Reason)>) {
     let outcome = &record.outcome;
     let check = record.check.name.as_str();
     let duration_ms = record.duration.as_millis() as u64;
+    let changed = previous != Some((outcome.verdict, outcome.reason));
     match outcome.verdict {
+        Verdict::Pass if changed && previous.is_some() => {
+            tracing::info!(check, duration_ms, "recovered: {}", outcome.message)
+        }
         Verdict::Pass => tracing::debug!(check, duration_ms, "pass: {}", outcome.message),
-        verdict => tracing::warn!(
+        verdict if changed => tracing::warn!(
             check,
             duration_ms,
             verdict = verdict.as_str(),
             reason = outcome.reason.as_str(),
             "{}",
+            outcome.message
+        ),
+        verdict => tracing::debug!(
+            check,
+            duration_ms,
+            verdict = verdict.as_str(),
+            reason = outcome.reason.as_str(),
+            "still: {}",
             outcome.message
         ),
     }
@@ -123,7 +142,15 @@ impl Observer for Outputs {
     }
 
     fn run_finished(&self, record: &RunRecord, next_run: SystemTime) {
-        log_run(record);
+        let previous = self
+            .last_results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                record.check.name.clone(),
+                (record.outcome.verdict, record.outcome.reason),
+            );
+        log_run(record, previous);
         if !self.is_current(&record.check) {
             self.metrics.run_abandoned();
             return;

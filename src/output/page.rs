@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use quick_xml::escape::escape;
 
-use super::status::{CheckStatus, HistoryView, StatusSnapshot, HISTORY_LEN};
+use super::status::{CheckStatus, HistoryView, RejectedReload, StatusSnapshot, HISTORY_LEN};
 use crate::config::format_duration;
 use crate::plan::PlannedCheck;
 use crate::result::Verdict;
@@ -19,8 +19,10 @@ body{font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;c
 header{padding:16px 20px;color:#fff}header h1{margin:0;font-size:20px}header p{margin:4px 0 0}\
 .ok{background:#1a7f37}.bad{background:#cf222e}.wait{background:#6e7781}\
 main{padding:8px 20px 24px;max-width:1200px}\
-.counts{display:flex;flex-wrap:wrap;gap:8px;margin:12px 0}.counts span{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:6px 10px}\
-h2{font-size:16px;margin:20px 0 6px}\
+.counts{display:flex;flex-wrap:wrap;gap:8px;margin:12px 0}.counts a{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;color:inherit;text-decoration:none}\
+h2{font-size:16px;margin:20px 0 6px}summary{cursor:pointer;margin:14px 0 6px}summary h2{display:inline;margin:0}\
+.attention{background:#fff8f8;border:1px solid #f5c2c7;border-radius:6px;padding:4px 12px 12px}.attention h2{margin:8px 0}\
+.reload{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:10px 12px;margin:12px 0}.reload ul{margin:6px 0 0;padding-left:20px}\
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de}\
 th,td{text-align:left;padding:6px 8px;border-top:1px solid #eaeef2;vertical-align:top}th{font-size:12px;color:#57606a;font-weight:600}\
 .v{white-space:nowrap;font-weight:600}.v-pass{color:#1a7f37}.v-fail{color:#cf222e}.v-error{color:#9a6700}.v-pending{color:#6e7781}\
@@ -90,90 +92,252 @@ fn page(title: &str, banner_class: &str, banner: &str, sub: &str, body: &str) ->
     )
 }
 
-/// `/`: every check by section, in config order.
+/// The page's headline, computed as `GET /api/v1/gate` answers with its
+/// defaults (and as `vouch check` decides with its default `--fail-on`):
+/// the checks at or above the gate's threshold decide the colour; those
+/// below it are counted beside. Returns (banner class, banner, title).
+fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
+    let threshold = crate::round::DEFAULT_FAIL_ON;
+    let scope = format!("{} and above", threshold.as_str());
+    let below: Vec<&CheckStatus> = snapshot
+        .checks
+        .iter()
+        .filter(|c| c.check.severity < threshold && matches!(c.state, "fail" | "error"))
+        .collect();
+    let aside = match below.len() {
+        0 => String::new(),
+        n => format!(
+            " \u{b7} {n} {} {} failing",
+            below_words(&below),
+            plural(n, "check")
+        ),
+    };
+    let answer = super::gate::evaluate(snapshot, &super::gate::GateQuery::default());
+    let (class, banner, state) = match answer {
+        Ok(answer) if answer.passed => (
+            "ok",
+            format!("\u{2714} Gate passing ({scope}){aside}"),
+            "passing",
+        ),
+        Ok(answer) => {
+            let failing = answer
+                .holding
+                .iter()
+                .filter(|h| h.state != "pending")
+                .count();
+            if failing > 0 {
+                (
+                    "bad",
+                    format!(
+                        "\u{2718} Gate failing ({scope}): {failing} of {} {} not pass{aside}",
+                        answer.selected,
+                        if answer.selected == 1 {
+                            "check does"
+                        } else {
+                            "checks do"
+                        },
+                    ),
+                    "failing",
+                )
+            } else {
+                (
+                    "wait",
+                    format!(
+                        "\u{2026} Gate waiting ({scope}): {} of {} {} not run yet{aside}",
+                        answer.holding.len(),
+                        answer.selected,
+                        if answer.selected == 1 {
+                            "check has"
+                        } else {
+                            "checks have"
+                        },
+                    ),
+                    "waiting",
+                )
+            }
+        }
+        // No check at or above the threshold: the gate has nothing to hold.
+        Err(_) => (
+            "wait",
+            format!("No check of severity {scope}{aside}"),
+            "no checks",
+        ),
+    };
+    let title = format!("vouch: gate {state} ({scope})");
+    (class, banner, title)
+}
+
+/// "info" when every check counted has that severity, else "lower-severity".
+fn below_words(checks: &[&CheckStatus]) -> &'static str {
+    let first = checks[0].check.severity;
+    if checks.iter().all(|c| c.check.severity == first) {
+        first.as_str()
+    } else {
+        "lower-severity"
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// `/`: what needs attention first, then every check by section, in
+/// config order, with sections whose checks all pass folded to one line.
 pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
     let summary = &snapshot.summary;
-    let failing = summary.fail + summary.error;
-    let (class, banner) = if failing > 0 {
-        (
-            "bad",
-            format!(
-                "\u{2718} Checklist failing: {failing} of {} checks do not pass",
-                summary.total
-            ),
-        )
-    } else if summary.pending > 0 {
-        (
-            "wait",
-            format!(
-                "\u{2026} Checklist not verified yet: {} of {} checks have not run",
-                summary.pending, summary.total
-            ),
-        )
-    } else {
-        (
-            "ok",
-            format!(
-                "\u{2714} Checklist verified: all {} checks pass",
-                summary.total
-            ),
-        )
-    };
-    let mut body = format!(
-        "<div class=\"counts\"><span>\u{2714} passing <b>{}</b></span><span>\u{2718} failing <b>{}</b></span>\
-<span>! erroring <b>{}</b></span><span>\u{2026} not yet run <b>{}</b></span></div>\
-<p class=\"muted\">History: the last {HISTORY_LEN} runs of each check, kept in memory only (lost on restart). \
-This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \u{b7} <a href=\"metrics\">metrics</a></p>",
+    let (class, banner, title) = headline(snapshot);
+    let mut body = String::new();
+    if let Some(rejected) = &snapshot.rejected_reload {
+        body.push_str(&reload_banner(rejected, now));
+    }
+    let _ = write!(
+        body,
+        "<nav class=\"counts\"><a href=\"#checks\">\u{2714} passing <b>{}</b></a><a href=\"#attention\">\u{2718} failing <b>{}</b></a>\
+<a href=\"#attention\">! erroring <b>{}</b></a><a href=\"#attention\">\u{2026} not yet run <b>{}</b></a></nav>",
         summary.pass, summary.fail, summary.error, summary.pending
     );
+    body.push_str(&attention(snapshot, now));
+    let _ = write!(
+        body,
+        "<p class=\"muted\" id=\"checks\">History: the last {HISTORY_LEN} runs of each check, kept in memory only (lost on restart). \
+This page reloads every {REFRESH_SECONDS}s. <a href=\"api/v1/checks\">JSON</a> \u{b7} <a href=\"metrics\">metrics</a></p>"
+    );
     for (section, checks) in super::in_sections(&snapshot.checks, |c| c.check.section.as_str()) {
-        let _ = write!(
-            body,
-            "<h2>{}</h2><div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th class=\"n\">Severity</th>\
-<th>Result</th><th class=\"n\">Last run</th><th class=\"n\">Next run</th><th>Recent runs</th></tr></thead><tbody>",
-            escape(section)
-        );
-        for status in checks {
-            let name = &status.check.name;
-            let (result, last) = match &status.last_run {
-                None => ("not run yet".to_string(), None),
-                Some(run) => {
-                    let reason = if run.verdict == Verdict::Pass {
-                        String::new()
-                    } else {
-                        format!("<code>{}</code> ", run.reason.as_str())
-                    };
-                    let raw = if run.verdict.as_str() != status.state {
-                        format!(" <span class=\"muted\">(last run: {})</span>", run.verdict)
-                    } else {
-                        String::new()
-                    };
-                    (
-                        format!("{reason}{}{raw}", escape(&run.message)),
-                        Some(run.started_at.as_str()),
-                    )
-                }
-            };
-            let _ = write!(
-                body,
-                "<tr><td>{}</td><td><a href=\"checks/{}\">{}</a></td><td class=\"n\">{}</td><td>{result}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
-                verdict_cell(status.state),
-                url_segment(name),
-                escape(name),
-                status.check.severity,
-                ago(now, last),
-                ago(now, status.next_run_at.as_deref()),
-                strip(&status.recent)
-            );
-        }
-        body.push_str("</tbody></table></div>");
+        body.push_str(&section_block(section, &checks, now));
     }
     page(
-        "vouch: deployment checklist",
+        &title,
         class,
         &banner,
         &format!("vouch {}", env!("CARGO_PKG_VERSION")),
         &body,
+    )
+}
+
+/// While the running config is older than the file: the rejected reload's
+/// problems, each `file:line: key: message`.
+fn reload_banner(rejected: &RejectedReload, now: SystemTime) -> String {
+    let mut out = format!(
+        "<div class=\"reload\" role=\"alert\"><b>\u{26a0} The last config reload was rejected</b> ({}): \
+the checks below run the previous config until the file is fixed and reloaded.<ul>",
+        ago(now, Some(&rejected.at))
+    );
+    for problem in &rejected.problems {
+        let _ = write!(out, "<li><code>{}</code></li>", escape(problem));
+    }
+    out.push_str("</ul></div>");
+    out
+}
+
+/// Every check that does not pass, the most severe first (failing before
+/// not-yet-run), with its reason, message and since when.
+fn attention(snapshot: &StatusSnapshot, now: SystemTime) -> String {
+    let mut needing: Vec<&CheckStatus> = snapshot
+        .checks
+        .iter()
+        .filter(|c| c.state != "pass")
+        .collect();
+    // A stable sort: config order within each rank.
+    needing.sort_by_key(|c| (c.state == "pending", std::cmp::Reverse(c.check.severity)));
+    let mut out = format!(
+        "<section id=\"attention\" class=\"attention\"><h2>Needs attention ({})</h2>",
+        needing.len()
+    );
+    if needing.is_empty() {
+        out.push_str("<p>Nothing: every check passes.</p></section>");
+        return out;
+    }
+    out.push_str(
+        "<div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th class=\"n\">Severity</th>\
+<th>Result</th><th>Since</th></tr></thead><tbody>",
+    );
+    for status in needing {
+        let (result, since) = match (&status.last_run, status.state) {
+            (_, "pending") => (
+                "not run yet".to_string(),
+                format!("planned {}", ago(now, status.next_run_at.as_deref())),
+            ),
+            (Some(run), _) => (
+                format!(
+                    "<code>{}</code> {}",
+                    run.reason.as_str(),
+                    escape(&run.message)
+                ),
+                ago(now, status.failing_since.as_deref()),
+            ),
+            (None, _) => (String::new(), String::new()),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td><a href=\"checks/{}\">{}</a><div class=\"muted\">{}</div></td><td class=\"n\">{}</td><td>{result}</td><td>{since}</td></tr>",
+            verdict_cell(status.state),
+            url_segment(&status.check.name),
+            escape(&status.check.name),
+            escape(&status.check.section),
+            status.check.severity,
+        );
+    }
+    out.push_str("</tbody></table></div></section>");
+    out
+}
+
+/// One section: folded to its heading line when every check passes.
+fn section_block(section: &str, checks: &[&CheckStatus], now: SystemTime) -> String {
+    let passing = checks.iter().filter(|c| c.state == "pass").count();
+    let all_pass = passing == checks.len();
+    let tally = if all_pass {
+        format!("\u{2714} all {} pass", checks.len())
+    } else {
+        format!("{passing} of {} pass", checks.len())
+    };
+    let mut out = format!(
+        "<details{}><summary><h2>{}</h2> <span class=\"muted\">{tally}</span></summary>\
+<div class=\"scroll\"><table><thead><tr><th>Verdict</th><th>Check</th><th class=\"n\">Severity</th>\
+<th>Result</th><th class=\"n\">Last run</th><th class=\"n\">Next run</th><th>Recent runs</th></tr></thead><tbody>",
+        if all_pass { "" } else { " open" },
+        escape(section)
+    );
+    for status in checks {
+        out.push_str(&check_row(status, now));
+    }
+    out.push_str("</tbody></table></div></details>");
+    out
+}
+
+fn check_row(status: &CheckStatus, now: SystemTime) -> String {
+    let name = &status.check.name;
+    let (result, last) = match &status.last_run {
+        None => ("not run yet".to_string(), None),
+        Some(run) => {
+            let reason = if run.verdict == Verdict::Pass {
+                String::new()
+            } else {
+                format!("<code>{}</code> ", run.reason.as_str())
+            };
+            let raw = if run.verdict.as_str() != status.state {
+                format!(" <span class=\"muted\">(last run: {})</span>", run.verdict)
+            } else {
+                String::new()
+            };
+            (
+                format!("{reason}{}{raw}", escape(&run.message)),
+                Some(run.started_at.as_str()),
+            )
+        }
+    };
+    format!(
+        "<tr><td>{}</td><td><a href=\"checks/{}\">{}</a></td><td class=\"n\">{}</td><td>{result}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+        verdict_cell(status.state),
+        url_segment(name),
+        escape(name),
+        status.check.severity,
+        ago(now, last),
+        ago(now, status.next_run_at.as_deref()),
+        strip(&status.recent)
     )
 }
 

@@ -2,6 +2,7 @@
 //! JUnit XML for CI systems.
 
 use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
@@ -9,7 +10,7 @@ use crate::config::Severity;
 use crate::result::Verdict;
 use crate::runner::RunRecord;
 
-use super::status::{CheckView, RunView, Summary};
+use super::status::{CheckStatus, Summary};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -62,60 +63,128 @@ impl GateReport {
         super::in_sections(&self.records, |r| r.check.section.as_str())
     }
 
-    /// One block per section, one row per check: verdict (upper case when
-    /// it blocks the gate, lower case when it is below `--fail-on`), name,
-    /// duration, severity, reason word and message; then the totals.
+    /// A header row, then one block per section, one row per check:
+    /// verdict (upper case when it blocks the gate, lower case when it is
+    /// below `--fail-on`), name, duration, severity, reason word and
+    /// message; then a legend, the totals and the checks that block.
     fn table(&self) -> String {
-        let width =
-            |text: fn(&RunRecord) -> usize| self.records.iter().map(text).max().unwrap_or(0);
-        let name_width = width(|r| r.check.name.chars().count());
-        let reason_width = width(|r| r.outcome.reason.as_str().len());
+        let width = |text: fn(&RunRecord) -> usize, header: &str| {
+            self.records
+                .iter()
+                .map(text)
+                .chain([header.len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let name_width = width(|r| r.check.name.chars().count(), "CHECK");
+        let reason_width = width(|r| r.outcome.reason.as_str().len(), "REASON");
+        let row = |mark: &str,
+                   name: &str,
+                   time: &str,
+                   severity: &str,
+                   reason: &str,
+                   message: &str| {
+            let line = format!(
+                "  {mark:<7}  {name:<name_width$}  {time:>8}  {severity:<8}  {reason:<reason_width$}  {message}"
+            );
+            line.trim_end().to_string()
+        };
         let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}",
+            row("VERDICT", "CHECK", "TIME", "SEVERITY", "REASON", "MESSAGE")
+        );
         for (section, records) in self.by_section() {
             let _ = writeln!(out, "{section}");
             for record in records {
                 let outcome = &record.outcome;
-                let mark = match (outcome.verdict, self.blocks(record)) {
-                    (Verdict::Pass, _) => "PASS",
-                    (Verdict::Fail, true) => "FAIL",
-                    (Verdict::Error, true) => "ERROR",
-                    (Verdict::Fail, false) => "fail",
-                    (Verdict::Error, false) => "error",
-                };
-                let row = format!(
-                    "  {mark:<5}  {:<name_width$}  {:>8}  {:<8}  {:<reason_width$}  {}",
-                    record.check.name,
-                    format!("{:.3}s", record.duration.as_secs_f64()),
-                    record.check.severity.as_str(),
-                    outcome.reason.as_str(),
-                    outcome.message,
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    row(
+                        self.mark(record),
+                        &record.check.name,
+                        &format!("{:.3}s", record.duration.as_secs_f64()),
+                        record.check.severity.as_str(),
+                        outcome.reason.as_str(),
+                        &outcome.message,
+                    )
                 );
-                let _ = writeln!(out, "{}", row.trim_end());
             }
         }
-        let summary = self.summary();
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         let _ = writeln!(
             out,
-            "\n{}: {} passed, {} failed, {}. Gate {} (fail-on {}).",
+            "\nFAIL, ERROR: blocks the gate (severity {} or above); fail, error: below --fail-on, reported only.",
+            self.fail_on
+        );
+        let _ = writeln!(out, "{}", self.closing_line());
+        out
+    }
+
+    /// The verdict as the table shows it: upper case when it blocks.
+    fn mark(&self, record: &RunRecord) -> &'static str {
+        match (record.outcome.verdict, self.blocks(record)) {
+            (Verdict::Pass, _) => "PASS",
+            (Verdict::Fail, true) => "FAIL",
+            (Verdict::Error, true) => "ERROR",
+            (Verdict::Fail, false) => "fail",
+            (Verdict::Error, false) => "error",
+        }
+    }
+
+    /// Totals, the gate's verdict, and the checks that decided it.
+    fn closing_line(&self) -> String {
+        let summary = self.summary();
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let names = |blocking: bool| -> Vec<&str> {
+            self.records
+                .iter()
+                .filter(|r| r.outcome.verdict != Verdict::Pass && self.blocks(r) == blocking)
+                .map(|r| r.check.name.as_str())
+                .collect()
+        };
+        let verdict = if self.records.is_empty() {
+            format!(
+                "Gate PASSED (fail-on {}): no check selected, allowed by --allow-empty.",
+                self.fail_on
+            )
+        } else if self.passed() {
+            let below = names(false);
+            if below.is_empty() {
+                format!("Gate PASSED (fail-on {}).", self.fail_on)
+            } else {
+                format!(
+                    "Gate PASSED (fail-on {}); not blocking: {}.",
+                    self.fail_on,
+                    below.join(", ")
+                )
+            }
+        } else {
+            format!(
+                "Gate FAILED (fail-on {}), blocked by: {}.",
+                self.fail_on,
+                names(true).join(", ")
+            )
+        };
+        format!(
+            "{}: {} passed, {} failed, {}. {verdict}",
             plural(summary.total, "check"),
             summary.pass,
             summary.fail,
             plural(summary.error, "error"),
-            if self.passed() { "PASSED" } else { "FAILED" },
-            self.fail_on
-        );
-        out
+        )
     }
 
+    /// The shape of `/api/v1/checks` (a summary and one object per check,
+    /// with `state` and `last_run`), plus the gate's verdict and, per
+    /// check, whether it blocks.
     fn json(&self) -> String {
         #[derive(Serialize)]
         struct Entry {
             #[serde(flatten)]
-            check: CheckView,
+            status: CheckStatus,
             blocks_gate: bool,
-            #[serde(flatten)]
-            run: RunView,
         }
         #[derive(Serialize)]
         struct Document {
@@ -132,9 +201,8 @@ impl GateReport {
                 .records
                 .iter()
                 .map(|record| Entry {
-                    check: CheckView::from(record.check.as_ref()),
+                    status: CheckStatus::of_single_run(record),
                     blocks_gate: self.blocks(record),
-                    run: RunView::from(record),
                 })
                 .collect(),
         };
@@ -143,33 +211,38 @@ impl GateReport {
         text
     }
 
-    /// One `<testsuite>` per section, one `<testcase>` per check. A check
-    /// that does not block the gate (below `--fail-on`) is reported as
-    /// skipped-with-message rather than failed, so CI views agree with the
-    /// exit code.
+    /// One `<testsuite>` per section (with `timestamp` and `hostname`), one
+    /// `<testcase>` per check whose `classname` is its section, so CI views
+    /// (GitLab, Jenkins) group checks as the checklist does. A blocking
+    /// `fail` is a `<failure>`, a blocking `error` an `<error>` (the check
+    /// could not be evaluated); a check below `--fail-on` is skipped with
+    /// its message, so CI views agree with the exit code.
     fn junit(&self) -> String {
         use quick_xml::escape::escape;
-        let summary = self.summary();
         let total_time: f64 = self.records.iter().map(|r| r.duration.as_secs_f64()).sum();
-        let blocking = self.records.iter().filter(|r| self.blocks(r)).count();
+        let (failures, errors, skipped) = self.counts(self.records.iter());
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             out,
-            "<testsuites name=\"vouch\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{total_time:.3}\">",
-            summary.total, blocking
+            "<testsuites name=\"vouch\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{total_time:.3}\">",
+            self.records.len(),
         );
+        let host = hostname();
         for (section, records) in self.by_section() {
-            let failures = records.iter().filter(|r| self.blocks(r)).count();
-            let skipped = records
-                .iter()
-                .filter(|r| r.outcome.verdict != Verdict::Pass && !self.blocks(r))
-                .count();
+            let (failures, errors, skipped) = self.counts(records.iter().copied());
             let time: f64 = records.iter().map(|r| r.duration.as_secs_f64()).sum();
+            let started = records
+                .iter()
+                .map(|r| r.started_at)
+                .min()
+                .unwrap_or_else(SystemTime::now);
             let _ = writeln!(
                 out,
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">",
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{time:.3}\" timestamp=\"{}\" hostname=\"{}\">",
                 escape(section),
-                records.len()
+                records.len(),
+                junit_timestamp(started),
+                escape(&host),
             );
             for record in records {
                 let outcome = &record.outcome;
@@ -177,17 +250,21 @@ impl GateReport {
                     out,
                     "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\">",
                     escape(&record.check.name),
-                    escape(format!("vouch.{}", record.check.kind.as_str())),
+                    escape(section),
                     record.duration.as_secs_f64()
                 );
                 let message = format!("{}: {}", outcome.reason, outcome.message);
+                let element = match outcome.verdict {
+                    Verdict::Fail => "failure",
+                    _ => "error",
+                };
                 match (outcome.verdict, self.blocks(record)) {
                     (Verdict::Pass, _) => {}
                     (verdict, true) => {
                         let _ = write!(
                             out,
-                            "<failure type=\"{}\" message=\"{}\">{} ({} severity {})</failure>",
-                            verdict,
+                            "<{element} type=\"{}\" message=\"{}\">{} ({} severity {})</{element}>",
+                            outcome.reason,
                             escape(&message),
                             escape(&outcome.message),
                             verdict,
@@ -211,4 +288,36 @@ impl GateReport {
         out.push_str("</testsuites>\n");
         out
     }
+
+    /// (blocking fails, blocking errors, non-blocking non-passes).
+    fn counts<'a>(&self, records: impl Iterator<Item = &'a RunRecord>) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for record in records {
+            match (record.outcome.verdict, self.blocks(record)) {
+                (Verdict::Pass, _) => {}
+                (Verdict::Fail, true) => counts.0 += 1,
+                (Verdict::Error, true) => counts.1 += 1,
+                (_, false) => counts.2 += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// JUnit's `timestamp`: ISO 8601 without a zone (the schema's form), in UTC.
+fn junit_timestamp(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// The machine's name for JUnit's `hostname` (the CI runner's).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

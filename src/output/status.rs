@@ -95,11 +95,36 @@ pub struct CheckStatus {
     pub recent: Vec<Verdict>,
     pub last_success_at: Option<String>,
     pub consecutive_failures: u32,
+    /// When the current run of non-passing results began (the start of
+    /// its first run); absent while the last run passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<String>,
+    /// The next planned run; before the first, when the schedule plans it.
     pub next_run_at: Option<String>,
     /// The last rollout of a workload in the check's `after_rollout_of`,
     /// so "verified since rollout X" can be read off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_rollout: Option<RolloutView>,
+}
+
+impl CheckStatus {
+    /// A check run once by `vouch check`: the same shape as
+    /// `/api/v1/checks`, its state the run's verdict (no flap thresholds
+    /// apply to a single run) and nothing planned after it.
+    pub fn of_single_run(record: &RunRecord) -> Self {
+        let passed = record.outcome.verdict == Verdict::Pass;
+        CheckStatus {
+            check: CheckView::from(record.check.as_ref()),
+            state: record.outcome.verdict.as_str(),
+            last_run: Some(RunView::from(record)),
+            recent: vec![record.outcome.verdict],
+            last_success_at: passed.then(|| rfc3339(record.started_at + record.duration)),
+            consecutive_failures: u32::from(!passed),
+            failing_since: (!passed).then(|| rfc3339(record.started_at)),
+            next_run_at: None,
+            last_rollout: None,
+        }
+    }
 }
 
 /// A rollout a check followed.
@@ -124,6 +149,18 @@ pub struct Summary {
 pub struct StatusSnapshot {
     pub summary: Summary,
     pub checks: Vec<CheckStatus>,
+    /// Set while the config running is an older one because the last
+    /// reload was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_reload: Option<RejectedReload>,
+}
+
+/// A reload that was refused: when, and every problem (`file:line: key:
+/// message`).
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectedReload {
+    pub at: String,
+    pub problems: Vec<String>,
 }
 
 /// One past run as a check keeps it: a check holds [`HISTORY_LEN`] of
@@ -156,6 +193,7 @@ struct Entry {
     last: Option<RunRecord>,
     last_success: Option<SystemTime>,
     consecutive_failures: u32,
+    failing_since: Option<SystemTime>,
     next_run: Option<SystemTime>,
     last_rollout: Option<RolloutView>,
 }
@@ -164,6 +202,21 @@ struct Entry {
 pub struct StatusBoard {
     entries: RwLock<Vec<Entry>>,
     index: RwLock<HashMap<String, usize>>,
+    /// When the schedule started: first runs are planned from here (see
+    /// [`crate::scheduler::first_run_offset`]).
+    origin: SystemTime,
+    rejected_reload: RwLock<Option<RejectedReload>>,
+}
+
+/// When a check that has not run yet is planned to: its phase after
+/// `origin`, joined at the slot in progress as the scheduler does for a
+/// check a reload added.
+fn planned_first_run(check: &PlannedCheck, origin: SystemTime, now: SystemTime) -> SystemTime {
+    let mut planned = origin + crate::scheduler::first_run_offset(&check.name, check.interval);
+    while planned + check.interval <= now {
+        planned += check.interval;
+    }
+    planned
 }
 
 impl StatusBoard {
@@ -171,6 +224,8 @@ impl StatusBoard {
         let board = StatusBoard {
             entries: RwLock::default(),
             index: RwLock::default(),
+            origin: SystemTime::now(),
+            rejected_reload: RwLock::default(),
         };
         board.reconfigure(checks);
         board
@@ -180,6 +235,11 @@ impl StatusBoard {
     /// fingerprint is unchanged keeps its state and history; a changed or
     /// new one starts empty; a removed one is dropped.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
+        *self
+            .rejected_reload
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        let now = SystemTime::now();
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let mut old: HashMap<String, Entry> = entries
             .drain(..)
@@ -199,7 +259,8 @@ impl StatusBoard {
                     last: None,
                     last_success: None,
                     consecutive_failures: 0,
-                    next_run: None,
+                    failing_since: None,
+                    next_run: Some(planned_first_run(check, self.origin, now)),
                     last_rollout: None,
                 },
             })
@@ -227,8 +288,10 @@ impl StatusBoard {
         if record.outcome.verdict == Verdict::Pass {
             entry.last_success = Some(record.started_at + record.duration);
             entry.consecutive_failures = 0;
+            entry.failing_since = None;
         } else {
             entry.consecutive_failures += 1;
+            entry.failing_since.get_or_insert(record.started_at);
         }
         let message = match entry.history.back() {
             Some(previous) if *previous.message == *record.outcome.message => {
@@ -297,12 +360,34 @@ impl StatusBoard {
                     recent: entry.history.iter().map(|h| h.verdict).collect(),
                     last_success_at: entry.last_success.map(rfc3339),
                     consecutive_failures: entry.consecutive_failures,
+                    failing_since: entry.failing_since.map(rfc3339),
                     next_run_at: entry.next_run.map(rfc3339),
                     last_rollout: entry.last_rollout.clone(),
                 }
             })
             .collect();
-        StatusSnapshot { summary, checks }
+        let rejected_reload = self
+            .rejected_reload
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        StatusSnapshot {
+            summary,
+            checks,
+            rejected_reload,
+        }
+    }
+
+    /// Notes a rejected reload: the config in force is now older than the
+    /// file. A successful reload ([`Self::reconfigure`]) clears it.
+    pub fn reload_rejected(&self, problems: Vec<String>) {
+        *self
+            .rejected_reload
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(RejectedReload {
+            at: rfc3339(SystemTime::now()),
+            problems,
+        });
     }
 
     /// One check's recent runs, oldest first; None for an unknown name.
