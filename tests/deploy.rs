@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_yaml_ng::{Mapping, Value};
+use serde_yaml_ng::Value;
 
 fn yaml(text: &str) -> Value {
     serde_yaml_ng::from_str(text).unwrap()

@@ -438,6 +438,7 @@ mod tests {
                 generation: 7,
                 seen_at: seen_at.into(),
             }),
+            failing_since: None,
         }
     }
 
@@ -445,6 +446,7 @@ mod tests {
         StatusSnapshot {
             summary: Summary::default(),
             checks,
+            rejected_reload: None,
         }
     }
 
