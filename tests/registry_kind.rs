@@ -415,6 +415,61 @@ fn config_problems_name_the_key() {
     );
 }
 
+/// A registry (faked, as issue 22 allows for what the real one cannot be
+/// made to answer) whose manifest endpoint for v1.2.3 answers `reply`;
+/// the outcome of checking that tag.
+async fn manifest_answered(reply: Reply, block: &str) -> Outcome {
+    let fake = TestServer::http().await;
+    fake.route("/v2/broxiva/api/manifests/v1.2.3", reply);
+    Check::new(&fake.url(""), &format!("tag: v1.2.3\n{block}"), None)
+        .run()
+        .await
+}
+
+#[tokio::test]
+async fn a_denied_repository_is_forbidden() {
+    let outcome = manifest_answered(Reply::text(403, "denied"), "").await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Forbidden,
+        "denied access to",
+    );
+}
+
+#[tokio::test]
+async fn a_server_error_is_a_status_error_naming_it() {
+    let outcome = manifest_answered(Reply::text(500, "oops"), "").await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Status,
+        "answered 500 Internal Server Error",
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_challenge_without_a_realm_is_a_protocol_error() {
+    let challenge = Reply::text(401, "").header("WWW-Authenticate", "Bearer service=\"registry\"");
+    let outcome = manifest_answered(challenge, "").await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Protocol,
+        "the registry's bearer challenge names no realm",
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_password_file_is_a_secret_error() {
+    let outcome = manifest_answered(
+        Reply::text(200, "{}"),
+        "username: ci\npassword_file: absent-password",
+    )
+    .await;
+    expect(&outcome, Verdict::Error, Reason::Secret, "absent-password");
+}
+
 #[tokio::test]
 async fn a_hanging_or_lying_registry_is_an_error() {
     let fake = TestServer::http().await;

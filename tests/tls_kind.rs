@@ -678,7 +678,7 @@ async fn an_unresolvable_host_is_a_dns_error() {
     .await;
     assert_eq!(
         (&check["state"], &check["last_run"]["reason"]),
-        (&"error".into(), &"dns".into()),
+        (&"error".into(), &Reason::Dns.as_str().into()),
         "{check:#}"
     );
     assert!(

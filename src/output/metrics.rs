@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
-    TextEncoder,
+    Opts, Registry, TextEncoder,
 };
 
 use super::check_series::{family_at, family_count, unix_seconds, CheckSeries};
