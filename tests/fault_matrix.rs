@@ -338,11 +338,6 @@ const NOTES: &[(&str, &str, &str)] = &[
     ),
     (
         "secret_age",
-        "status",
-        "Key Vault cells belong to issue 21",
-    ),
-    (
-        "secret_age",
         "protocol",
         "Key Vault cells belong to issue 21",
     ),

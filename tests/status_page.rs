@@ -362,7 +362,7 @@ async fn pending_checks_show_their_planned_run_and_a_rejected_reload_shows_until
     let config = write_config(
         "checks:\n  - name: hourly\n    interval: 1h\n    timeout: 1s\n    http: { url: \"http://127.0.0.1:1/\" }\n",
     );
-    let daemon = Daemon::start(&config.path).await;
+    let daemon = Daemon::start_with_args(&config.path, &["--web.enable-reload"]).await;
     // Not run yet (its phase in the hour is later, most likely), but
     // planned: the JSON and the page say when.
     let check = daemon.check("hourly").await;

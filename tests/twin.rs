@@ -92,8 +92,8 @@ fn verdicts(report: &Value) -> BTreeMap<String, (String, String)> {
             (
                 c["name"].as_str().unwrap().to_string(),
                 (
-                    c["verdict"].as_str().unwrap_or("?").to_string(),
-                    c["message"].as_str().unwrap_or("").to_string(),
+                    c["last_run"]["verdict"].as_str().unwrap_or("?").to_string(),
+                    c["last_run"]["message"].as_str().unwrap_or("").to_string(),
                 ),
             )
         })
