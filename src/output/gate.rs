@@ -375,14 +375,16 @@ pub async fn handle(
                 .into_response();
         }
     }
-    let snapshot = state.status.snapshot();
     match &state.peers {
         Some(peers) if !super::peers::is_local(query.local.as_deref()) => {
-            let (items, unreachable) = peers.gate_items(&snapshot).await;
+            let (items, unreachable) = peers.gate_items(&state.status.snapshot()).await;
             respond(evaluate_items(&items, &unreachable, &query), &query)
         }
-        // Evaluated off the async workers, as every page is.
-        _ => super::server::off_the_workers(move || answer(&snapshot, &query)).await,
+        // Copied and evaluated off the async workers, as every page is.
+        _ => {
+            let status = state.status.clone();
+            super::server::off_the_workers(move || answer(&status.snapshot(), &query)).await
+        }
     }
 }
 

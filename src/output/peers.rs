@@ -230,13 +230,15 @@ pub fn is_local(local: Option<&str>) -> bool {
 /// The `/api/v1/checks` handler: this replica's board, or, with peers, the
 /// whole install's.
 pub async fn checks(State(state): State<AppState>, Query(query): Query<ChecksQuery>) -> Response {
-    let snapshot = state.status.snapshot();
     match &state.peers {
         Some(peers) if !is_local(query.local.as_deref()) => {
-            Json(peers.merged_checks(&snapshot).await).into_response()
+            Json(peers.merged_checks(&state.status.snapshot()).await).into_response()
         }
-        // Rendered off the async workers, as every page is (a flood of
-        // requests must not make scheduled runs late).
-        _ => super::server::off_the_workers(move || Json(snapshot).into_response()).await,
+        // Copied and rendered off the async workers, as every page is (a
+        // flood of requests must not make scheduled runs late).
+        _ => {
+            let status = state.status.clone();
+            super::server::off_the_workers(move || Json(status.snapshot()).into_response()).await
+        }
     }
 }
