@@ -16,7 +16,9 @@ use support::dnsmasq::Dnsmasq;
 use support::http_server::{Reply, TestServer};
 use support::key_vault::{now, FakeKeyVault, FakeSecret, CLIENT_ID, CLIENT_SECRET, TENANT};
 use support::kube_api::{objects, FakeKube};
-use support::monitoring::{alertmanager, alertmanager_alerts, prometheus, query, wait_for_data};
+use support::monitoring::{
+    alertmanager, alertmanager_alerts, prometheus, query, wait_for_data, Webhook,
+};
 use support::postgres::Postgres;
 use support::redis::Redis;
 use support::registry::{Auth, Registry};
@@ -41,44 +43,24 @@ fn rules_for_test() -> String {
     serde_yaml_ng::to_string(&rules).unwrap()
 }
 
-/// Webhook notifications received so far, as (status, alert) pairs.
-fn notifications(hook: &TestServer) -> Vec<(String, Value)> {
-    hook.seen()
-        .iter()
-        .filter(|r| r.target == "/hook")
-        .flat_map(|r| {
-            let body: Value = serde_json::from_slice(&r.body).unwrap();
-            body["alerts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| (a["status"].as_str().unwrap().to_string(), a.clone()))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// The first notification of `alertname` for `check` in namespace prod.
-fn has(hook: &TestServer, status: &str, alertname: &str, check: &str) -> Option<Value> {
+fn has(hook: &Webhook, status: &str, alertname: &str, check: &str) -> Option<Value> {
     has_in(hook, "prod", status, alertname, check)
 }
 
 fn has_in(
-    hook: &TestServer,
+    hook: &Webhook,
     namespace: &str,
     status: &str,
     alertname: &str,
     check: &str,
 ) -> Option<Value> {
-    notifications(hook)
-        .into_iter()
-        .find(|(s, a)| {
-            s == status
-                && a["labels"]["alertname"] == alertname
-                && a["labels"]["check"] == check
-                && a["labels"]["namespace"] == namespace
-        })
-        .map(|(_, a)| a)
+    hook.alerts().into_iter().find(|a| {
+        a["status"] == status
+            && a["labels"]["alertname"] == alertname
+            && a["labels"]["check"] == check
+            && a["labels"]["namespace"] == namespace
+    })
 }
 
 /// A cluster for the Workloads dashboard: in namespace prod a settled
@@ -255,8 +237,7 @@ async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves(
         "/api/health/live",
         Reply::json(200, serde_json::json!({"status": "ok"})),
     );
-    let hook = TestServer::http().await;
-    hook.route("/hook", Reply::status(200));
+    let hook = Webhook::start().await;
     let tls_target = TestServer::https(self_signed(&["localhost"])).await;
     let dns_a = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
     let dns_b = Dnsmasq::start(&["--address=/api.test/10.1.2.3"]);
@@ -432,7 +413,7 @@ receivers:
       - url: "{}"
         send_resolved: true
 {}"#,
-        hook.url("/hook"),
+        hook.url(),
         std::fs::read_to_string("alerts/alertmanager-inhibit.yml").unwrap()
     ))
     .await;
@@ -588,9 +569,9 @@ scrape_configs:
         "VouchSecretRotationOverdue",
     ] {
         assert!(
-            notifications(&hook)
+            hook.alerts()
                 .iter()
-                .all(|(_, a)| a["labels"]["alertname"] != name),
+                .all(|a| a["labels"]["alertname"] != name),
             "{name} fired"
         );
     }
