@@ -62,7 +62,9 @@
       probeErrors: 'warning',
     },
 
-    // Alert groups to ship; set one to false to leave it out.
+    // Alert areas to ship; set one to false to leave its alerts out. Every
+    // area but `self` goes into the one rule group vouch.checks (why:
+    // alerts/alerts.libsonnet).
     groups: {
       checks: true,
       'self': true,

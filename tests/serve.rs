@@ -601,3 +601,62 @@ async fn shards_split_the_checks_between_replicas_without_overlap() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid shard \"2/2\""));
 }
+
+/// One GET over a fresh connection with the given extra request headers:
+/// the response's header block and its raw body bytes.
+async fn raw_get(addr: std::net::SocketAddr, path: &str, extra: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: vouch\r\nConnection: close\r\n{extra}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no end of headers");
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    (head, answer[split + 4..].to_vec())
+}
+
+#[tokio::test]
+async fn metrics_are_gzipped_for_scrapers_that_ask_and_plain_for_the_rest() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let config = write_config(&format!(
+        "defaults: {{ interval: 1s, timeout: 1s }}\nchecks:\n  - name: api\n    http: {{ url: \"{}\" }}\n",
+        server.url("/ok")
+    ));
+    let vouch = Daemon::start(&config.path).await;
+    vouch.wait_for_runs(1, Duration::from_secs(20)).await;
+
+    // As Prometheus asks.
+    let (head, body) = raw_get(vouch.addr, "/metrics", "Accept-Encoding: gzip\r\n").await;
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+        .expect("the body is not gzip");
+    assert_eq!(
+        sample(&text, "vouch_check_success", &["check=\"api\""]),
+        Some(1.0)
+    );
+    assert!(
+        body.len() * 3 < text.len(),
+        "{} of {}",
+        body.len(),
+        text.len()
+    );
+
+    // A scraper that refuses gzip, or does not mention it, gets text.
+    for extra in ["Accept-Encoding: gzip;q=0, identity\r\n", ""] {
+        let (head, body) = raw_get(vouch.addr, "/metrics", extra).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("content-encoding"), "{extra}: {head}");
+        let text = String::from_utf8(body).unwrap();
+        assert_eq!(
+            sample(&text, "vouch_check_success", &["check=\"api\""]),
+            Some(1.0)
+        );
+    }
+}

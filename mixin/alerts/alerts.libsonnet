@@ -494,11 +494,25 @@
     },
   },
 
+  // The shipped areas, for the inhibit rules (inhibit.libsonnet).
+  prometheusAlerts_areas:: { [g]: groups[g] for g in std.objectFields(groups) if c.groups[g] },
+
   prometheusAlerts+:: {
     groups+: [
-      groups[g]
-      for g in ['checks', 'self', 'certificatesAndDns', 'dataStores', 'backupsSecretsImages', 'kubernetes']
-      if c.groups[g]
-    ],
+      {
+        // One rule group for every alert about a check's verdict: a
+        // specific alert and the generic VouchCheckFailing of the same
+        // check then turn firing in the same evaluation, so Alertmanager
+        // holds the inhibiting alert before it would notify the generic
+        // one, whatever its group_wait. In separate groups, evaluated at
+        // different phases, the generic one could page first.
+        name: 'vouch.checks',
+        rules: std.flattenArrays([
+          groups[g].rules
+          for g in ['checks', 'certificatesAndDns', 'dataStores', 'backupsSecretsImages', 'kubernetes']
+          if c.groups[g]
+        ]),
+      },
+    ] + (if c.groups['self'] then [groups['self']] else []),
   },
 }

@@ -7,22 +7,13 @@
   local specificGroups = ['certificatesAndDns', 'dataStores', 'backupsSecretsImages', 'kubernetes'],
   local specific = std.set([
     rule.alert
-    for group in $.prometheusAlerts.groups
-    if std.member([$.prometheusAlerts_groupNames[g] for g in specificGroups], group.name)
-    for rule in group.rules
+    for g in specificGroups
+    if std.objectHas($.prometheusAlerts_areas, g)
+    for rule in $.prometheusAlerts_areas[g].rules
   ]),
   local specificMatcher = 'alertname=~"%s"' % std.join('|', specific),
   local lower = { critical: 'warning|info', warning: 'info' },
   local atMost = { critical: 'critical|warning|info', warning: 'warning|info', info: 'info' },
-
-  prometheusAlerts_groupNames:: {
-    checks: 'vouch.checks',
-    'self': 'vouch.self',
-    certificatesAndDns: 'vouch.certificates-and-dns',
-    dataStores: 'vouch.data-stores',
-    backupsSecretsImages: 'vouch.backups-secrets-images',
-    kubernetes: 'vouch.kubernetes',
-  },
 
   alertmanagerInhibitRules+:: [
     // The standard rule, with the labels that tell vouch's subjects
