@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use vouch::config::SourcedConfig;
 use vouch::output::metrics::Metrics;
+use vouch::output::server::compress;
 use vouch::plan::Plan;
 use vouch::probe::Clients;
 use vouch::result::{Measure, Measurement, Outcome, Reason};
@@ -113,11 +114,23 @@ fn main() {
             "{n} checks gave only {lines} series: the rendering lost some"
         );
         times.sort_by(f64::total_cmp);
+        // What a scraper that sends `Accept-Encoding: gzip` (Prometheus)
+        // costs on top: the compression, and the bytes it saves.
+        let text = metrics.encode();
+        let mut gzip_times = Vec::with_capacity(reps);
+        let mut gzip_size = 0;
+        for _ in 0..reps {
+            let started = Instant::now();
+            gzip_size = compress(text.as_bytes()).expect("gzip").len();
+            gzip_times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        gzip_times.sort_by(f64::total_cmp);
         println!(
-            "{{\"checks\":{n},\"render_ms_median\":{:.2},\"render_ms_min\":{:.2},\"render_ms_max\":{:.2},\"bytes\":{size},\"series\":{lines},\"record_run_us\":{record_us:.2},\"reps\":{reps}}}",
+            "{{\"checks\":{n},\"render_ms_median\":{:.2},\"render_ms_min\":{:.2},\"render_ms_max\":{:.2},\"bytes\":{size},\"series\":{lines},\"record_run_us\":{record_us:.2},\"gzip_ms_median\":{:.2},\"gzip_bytes\":{gzip_size},\"reps\":{reps}}}",
             median(&times),
             times[0],
             times[times.len() - 1],
+            median(&gzip_times),
         );
     }
 }

@@ -1345,3 +1345,100 @@ fn a_non_http_url_is_a_config_error() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- keep-alive
+
+/// Connections nginx saw for `uri`, in order of first use.
+fn connections(nginx: &support::nginx::Nginx, uri: &str) -> Vec<u64> {
+    let mut seen = Vec::new();
+    for (connection, _, path) in nginx.requests() {
+        if path == uri && !seen.contains(&connection) {
+            seen.push(connection);
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn keep_alive_reuses_one_connection_and_the_default_opens_one_per_run() {
+    let nginx = support::nginx::Nginx::start("location / { return 200 'ok'; }");
+    let kept = kind::plan(
+        &config_yaml(
+            "10s",
+            &format!("url: {}\nkeep_alive: true", nginx.url("/kept")),
+        ),
+        Path::new("."),
+    );
+    let fresh = kind::plan(
+        &config_yaml("10s", &format!("url: {}", nginx.url("/fresh"))),
+        Path::new("."),
+    );
+    for _ in 0..3 {
+        let run = run_once(kept.clone(), CLIENTS.clone()).await;
+        expect(&run.outcome, Verdict::Pass, Reason::Ok, "status 200");
+        let run = run_once(fresh.clone(), CLIENTS.clone()).await;
+        expect(&run.outcome, Verdict::Pass, Reason::Ok, "status 200");
+    }
+    // nginx logs a request when it ends; the third is logged before the
+    // run that made it returns its body.
+    assert_eq!(
+        connections(&nginx, "/kept").len(),
+        1,
+        "{:?}",
+        nginx.requests()
+    );
+    assert_eq!(
+        connections(&nginx, "/fresh").len(),
+        3,
+        "{:?}",
+        nginx.requests()
+    );
+}
+
+#[tokio::test]
+async fn a_kept_connection_that_broke_is_replaced_or_gives_the_right_reason() {
+    let mut nginx = support::nginx::Nginx::start("location / { return 200 'ok'; }");
+    let url = nginx.url("/health");
+    let check = kind::plan(
+        &config_yaml("10s", &format!("url: {url}\nkeep_alive: true")),
+        Path::new("."),
+    );
+    let run = run_once(check.clone(), CLIENTS.clone()).await;
+    expect(&run.outcome, Verdict::Pass, Reason::Ok, "status 200");
+
+    // The server restarts: the kept connection is dead, a fresh one passes.
+    nginx.start_again();
+    let run = run_once(check.clone(), CLIENTS.clone()).await;
+    expect(&run.outcome, Verdict::Pass, Reason::Ok, "status 200");
+    assert_eq!(connections(&nginx, "/health").len(), 1, "after the restart");
+
+    // The server is gone: no stale pass over the kept connection, the
+    // verdict of a fresh connection.
+    nginx.stop();
+    let run = run_once(check.clone(), CLIENTS.clone()).await;
+    expect(
+        &run.outcome,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        &format!("connection to 127.0.0.1:{} refused", nginx.port),
+    );
+}
+
+#[tokio::test]
+async fn keep_alive_against_a_server_that_closes_every_connection_still_passes() {
+    // The test server answers one request per connection and closes it.
+    let server = TestServer::http().await;
+    server.route("/health", Reply::text(200, "ok"));
+    let check = kind::plan(
+        &config_yaml(
+            "10s",
+            &format!("url: {}\nkeep_alive: true", server.url("/health")),
+        ),
+        Path::new("."),
+    );
+    for _ in 0..3 {
+        let run = run_once(check.clone(), CLIENTS.clone()).await;
+        expect(&run.outcome, Verdict::Pass, Reason::Ok, "status 200");
+    }
+    assert_eq!(server.seen().len(), 3);
+}

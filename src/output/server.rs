@@ -262,7 +262,7 @@ fn accepts_gzip(headers: &header::HeaderMap) -> bool {
 /// The exposition text gzipped at the fastest level: the text repeats
 /// label sets line after line, so even level 1 shrinks it about tenfold,
 /// for a fraction of the CPU a higher level would take.
-fn compress(text: &[u8]) -> Option<Vec<u8>> {
+pub fn compress(text: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
         Vec::with_capacity(text.len() / 8),

@@ -16,6 +16,7 @@ pub mod kind;
 pub mod kube_api;
 pub mod kube_cluster;
 pub mod monitoring;
+pub mod nginx;
 pub mod node_tools;
 pub mod pem;
 pub mod postgres;

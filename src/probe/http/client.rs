@@ -1,11 +1,14 @@
-//! One HTTP/1.1 exchange over a fresh connection, timed phase by phase.
-//! Built on hyper's connection API rather than a pooled client because the
-//! phases (resolve, connect, TLS, processing, transfer) are the point.
+//! One HTTP/1.1 exchange, timed phase by phase, over a fresh connection
+//! unless the check keeps one alive (`keep_alive: true`). Built on hyper's
+//! connection API rather than a pooled client because the phases (resolve,
+//! connect, TLS, processing, transfer) are the point, and a health check
+//! should measure a fresh connection unless it is told otherwise.
 
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, USER_AGENT};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -50,6 +53,42 @@ pub struct RequestSpec<'a> {
     pub body: Option<Bytes>,
     pub tls: &'a TlsPolicy,
     pub max_body: ByteSize,
+    /// Where the check keeps its idle connection between runs, if it
+    /// keeps one.
+    pub keep_alive: Option<&'a ConnectionSlot>,
+}
+
+/// The idle connection of a check with `keep_alive: true`: one, to the
+/// origin of its URL, with the chain its server presented when it was
+/// opened (so the certificate measurements stay exported).
+#[derive(Default)]
+pub struct ConnectionSlot(std::sync::Mutex<Option<Pooled>>);
+
+impl std::fmt::Debug for ConnectionSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionSlot")
+    }
+}
+
+struct Pooled {
+    origin: String,
+    sender: SendRequest<Full<Bytes>>,
+    presented: Option<Presented>,
+    _driver: AbortOnDrop,
+}
+
+impl ConnectionSlot {
+    fn take(&self, origin: &str) -> Option<Pooled> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.take()
+            .filter(|p| p.origin == origin && !p.sender.is_closed())
+    }
+
+    fn put(&self, pooled: Pooled) {
+        if !pooled.sender.is_closed() {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(pooled);
+        }
+    }
 }
 
 /// The answer to one request.
@@ -109,6 +148,21 @@ pub async fn fetch(
     presented: &mut Option<Presented>,
 ) -> Result<Exchange, FetchError> {
     *presented = None;
+    let origin = spec.url.origin().ascii_serialization();
+    if let Some(pooled) = spec.keep_alive.and_then(|slot| slot.take(&origin)) {
+        match reuse(pooled, &spec, progress, timings).await {
+            Reused::Answered(answer, pooled) => {
+                *presented = pooled.presented.clone();
+                if let Some(slot) = spec.keep_alive {
+                    slot.put(pooled);
+                }
+                return Ok(answer);
+            }
+            Reused::Failed(err) => return Err(err),
+            // The server closed it while idle: a fresh connection decides.
+            Reused::Gone => {}
+        }
+    }
     let host = spec
         .url
         .host_str()
@@ -184,42 +238,113 @@ pub async fn fetch(
             detail: crate::clients::tls_configs::describe_handshake(&err),
         })?;
         timings.tls += started.elapsed();
-        exchange(tls_stream, &spec, progress, timings).await
+        let opened = open(tls_stream, progress).await?;
+        exchange_and_keep(opened, origin, presented.clone(), &spec, progress, timings).await
     } else {
-        exchange(stream, &spec, progress, timings).await
+        let opened = open(stream, progress).await?;
+        exchange_and_keep(opened, origin, None, &spec, progress, timings).await
     }
 }
 
-async fn exchange<S>(
-    stream: S,
+enum Reused {
+    Answered(Exchange, Pooled),
+    Failed(FetchError),
+    Gone,
+}
+
+/// One exchange over the check's idle connection. A connection the server
+/// has closed is `Gone` (a fresh one is opened, as browsers do); so is one
+/// that breaks before any answer when the request may be sent twice.
+async fn reuse(
+    mut pooled: Pooled,
     spec: &RequestSpec<'_>,
     progress: &Progress,
     timings: &mut Timings,
-) -> Result<Exchange, FetchError>
+) -> Reused {
+    if pooled.sender.ready().await.is_err() {
+        return Reused::Gone;
+    }
+    let started = Instant::now();
+    let request = match build_request(spec) {
+        Ok(request) => request,
+        Err(err) => return Reused::Failed(err),
+    };
+    progress.set("waiting for response headers");
+    let response = match pooled.sender.send_request(request).await {
+        Ok(response) => response,
+        Err(_) if spec.method.is_idempotent() => return Reused::Gone,
+        Err(err) => return Reused::Failed(send_error(&err)),
+    };
+    timings.processing += started.elapsed();
+    match read_body(response, spec, progress, timings).await {
+        Ok(answer) => Reused::Answered(answer, pooled),
+        Err(err) => Reused::Failed(err),
+    }
+}
+
+type Opened = (SendRequest<Full<Bytes>>, AbortOnDrop, Instant);
+
+/// The HTTP/1.1 handshake over a connected stream, its connection driven
+/// by a task that ends when the sender is dropped.
+async fn open<S>(stream: S, progress: &Progress) -> Result<Opened, FetchError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     progress.set("sending the request");
     let started = Instant::now();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|err| FetchError::Protocol(format!("HTTP handshake failed: {err}")))?;
-    let _driver = AbortOnDrop(tokio::spawn(async move {
+    let driver = AbortOnDrop(tokio::spawn(async move {
         // Errors surface through the request and body futures.
         let _ = connection.await;
     }));
+    Ok((sender, driver, started))
+}
 
+/// One exchange over a new connection, which is kept for the next run
+/// when the check keeps its connection alive and the server allows it.
+async fn exchange_and_keep(
+    (mut sender, driver, started): Opened,
+    origin: String,
+    presented: Option<Presented>,
+    spec: &RequestSpec<'_>,
+    progress: &Progress,
+    timings: &mut Timings,
+) -> Result<Exchange, FetchError> {
     let request = build_request(spec)?;
     progress.set("waiting for response headers");
-    let response = sender.send_request(request).await.map_err(|err| {
-        FetchError::Protocol(if err.is_incomplete_message() {
-            "connection closed before a complete response".to_string()
-        } else {
-            format!("bad response: {err}")
-        })
-    })?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|err| send_error(&err))?;
     timings.processing += started.elapsed();
+    let answer = read_body(response, spec, progress, timings).await?;
+    if let Some(slot) = spec.keep_alive {
+        slot.put(Pooled {
+            origin,
+            sender,
+            presented,
+            _driver: driver,
+        });
+    }
+    Ok(answer)
+}
 
+fn send_error(err: &hyper::Error) -> FetchError {
+    FetchError::Protocol(if err.is_incomplete_message() {
+        "connection closed before a complete response".to_string()
+    } else {
+        format!("bad response: {err}")
+    })
+}
+
+async fn read_body(
+    response: hyper::Response<hyper::body::Incoming>,
+    spec: &RequestSpec<'_>,
+    progress: &Progress,
+    timings: &mut Timings,
+) -> Result<Exchange, FetchError> {
     progress.set("reading the response body");
     let started = Instant::now();
     let (parts, mut body) = response.into_parts();
@@ -285,7 +410,9 @@ fn build_request(spec: &RequestSpec<'_>) -> Result<Request<Full<Bytes>>, FetchEr
         USER_AGENT,
         HeaderValue::from_static(concat!("vouch/", env!("CARGO_PKG_VERSION"))),
     );
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    if spec.keep_alive.is_none() {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     for (name, value) in spec.headers {
         headers.insert(name.clone(), value.clone());
     }

@@ -67,6 +67,12 @@ pub struct HttpConfig {
     pub max_redirects: Option<u32>,
     /// Largest body read (default 1MiB); larger is an `error`/`too_large`.
     pub max_body_size: Option<ByteSize>,
+    /// Keep the connection open between runs (default false: every run
+    /// measures a fresh connection, as a health check should). For
+    /// frequent checks of APIs behind keep-alive, where the connection
+    /// setup would be most of the cost.
+    #[serde(default)]
+    pub keep_alive: bool,
     /// What the answer must look like.
     #[serde(default)]
     pub expect: ExpectConfig,
@@ -125,6 +131,8 @@ pub struct HttpProbe {
     follow_redirects: bool,
     max_redirects: u32,
     max_body: ByteSize,
+    /// The connection kept between runs, with `keep_alive: true`.
+    keep_alive: Option<client::ConnectionSlot>,
     expect: Expectations,
     /// Set while an evaluation of a response runs (see [`off_the_workers`]):
     /// one that outlives its run's timeout is not joined by another.
@@ -228,6 +236,7 @@ impl HttpProbe {
             follow_redirects: config.follow_redirects.unwrap_or(true),
             max_redirects: config.max_redirects.unwrap_or(DEFAULT_MAX_REDIRECTS),
             max_body: config.max_body_size.unwrap_or(DEFAULT_MAX_BODY),
+            keep_alive: config.keep_alive.then(Default::default),
             expect,
             evaluating: Default::default(),
         })
@@ -316,6 +325,9 @@ impl HttpProbe {
                 body: body.clone(),
                 tls: &self.tls,
                 max_body: self.max_body,
+                // Only the configured URL's origin: a redirect elsewhere
+                // would replace the kept connection at every run.
+                keep_alive: self.keep_alive.as_ref().filter(|_| redirects == 0),
             };
             let answer = match fetch(spec, &ctx.progress, &mut timings, &mut presented).await {
                 Ok(answer) => answer,
