@@ -555,6 +555,8 @@ def check_blocks(kind, t, d):
     if kind == "http":
         return ["http:", f"  url: http://127.0.0.1:{t['http_port']}/",
                 "  expect: { status: [200] }"]
+    if kind == "http-keepalive":
+        return check_blocks("http", t, d) + ["  keep_alive: true"]
     if kind == "https":
         return ["http:", f"  url: https://127.0.0.1:{t['https_port']}/",
                 f"  ca_file: {t['ca']}", "  expect: { status: [200] }"]
@@ -625,6 +627,8 @@ def blackbox_path(kind, t):
     from urllib.parse import quote
     if kind == "http":
         return "/probe?module=http_2xx&target=" + quote("http://127.0.0.1:%d/" % t["http_port"], safe="")
+    if kind == "http-keepalive":
+        return check_blocks("http", t, d) + ["  keep_alive: true"]
     if kind == "https":
         return f"/probe?module=https_2xx&target={quote('https://127.0.0.1:%d/' % t['https_port'], safe='')}"
     if kind == "tls":

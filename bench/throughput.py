@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """(6) HTTP throughput per core: vouch against the floor, fresh and keep-alive.
 
-vouch's http probe opens a fresh connection per run (src/probe/http/client.rs,
-to time the phases), so its ceiling is the fresh-connection floor, not the
-keep-alive one. This measures, against the same nginx:
+vouch's http probe opens a fresh connection per run by default (to time the
+phases), so its ceiling is the fresh-connection floor; with `keep_alive: true`
+it is the keep-alive one. This measures, against the same nginx:
 
-- vouch at a high rate: `--rate` http checks at interval 1s (`--rate` runs/s,
+- vouch at a high rate, fresh and with `keep_alive: true`: `--rate` http checks at interval 1s (`--rate` runs/s,
   `VOUCH_MAX_CONCURRENT_RUNS` = `--concurrency`); CPU per run over `--reps`
   windows of `--seconds`, and runs per CPU-second (what one core could do);
 - the floor (bench/floor.rs), one tokio thread: `http-fresh` and
@@ -27,6 +27,30 @@ from common import (MachineLoad, check_blocks, cpu_seconds, dump, floor_bin, mac
                     vouch_state)
 
 
+def measure_vouch(a, kind, target, d):
+    """CPU per run of `--rate` checks of `kind` at 1s, `--reps` windows."""
+    cfg = vouch_config(d, [(f"{kind}-{i:05d}", check_blocks(kind, target, d))
+                           for i in range(a.rate)], "1s", "900ms")
+    proc, port, _ = start_vouch(cfg, d, max_concurrent=a.concurrency)
+    time.sleep(2.5)
+    windows = []
+    s0, c0, t0 = vouch_state(port), cpu_seconds(proc.pid), time.monotonic()
+    for _ in range(a.reps):
+        time.sleep(a.seconds)
+        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        s1 = vouch_state(port)
+        runs = s1["runs"] - s0["runs"]
+        cpu = c1 - c0
+        windows.append({"runs_per_s": runs / (t1 - t0), "cpu_us_per_run": cpu / max(runs, 1) * 1e6,
+                        "runs_per_cpu_s": runs / cpu if cpu else float("nan"),
+                        "cores": cpu / (t1 - t0), "not_pass": s1["not_pass"] - s0["not_pass"]})
+        print("vouch", kind, windows[-1], flush=True)
+        s0, c0, t0 = s1, cpu_seconds(proc.pid), time.monotonic()
+    proc.terminate()
+    proc.wait(10)
+    return windows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=int, default=1000, help="vouch http runs per second")
@@ -41,25 +65,7 @@ def main():
     url = f"http://127.0.0.1:{target['http_port']}/"
 
     d = tmpdir()
-    cfg = vouch_config(d, [(f"http-{i:05d}", check_blocks("http", target, d))
-                           for i in range(a.rate)], "1s", "900ms")
-    proc, port, _ = start_vouch(cfg, d, max_concurrent=a.concurrency)
-    time.sleep(2.5)
-    vouch = []
-    s0, c0, t0 = vouch_state(port), cpu_seconds(proc.pid), time.monotonic()
-    for _ in range(a.reps):
-        time.sleep(a.seconds)
-        c1, t1 = cpu_seconds(proc.pid), time.monotonic()
-        s1 = vouch_state(port)
-        runs = s1["runs"] - s0["runs"]
-        cpu = c1 - c0
-        vouch.append({"runs_per_s": runs / (t1 - t0), "cpu_us_per_run": cpu / max(runs, 1) * 1e6,
-                      "runs_per_cpu_s": runs / cpu if cpu else float("nan"),
-                      "cores": cpu / (t1 - t0), "not_pass": s1["not_pass"] - s0["not_pass"]})
-        print("vouch", vouch[-1], flush=True)
-        s0, c0, t0 = s1, cpu_seconds(proc.pid), time.monotonic()
-    proc.terminate()
-    proc.wait(10)
+    vouch = {kind: measure_vouch(a, kind, target, d) for kind in ("http", "http-keepalive")}
 
     floor = {"http-fresh": [], "http-keepalive": []}
     for _ in range(a.reps):
@@ -75,17 +81,19 @@ def main():
           f"machine {result['load']}")
     print("| client | CPU µs per GET | GETs per CPU-second | GETs/s achieved |")
     print("|---|---|---|---|")
-    print(f"| vouch http check (fresh connection), {a.rate} checks at 1s | "
-          f"{summary([v['cpu_us_per_run'] for v in vouch], '{:.0f}')} | "
-          f"{summary([v['runs_per_cpu_s'] for v in vouch], '{:.0f}')} | "
-          f"{summary([v['runs_per_s'] for v in vouch], '{:.0f}')} |")
+    for kind, what in (("http", "fresh connection"), ("http-keepalive", "keep_alive: true")):
+        vs = vouch[kind]
+        print(f"| vouch http check ({what}), {a.rate} checks at 1s | "
+              f"{summary([v['cpu_us_per_run'] for v in vs], '{:.0f}')} | "
+              f"{summary([v['runs_per_cpu_s'] for v in vs], '{:.0f}')} | "
+              f"{summary([v['runs_per_s'] for v in vs], '{:.0f}')} |")
     for mode, what in (("http-fresh", "fresh connection"), ("http-keepalive", "keep-alive")):
         rs = floor[mode]
         print(f"| floor (tokio + hyper, 1 thread, unpaced), {what} | "
               f"{summary([r['cpu_us_per_op'] for r in rs], '{:.1f}')} | "
               f"{summary([r['ops_per_cpu_s'] for r in rs], '{:.0f}')} | "
               f"{summary([r['ops_per_s'] for r in rs], '{:.0f}')} |")
-    if sum(v["not_pass"] for v in vouch):
+    if sum(v["not_pass"] for vs in vouch.values() for v in vs):
         print("warning: some vouch runs did not pass (nginx or vouch saturated?)")
     dump(result, "throughput.json")
 
