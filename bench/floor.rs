@@ -14,6 +14,11 @@
 //!   (what a default `ClientConfig` does: the TLS 1.3 ticket read with the
 //!   response resumes the next handshake).
 //!
+//! With `--rate R` the modes that make one operation at a time (all but
+//! `http-keepalive`) are paced at R operations per second, sleeping between
+//! them as vouch's scheduler does between runs: the fair floor for vouch at
+//! R runs/s, since at low rates the wake-ups cost as much as the work.
+//!
 //! CPU is the process's user + system time from getrusage(RUSAGE_SELF)
 //! around the loop; each mode prints one JSON line:
 //! `{"mode":..,"ops":..,"errors":..,"cpu_us_per_op":..,"ops_per_s":..,"ops_per_cpu_s":..}`
@@ -22,6 +27,7 @@
 //! ```text
 //! cargo bench --bench floor -- [--url http://127.0.0.1:PORT/] [--tls 127.0.0.1:PORT]
 //!     [--server-name localhost] [--ca ca.pem] [--count 2000] [--modes a,b,..]
+//!     [--rate R]
 //! ```
 //! Each option may also come from the environment (`FLOOR_URL`, `FLOOR_TLS`,
 //! `FLOOR_SERVER_NAME`, `FLOOR_CA`, `FLOOR_COUNT`, `FLOOR_MODES`). Without
@@ -62,6 +68,8 @@ struct Options {
     ca: Option<String>,
     count: u64,
     modes: Vec<String>,
+    /// Operations per second, when paced.
+    rate: Option<f64>,
 }
 
 fn parse_options() -> Result<Options, Error> {
@@ -73,6 +81,7 @@ fn parse_options() -> Result<Options, Error> {
     let mut ca = env("FLOOR_CA");
     let mut count = env("FLOOR_COUNT");
     let mut modes = env("FLOOR_MODES");
+    let mut rate = env("FLOOR_RATE");
     // `cargo bench` passes --bench; `cargo test` does not.
     let mut benching = false;
     while let Some(arg) = args.next() {
@@ -85,10 +94,11 @@ fn parse_options() -> Result<Options, Error> {
             "--ca" => ca = Some(value()?),
             "--count" => count = Some(value()?),
             "--modes" => modes = Some(value()?),
+            "--rate" => rate = Some(value()?),
             "-h" | "--help" => {
                 println!(
                     "floor [--url URL] [--tls ADDR:PORT] [--server-name NAME] [--ca FILE] \
-                     [--count N] [--modes {}]",
+                     [--count N] [--modes {}] [--rate R]",
                     MODES.join(",")
                 );
                 std::process::exit(0);
@@ -122,6 +132,13 @@ fn parse_options() -> Result<Options, Error> {
             .map(|m| m.to_string())
             .collect(),
     };
+    let rate = match rate {
+        Some(r) => match r.parse::<f64>() {
+            Ok(r) if r > 0.0 => Some(r),
+            _ => return Err(format!("--rate {r:?}: a positive number").into()),
+        },
+        None => None,
+    };
     Ok(Options {
         url,
         tls,
@@ -129,6 +146,7 @@ fn parse_options() -> Result<Options, Error> {
         ca,
         count,
         modes,
+        rate,
     })
 }
 
@@ -307,15 +325,23 @@ struct Measured {
     wall: f64,
 }
 
-async fn measure<F, Fut>(count: u64, mut op: F) -> Measured
+async fn measure<F, Fut>(count: u64, rate: Option<f64>, mut op: F) -> Measured
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), Error>>,
 {
+    let mut pace = rate.map(|r| {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(1.0 / r));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick
+    });
     let (cpu0, wall0) = (process_cpu_seconds(), Instant::now());
     let mut errors = 0;
     let mut first_error = None;
     for _ in 0..count {
+        if let Some(tick) = pace.as_mut() {
+            tick.tick().await;
+        }
         if let Err(err) = op().await {
             errors += 1;
             first_error.get_or_insert_with(|| err.to_string());
@@ -374,7 +400,7 @@ async fn run(options: Options) -> Result<u64, Error> {
     for mode in &options.modes {
         let measured = match mode.as_str() {
             "http-fresh" => {
-                measure(options.count, || async {
+                measure(options.count, options.rate, || async {
                     http_fresh(&http).await.map(drop)
                 })
                 .await
@@ -406,13 +432,13 @@ async fn run(options: Options) -> Result<u64, Error> {
                     path: "/".into(),
                 };
                 if mode != "tls-full" {
-                    measure(options.count, || async {
+                    measure(options.count, options.rate, || async {
                         let stream = tls_handshake(&connector, addr, &name).await?;
                         get_over(stream, request.request(true)).await.map(drop)
                     })
                     .await
                 } else {
-                    measure(options.count, || async {
+                    measure(options.count, options.rate, || async {
                         use tokio::io::AsyncWriteExt;
                         let mut stream = tls_handshake(&connector, addr, &name).await?;
                         // close_notify, as a check closing its connection does
