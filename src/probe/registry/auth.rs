@@ -1,7 +1,9 @@
 //! How the probe authenticates: basic credentials, and bearer tokens
 //! from the realm a `WWW-Authenticate: Bearer realm=...,service=...,scope=...`
 //! challenge names (fetched with the basic credentials, or anonymously),
-//! kept until shortly before they expire and fetched again on a 401.
+//! kept until shortly before they expire and fetched again on a 401; for
+//! an Azure Container Registry with `azure_identity`, tokens exchanged for
+//! the identity's Entra ID token instead ([`crate::clients::acr`]).
 
 use std::time::Instant;
 
@@ -11,6 +13,7 @@ use url::Url;
 
 use super::wire::{basic, error_code, parse_challenge, Challenge, TokenAnswer};
 use super::{CachedToken, RegistryProbe, TOKEN_BODY_LIMIT};
+use crate::clients::acr::{AcrExchange, Asked};
 use crate::clients::api_client::{host_of, ApiRequest, ApiResponse};
 use crate::config::ByteSize;
 use crate::lock::lock;
@@ -105,15 +108,101 @@ impl RegistryProbe {
             return Ok(response);
         };
         self.forget_token();
-        ctx.progress
-            .set("fetching a token from the registry's realm");
-        let token = self.fetch_token(&challenge, credentials).await?;
+        let token = match &self.acr {
+            Some(acr) => {
+                ctx.progress
+                    .set("exchanging the Entra ID token for a registry token");
+                self.acr_token(acr, &challenge).await?
+            }
+            None => {
+                ctx.progress
+                    .set("fetching a token from the registry's realm");
+                self.fetch_token(&challenge, credentials).await?
+            }
+        };
         ctx.progress.set("waiting for the registry");
         let retry = format!("Bearer {}", token.expose());
-        Ok(self
+        let response = self
             .client
             .send(self.request(method, url, accept, Some(retry), limit)?)
-            .await?)
+            .await?;
+        match self.insufficient_scope(&response) {
+            Some(failure) => {
+                self.forget_token();
+                Err(failure)
+            }
+            None => Ok(response),
+        }
+    }
+
+    /// A fresh token the registry still refuses with `error="insufficient_scope"`
+    /// grants less than the check reads: the identity lacks pull rights.
+    fn insufficient_scope(&self, response: &ApiResponse) -> Option<Failure> {
+        if response.status != StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        let challenge = response
+            .header(WWW_AUTHENTICATE.as_str())
+            .and_then(parse_challenge)?;
+        if challenge.param("error") != Some("insufficient_scope") {
+            return None;
+        }
+        let scope = challenge
+            .param("scope")
+            .map(str::to_string)
+            .unwrap_or_else(|| self.scope());
+        let who = if self.acr.is_some() {
+            "; the identity needs pull rights on the repository (AcrPull)"
+        } else {
+            ""
+        };
+        Some(Failure::new(
+            Reason::Forbidden,
+            format!(
+                "{} refused the realm's token for {scope} (401, insufficient_scope): it does not grant that scope{who}",
+                host_of(&self.base)
+            ),
+        ))
+    }
+
+    /// The realm a bearer challenge names.
+    fn realm(challenge: &Challenge) -> Result<Url, Failure> {
+        let realm = challenge.param("realm").ok_or_else(|| {
+            Failure::new(
+                Reason::Protocol,
+                "the registry's bearer challenge names no realm",
+            )
+        })?;
+        Url::parse(realm).map_err(|err| {
+            Failure::new(
+                Reason::Protocol,
+                format!("the registry's token realm is not a URL: {err}"),
+            )
+        })
+    }
+
+    /// An ACR access token for the challenge, exchanged for the identity's
+    /// Entra ID token, kept as long as its `exp` allows.
+    async fn acr_token(&self, acr: &AcrExchange, challenge: &Challenge) -> Result<Secret, Failure> {
+        let realm = Self::realm(challenge)?;
+        let host = self.base.host_str().unwrap_or_default().to_string();
+        let scope = challenge
+            .param("scope")
+            .map(str::to_string)
+            .unwrap_or_else(|| self.scope());
+        let asked = Asked {
+            realm: &realm,
+            service: challenge.param("service").unwrap_or(&host),
+            scope: &scope,
+        };
+        let asked_at = Instant::now();
+        let (token, use_for) = acr.access_token(&self.base, &asked).await?;
+        *lock(&self.token) = Some(CachedToken {
+            token: token.clone(),
+            scope: self.scope(),
+            renew_at: asked_at + use_for,
+        });
+        Ok(token)
     }
 
     async fn fetch_token(
@@ -121,18 +210,7 @@ impl RegistryProbe {
         challenge: &Challenge,
         credentials: Option<&(String, Secret)>,
     ) -> Result<Secret, Failure> {
-        let realm = challenge.param("realm").ok_or_else(|| {
-            Failure::new(
-                Reason::Protocol,
-                "the registry's bearer challenge names no realm",
-            )
-        })?;
-        let mut realm_url = Url::parse(realm).map_err(|err| {
-            Failure::new(
-                Reason::Protocol,
-                format!("the registry's token realm is not a URL: {err}"),
-            )
-        })?;
+        let mut realm_url = Self::realm(challenge)?;
         // Credentials go to the realm only over TLS, unless the registry
         // itself is plain HTTP (a test or in-cluster mirror).
         if realm_url.scheme() != "https"

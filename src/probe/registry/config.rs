@@ -8,7 +8,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{ExpectedTag, RegistryProbe, DEFAULT_MAX_TAGS, DEFAULT_PAGE_SIZE};
+use crate::clients::acr::{AcrExchange, DEFAULT_AUDIENCE};
 use crate::clients::api_client::ApiClient;
+use crate::clients::azure_identity::{Identity, IdentityConfig};
 use crate::config::Problem;
 use crate::probe::cross_check::{sync_wait, ImageTagOf, ImageTagOfConfig};
 use crate::probe::BuildContext;
@@ -46,6 +48,11 @@ pub struct RegistryConfig {
     pub max_tags: Option<u32>,
     /// Tags asked for per page of the listing (default 100).
     pub page_size: Option<u32>,
+    /// An Azure Container Registry read with an Entra ID identity
+    /// (workload or managed identity): the identity's token is exchanged
+    /// for registry tokens (see [`crate::clients::acr`]). The keys are a
+    /// Key Vault source's identity keys, and `audience`.
+    pub azure_identity: Option<IdentityConfig>,
 }
 
 static REPOSITORY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
@@ -77,6 +84,12 @@ impl RegistryProbe {
             &mut problems,
         );
         check_user(config, password.as_ref(), &mut problems);
+        let identity = config.azure_identity.as_ref().map(|identity| {
+            (
+                Identity::compile(identity, "azure_identity", ctx, &mut problems),
+                audience(config, &mut problems),
+            )
+        });
         let (max_tags, page_size) = limits(config, &mut problems);
         let tls = match &config.ca_file {
             Some(path) => match ctx.clients.tls.with_extra_ca(&ctx.resolve_path(path)) {
@@ -92,6 +105,17 @@ impl RegistryProbe {
             return Err(problems);
         };
         let timeout = ctx.timeout;
+        let client = ApiClient::new(&tls, timeout);
+        let acr = identity.map(|(identity, audience)| {
+            AcrExchange::new(
+                identity,
+                audience,
+                &base,
+                client.clone(),
+                ctx.clients.azure_tokens.clone(),
+                timeout,
+            )
+        });
         Ok(RegistryProbe {
             base,
             repository: config.repository.clone(),
@@ -107,7 +131,8 @@ impl RegistryProbe {
             max_tags,
             page_size,
             request_timeout: timeout,
-            client: ApiClient::new(&tls, timeout),
+            client,
+            acr,
             token: Mutex::new(None),
         })
     }
@@ -232,6 +257,34 @@ fn check_user(
             "needs username",
         )),
         _ => {}
+    }
+}
+
+/// The Entra ID audience of an `azure_identity` block (an https URL), and
+/// no basic credentials beside it.
+fn audience(config: &RegistryConfig, problems: &mut Vec<Problem>) -> String {
+    if config.username.is_some() {
+        problems.push(Problem::new(
+            "azure_identity",
+            "give username and a password, or azure_identity, not both",
+        ));
+    }
+    let text = config
+        .azure_identity
+        .as_ref()
+        .and_then(|identity| identity.audience.clone())
+        .unwrap_or_else(|| DEFAULT_AUDIENCE.to_string());
+    match Url::parse(&text) {
+        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => {
+            text.trim_end_matches('/').to_string()
+        }
+        _ => {
+            problems.push(Problem::new(
+                "azure_identity.audience",
+                "must be an https:// URL such as https://management.azure.com",
+            ));
+            text
+        }
     }
 }
 

@@ -5,8 +5,10 @@
 //!
 //! Authentication: anonymous, HTTP basic, or a bearer token obtained
 //! through the `WWW-Authenticate: Bearer realm=...,service=...,scope=...`
-//! challenge (with the basic credentials, or anonymously). The token is
-//! kept until shortly before it expires and fetched again on a 401.
+//! challenge (with the basic credentials, or anonymously), or for an Azure
+//! Container Registry through an Entra ID identity (`azure_identity`: the
+//! identity's token exchanged for registry tokens). The token is kept
+//! until shortly before it expires and fetched again on a 401.
 //!
 //! The parts: the config and its checks ([`config`]), what registries send
 //! and how it is parsed ([`wire`]), authentication ([`auth`]) and the
@@ -26,6 +28,7 @@ use url::Url;
 
 use super::cross_check::ImageTagOf;
 use super::{Needs, Probe, ProbeContext};
+use crate::clients::acr::AcrExchange;
 use crate::clients::api_client::{ApiClient, ApiError};
 use crate::config::ByteSize;
 use crate::result::{Failure, Outcome};
@@ -95,6 +98,8 @@ pub struct RegistryProbe {
     page_size: u32,
     request_timeout: Duration,
     client: ApiClient,
+    /// The Entra ID → ACR token exchange, with `azure_identity`.
+    acr: Option<AcrExchange>,
     token: Mutex<Option<CachedToken>>,
 }
 
