@@ -69,8 +69,10 @@ impl Drop for FakeAcr {
 
 impl FakeAcr {
     /// A token service that trusts the Entra ID tokens `principals` knows
-    /// (see `FakeKeyVault::token_principals`); refresh tokens live three
-    /// hours and access tokens 75 minutes, as ACR's do.
+    /// (see `FakeKeyVault::token_principals`). Access tokens live 75
+    /// minutes, as the claim set in ACR's AAD-OAuth.md shows (`exp` - `iat`
+    /// = 4500 s); refresh tokens three hours (not documented: any lifetime
+    /// longer than a test will do).
     pub async fn start(
         principals: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> FakeAcr {

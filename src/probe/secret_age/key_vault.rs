@@ -43,28 +43,15 @@ pub use crate::clients::azure_identity::AuthMethod;
 pub struct KeyVaultConfig {
     /// The vault's URL, e.g. `https://broxiva-prod.vault.azure.net`.
     pub url: String,
-    /// `workload_identity`, `managed_identity` or `client_secret`. Default:
-    /// workload identity when a federated token file is known (config or
-    /// AZURE_FEDERATED_TOKEN_FILE), else client secret when one is given,
-    /// else managed identity.
+    // The identity keys, as `IdentityConfig` documents them (kept flat
+    // here: serde's flatten cannot deny unknown fields).
     pub auth: Option<AuthMethod>,
-    /// Tenant (directory) ID; default AZURE_TENANT_ID.
     pub tenant_id: Option<String>,
-    /// Application (client) ID; default AZURE_CLIENT_ID. For a managed
-    /// identity, selects a user-assigned one.
     pub client_id: Option<String>,
-    /// Entra ID's URL; default AZURE_AUTHORITY_HOST, else
-    /// `https://login.microsoftonline.com/`.
     pub authority_host: Option<String>,
-    /// The projected service-account token; default
-    /// AZURE_FEDERATED_TOKEN_FILE.
     pub federated_token_file: Option<PathBuf>,
-    /// File holding a client secret (development).
     pub client_secret_file: Option<PathBuf>,
-    /// Environment variable holding a client secret (development).
     pub client_secret_env: Option<String>,
-    /// The managed-identity token endpoint (default the instance metadata
-    /// service, `http://169.254.169.254/metadata/identity/oauth2/token`).
     pub managed_identity_endpoint: Option<String>,
     /// PEM CA trusted besides the system roots (vault and token endpoint).
     pub ca_file: Option<PathBuf>,
