@@ -524,7 +524,7 @@ async fn a_hanging_or_lying_registry_is_an_error() {
 /// An Azure Container Registry as the tests can have one: the fake ACR
 /// token service (tests/support/acr.rs) in front of the real
 /// docker-registry, which trusts the service's tokens; the fake Entra ID
-/// of tests/support/key_vault.rs issuing tokens for the ARM audience.
+/// of tests/support/key_vault.rs issuing tokens for ACR's audience.
 struct FakeAzureRegistry {
     entra: FakeKeyVault,
     acr: FakeAcr,
@@ -533,7 +533,8 @@ struct FakeAzureRegistry {
 
 async fn azure_registry() -> FakeAzureRegistry {
     let entra = FakeKeyVault::start().await;
-    entra.set_challenge("login.windows.net", "https://management.azure.com");
+    // Entra ID issues tokens for ACR's audience only: the default must be it.
+    entra.set_challenge("login.windows.net", "https://containerregistry.azure.net");
     let acr = FakeAcr::start(entra.token_principals()).await;
     let registry = Registry::start_new(Auth::Token {
         realm: acr.realm(),
@@ -759,7 +760,7 @@ fn azure_identity_problems_name_the_key() {
         "{text}"
     );
     let text = error(&format!(
-        "{base}azure_identity:\n  audience: http://management.azure.com\n"
+        "{base}azure_identity:\n  audience: http://containerregistry.azure.net\n"
     ));
     assert!(
         text.contains("checks[0].registry.azure_identity.audience: must be an https:// URL"),
@@ -774,4 +775,23 @@ fn azure_identity_problems_name_the_key() {
     );
     let text = error(&format!("{base}azure_identity:\n  tenant: x\n"));
     assert!(text.contains("unknown field `tenant`"), "{text}");
+}
+
+#[tokio::test]
+async fn the_audience_asked_of_entra_id_is_the_configured_one() {
+    let azure = azure_registry().await;
+    // This Entra ID issues for ACR's audience only; asking for ARM's is
+    // refused, naming Entra ID's error word and code.
+    let identity = format!(
+        "auth: workload_identity\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: {}\n  federated_token_file: azure-identity-token\n  audience: https://management.azure.com\n",
+        azure.entra.url()
+    );
+    let outcome = azure_check(&azure, Some(&identity)).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        "invalid_scope (AADSTS70011)",
+    );
+    assert_eq!(azure.acr.calls("/oauth2/exchange"), 0);
 }

@@ -6,9 +6,9 @@
 //! 1. The registry answers `401` with `WWW-Authenticate: Bearer
 //!    realm="https://R.azurecr.io/oauth2/token",service="R.azurecr.io",scope="repository:REPO:pull"`.
 //! 2. `POST /oauth2/exchange` beside the realm, form `grant_type=access_token`,
-//!    `service`, `tenant`, `access_token` (an Entra ID token for the ARM
-//!    audience, `https://management.azure.com`, or ACR's own,
-//!    `https://containerregistry.azure.net`) → `{"refresh_token": "..."}`.
+//!    `service`, `tenant`, `access_token` (an Entra ID token for ACR's
+//!    audience, `https://containerregistry.azure.net`, or the ARM one,
+//!    `https://management.azure.com`) → `{"refresh_token": "..."}`.
 //! 3. `POST` to the realm, form `grant_type=refresh_token`, `service`,
 //!    `scope`, `refresh_token` → `{"access_token": "..."}`.
 //!
@@ -22,8 +22,9 @@
 //!
 //! The Entra ID token is sent only to the registry's own host (ACR serves
 //! its token endpoints on the login server): a registry whose realm lies
-//! elsewhere could otherwise collect a token that is valid for Azure
-//! Resource Manager.
+//! elsewhere could otherwise collect a token that is valid for every
+//! registry the identity may read (and, with `audience` set to ARM's, for
+//! Azure Resource Manager).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,9 +41,11 @@ use crate::config::ByteSize;
 use crate::result::{Failure, Reason};
 use crate::secret::{scrub, Secret};
 
-/// The audience ACR accepts unless the registry turned ARM-audience
-/// tokens off (then `https://containerregistry.azure.net`).
-pub const DEFAULT_AUDIENCE: &str = "https://management.azure.com";
+/// ACR's own audience: every registry accepts its tokens, while
+/// ARM-audience tokens (`https://management.azure.com`) can be turned off
+/// per registry (Azure Policy recommends it), and a token of this audience
+/// is good for nothing but registries. The Azure SDK for Go defaults to it.
+pub const DEFAULT_AUDIENCE: &str = "https://containerregistry.azure.net";
 
 /// Token answers are small.
 const BODY_LIMIT: ByteSize = ByteSize(256 * 1024);

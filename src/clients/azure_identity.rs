@@ -54,10 +54,10 @@ pub struct IdentityConfig {
     /// The managed-identity token endpoint (default the instance metadata
     /// service, `http://169.254.169.254/metadata/identity/oauth2/token`).
     pub managed_identity_endpoint: Option<String>,
-    /// The Entra ID audience to ask a token for (ACR only: default
-    /// `https://management.azure.com`, or `https://containerregistry.azure.net`
-    /// when the registry refuses ARM tokens). A vault names its own in its
-    /// challenge.
+    /// The Entra ID audience to ask a token for (ACR only: default ACR's
+    /// own, `https://containerregistry.azure.net`; the ARM audience
+    /// `https://management.azure.com` works where the registry still
+    /// accepts it). A vault names its own in its challenge.
     pub audience: Option<String>,
 }
 

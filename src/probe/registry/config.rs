@@ -281,7 +281,7 @@ fn audience(config: &RegistryConfig, problems: &mut Vec<Problem>) -> String {
         _ => {
             problems.push(Problem::new(
                 "azure_identity.audience",
-                "must be an https:// URL such as https://management.azure.com",
+                "must be an https:// URL such as https://containerregistry.azure.net",
             ));
             text
         }
