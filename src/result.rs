@@ -114,6 +114,7 @@ reasons! {
     Forbidden => "forbidden": "the target accepted the credentials but denied access to what the check reads (Kubernetes: RBAC does not allow list and watch; the message names what to grant)",
     SecretMissing => "secret_missing": "a required secret is not in the vault",
     SecretDisabled => "secret_disabled": "a required secret is disabled (counted as missing)",
+    SecretNotYetValid => "secret_not_yet_valid": "a required secret's not-before time (nbf) is still ahead: not usable yet (counted as missing)",
     SecretAge => "secret_age": "a secret was last rotated longer ago than its max_age",
     SecretExpiring => "secret_expiring": "a secret has expired or expires sooner than min_valid_for allows",
     NotSynced => "not_synced": "the Kubernetes watch the check reads has not delivered its first full list yet",

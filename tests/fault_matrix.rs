@@ -214,6 +214,7 @@ const KINDS: &[Kind] = &[
             "ok",
             "secret_missing",
             "secret_disabled",
+            "secret_not_yet_valid",
             "secret_age",
             "secret_expiring",
             "auth",

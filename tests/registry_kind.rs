@@ -4,13 +4,22 @@
 //! and without a pattern, pagination, htpasswd basic auth (right, wrong,
 //! missing), the bearer-token challenge flow against the registry's real
 //! token auth (JWTs signed by a key the test generates, served from a
-//! realm on the test's HTTP server), and the registry down.
+//! realm on the test's HTTP server), and the registry down. Azure
+//! Container Registry: the Entra ID → ACR token exchange against the fake
+//! ACR token service in front of the real registry and the fake Entra ID
+//! (workload and managed identity, tokens kept, an expired refresh token,
+//! a refused Entra ID token, a refused exchange, an identity without pull
+//! rights, Entra ID down).
 mod support;
 
 use std::sync::Arc;
 
+use support::acr::FakeAcr;
 use support::certs::{TestCa, Validity};
 use support::http_server::{Reply, TestServer};
+use support::key_vault::{
+    FakeKeyVault, CLIENT_ID, FEDERATED_TOKEN, MANAGED_IDENTITY_CLIENT_ID, TENANT,
+};
 use support::kind::{self, expect, CLIENTS};
 use support::registry::{Auth, Registry, TokenIssuer};
 use vouch::plan::PlannedCheck;
@@ -510,4 +519,279 @@ async fn a_hanging_or_lying_registry_is_an_error() {
         "is not the expected JSON",
     );
     assert_eq!(measured(&outcome, "vouch_registry_tag_present"), Some(1.0));
+}
+
+/// An Azure Container Registry as the tests can have one: the fake ACR
+/// token service (tests/support/acr.rs) in front of the real
+/// docker-registry, which trusts the service's tokens; the fake Entra ID
+/// of tests/support/key_vault.rs issuing tokens for ACR's audience.
+struct FakeAzureRegistry {
+    entra: FakeKeyVault,
+    acr: FakeAcr,
+    _registry: Registry,
+}
+
+async fn azure_registry() -> FakeAzureRegistry {
+    let entra = FakeKeyVault::start().await;
+    // Entra ID issues tokens for ACR's audience only: the default must be it.
+    entra.set_challenge("login.windows.net", "https://containerregistry.azure.net");
+    let acr = FakeAcr::start(entra.token_principals()).await;
+    let registry = Registry::start_new(Auth::Token {
+        realm: acr.realm(),
+        issuer: Box::new(TokenIssuer::new()),
+    });
+    registry.push_image(REPO, &["v1.2.3", "0a1b2c3", "1b2c3d4"]);
+    acr.front(&registry);
+    acr.grant_pull(CLIENT_ID, REPO);
+    FakeAzureRegistry {
+        entra,
+        acr,
+        _registry: registry,
+    }
+}
+
+/// A check of the fake ACR with the workload identity (the fake Entra
+/// ID), or with `identity` as the `azure_identity` block.
+fn azure_check(azure: &FakeAzureRegistry, identity: Option<&str>) -> Check {
+    let dir = tempfile::tempdir().unwrap();
+    azure.entra.write_ca(dir.path());
+    std::fs::write(dir.path().join("azure-identity-token"), FEDERATED_TOKEN).unwrap();
+    Check {
+        check: kind::plan(&azure_yaml(azure, identity), dir.path()),
+        _dir: dir,
+    }
+}
+
+/// Another check of the same config beside `other` (the same files, so
+/// the same identity): it shares the refresh token, not the access token.
+fn azure_check_beside(azure: &FakeAzureRegistry, other: &Check) -> Check {
+    Check {
+        check: kind::plan(&azure_yaml(azure, None), other._dir.path()),
+        _dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn azure_yaml(azure: &FakeAzureRegistry, identity: Option<&str>) -> String {
+    let workload = format!(
+        "auth: workload_identity\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: {}\n  federated_token_file: azure-identity-token\n",
+        azure.entra.url()
+    );
+    kind::one_check_yaml(
+        "registry",
+        "10s",
+        &format!(
+            "url: {}\nrepository: {REPO}\ntag: v1.2.3\nmin_rollback_tags: 2\nca_file: ca.pem\nazure_identity:\n  {}",
+            azure.acr.url(),
+            identity.unwrap_or(&workload)
+        ),
+    )
+}
+
+/// No Entra ID token and no registry token in what a run reports.
+fn assert_no_token_in(azure: &FakeAzureRegistry, outcome: &Outcome) {
+    let json = serde_json::to_string(outcome).unwrap();
+    for token in azure.entra.issued_tokens() {
+        assert!(!json.contains(&token), "an Entra ID token leaked");
+    }
+    assert!(!json.contains("eyJ"), "a token leaked: {json}");
+}
+
+#[tokio::test]
+async fn acr_tokens_are_exchanged_for_the_workload_identity_and_kept() {
+    let azure = azure_registry().await;
+    let check = azure_check(&azure, None);
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Pass,
+        Reason::Ok,
+        "broxiva/api:v1.2.3 present",
+    );
+    assert_eq!(
+        measured(&outcome, "vouch_registry_matching_tags"),
+        Some(2.0)
+    );
+    assert_no_token_in(&azure, &outcome);
+    // One Entra ID token, one exchange, one access token, as ACR documents.
+    assert_eq!(azure.entra.token_requests().len(), 1);
+    let exchange = azure.acr.forms("/oauth2/exchange");
+    assert_eq!(exchange.len(), 1);
+    assert_eq!(exchange[0]["grant_type"], "access_token");
+    assert_eq!(exchange[0]["service"], support::registry::SERVICE);
+    assert_eq!(exchange[0]["tenant"], TENANT);
+    assert!(exchange[0]["access_token"].starts_with('<'));
+    let token = azure.acr.forms("/oauth2/token");
+    assert_eq!(token.len(), 1);
+    assert_eq!(token[0]["grant_type"], "refresh_token");
+    assert_eq!(token[0]["scope"], "repository:broxiva/api:pull");
+    // The access token lives 75 minutes: the next run asks nobody.
+    expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
+    assert_eq!(azure.acr.calls("/oauth2/exchange"), 1);
+    assert_eq!(azure.acr.calls("/oauth2/token"), 1);
+    assert_eq!(azure.entra.token_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn acr_tokens_for_a_managed_identity() {
+    let azure = azure_registry().await;
+    azure.acr.grant_pull(MANAGED_IDENTITY_CLIENT_ID, REPO);
+    let identity = format!(
+        "auth: managed_identity\n  managed_identity_endpoint: {}\n",
+        azure.entra.imds_endpoint()
+    );
+    let outcome = azure_check(&azure, Some(&identity)).run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "present");
+    let requests = azure.entra.token_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].flow, "managed_identity");
+    // No tenant is known without tenant_id; the exchange goes without.
+    let exchange = azure.acr.forms("/oauth2/exchange");
+    assert_eq!(exchange.len(), 1);
+    assert!(!exchange[0].contains_key("tenant"), "{:?}", exchange[0]);
+}
+
+#[tokio::test]
+async fn an_expired_acr_refresh_token_is_exchanged_anew() {
+    let azure = azure_registry().await;
+    let first = azure_check(&azure, None);
+    expect(&first.run().await, Verdict::Pass, Reason::Ok, "present");
+    // Another check of the registry with the same identity shares the
+    // refresh token; the service now refuses it before its exp.
+    azure.acr.expire_refresh_tokens();
+    let outcome = azure_check_beside(&azure, &first).run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "present");
+    assert_eq!(azure.acr.calls("/oauth2/exchange"), 2);
+    assert_eq!(
+        azure.acr.calls("/oauth2/token"),
+        3,
+        "refused once, then granted"
+    );
+    // The Entra ID token was still good.
+    assert_eq!(azure.entra.token_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_entra_token_the_exchange_refuses_is_fetched_anew_once() {
+    let azure = azure_registry().await;
+    let first = azure_check(&azure, None);
+    expect(&first.run().await, Verdict::Pass, Reason::Ok, "present");
+    // A rotated Entra ID signing key: the cached token is refused by the
+    // exchange, and so is the refresh token it gave.
+    azure.entra.invalidate_tokens();
+    azure.acr.expire_refresh_tokens();
+    let outcome = azure_check_beside(&azure, &first).run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "present");
+    assert_eq!(azure.entra.token_requests().len(), 2);
+    assert_eq!(
+        azure.acr.calls("/oauth2/exchange"),
+        3,
+        "1, then refused and retried"
+    );
+}
+
+#[tokio::test]
+async fn an_exchange_acr_refuses_is_an_auth_error_with_its_text() {
+    let azure = azure_registry().await;
+    azure.acr.refuse_exchanges(
+        401,
+        "UNAUTHORIZED",
+        "The identity is not allowed to use this registry.",
+    );
+    let outcome = azure_check(&azure, None).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        &format!(
+            "127.0.0.1:{} refused to exchange the Entra ID token of workload identity {CLIENT_ID} for a registry token (401 Unauthorized): UNAUTHORIZED: The identity is not allowed to use this registry.",
+            azure.acr.port
+        ),
+    );
+    assert_no_token_in(&azure, &outcome);
+    // Refused, a new Entra ID token, refused again: then the verdict.
+    assert_eq!(azure.acr.calls("/oauth2/exchange"), 2);
+    assert_eq!(azure.entra.token_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn an_identity_without_pull_rights_on_the_repository_is_forbidden() {
+    let azure = azure_registry().await;
+    let identity = format!(
+        "auth: managed_identity\n  managed_identity_endpoint: {}\n",
+        azure.entra.imds_endpoint()
+    );
+    // The managed identity may use the registry but holds no AcrPull: the
+    // token it gets does not grant the scope, and the registry says so.
+    let outcome = azure_check(&azure, Some(&identity)).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Forbidden,
+        "refused the realm's token for repository:broxiva/api:pull (401, insufficient_scope): it does not grant that scope; the identity needs pull rights on the repository (AcrPull)",
+    );
+}
+
+#[tokio::test]
+async fn acr_with_entra_id_down_is_an_error_naming_the_identity() {
+    let azure = azure_registry().await;
+    let closed = support::free_port();
+    let identity = format!(
+        "auth: workload_identity\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: https://localhost:{closed}\n  federated_token_file: azure-identity-token\n"
+    );
+    let outcome = azure_check(&azure, Some(&identity)).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        &format!("getting a token for workload identity {CLIENT_ID}"),
+    );
+    assert_eq!(azure.acr.calls("/oauth2/exchange"), 0);
+}
+
+#[test]
+fn azure_identity_problems_name_the_key() {
+    let error = |block: &str| kind::config_error(&kind::one_check_yaml("registry", "10s", block));
+    let base = "url: https://broxiva.azurecr.io\nrepository: broxiva/api\ntag: v1\n";
+    let text = error(&format!(
+        "{base}username: ci\npassword_file: p\nazure_identity:\n  auth: workload_identity\n"
+    ));
+    assert!(
+        text.contains("checks[0].registry.azure_identity: give username and a password, or azure_identity, not both"),
+        "{text}"
+    );
+    let text = error(&format!(
+        "{base}azure_identity:\n  audience: http://containerregistry.azure.net\n"
+    ));
+    assert!(
+        text.contains("checks[0].registry.azure_identity.audience: must be an https:// URL"),
+        "{text}"
+    );
+    let text = error(&format!(
+        "{base}azure_identity:\n  auth: managed_identity\n  client_secret_env: X\n"
+    ));
+    assert!(
+        text.contains("checks[0].registry.azure_identity.client_secret_env: only used with auth: client_secret"),
+        "{text}"
+    );
+    let text = error(&format!("{base}azure_identity:\n  tenant: x\n"));
+    assert!(text.contains("unknown field `tenant`"), "{text}");
+}
+
+#[tokio::test]
+async fn the_audience_asked_of_entra_id_is_the_configured_one() {
+    let azure = azure_registry().await;
+    // This Entra ID issues for ACR's audience only; asking for ARM's is
+    // refused, naming Entra ID's error word and code.
+    let identity = format!(
+        "auth: workload_identity\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: {}\n  federated_token_file: azure-identity-token\n  audience: https://management.azure.com\n",
+        azure.entra.url()
+    );
+    let outcome = azure_check(&azure, Some(&identity)).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        "invalid_scope (AADSTS70011)",
+    );
+    assert_eq!(azure.acr.calls("/oauth2/exchange"), 0);
 }

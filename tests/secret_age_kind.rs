@@ -644,7 +644,7 @@ async fn certificate_backed_and_not_yet_valid_secrets_are_judged() {
     expect(
         &outcome,
         Verdict::Fail,
-        Reason::SecretDisabled,
+        Reason::SecretNotYetValid,
         "not valid yet (counted as missing): next-signing-key (valid in 3d)",
     );
     let expiry = measured(&outcome, "vouch_secret_expiry_timestamp_seconds", "api-tls").unwrap();

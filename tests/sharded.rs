@@ -1,8 +1,9 @@
 //! A sharded install answers for every shard: three `vouch serve --shard
 //! I/3 --shard.peers URL` daemons on loopback, each asked for the gate and
 //! the JSON API; the answer covers the checks of all three and says which
-//! shard runs what. One shard stopped: the others hold the gate with its
-//! reason. A peer name that does not resolve is a reason too.
+//! shard runs what; so do one check's JSON and the status page. One shard
+//! stopped: the others hold the gate, the page and that shard's checks
+//! with its reason. A peer name that does not resolve is a reason too.
 mod support;
 
 use std::net::TcpListener;
@@ -142,6 +143,35 @@ async fn every_shard_answers_for_all_and_a_stopped_one_holds_the_gate() {
     let (_, local) = json(asked, "/api/v1/gate?section=post-deploy&local=true").await;
     assert!(local["selected"].as_u64().unwrap() < 13, "{local}");
 
+    // One check's JSON, asked of a replica that does not run it, comes
+    // from the shard that does; a name no shard runs is 404.
+    let (status, detail) = json(asked, &format!("/api/v1/checks/{elsewhere}")).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["name"], elsewhere.as_str(), "{detail}");
+    assert_eq!(detail["shard"], owner(elsewhere));
+    assert!(detail["history"].is_array(), "{detail}");
+    let (status, _) = asked.get("/api/v1/checks/no-such-check").await.unwrap();
+    assert_eq!(status, 404);
+    // The status page counts all thirteen, is held by the failing check of
+    // another shard, and says which shard runs it.
+    let (status, page) = asked.get("/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Gate failing (warning and above): 1 of 13 checks do not pass"),
+        "{page}"
+    );
+    assert!(page.contains("Shards (3)"), "{page}");
+    let web_row = page
+        .split("<tr>")
+        .find(|row| row.contains(&format!("<b>shard {failing_shard}</b>")))
+        .unwrap();
+    assert!(
+        web_row.contains("web-home") && web_row.contains("FAIL"),
+        "{web_row}"
+    );
+    let (_, local_page) = asked.get("/?local=true").await.unwrap();
+    assert!(!local_page.contains("Shards ("), "{local_page}");
+
     // One shard stopped: the others hold the gate, naming it and why.
     let stopped = (failing_shard + 2) % 3;
     daemons[stopped as usize] = None;
@@ -172,6 +202,34 @@ async fn every_shard_answers_for_all_and_a_stopped_one_holds_the_gate() {
     let lost = names.iter().find(|n| owner(n) == stopped).unwrap();
     let (status, _) = json(survivor, &format!("/api/v1/gate?check={lost}")).await;
     assert_eq!(status, 503);
+    // Its check's JSON: not found on the shards that answered, so held
+    // with the reason, not 404.
+    let (status, detail) = json(survivor, &format!("/api/v1/checks/{lost}")).await;
+    assert_eq!(status, 503, "{detail}");
+    let error = detail["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "it may run on shard {stopped} (http://127.0.0.1:{stopped_port})"
+        )),
+        "{error}"
+    );
+    assert!(detail["unanswered"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("refused"));
+    // The page is held by the silent shard and names it with its reason.
+    let (_, page) = survivor.get("/").await.unwrap();
+    let silent_row = page
+        .split("<tr>")
+        .find(|row| row.contains(&format!("<b>shard {stopped}</b>")))
+        .unwrap();
+    assert!(
+        silent_row.contains("holds the gate until it answers")
+            && silent_row.to_lowercase().contains("refused"),
+        "{silent_row}"
+    );
+    assert!(page.contains("1 shard not answering"), "{page}");
     let (_, all) = json(survivor, "/api/v1/checks").await;
     let shard = &all["shards"][stopped as usize];
     assert_eq!(shard["answered"], false, "{all}");

@@ -1,11 +1,15 @@
 //! Clients that are not check kinds: built once per process and shared by
 //! the kinds that need them. TLS client configs and the mapping of
 //! handshake failures to reasons ([`tls_configs`]), the pooled JSON API
-//! client ([`api_client`]), Entra ID tokens ([`azure_auth`]); the
+//! client ([`api_client`]), Entra ID tokens ([`azure_auth`]) for the
+//! identity a check names ([`azure_identity`]), ACR tokens exchanged for
+//! them ([`acr`]); the
 //! Kubernetes client and watch cache live in [`crate::kube`].
 
+pub mod acr;
 pub mod api_client;
 pub mod azure_auth;
+pub mod azure_identity;
 pub mod tls_configs;
 
 use std::sync::Arc;

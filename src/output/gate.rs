@@ -203,7 +203,7 @@ pub fn held_status(query: &GateQuery) -> Result<StatusCode, String> {
     }
 }
 
-fn severity(text: &str) -> Result<Severity, String> {
+pub(super) fn severity(text: &str) -> Result<Severity, String> {
     match text {
         "critical" => Ok(Severity::Critical),
         "warning" => Ok(Severity::Warning),

@@ -8,6 +8,7 @@ pub mod gate;
 pub mod listener;
 pub mod metrics;
 pub mod page;
+pub mod page_shards;
 pub mod peers;
 pub mod report;
 pub mod server;

@@ -7,7 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use quick_xml::escape::escape;
 
-use super::status::{CheckStatus, HistoryView, RejectedReload, StatusSnapshot, HISTORY_LEN};
+use super::gate::{GateItem, Unreachable};
+use super::peers::ShardView;
+use super::status::{
+    CheckStatus, HistoryView, RejectedReload, StatusSnapshot, Summary, HISTORY_LEN,
+};
 use crate::config::format_duration;
 use crate::plan::PlannedCheck;
 use crate::result::Verdict;
@@ -41,7 +45,7 @@ fn icon(state: &str) -> (&'static str, &'static str) {
     }
 }
 
-fn verdict_cell(state: &str) -> String {
+pub(super) fn verdict_cell(state: &str) -> String {
     let (mark, word) = icon(state);
     format!("<span class=\"v v-{state}\">{mark} {word}</span>")
 }
@@ -95,16 +99,19 @@ fn page(title: &str, banner_class: &str, banner: &str, sub: &str, body: &str) ->
 /// The page's headline, computed as `GET /api/v1/gate` answers with its
 /// defaults (and as `vouch check` decides with its default `--fail-on`):
 /// the checks at or above the gate's threshold decide the colour; those
-/// below it are counted beside. Returns (banner class, banner, title).
-fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
+/// below it are counted beside, and so are shards that did not answer
+/// (which hold the gate). Returns (banner class, banner, title).
+fn headline(items: &[GateItem], unreachable: &[Unreachable]) -> (&'static str, String, String) {
     let threshold = crate::round::DEFAULT_FAIL_ON;
     let scope = format!("{} and above", threshold.as_str());
-    let below: Vec<&CheckStatus> = snapshot
-        .checks
+    let below: Vec<&GateItem> = items
         .iter()
-        .filter(|c| c.check.severity < threshold && matches!(c.state, "fail" | "error"))
+        .filter(|c| {
+            super::gate::severity(&c.severity).is_ok_and(|s| s < threshold)
+                && matches!(c.state.as_str(), "fail" | "error")
+        })
         .collect();
-    let aside = match below.len() {
+    let mut aside = match below.len() {
         0 => String::new(),
         n => format!(
             " \u{b7} {n} {} {} failing",
@@ -112,7 +119,16 @@ fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
             plural(n, "check")
         ),
     };
-    let answer = super::gate::evaluate(snapshot, &super::gate::GateQuery::default());
+    if !unreachable.is_empty() {
+        let _ = write!(
+            aside,
+            " \u{b7} {} {} not answering",
+            unreachable.len(),
+            plural(unreachable.len(), "shard")
+        );
+    }
+    let answer =
+        super::gate::evaluate_items(items, unreachable, &super::gate::GateQuery::default());
     let (class, banner, state) = match answer {
         Ok(answer) if answer.passed => (
             "ok",
@@ -123,7 +139,7 @@ fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
             let failing = answer
                 .holding
                 .iter()
-                .filter(|h| h.state != "pending")
+                .filter(|h| !matches!(h.state.as_str(), "pending" | "unreachable"))
                 .count();
             if failing > 0 {
                 (
@@ -138,6 +154,12 @@ fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
                         },
                     ),
                     "failing",
+                )
+            } else if !unreachable.is_empty() {
+                (
+                    "bad",
+                    format!("\u{2718} Gate held ({scope}): a shard does not answer{aside}"),
+                    "held",
                 )
             } else {
                 (
@@ -167,11 +189,23 @@ fn headline(snapshot: &StatusSnapshot) -> (&'static str, String, String) {
     (class, banner, title)
 }
 
+/// The counts of checks by state.
+fn tally(items: &[GateItem]) -> Summary {
+    let count = |state: &str| items.iter().filter(|c| c.state == state).count();
+    Summary {
+        total: items.len(),
+        pass: count("pass"),
+        fail: count("fail"),
+        error: count("error"),
+        pending: count("pending"),
+    }
+}
+
 /// "info" when every check counted has that severity, else "lower-severity".
-fn below_words(checks: &[&CheckStatus]) -> &'static str {
-    let first = checks[0].check.severity;
-    if checks.iter().all(|c| c.check.severity == first) {
-        first.as_str()
+fn below_words<'a>(checks: &[&'a GateItem]) -> &'a str {
+    let first = &checks[0].severity;
+    if checks.iter().all(|c| c.severity == *first) {
+        first
     } else {
         "lower-severity"
     }
@@ -187,9 +221,24 @@ fn plural(n: usize, word: &str) -> String {
 
 /// `/`: what needs attention first, then every check by section, in
 /// config order, with sections whose checks all pass folded to one line.
-pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
-    let summary = &snapshot.summary;
-    let (class, banner, title) = headline(snapshot);
+pub fn checklist(snapshot: &StatusSnapshot, shards: Option<&ShardView>, now: SystemTime) -> String {
+    let local: Vec<GateItem>;
+    let (items, unreachable) = match shards {
+        Some(view) => (&view.items[..], &view.unreachable[..]),
+        None => {
+            local = snapshot
+                .checks
+                .iter()
+                .map(|c| GateItem::of(c, None))
+                .collect();
+            (&local[..], &[][..])
+        }
+    };
+    let summary = match shards {
+        Some(view) => tally(&view.items),
+        None => snapshot.summary.clone(),
+    };
+    let (class, banner, title) = headline(items, unreachable);
     let mut body = String::new();
     if let Some(rejected) = &snapshot.rejected_reload {
         body.push_str(&reload_banner(rejected, now));
@@ -201,6 +250,9 @@ pub fn checklist(snapshot: &StatusSnapshot, now: SystemTime) -> String {
         summary.pass, summary.fail, summary.error, summary.pending
     );
     body.push_str(&attention(snapshot, now));
+    if let Some(view) = shards {
+        body.push_str(&super::page_shards::shards_block(view));
+    }
     let _ = write!(
         body,
         "<p class=\"muted\" id=\"checks\">History: the last {HISTORY_LEN} runs of each check, kept in memory only (lost on restart). \

@@ -80,6 +80,11 @@ impl Peers {
         })
     }
 
+    /// This replica's shard.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
     pub fn url(&self, shard: u32) -> String {
         self.template.replace("{shard}", &shard.to_string())
     }
@@ -103,9 +108,22 @@ impl Peers {
     }
 
     async fn ask(&self, base: &str) -> Result<Value, String> {
-        let uri: hyper::Uri = format!("{base}/api/v1/checks?local=true")
-            .parse()
-            .map_err(|err| format!("bad URL: {err}"))?;
+        let (status, value) = self
+            .fetch(&format!("{base}/api/v1/checks?local=true"))
+            .await?;
+        if !status.is_success() {
+            return Err(format!("it answered {status}"));
+        }
+        let value = value?;
+        if !value["checks"].is_array() {
+            return Err("its answer has no checks".into());
+        }
+        Ok(value)
+    }
+
+    /// GETs `url`: the status, and the body as JSON (or why it is not).
+    async fn fetch(&self, url: &str) -> Result<(hyper::StatusCode, Result<Value, String>), String> {
+        let uri: hyper::Uri = url.parse().map_err(|err| format!("bad URL: {err}"))?;
         let response = self.client.get(uri).await.map_err(|err| {
             // The innermost cause names it: dns error, connection refused.
             let mut text = err.to_string();
@@ -122,15 +140,79 @@ impl Peers {
             .await
             .map_err(|err| format!("its answer broke off: {err}"))?
             .to_bytes();
-        if !status.is_success() {
-            return Err(format!("it answered {status}"));
+        let value = serde_json::from_slice::<Value>(&body)
+            .map_err(|err| format!("its answer is not JSON: {err}"));
+        Ok((status, value))
+    }
+
+    /// `/api/v1/checks/NAME` of a check this replica does not run: asked of
+    /// every other shard at once. Found: its answer with `shard`. Not found
+    /// while a shard did not answer: 503, saying the check may run there.
+    pub async fn check_elsewhere(&self, name: &str) -> Response {
+        let asks = (0..self.count)
+            .filter(|&shard| shard != self.index)
+            .map(|shard| async move {
+                let mut url = url::Url::parse(&self.url(shard)).expect("checked in new()");
+                url.path_segments_mut()
+                    .expect("an http URL")
+                    .pop_if_empty()
+                    .extend(["api", "v1", "checks", name]);
+                url.set_query(Some("local=true"));
+                let asked = tokio::time::timeout(PEER_TIMEOUT, self.fetch(url.as_str())).await;
+                let result = match asked {
+                    Ok(Ok((status, value))) if status.is_success() => value.map(Some),
+                    Ok(Ok((status, _))) if status == hyper::StatusCode::NOT_FOUND => Ok(None),
+                    Ok(Ok((status, _))) => Err(format!("it answered {status}")),
+                    Ok(Err(why)) => Err(why),
+                    Err(_) => Err(format!(
+                        "no answer within {}",
+                        crate::config::format_duration(PEER_TIMEOUT)
+                    )),
+                };
+                (shard, self.url(shard), result)
+            });
+        let mut silent = Vec::new();
+        for (shard, url, result) in futures::future::join_all(asks).await {
+            match result {
+                Ok(Some(mut value)) => {
+                    value["shard"] = shard.into();
+                    return Json(value).into_response();
+                }
+                Ok(None) => {}
+                Err(why) => silent.push(json!({"shard": shard, "url": url, "error": why})),
+            }
         }
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|err| format!("its answer is not JSON: {err}"))?;
-        if !value["checks"].is_array() {
-            return Err("its answer has no checks".into());
+        if silent.is_empty() {
+            return (hyper::StatusCode::NOT_FOUND, "no such check\n").into_response();
         }
-        Ok(value)
+        let shards: Vec<String> = silent
+            .iter()
+            .map(|s| format!("shard {} ({})", s["shard"], s["url"].as_str().unwrap_or("")))
+            .collect();
+        (
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": format!(
+                    "check {name:?} is on no shard that answered; it may run on {}, which did not answer",
+                    shards.join(", ")
+                ),
+                "unanswered": silent,
+            })),
+        )
+            .into_response()
+    }
+
+    /// The status page's view of the install: every shard's checks (this
+    /// replica's too), each with its shard, and the shards that did not
+    /// answer.
+    pub async fn view(&self, local: &StatusSnapshot) -> ShardView {
+        let (items, unreachable) = self.gate_items(local).await;
+        ShardView {
+            index: self.index,
+            urls: (0..self.count).map(|shard| self.url(shard)).collect(),
+            items,
+            unreachable,
+        }
     }
 
     /// The gate's input: this replica's checks and every answering
@@ -213,6 +295,17 @@ impl Peers {
         }
         merged
     }
+}
+
+/// What the status page shows of a sharded install.
+pub struct ShardView {
+    /// The shard serving the page.
+    pub index: u32,
+    /// Every shard's URL, by index.
+    pub urls: Vec<String>,
+    /// Every answering shard's checks, each with its `shard`.
+    pub items: Vec<GateItem>,
+    pub unreachable: Vec<Unreachable>,
 }
 
 /// `/api/v1/checks` parameters.

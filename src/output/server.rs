@@ -5,13 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::metrics::Metrics;
+use super::peers::{is_local, ChecksQuery};
 use super::status::StatusBoard;
 
 #[derive(Clone)]
@@ -136,10 +137,22 @@ where
     }
 }
 
-async fn checklist_page(State(state): State<AppState>) -> Response {
+/// `/`: this replica's checks, and with peers every other shard's too
+/// (`?local=true`: this replica's alone).
+async fn checklist_page(
+    State(state): State<AppState>,
+    Query(query): Query<ChecksQuery>,
+) -> Response {
+    let shards = match &state.peers {
+        Some(peers) if !is_local(query.local.as_deref()) => {
+            Some(peers.view(&state.status.snapshot()).await)
+        }
+        _ => None,
+    };
     off_the_workers(move || {
         Html(super::page::checklist(
             &state.status.snapshot(),
+            shards.as_ref(),
             std::time::SystemTime::now(),
         ))
         .into_response()
@@ -176,20 +189,47 @@ async fn check_page(State(state): State<AppState>, Path(name): Path<String>) -> 
     .await
 }
 
-async fn check_json(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+/// `/api/v1/checks/NAME`: the check with its history; with peers, a check
+/// another shard runs is asked of it (`?local=true`: this replica only).
+async fn check_json(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<ChecksQuery>,
+) -> Response {
     #[derive(serde::Serialize)]
     struct Detail {
         #[serde(flatten)]
         status: super::status::CheckStatus,
         history: Vec<super::status::HistoryView>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        shard: Option<u32>,
     }
-    off_the_workers(
-        move || match (find(&state, &name), state.status.history(&name)) {
-            (Some(status), Some(history)) => Json(Detail { status, history }).into_response(),
-            _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
-        },
-    )
-    .await
+    let peers = state
+        .peers
+        .clone()
+        .filter(|_| !is_local(query.local.as_deref()));
+    let shard = peers.as_ref().map(|p| p.index());
+    let local = state.clone();
+    let asked = name.clone();
+    let found =
+        off_the_workers(
+            move || match (find(&local, &asked), local.status.history(&asked)) {
+                (Some(status), Some(history)) => Json(Detail {
+                    status,
+                    history,
+                    shard,
+                })
+                .into_response(),
+                _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
+            },
+        )
+        .await;
+    match peers {
+        Some(peers) if found.status() == StatusCode::NOT_FOUND => {
+            peers.check_elsewhere(&name).await
+        }
+        _ => found,
+    }
 }
 
 async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {

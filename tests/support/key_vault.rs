@@ -285,6 +285,13 @@ impl FakeKeyVault {
         self.state.lock().unwrap().token_lifetime_secs = secs;
     }
 
+    /// Who an access token was issued to, while it is valid: what a
+    /// service that trusts this Entra ID (ACR's exchange) learns from it.
+    pub fn token_principals(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let state = self.state.clone();
+        move |token| state.lock().unwrap().tokens.get(token).cloned()
+    }
+
     pub fn token_requests(&self) -> Vec<TokenRequest> {
         self.state.lock().unwrap().token_requests.clone()
     }

@@ -7,6 +7,7 @@
 //! and a child process that is killed on drop.
 #![allow(dead_code)]
 
+pub mod acr;
 pub mod azurite;
 pub mod certs;
 pub mod dnsmasq;

@@ -207,37 +207,7 @@ impl Registry {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<RawAnswer> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut request = format!(
-            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.port,
-            body.len()
-        );
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes())?;
-        stream.write_all(body)?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer)?;
-        let head_end = answer
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-        let head = String::from_utf8_lossy(&answer[..head_end]).to_string();
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other("no status"))?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Ok((status, headers, answer[head_end + 4..].to_vec()))
+        raw_exchange(self.port, method, target, headers, body)
     }
 
     fn push_blob(&self, repository: &str, auth: &Option<String>, content: &[u8]) -> String {
@@ -332,6 +302,46 @@ impl Drop for Registry {
 /// Status, headers (names in lowercase) and body of one answer.
 pub type RawAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 
+/// One HTTP/1.1 exchange with loopback `port` on a fresh connection.
+pub fn raw_exchange(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<RawAnswer> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let head_end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, answer[head_end + 4..].to_vec()))
+}
+
 pub fn sha256_digest(content: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, content);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -342,6 +352,7 @@ pub fn sha256_digest(content: &[u8]) -> String {
 /// the registry's `rootcertbundle` holds.
 pub struct TokenIssuer {
     key: EcdsaKeyPair,
+    pkcs8: Vec<u8>,
     cert_der: Vec<u8>,
     pub cert_pem: String,
 }
@@ -360,8 +371,26 @@ impl TokenIssuer {
         let cert = params.self_signed(&key_pair).unwrap();
         TokenIssuer {
             key,
+            pkcs8: pkcs8.as_ref().to_vec(),
             cert_der: cert.der().to_vec(),
             cert_pem: cert.pem(),
+        }
+    }
+
+    /// The same key and certificate (for a token service the test runs
+    /// beside the registry that trusts this issuer).
+    pub fn same_key(&self) -> TokenIssuer {
+        let key = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &self.pkcs8,
+            &SystemRandom::new(),
+        )
+        .unwrap();
+        TokenIssuer {
+            key,
+            pkcs8: self.pkcs8.clone(),
+            cert_der: self.cert_der.clone(),
+            cert_pem: self.cert_pem.clone(),
         }
     }
 

@@ -27,23 +27,15 @@ use url::Url;
 use super::vault_listing::VaultShared;
 use super::{SecretFacts, SecretMetadataSource, SourceError};
 use crate::clients::api_client::{host_of, ApiClient, ApiError};
-use crate::clients::azure_auth::{Credential, TokenCache, DEFAULT_AUTHORITY, IMDS_ENDPOINT};
+use crate::clients::azure_auth::{Credential, TokenCache};
+use crate::clients::azure_identity::{parse_http_url, Identity, IdentityConfig};
 use crate::config::Problem;
 use crate::probe::BuildContext;
 use crate::probe::ProbeContext;
-use crate::result::Reason;
-use crate::secret::SecretSource;
 
 pub const API_VERSION: &str = "7.5";
 
-/// How the check authenticates to Entra ID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    WorkloadIdentity,
-    ManagedIdentity,
-    ClientSecret,
-}
+pub use crate::clients::azure_identity::AuthMethod;
 
 /// The `key_vault` source of a `secret_age` check.
 #[derive(Debug, Deserialize)]
@@ -51,28 +43,15 @@ pub enum AuthMethod {
 pub struct KeyVaultConfig {
     /// The vault's URL, e.g. `https://broxiva-prod.vault.azure.net`.
     pub url: String,
-    /// `workload_identity`, `managed_identity` or `client_secret`. Default:
-    /// workload identity when a federated token file is known (config or
-    /// AZURE_FEDERATED_TOKEN_FILE), else client secret when one is given,
-    /// else managed identity.
+    // The identity keys, as `IdentityConfig` documents them (kept flat
+    // here: serde's flatten cannot deny unknown fields).
     pub auth: Option<AuthMethod>,
-    /// Tenant (directory) ID; default AZURE_TENANT_ID.
     pub tenant_id: Option<String>,
-    /// Application (client) ID; default AZURE_CLIENT_ID. For a managed
-    /// identity, selects a user-assigned one.
     pub client_id: Option<String>,
-    /// Entra ID's URL; default AZURE_AUTHORITY_HOST, else
-    /// `https://login.microsoftonline.com/`.
     pub authority_host: Option<String>,
-    /// The projected service-account token; default
-    /// AZURE_FEDERATED_TOKEN_FILE.
     pub federated_token_file: Option<PathBuf>,
-    /// File holding a client secret (development).
     pub client_secret_file: Option<PathBuf>,
-    /// Environment variable holding a client secret (development).
     pub client_secret_env: Option<String>,
-    /// The managed-identity token endpoint (default the instance metadata
-    /// service, `http://169.254.169.254/metadata/identity/oauth2/token`).
     pub managed_identity_endpoint: Option<String>,
     /// PEM CA trusted besides the system roots (vault and token endpoint).
     pub ca_file: Option<PathBuf>,
@@ -81,13 +60,7 @@ pub struct KeyVaultConfig {
 /// A compiled Key Vault source.
 pub struct KeyVaultSource {
     pub(super) vault: Url,
-    auth: Option<AuthMethod>,
-    tenant_id: Option<String>,
-    client_id: Option<String>,
-    authority_host: Option<Url>,
-    federated_token_file: Option<PathBuf>,
-    client_secret: Option<SecretSource>,
-    managed_identity_endpoint: Option<Url>,
+    identity: Identity,
     pub(super) client: ApiClient,
     pub(super) tokens: Arc<TokenCache>,
     pub(super) timeout: Duration,
@@ -99,26 +72,6 @@ pub struct KeyVaultSource {
 
 /// Source ids; a rebuilt check (after a reload) gets a new one.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn parse_http_url(text: &str, key: &str, problems: &mut Vec<Problem>) -> Option<Url> {
-    match Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-            if !url.username().is_empty() || url.password().is_some() {
-                problems.push(Problem::new(key, "must not hold credentials"));
-                return None;
-            }
-            Some(url)
-        }
-        Ok(_) => {
-            problems.push(Problem::new(key, "must be an http:// or https:// URL"));
-            None
-        }
-        Err(err) => {
-            problems.push(Problem::new(key, format!("invalid URL: {err}")));
-            None
-        }
-    }
-}
 
 impl KeyVaultSource {
     pub fn build(config: &KeyVaultConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
@@ -135,69 +88,7 @@ impl KeyVaultSource {
                 ));
             }
         }
-        let authority_host = config
-            .authority_host
-            .as_deref()
-            .and_then(|text| parse_http_url(text, "authority_host", &mut problems));
-        let managed_identity_endpoint = config
-            .managed_identity_endpoint
-            .as_deref()
-            .and_then(|text| parse_http_url(text, "managed_identity_endpoint", &mut problems));
-        let client_secret = ctx.secrets.source(
-            config.client_secret_file.as_ref(),
-            config.client_secret_env.as_ref(),
-            "client_secret",
-            "",
-            &mut problems,
-        );
-        for (key, value) in [
-            ("tenant_id", &config.tenant_id),
-            ("client_id", &config.client_id),
-        ] {
-            if value.as_deref().is_some_and(|v| {
-                v.is_empty()
-                    || !v
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
-            }) {
-                problems.push(Problem::new(
-                    key,
-                    "must be a GUID or domain name (letters, digits, '-', '.')",
-                ));
-            }
-        }
-        match config.auth {
-            Some(AuthMethod::ClientSecret) if client_secret.is_none() => {
-                problems.push(Problem::new(
-                    "auth",
-                    "client_secret needs client_secret_file or client_secret_env",
-                ))
-            }
-            Some(AuthMethod::WorkloadIdentity | AuthMethod::ManagedIdentity)
-                if client_secret.is_some() =>
-            {
-                problems.push(Problem::new(
-                    if config.client_secret_file.is_some() {
-                        "client_secret_file"
-                    } else {
-                        "client_secret_env"
-                    },
-                    "only used with auth: client_secret",
-                ))
-            }
-            _ => {}
-        }
-        if config.managed_identity_endpoint.is_some()
-            && matches!(
-                config.auth,
-                Some(AuthMethod::WorkloadIdentity | AuthMethod::ClientSecret)
-            )
-        {
-            problems.push(Problem::new(
-                "managed_identity_endpoint",
-                "only used with auth: managed_identity",
-            ));
-        }
+        let identity = Identity::compile(&identity_config(config), "", ctx, &mut problems);
         let tls = match &config.ca_file {
             Some(path) => match clients.tls.with_extra_ca(&ctx.resolve_path(path)) {
                 Ok(tls) => Some(tls),
@@ -211,110 +102,45 @@ impl KeyVaultSource {
         let (Some(vault), Some(tls), true) = (vault, tls, problems.is_empty()) else {
             return Err(problems);
         };
-        let federated_token_file = config
-            .federated_token_file
-            .as_ref()
-            .map(|p| ctx.resolve_path(p));
         // Checks share a listing only with the same identity (paths
         // resolved): one that may not list the vault must not pass on
         // another's listing.
         let shared_key = format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{federated_token_file:?}|{client_secret:?}|{managed_identity_endpoint:?}",
+            "{}|{}",
             vault.origin().ascii_serialization(),
-            config.auth,
-            config.tenant_id,
-            config.client_id,
-            authority_host,
+            identity.key()
         );
         Ok(KeyVaultSource {
             shared: clients.azure_tokens.shared::<VaultShared>(&shared_key),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             vault,
-            auth: config.auth,
-            tenant_id: config.tenant_id.clone(),
-            client_id: config.client_id.clone(),
-            authority_host,
-            federated_token_file,
-            client_secret,
-            managed_identity_endpoint,
+            identity,
             client: ApiClient::new(&tls, timeout),
             tokens: clients.azure_tokens.clone(),
             timeout,
         })
     }
 
-    /// The credential for this run: the config, then the environment
-    /// variables AKS sets for workload identity. The tenant named by the
-    /// vault's challenge wins: tokens must come from the vault's tenant.
+    /// The credential for this run (see [`Identity::credential`]). The
+    /// tenant named by the vault's challenge wins: tokens must come from
+    /// the vault's tenant.
     pub(super) fn credential(&self, challenged: Option<&str>) -> Result<Credential, SourceError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let token_file = self
-            .federated_token_file
-            .clone()
-            .or_else(|| env("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from));
-        let method = self.auth.unwrap_or(if token_file.is_some() {
-            AuthMethod::WorkloadIdentity
-        } else if self.client_secret.is_some() {
-            AuthMethod::ClientSecret
-        } else {
-            AuthMethod::ManagedIdentity
-        });
-        let client_id = self.client_id.clone().or_else(|| env("AZURE_CLIENT_ID"));
-        let missing = |what: &str, variable: &str| SourceError {
-            reason: Reason::Auth,
-            message: format!(
-                "{} needs {what}: set it in the check or the {variable} environment variable",
-                match method {
-                    AuthMethod::WorkloadIdentity => "workload identity",
-                    AuthMethod::ClientSecret => "client-secret authentication",
-                    AuthMethod::ManagedIdentity => "managed identity",
-                }
-            ),
-        };
-        let authority = || -> Result<Url, SourceError> {
-            match &self.authority_host {
-                Some(url) => Ok(url.clone()),
-                None => Url::parse(
-                    &env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| DEFAULT_AUTHORITY.to_string()),
-                )
-                .map_err(|err| SourceError {
-                    reason: Reason::Auth,
-                    message: format!("AZURE_AUTHORITY_HOST is not a URL: {err}"),
-                }),
-            }
-        };
-        let tenant = || {
-            challenged
-                .map(str::to_string)
-                .or_else(|| self.tenant_id.clone())
-                .or_else(|| env("AZURE_TENANT_ID"))
-                .ok_or_else(|| missing("tenant_id", "AZURE_TENANT_ID"))
-        };
-        Ok(match method {
-            AuthMethod::WorkloadIdentity => Credential::WorkloadIdentity {
-                authority: authority()?,
-                tenant_id: tenant()?,
-                client_id: client_id.ok_or_else(|| missing("client_id", "AZURE_CLIENT_ID"))?,
-                token_file: token_file
-                    .ok_or_else(|| missing("federated_token_file", "AZURE_FEDERATED_TOKEN_FILE"))?,
-            },
-            AuthMethod::ClientSecret => Credential::ClientSecret {
-                authority: authority()?,
-                tenant_id: tenant()?,
-                client_id: client_id.ok_or_else(|| missing("client_id", "AZURE_CLIENT_ID"))?,
-                secret: self
-                    .client_secret
-                    .clone()
-                    .ok_or_else(|| missing("client_secret_file", "(none)"))?,
-            },
-            AuthMethod::ManagedIdentity => Credential::ManagedIdentity {
-                endpoint: self
-                    .managed_identity_endpoint
-                    .clone()
-                    .unwrap_or_else(|| Url::parse(IMDS_ENDPOINT).expect("a valid URL")),
-                client_id,
-            },
-        })
+        self.identity.credential(challenged)
+    }
+}
+
+/// The identity keys of a `key_vault` block.
+fn identity_config(config: &KeyVaultConfig) -> IdentityConfig {
+    IdentityConfig {
+        auth: config.auth,
+        tenant_id: config.tenant_id.clone(),
+        client_id: config.client_id.clone(),
+        authority_host: config.authority_host.clone(),
+        federated_token_file: config.federated_token_file.clone(),
+        client_secret_file: config.client_secret_file.clone(),
+        client_secret_env: config.client_secret_env.clone(),
+        managed_identity_endpoint: config.managed_identity_endpoint.clone(),
+        audience: None,
     }
 }
 

@@ -364,7 +364,7 @@ fn judge(requirements: &[Requirement], facts: &[SecretFacts], now: i64, where_: 
     }
     if !not_yet_valid.is_empty() {
         failures.push((
-            Reason::SecretDisabled,
+            Reason::SecretNotYetValid,
             format!(
                 "not valid yet (counted as missing): {}",
                 not_yet_valid.join(", ")
@@ -474,7 +474,7 @@ mod tests {
         let outcome = judge(&requirements, &facts, now, "vault v");
         assert_eq!(
             (outcome.verdict, outcome.reason),
-            (Verdict::Fail, Reason::SecretDisabled)
+            (Verdict::Fail, Reason::SecretNotYetValid)
         );
         assert_eq!(
             outcome.message,
