@@ -244,8 +244,10 @@ async fn fetch(
             token_file,
             ..
         } => {
+            // Off the async workers and capped, like every secret file.
             let assertion = SecretSource::File(token_file.clone())
-                .read()
+                .read_async()
+                .await
                 .map_err(|err| {
                     token_error(
                         Reason::Secret,
@@ -260,7 +262,7 @@ async fn fetch(
             secret,
             ..
         } => {
-            let secret = secret.read().map_err(|err| {
+            let secret = secret.read_async().await.map_err(|err| {
                 token_error(
                     Reason::Secret,
                     format!("cannot read the client secret: {err}"),
