@@ -74,6 +74,12 @@ pub enum SecretError {
         path.display()
     )]
     Stuck { path: PathBuf, seconds: u64 },
+    #[error(
+        "cannot read secret file {}: the read did not return within {} s (a FIFO, or a hung mount?)",
+        path.display(),
+        waited.as_secs_f64()
+    )]
+    TimedOut { path: PathBuf, waited: std::time::Duration },
 }
 
 /// The largest secret file read: keys and tokens are a few KiB; this keeps
@@ -87,10 +93,7 @@ fn read_guarded(path: &Path) -> Result<String, SecretError> {
     let bytes = crate::file_read::read(path, MAX_SECRET_BYTES).map_err(|err| match err {
         FileReadError::Io { path, source } => SecretError::File { path, source },
         FileReadError::Stuck { path, seconds } => SecretError::Stuck { path, seconds },
-        FileReadError::TimedOut { path, waited } => SecretError::Stuck {
-            path,
-            seconds: waited.as_secs(),
-        },
+        FileReadError::TimedOut { path, waited } => SecretError::TimedOut { path, waited },
     })?;
     String::from_utf8(bytes).map_err(|_| SecretError::File {
         path: path.to_path_buf(),
@@ -137,6 +140,23 @@ impl SecretSource {
                 path: path.clone(),
                 source: std::io::Error::other("the read failed"),
             }),
+        }
+    }
+}
+
+impl SecretSource {
+    /// [`Self::read_async`] given up after `wait`, for a caller that would
+    /// rather name the file than be cut off by its run's timeout.
+    pub async fn read_before(&self, wait: std::time::Duration) -> Result<Secret, SecretError> {
+        match tokio::time::timeout(wait, self.read_async()).await {
+            Ok(read) => read,
+            Err(_) => match self {
+                SecretSource::File(path) => Err(SecretError::TimedOut {
+                    path: path.clone(),
+                    waited: wait,
+                }),
+                SecretSource::Env(_) => self.read(),
+            },
         }
     }
 }
