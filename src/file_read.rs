@@ -156,14 +156,12 @@ pub fn read_within(path: &Path, cap: u64, wait: Duration) -> Result<Vec<u8>, Fil
             source,
         });
     }
-    receive
-        .recv_timeout(wait)
-        .unwrap_or_else(|_| {
-            Err(FileReadError::TimedOut {
-                path: path.to_path_buf(),
-                waited: wait,
-            })
+    receive.recv_timeout(wait).unwrap_or_else(|_| {
+        Err(FileReadError::TimedOut {
+            path: path.to_path_buf(),
+            waited: wait,
         })
+    })
 }
 
 #[cfg(test)]

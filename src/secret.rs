@@ -79,7 +79,10 @@ pub enum SecretError {
         path.display(),
         waited.as_secs_f64()
     )]
-    TimedOut { path: PathBuf, waited: std::time::Duration },
+    TimedOut {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
 }
 
 /// The largest secret file read: keys and tokens are a few KiB; this keeps

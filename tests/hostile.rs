@@ -852,7 +852,11 @@ async fn blocking_and_endless_pem_and_token_files_stop_only_their_own_check() {
         ("pem-fifo", pem_fifo.display().to_string(), &blocked[..]),
         ("pem-endless", "/dev/zero".to_string(), &["larger than"][..]),
         ("token-fifo", token_fifo.display().to_string(), &blocked[..]),
-        ("token-endless", "/dev/zero".to_string(), &["larger than"][..]),
+        (
+            "token-endless",
+            "/dev/zero".to_string(),
+            &["larger than"][..],
+        ),
     ] {
         let check = daemon.check(name).await;
         assert_eq!(check["state"], "error", "{check}");
@@ -892,10 +896,30 @@ async fn blocking_and_endless_ca_files_and_kubeconfigs_are_config_problems() {
         format!("kubernetes: {{ kubeconfig: \"{kubeconfig}\" }}\n{steady}  - name: api\n    kubernetes: {{ deployment: prod/api }}\n")
     };
     let cases = [
-        (with_ca(&ca_fifo.display().to_string()), ca_fifo.display().to_string(), "checks[1].http.ca_file", "a hung mount"),
-        (with_ca("/dev/zero"), "/dev/zero".to_string(), "checks[1].http.ca_file", "larger than"),
-        (with_kubeconfig(&kube_fifo.display().to_string()), kube_fifo.display().to_string(), "kubernetes.kubeconfig", "a hung mount"),
-        (with_kubeconfig("/dev/zero"), "/dev/zero".to_string(), "kubernetes.kubeconfig", "larger than"),
+        (
+            with_ca(&ca_fifo.display().to_string()),
+            ca_fifo.display().to_string(),
+            "checks[1].http.ca_file",
+            "a hung mount",
+        ),
+        (
+            with_ca("/dev/zero"),
+            "/dev/zero".to_string(),
+            "checks[1].http.ca_file",
+            "larger than",
+        ),
+        (
+            with_kubeconfig(&kube_fifo.display().to_string()),
+            kube_fifo.display().to_string(),
+            "kubernetes.kubeconfig",
+            "a hung mount",
+        ),
+        (
+            with_kubeconfig("/dev/zero"),
+            "/dev/zero".to_string(),
+            "kubernetes.kubeconfig",
+            "larger than",
+        ),
     ];
     let config = dir.path().join("vouch.yaml");
     for (yaml, file, key, why) in &cases {
@@ -963,9 +987,11 @@ async fn a_blocked_or_huge_config_on_reload_stalls_nothing() {
     std::fs::write(&config.path, &huge).unwrap();
     daemon.signal("HUP");
     steady_keeps_running(&daemon, 2).await;
-    support::wait_until("the huge reload to be rejected", Duration::from_secs(120), || async {
-        daemon.logs().contains("config reload rejected")
-    })
+    support::wait_until(
+        "the huge reload to be rejected",
+        Duration::from_secs(120),
+        || async { daemon.logs().contains("config reload rejected") },
+    )
     .await;
 
     std::fs::remove_file(&config.path).unwrap();

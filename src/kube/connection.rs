@@ -283,10 +283,18 @@ fn resolve_relative(kubeconfig: &mut Kubeconfig, dir: &Path) {
             }
         }
     };
-    for cluster in kubeconfig.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+    for cluster in kubeconfig
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.cluster.as_mut())
+    {
         absolute(&mut cluster.certificate_authority);
     }
-    for user in kubeconfig.auth_infos.iter_mut().filter_map(|u| u.auth_info.as_mut()) {
+    for user in kubeconfig
+        .auth_infos
+        .iter_mut()
+        .filter_map(|u| u.auth_info.as_mut())
+    {
         absolute(&mut user.client_certificate);
         absolute(&mut user.client_key);
         absolute(&mut user.token_file);
@@ -384,10 +392,7 @@ current-context: dev
             err.contains(&shown) && err.contains("did not return within 0.3 s"),
             "{err}"
         );
-        let Err(again) = settings
-            .client(&mut pending, Duration::from_secs(60))
-            .await
-        else {
+        let Err(again) = settings.client(&mut pending, Duration::from_secs(60)).await else {
             panic!("a client from a FIFO");
         };
         assert!(

@@ -249,16 +249,14 @@ impl KubeCache {
         if let Some((_, client)) = slot.built.as_ref() {
             return Ok(client.clone());
         }
-        let settings = lock(&self.settings)
-            .clone()
-            .unwrap_or_else(|| {
-                ConnectionSettings::resolve(
-                    self.flag.as_deref(),
-                    None,
-                    Path::new("."),
-                    std::env::var("KUBECONFIG").ok(),
-                )
-            });
+        let settings = lock(&self.settings).clone().unwrap_or_else(|| {
+            ConnectionSettings::resolve(
+                self.flag.as_deref(),
+                None,
+                Path::new("."),
+                std::env::var("KUBECONFIG").ok(),
+            )
+        });
         let built = settings
             .client(&mut slot.pending, wait)
             .await
@@ -275,7 +273,11 @@ impl KubeCache {
 
     /// [`Self::watch`] waiting at most `wait` for the client's files (a
     /// run's share of its timeout).
-    pub async fn watch_within(&self, key: &WatchKey, wait: Duration) -> Result<Arc<Watch>, KubeError> {
+    pub async fn watch_within(
+        &self,
+        key: &WatchKey,
+        wait: Duration,
+    ) -> Result<Arc<Watch>, KubeError> {
         if let Some(watch) = self.running(key) {
             return Ok(watch);
         }
@@ -305,9 +307,7 @@ impl KubeCache {
     }
 
     fn running(&self, key: &WatchKey) -> Option<Arc<Watch>> {
-        lock(&self.watches)
-            .get(key)
-            .and_then(Weak::upgrade)
+        lock(&self.watches).get(key).and_then(Weak::upgrade)
     }
 
     /// Every running watch and its state, sorted.

@@ -81,8 +81,7 @@ impl Shared {
     }
 
     pub(crate) fn objects(&self) -> Arc<Objects> {
-        read(&self.objects)
-            .clone()
+        read(&self.objects).clone()
     }
 
     pub(crate) fn state(&self) -> WatchState {

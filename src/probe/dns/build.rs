@@ -14,9 +14,7 @@ use hickory_resolver::{Name, TokioResolver};
 
 use super::answer::{normalise, parse_server, rcode_text};
 use super::expected::Expected;
-use super::{
-    DnsConfig, DnsExpectConfig, DnsProbe, Upstream, DEFAULT_QUERY_TIMEOUT, RECORD_TYPES,
-};
+use super::{DnsConfig, DnsExpectConfig, DnsProbe, Upstream, DEFAULT_QUERY_TIMEOUT, RECORD_TYPES};
 use crate::config::{format_duration, Problem};
 use crate::probe::cross_check::{sync_wait, IngressAddressesOf};
 use crate::probe::BuildContext;
@@ -50,8 +48,7 @@ impl DnsProbe {
         let upstreams = upstreams(&addrs, config.propagation, protocol, query_timeout);
         let expect = &config.expect;
         let rcode = parse_rcode(expect.rcode.as_deref(), &mut problems);
-        let (answers, contains) =
-            expectations(expect, record_type, check_timeout, &mut problems);
+        let (answers, contains) = expectations(expect, record_type, check_timeout, &mut problems);
         if rcode != ResponseCode::NoError
             && (answers.as_ref().is_some_and(|a| !a.is_empty_literal())
                 || contains.is_some()

@@ -89,7 +89,6 @@ fn ingress_answers(
     ))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

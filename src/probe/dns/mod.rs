@@ -155,4 +155,3 @@ impl Probe for DnsProbe {
         }
     }
 }
-

@@ -299,7 +299,6 @@ impl DnsProbe {
     }
 }
 
-
 /// One server's lookup time, and its answer count and lowest TTL when it
 /// answered.
 fn measure(

@@ -321,9 +321,7 @@ impl TlsProbe {
                 self.handshake(ctx, name, host, *port, *connect_to, issued)
                     .await
             }
-            Target::File { path, name } => {
-                self.read_file(ctx, path, name.as_ref(), issued).await
-            }
+            Target::File { path, name } => self.read_file(ctx, path, name.as_ref(), issued).await,
         }
     }
 
