@@ -87,11 +87,12 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    /// The store once synced; waits up to `wait` for the first sync.
-    async fn read(&self, wait: Duration) -> Result<Snapshot, KubeError> {
+    /// The store once synced; waits up to `left` (of a run's `wait`, which
+    /// messages name) for the first sync.
+    async fn read(&self, wait: Duration, left: Duration) -> Result<Snapshot, KubeError> {
         let mut states = self.shared.subscribe();
         let waited = tokio::time::timeout(
-            wait,
+            left,
             states.wait_for(|state| *state != WatchState::Starting),
         )
         .await;
@@ -136,6 +137,7 @@ impl Lease {
     /// The objects of the watch, waiting up to `wait` for its first sync
     /// (then `not_synced`). A failing watch answers its error at once.
     pub async fn read(&self, cache: &KubeCache, wait: Duration) -> Result<Snapshot, KubeError> {
+        let started = std::time::Instant::now();
         let held = lock(&self.held).clone();
         let watch = match held {
             Some(watch) => watch,
@@ -145,7 +147,10 @@ impl Lease {
                 watch
             }
         };
-        watch.read(wait).await
+        // Starting the client (reading its files) came out of the same wait.
+        watch
+            .read(wait, wait.saturating_sub(started.elapsed()))
+            .await
     }
 }
 
@@ -458,7 +463,10 @@ async fn report_unknown_workloads(
 ) {
     let mut snapshots = Vec::new();
     for watch in &watches {
-        if let Ok(snapshot) = watch.read(Duration::from_secs(60)).await {
+        if let Ok(snapshot) = watch
+            .read(Duration::from_secs(60), Duration::from_secs(60))
+            .await
+        {
             snapshots.push(snapshot);
         }
     }
