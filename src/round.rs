@@ -74,7 +74,7 @@ fn update(
     running: &Mutex<BTreeSet<String>>,
     change: impl FnOnce(&mut BTreeSet<String>) -> bool,
 ) {
-    let mut set = lock(&running);
+    let mut set = lock(running);
     change(&mut set);
     let mut names: Vec<&str> = set.iter().map(String::as_str).take(4).collect();
     if set.len() > 4 {
