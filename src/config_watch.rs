@@ -31,7 +31,7 @@ struct Seen {
 
 fn look(path: &Path) -> Option<Seen> {
     let target = std::fs::canonicalize(path).ok()?;
-    let bytes = std::fs::read(&target).ok()?;
+    let bytes = crate::file_read::read(&target, crate::config::MAX_CONFIG_BYTES).ok()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     bytes.hash(&mut hasher);
     Some(Seen {
@@ -59,13 +59,29 @@ pub fn spawn_every(
     requests: Sender<ReloadRequest>,
     every: Duration,
 ) -> JoinHandle<()> {
+    // Each look runs on the blocking pool (a hung mount must not hold an
+    // async worker); one that outlives a poll is waited for again at the
+    // next, never joined by another.
+    let spawn_look = |path: &PathBuf| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || look(&path))
+    };
     tokio::spawn(async move {
-        let mut seen = look(&path);
+        let mut seen = spawn_look(&path).await.ok().flatten();
+        let mut pending = None;
         loop {
             tokio::time::sleep(every).await;
-            // Unreadable for a moment (between kubelet's steps): look again
-            // at the next poll.
-            let Some(now) = look(&path) else { continue };
+            let mut task = pending.take().unwrap_or_else(|| spawn_look(&path));
+            let now = match tokio::time::timeout(every, &mut task).await {
+                Ok(Ok(Some(now))) => now,
+                // Unreadable for a moment (between kubelet's steps): look
+                // again at the next poll.
+                Ok(_) => continue,
+                Err(_) => {
+                    pending = Some(task);
+                    continue;
+                }
+            };
             if swapped(&seen, &now) {
                 tracing::info!(config = %path.display(), "the mounted config changed; reloading it");
                 let (answer, result) = tokio::sync::oneshot::channel();

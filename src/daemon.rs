@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
@@ -19,18 +20,16 @@ use crate::output::Outputs;
 use crate::plan::{Plan, Shard};
 use crate::scheduler::Scheduler;
 
-/// Re-reads the config: a valid one swaps in (unchanged checks keep
-/// their schedule and history), an invalid one is rejected and the config
-/// in force keeps running. Returns what to tell a `POST /-/reload`.
-fn reload(
-    path: &Path,
-    clients: &Clients,
-    shard: Option<Shard>,
+/// Puts a re-read config in force: a valid one swaps in (unchanged checks
+/// keep their schedule and history), an invalid one is rejected and the
+/// config in force keeps running. Returns what to tell a `POST /-/reload`.
+fn apply_reload(
+    loaded: Result<Plan, ConfigError>,
     plan: &mut Plan,
     scheduler: &mut Scheduler,
     outputs: &Outputs,
 ) -> Result<String, String> {
-    match load_for_serve(path, clients, shard) {
+    match loaded {
         Err(err) => {
             for problem in &err.problems {
                 tracing::error!(problem = %problem, "config reload rejected; the previous config keeps running");
@@ -84,6 +83,41 @@ async fn follow_rollouts(
     clients.kube.follow_rollouts(&workloads).await
 }
 
+/// Longest reading, parsing and building a config may take before it
+/// is rejected. Ten thousand checks load in about a second; a file that
+/// takes longer is on a mount that hangs, or is hostile.
+const LOAD_WAIT: Duration = Duration::from_secs(60);
+
+/// [`load_for_serve`] on the blocking pool, waited for at most `wait`: a
+/// huge or hostile config (or one on a hung mount) costs a pool thread,
+/// never the loop that answers signals and reloads. A load that outlives
+/// its wait is rejected; a later one of the same file fails at once while
+/// the read is still stuck (see [`crate::file_read`]).
+async fn load_off_loop(
+    path: &Path,
+    clients: &Arc<Clients>,
+    shard: Option<Shard>,
+    wait: Duration,
+) -> Result<Plan, ConfigError> {
+    let (owned, shared) = (path.to_path_buf(), clients.clone());
+    let task = tokio::task::spawn_blocking(move || load_for_serve(&owned, &shared, shard));
+    let origin = path.display().to_string();
+    match tokio::time::timeout(wait, task).await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(_)) => Err(ConfigError::whole_file(
+            &origin,
+            "loading the config failed (see the log)".to_string(),
+        )),
+        Err(_) => Err(ConfigError::whole_file(
+            &origin,
+            format!(
+                "reading and checking the config did not finish within {} s (a FIFO, or a hung mount?)",
+                wait.as_secs()
+            ),
+        )),
+    }
+}
+
 /// Loads the config for `serve`, restricted to its shard.
 fn load_for_serve(
     path: &Path,
@@ -108,7 +142,7 @@ pub async fn serve(
     max_connections: usize,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let mut plan = match load_for_serve(path, &clients, shard) {
+    let mut plan = match load_off_loop(path, &clients, shard, LOAD_WAIT).await {
         Ok(plan) => plan,
         Err(err) => {
             for problem in &err.problems {
@@ -184,7 +218,13 @@ pub async fn serve(
             _ = hangup.recv() => None,
             Some(answer) = reloads.recv() => Some(answer),
         };
-        let result = reload(path, &clients, shard, &mut plan, &mut scheduler, &outputs);
+        // Signals are still answered while the new config loads.
+        let loaded = tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            loaded = load_off_loop(path, &clients, shard, LOAD_WAIT) => loaded,
+        };
+        let result = apply_reload(loaded, &mut plan, &mut scheduler, &outputs);
         // The new set is taken before the old is dropped: kept watches go on.
         _followed = follow_rollouts(&clients, &plan.checks).await;
         if let Some(answer) = answer {

@@ -13,6 +13,7 @@ pub mod config_watch;
 pub mod connect_to;
 pub mod daemon;
 pub mod error_chain;
+pub mod file_read;
 pub mod flap;
 pub mod kube;
 pub mod lock;

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::Semaphore;
 
 use crate::config::Severity;
+use crate::lock::lock;
 use crate::plan::PlannedCheck;
 use crate::probe::Clients;
 use crate::runner::{run_once, RunRecord};
@@ -73,7 +74,7 @@ fn update(
     running: &Mutex<BTreeSet<String>>,
     change: impl FnOnce(&mut BTreeSet<String>) -> bool,
 ) {
-    let mut set = running.lock().unwrap_or_else(|e| e.into_inner());
+    let mut set = lock(running);
     change(&mut set);
     let mut names: Vec<&str> = set.iter().map(String::as_str).take(4).collect();
     if set.len() > 4 {

@@ -74,65 +74,34 @@ pub enum SecretError {
         path.display()
     )]
     Stuck { path: PathBuf, seconds: u64 },
+    #[error(
+        "cannot read secret file {}: the read did not return within {} s (a FIFO, or a hung mount?)",
+        path.display(),
+        waited.as_secs_f64()
+    )]
+    TimedOut {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
 }
 
 /// The largest secret file read: keys and tokens are a few KiB; this keeps
 /// a wrong path (`/dev/zero`, a log file) from filling memory.
 pub const MAX_SECRET_BYTES: u64 = 1 << 20;
 
-/// Reads at most [`MAX_SECRET_BYTES`] of `path` as UTF-8.
-fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_SECRET_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SECRET_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {} KiB",
-            MAX_SECRET_BYTES / 1024
-        )));
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
-}
-
-/// Secret files whose read has not returned yet, and since when. A read
-/// that blocks (a FIFO, a hung NFS/FUSE/CSI mount) holds a blocking-pool
-/// thread until it returns; later runs do not start another one.
-static PENDING_READS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<PathBuf, std::time::Instant>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// Reads a secret file unless an earlier read of it has not returned.
+/// Reads a secret file (at most [`MAX_SECRET_BYTES`], as UTF-8) unless an
+/// earlier read of it has not returned; see [`crate::file_read`].
 fn read_guarded(path: &Path) -> Result<String, SecretError> {
-    {
-        let mut pending = PENDING_READS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(since) = pending.get(path) {
-            return Err(SecretError::Stuck {
-                path: path.to_path_buf(),
-                seconds: since.elapsed().as_secs(),
-            });
-        }
-        pending.insert(path.to_path_buf(), std::time::Instant::now());
-    }
-    let _pending = PendingRead(path.to_path_buf());
-    read_capped(path).map_err(|source| SecretError::File {
+    use crate::file_read::FileReadError;
+    let bytes = crate::file_read::read(path, MAX_SECRET_BYTES).map_err(|err| match err {
+        FileReadError::Io { path, source } => SecretError::File { path, source },
+        FileReadError::Stuck { path, seconds } => SecretError::Stuck { path, seconds },
+        FileReadError::TimedOut { path, waited } => SecretError::TimedOut { path, waited },
+    })?;
+    String::from_utf8(bytes).map_err(|_| SecretError::File {
         path: path.to_path_buf(),
-        source,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
     })
-}
-
-/// Takes a path out of [`PENDING_READS`] when its read returns (or panics).
-struct PendingRead(PathBuf);
-
-impl Drop for PendingRead {
-    fn drop(&mut self) {
-        PENDING_READS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.0);
-    }
 }
 
 impl SecretSource {
@@ -174,6 +143,23 @@ impl SecretSource {
                 path: path.clone(),
                 source: std::io::Error::other("the read failed"),
             }),
+        }
+    }
+}
+
+impl SecretSource {
+    /// [`Self::read_async`] given up after `wait`, for a caller that would
+    /// rather name the file than be cut off by its run's timeout.
+    pub async fn read_before(&self, wait: std::time::Duration) -> Result<Secret, SecretError> {
+        match tokio::time::timeout(wait, self.read_async()).await {
+            Ok(read) => read,
+            Err(_) => match self {
+                SecretSource::File(path) => Err(SecretError::TimedOut {
+                    path: path.clone(),
+                    waited: wait,
+                }),
+                SecretSource::Env(_) => self.read(),
+            },
         }
     }
 }

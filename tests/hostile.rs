@@ -765,3 +765,241 @@ async fn a_regex_still_running_is_not_joined_by_the_next_run() {
     );
     assert_eq!(daemon.check("steady").await["state"], "pass");
 }
+
+/// A FIFO at `dir/name`: opening it for reading blocks until a writer
+/// comes, as a read from a hung mount does.
+fn fifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    path
+}
+
+/// Lets readers still blocked on `fifo` return (end of file).
+fn release(fifo: &std::path::Path) {
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo);
+}
+
+/// Waits until the steady check has run `more` times after now, with
+/// /livez answering within 2 s each time.
+async fn steady_keeps_running(daemon: &Daemon, more: usize) {
+    let started = |check: serde_json::Value| check["last_run"]["started_at"].to_string();
+    let mut last = started(daemon.check("steady").await);
+    for next in 1..=more {
+        support::wait_until(
+            &format!("run {next} of the steady check from now"),
+            Duration::from_secs(20),
+            || async { started(daemon.check("steady").await) != last },
+        )
+        .await;
+        last = started(daemon.check("steady").await);
+        let livez = tokio::time::timeout(Duration::from_secs(2), daemon.get("/livez")).await;
+        assert!(matches!(livez, Ok(Some((200, _)))), "{livez:?}");
+    }
+}
+
+/// `tls.pem_file` and a Key Vault check's `federated_token_file` were read
+/// with blocking calls on the async workers: a FIFO there froze the
+/// daemon, `/dev/zero` grew memory without bound. Now each run ends as
+/// `error` naming the file while the rest keeps its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_and_endless_pem_and_token_files_stop_only_their_own_check() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let vault = support::key_vault::FakeKeyVault::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    vault.write_ca(dir.path());
+    let pem_fifo = fifo(dir.path(), "tls.crt");
+    let token_fifo = fifo(dir.path(), "azure-identity-token");
+    let key_vault = |token: &str| {
+        format!(
+            "{{ key_vault: {{ url: \"{url}\", ca_file: ca.pem, auth: workload_identity, tenant_id: {tenant}, client_id: {client}, authority_host: \"{url}\", federated_token_file: \"{token}\" }}, secrets: [{{ name: jwt-secret }}] }}",
+            url = vault.url(),
+            tenant = support::key_vault::TENANT,
+            client = support::key_vault::CLIENT_ID,
+        )
+    };
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults: {{ interval: 1s, timeout: 1s }}\nchecks:\n\
+             \x20 - name: steady\n    http: {{ url: \"{}\" }}\n\
+             \x20 - name: pem-fifo\n    tls: {{ pem_file: \"{}\" }}\n\
+             \x20 - name: pem-endless\n    tls: {{ pem_file: /dev/zero }}\n\
+             \x20 - name: token-fifo\n    secret_age: {}\n\
+             \x20 - name: token-endless\n    secret_age: {}\n",
+            server.url("/ok"),
+            pem_fifo.display(),
+            key_vault(&token_fifo.display().to_string()),
+            key_vault("/dev/zero"),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config).await;
+    steady_keeps_running(&daemon, 3).await;
+    assert_eq!(daemon.check("steady").await["state"], "pass");
+    // A blocked read: the run's timeout names the file being read, later
+    // runs fail at once naming it.
+    let blocked = ["no result within 1s (reading", "a hung mount"];
+    for (name, file, why) in [
+        ("pem-fifo", pem_fifo.display().to_string(), &blocked[..]),
+        ("pem-endless", "/dev/zero".to_string(), &["larger than"][..]),
+        ("token-fifo", token_fifo.display().to_string(), &blocked[..]),
+        (
+            "token-endless",
+            "/dev/zero".to_string(),
+            &["larger than"][..],
+        ),
+    ] {
+        let check = daemon.check(name).await;
+        assert_eq!(check["state"], "error", "{check}");
+        let message = check["last_run"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&file) && why.iter().any(|w| message.contains(w)),
+            "{name}: {message}"
+        );
+    }
+    release(&pem_fifo);
+    release(&token_fifo);
+}
+
+/// A `ca_file` (read when a check is built) and a kubeconfig that block
+/// or never end: `vouch validate` and `vouch serve` refuse them within
+/// seconds naming the file and key; a reload naming them is rejected the
+/// same way while the checks in force keep their schedule and /livez
+/// answers (before: the reload, or validate, waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_and_endless_ca_files_and_kubeconfigs_are_config_problems() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_fifo = fifo(dir.path(), "ca.pem");
+    let kube_fifo = fifo(dir.path(), "kubeconfig");
+    let steady = format!(
+        "defaults: {{ interval: 1s, timeout: 1s }}\nchecks:\n  - name: steady\n    http: {{ url: \"{}\" }}\n",
+        server.url("/ok")
+    );
+    let with_ca = |ca: &str| {
+        format!(
+            "{steady}  - name: pinned\n    http: {{ url: \"{}\", ca_file: \"{ca}\" }}\n",
+            server.url("/ok")
+        )
+    };
+    let with_kubeconfig = |kubeconfig: &str| {
+        format!("kubernetes: {{ kubeconfig: \"{kubeconfig}\" }}\n{steady}  - name: api\n    kubernetes: {{ deployment: prod/api }}\n")
+    };
+    let cases = [
+        (
+            with_ca(&ca_fifo.display().to_string()),
+            ca_fifo.display().to_string(),
+            "checks[1].http.ca_file",
+            "a hung mount",
+        ),
+        (
+            with_ca("/dev/zero"),
+            "/dev/zero".to_string(),
+            "checks[1].http.ca_file",
+            "larger than",
+        ),
+        (
+            with_kubeconfig(&kube_fifo.display().to_string()),
+            kube_fifo.display().to_string(),
+            "kubernetes.kubeconfig",
+            "a hung mount",
+        ),
+        (
+            with_kubeconfig("/dev/zero"),
+            "/dev/zero".to_string(),
+            "kubernetes.kubeconfig",
+            "larger than",
+        ),
+    ];
+    let config = dir.path().join("vouch.yaml");
+    for (yaml, file, key, why) in &cases {
+        std::fs::write(&config, yaml).unwrap();
+        for command in ["validate", "serve"] {
+            let out = tokio::time::timeout(
+                Duration::from_secs(30),
+                vouch(&[command, "--config", config.to_str().unwrap()]),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{command} did not end: {file}"));
+            let (code, stderr) = out;
+            assert_eq!(code, Some(2), "{command}: {stderr}");
+            assert!(
+                stderr.contains(key) && stderr.contains(file) && stderr.contains(why),
+                "{command}: {stderr}"
+            );
+        }
+    }
+
+    std::fs::write(&config, &steady).unwrap();
+    let daemon = Daemon::start(&config).await;
+    for (rejected, (yaml, file, key, _)) in cases.iter().enumerate() {
+        std::fs::write(&config, yaml).unwrap();
+        daemon.signal("HUP");
+        // The reload waits on the file; meanwhile the daemon runs on.
+        steady_keeps_running(&daemon, 2).await;
+        support::wait_until(
+            "the reload to be rejected",
+            Duration::from_secs(30),
+            || async { daemon.logs().matches("config reload rejected").count() > rejected },
+        )
+        .await;
+        let logs = daemon.logs();
+        assert!(logs.contains(key) && logs.contains(file), "{logs}");
+    }
+    assert_eq!(daemon.check_names().await, ["steady"]);
+    release(&ca_fifo);
+    release(&kube_fifo);
+}
+
+/// The config itself on SIGHUP: a FIFO (a hung mount) and a file near the
+/// size cap are read and parsed off the loop that answers signals, so
+/// serving and the schedule go on, and SIGTERM still ends the daemon
+/// while the reload is stuck (before: the loop blocked on the read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_or_huge_config_on_reload_stalls_nothing() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    let steady = format!(
+        "defaults: {{ interval: 1s, timeout: 1s }}\nchecks:\n  - name: steady\n    http: {{ url: \"{}\" }}\n",
+        server.url("/ok")
+    );
+    let config = write_config(&steady);
+    let mut daemon = Daemon::start(&config.path).await;
+
+    // 8 MiB of checks the decoder reads whole before it finds the one
+    // unknown key at the end.
+    let mut huge = steady.clone();
+    let line = "  - { name: n, http: { url: \"http://127.0.0.1:1/\" } }\n";
+    while huge.len() < 8 << 20 {
+        huge.push_str(line);
+    }
+    huge.push_str("unknown_key: 1\n");
+    std::fs::write(&config.path, &huge).unwrap();
+    daemon.signal("HUP");
+    steady_keeps_running(&daemon, 2).await;
+    support::wait_until(
+        "the huge reload to be rejected",
+        Duration::from_secs(120),
+        || async { daemon.logs().contains("config reload rejected") },
+    )
+    .await;
+
+    std::fs::remove_file(&config.path).unwrap();
+    let fifo = fifo(config.dir.path(), "vouch.yaml");
+    daemon.signal("HUP");
+    steady_keeps_running(&daemon, 3).await;
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", daemon.logs());
+    release(&fifo);
+}

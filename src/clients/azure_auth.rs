@@ -244,8 +244,11 @@ async fn fetch(
             token_file,
             ..
         } => {
+            // Off the async workers and capped, like every secret file; a
+            // read that blocks is named within half the run's time.
             let assertion = SecretSource::File(token_file.clone())
-                .read()
+                .read_before(timeout / 2)
+                .await
                 .map_err(|err| {
                     token_error(
                         Reason::Secret,
@@ -260,7 +263,7 @@ async fn fetch(
             secret,
             ..
         } => {
-            let secret = secret.read().map_err(|err| {
+            let secret = secret.read_before(timeout / 2).await.map_err(|err| {
                 token_error(
                     Reason::Secret,
                     format!("cannot read the client secret: {err}"),

@@ -14,6 +14,7 @@ use rustls::{
 };
 
 use crate::error_chain;
+use crate::file_read;
 use crate::lock::lock;
 use crate::result::Reason;
 
@@ -72,17 +73,20 @@ impl TlsClients {
 
     /// System roots plus every certificate in a PEM file.
     pub fn with_extra_ca(&self, pem: &Path) -> Result<Arc<ClientConfig>, String> {
-        Ok(Arc::new(client_config(self.roots_with(pem)?)))
+        Ok(Arc::new(client_config(self.roots_with(pem)?.0)))
     }
 
     /// The system roots plus every certificate of a PEM file (which must
-    /// hold at least one).
-    fn roots_with(&self, pem: &Path) -> Result<Arc<RootCertStore>, String> {
-        let data =
-            std::fs::read(pem).map_err(|err| format!("cannot read {}: {err}", pem.display()))?;
+    /// hold at least one), and the file's contents. Checks are built off
+    /// the async workers, but the file may still block (a hung mount) or
+    /// never end: the read is capped and given up after
+    /// [`file_read::BUILD_WAIT`].
+    fn roots_with(&self, pem: &Path) -> Result<(Arc<RootCertStore>, Vec<u8>), String> {
+        let data = file_read::read_within(pem, file_read::MAX_PEM_BYTES, file_read::BUILD_WAIT)
+            .map_err(|err| err.to_string())?;
         let mut stores = lock(&self.stores_with_ca);
         if let Some(roots) = stores.get(&data).and_then(Weak::upgrade) {
-            return Ok(roots);
+            return Ok((roots, data));
         }
         let mut roots = (*self.roots).clone();
         if add_pem(&mut roots, &data, pem)? == 0 {
@@ -90,8 +94,8 @@ impl TlsClients {
         }
         let roots = Arc::new(roots);
         stores.retain(|_, store| store.strong_count() > 0);
-        stores.insert(data, Arc::downgrade(&roots));
-        Ok(roots)
+        stores.insert(data.clone(), Arc::downgrade(&roots));
+        Ok((roots, data))
     }
 
     /// The way a check judges certificates: the system roots, plus the
@@ -105,9 +109,9 @@ impl TlsClients {
                 ..policy
             });
         };
-        let roots = self.roots_with(pem)?;
+        let (roots, data) = self.roots_with(pem)?;
         policy_for(roots, skip).map(|policy| TlsPolicy {
-            pinned: pinned_certificates(pem),
+            pinned: pinned_certificates(&data),
             ..policy
         })
     }
@@ -150,12 +154,10 @@ fn policy_for(roots: Arc<RootCertStore>, skip: bool) -> Result<TlsPolicy, String
     })
 }
 
-/// The certificates of a `ca_file`, for pinning (see [`TlsPolicy::verify`]).
-/// Read again after [`TlsClients::roots_with`] succeeded on the same file;
-/// a read that fails now just pins nothing.
-fn pinned_certificates(pem: &Path) -> Arc<[CertificateDer<'static>]> {
-    let data = std::fs::read(pem).unwrap_or_default();
-    rustls_pemfile::certs(&mut data.as_slice())
+/// The certificates of a `ca_file`'s contents, for pinning (see
+/// [`TlsPolicy::verify`]).
+fn pinned_certificates(data: &[u8]) -> Arc<[CertificateDer<'static>]> {
+    rustls_pemfile::certs(&mut &data[..])
         .filter_map(Result::ok)
         .collect()
 }
@@ -704,24 +706,24 @@ mod tests {
     #[test]
     fn checks_naming_the_same_ca_share_one_store_until_none_holds_it() {
         let clients = clients_trusting_demo_ca();
-        let a = clients.roots_with(&demo_ca()).unwrap();
-        let b = clients.roots_with(&demo_ca()).unwrap();
+        let a = clients.roots_with(&demo_ca()).unwrap().0;
+        let b = clients.roots_with(&demo_ca()).unwrap().0;
         assert!(Arc::ptr_eq(&a, &b));
         // Another file with the same contents is the same trust.
         let dir = tempfile::tempdir().unwrap();
         let copy = dir.path().join("ca.pem");
         std::fs::copy(demo_ca(), &copy).unwrap();
-        assert!(Arc::ptr_eq(&a, &clients.roots_with(&copy).unwrap()));
+        assert!(Arc::ptr_eq(&a, &clients.roots_with(&copy).unwrap().0));
         // Changed contents: a store of its own.
         let mut changed = std::fs::read(demo_ca()).unwrap();
         changed.extend_from_slice(b"\n");
         std::fs::write(&copy, changed).unwrap();
-        assert!(!Arc::ptr_eq(&a, &clients.roots_with(&copy).unwrap()));
+        assert!(!Arc::ptr_eq(&a, &clients.roots_with(&copy).unwrap().0));
         // Once no check holds it, it is freed and built again when asked.
         let weak = Arc::downgrade(&a);
         drop((a, b));
         assert!(weak.upgrade().is_none());
-        assert_eq!(clients.roots_with(&demo_ca()).unwrap().len(), 2);
+        assert_eq!(clients.roots_with(&demo_ca()).unwrap().0.len(), 2);
     }
 
     #[test]

@@ -457,6 +457,11 @@ impl fmt::Display for ConfigError {
 }
 
 impl ConfigError {
+    /// A problem with the file as a whole (it could not be read in time).
+    pub fn whole_file(origin: &str, message: String) -> Self {
+        Self::single(origin, None, "", message)
+    }
+
     fn single(origin: &str, line: Option<usize>, path: &str, message: String) -> Self {
         ConfigError {
             problems: vec![LocatedProblem {

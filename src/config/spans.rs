@@ -12,7 +12,6 @@
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
-use std::io::Read;
 use std::path::Path;
 
 use yaml_rust2::parser::{Event, Parser};
@@ -37,14 +36,9 @@ pub fn read_yaml(path: &Path, cap: u64) -> Result<String, YamlProblem> {
         line: None,
         message,
     };
-    let file = std::fs::File::open(path).map_err(|err| unlocated(err.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| unlocated(err.to_string()))?;
-    if bytes.len() as u64 > cap {
-        return Err(unlocated(format!("larger than {} KiB", cap / 1024)));
-    }
+    // Capped, and a read that never returned (a FIFO, a hung mount) makes
+    // later reads fail at once instead of blocking another thread each.
+    let bytes = crate::file_read::read(path, cap).map_err(|err| unlocated(err.cause()))?;
     String::from_utf8(bytes).map_err(|err| {
         let valid = err.utf8_error().valid_up_to();
         let bytes = err.as_bytes();

@@ -74,27 +74,34 @@ impl ConnectionSettings {
     }
 
     /// The kubeconfig that would be used, if any (None: in-cluster).
-    fn kubeconfig(&self) -> Result<Option<(Kubeconfig, String)>, Problem> {
+    /// `wait`: how long to wait for each file, for callers on a thread that
+    /// must not stay blocked (None: read on this thread, which is one the
+    /// blocking pool lent; see [`crate::file_read`]).
+    fn kubeconfig(&self, wait: Option<Duration>) -> Result<Option<(Kubeconfig, String)>, Problem> {
         if let Some((path, key)) = &self.kubeconfig {
-            let shown = path.display();
-            let text = std::fs::read_to_string(path).map_err(|err| {
-                Problem::new(*key, format!("cannot read kubeconfig {shown}: {err}"))
-            })?;
-            return Kubeconfig::from_yaml(&text)
-                .map(|k| Some((k, shown.to_string())))
-                .map_err(|err| {
-                    Problem::new(*key, format!("kubeconfig {shown} is not valid: {err}"))
-                });
+            return read_kubeconfig(path, wait)
+                .map(|k| Some((k, path.display().to_string())))
+                .map_err(|message| Problem::new(*key, message));
         }
-        if self.kubeconfig_env.is_some() {
-            return match Kubeconfig::from_env() {
-                Ok(Some(k)) => Ok(Some((k, "$KUBECONFIG".to_string()))),
-                Ok(None) => Ok(None),
-                Err(err) => Err(Problem::new(
-                    "$KUBECONFIG",
-                    format!("cannot read the kubeconfig KUBECONFIG names: {err}"),
-                )),
-            };
+        if let Some(listed) = &self.kubeconfig_env {
+            // Several files are merged, the first to name a cluster, user
+            // or context winning, as kubectl does.
+            let mut merged: Option<Kubeconfig> = None;
+            for path in std::env::split_paths(listed).filter(|p| !p.as_os_str().is_empty()) {
+                let next = read_kubeconfig(&path, wait)
+                    .and_then(|next| match merged.take() {
+                        Some(first) => first.merge(next).map_err(|err| err.to_string()),
+                        None => Ok(next),
+                    })
+                    .map_err(|err| {
+                        Problem::new(
+                            "$KUBECONFIG",
+                            format!("cannot read the kubeconfig KUBECONFIG names: {err}"),
+                        )
+                    })?;
+                merged = Some(next);
+            }
+            return Ok(merged.map(|k| (k, "$KUBECONFIG".to_string())));
         }
         if in_cluster() {
             return Ok(None);
@@ -102,15 +109,26 @@ impl ConnectionSettings {
         // Not in a cluster and nothing named: the user's kubeconfig if
         // there is one. Its absence is no config problem (a config for
         // in-cluster use is validated on machines without one).
-        Ok(Kubeconfig::read()
-            .ok()
+        Ok(std::env::home_dir()
+            .map(|home| home.join(".kube").join("config"))
+            .and_then(|path| read_kubeconfig(&path, wait).ok())
             .map(|k| (k, "~/.kube/config".to_string())))
+    }
+
+    /// Where the client's credentials come from, for messages.
+    fn origin(&self) -> String {
+        match (&self.kubeconfig, &self.kubeconfig_env) {
+            (Some((path, _)), _) => format!("the kubeconfig {}", path.display()),
+            (None, Some(listed)) => format!("the kubeconfig KUBECONFIG names ({listed})"),
+            (None, None) if in_cluster() => "the in-cluster service account".to_string(),
+            (None, None) => "~/.kube/config".to_string(),
+        }
     }
 
     /// Problems `vouch validate` reports: an unreadable kubeconfig, an
     /// unknown context. Reads only local files.
     pub fn problems(&self) -> Vec<Problem> {
-        match self.kubeconfig() {
+        match self.kubeconfig(Some(crate::file_read::BUILD_WAIT)) {
             Err(problem) => vec![problem],
             Ok(Some((kubeconfig, origin))) => match &self.context {
                 Some(context) if !kubeconfig.contexts.iter().any(|c| &c.name == context) => {
@@ -149,10 +167,57 @@ impl ConnectionSettings {
         }
     }
 
-    /// Builds the client.
-    pub async fn client(&self) -> Result<kube::Client, String> {
+    /// Builds the client, waiting at most `wait` for its files. The
+    /// kubeconfig and the files it names (CA, client certificate, token)
+    /// are read with blocking calls, kube's loader among them, so all of
+    /// it runs on the blocking pool: a hung mount holds no async worker,
+    /// and a caller that stops waiting leaves the load in `pending`, where
+    /// the next caller finds it instead of starting another.
+    pub async fn client(
+        &self,
+        pending: &mut Option<PendingLoad>,
+        wait: Duration,
+    ) -> Result<kube::Client, String> {
         crate::clients::tls_configs::install_default_provider();
-        let mut config = match self.kubeconfig().map_err(|p| p.message)? {
+        let load = match pending.take() {
+            Some(load) if !load.task.is_finished() => {
+                let message = format!(
+                    "loading {} has not returned for {} s (a FIFO, or a hung mount?)",
+                    self.origin(),
+                    load.since.elapsed().as_secs()
+                );
+                *pending = Some(load);
+                return Err(message);
+            }
+            Some(load) => load,
+            None => {
+                let settings = self.clone();
+                let runtime = tokio::runtime::Handle::current();
+                PendingLoad {
+                    task: tokio::task::spawn_blocking(move || runtime.block_on(settings.config())),
+                    since: std::time::Instant::now(),
+                }
+            }
+        };
+        let PendingLoad { mut task, since } = load;
+        let config = match tokio::time::timeout(wait, &mut task).await {
+            Ok(Ok(config)) => config?,
+            Ok(Err(_)) => return Err(format!("loading {} failed", self.origin())),
+            Err(_) => {
+                *pending = Some(PendingLoad { task, since });
+                return Err(format!(
+                    "loading {} did not return within {} s (a FIFO, or a hung mount?)",
+                    self.origin(),
+                    wait.as_secs_f64()
+                ));
+            }
+        };
+        kube::Client::try_from(config).map_err(|err| format!("cannot build the client: {err}"))
+    }
+
+    /// The client's config, from the kubeconfig or the service account.
+    async fn config(&self) -> Result<kube::Config, String> {
+        let mut config = match self.kubeconfig(None).map_err(|p| p.message)? {
             Some((kubeconfig, origin)) => {
                 let mut options = KubeConfigOptions {
                     context: self.context.clone(),
@@ -175,7 +240,69 @@ impl ConnectionSettings {
         config.read_timeout = Some(READ_TIMEOUT);
         // Count from the request, not from when a pooled connection went idle.
         config.reset_reader_on_write = true;
-        kube::Client::try_from(config).map_err(|err| format!("cannot build the client: {err}"))
+        Ok(config)
+    }
+}
+
+/// A client load still running on the blocking pool: a caller stopped
+/// waiting for it (its run's deadline), the next one picks it up.
+pub struct PendingLoad {
+    task: tokio::task::JoinHandle<Result<kube::Config, String>>,
+    since: std::time::Instant,
+}
+
+/// Reads one kubeconfig file (capped, see [`crate::file_read`]) and
+/// resolves the relative file names in it against its directory, as
+/// kubectl does.
+fn read_kubeconfig(path: &Path, wait: Option<Duration>) -> Result<Kubeconfig, String> {
+    use crate::file_read::{read, read_within, MAX_KUBECONFIG_BYTES};
+    let bytes = match wait {
+        Some(wait) => read_within(path, MAX_KUBECONFIG_BYTES, wait),
+        None => read(path, MAX_KUBECONFIG_BYTES),
+    }
+    .map_err(|err| format!("cannot read kubeconfig {}: {}", path.display(), err.cause()))?;
+    let shown = path.display();
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("kubeconfig {shown} is not valid: not UTF-8 text"))?;
+    let mut kubeconfig = Kubeconfig::from_yaml(&text)
+        .map_err(|err| format!("kubeconfig {shown} is not valid: {err}"))?;
+    if let Some(dir) = path.parent() {
+        resolve_relative(&mut kubeconfig, dir);
+    }
+    Ok(kubeconfig)
+}
+
+/// Makes the file names a kubeconfig holds absolute, from `dir`. An exec
+/// plugin's command is a file name only when it has a separator (a bare
+/// name is looked up in PATH).
+fn resolve_relative(kubeconfig: &mut Kubeconfig, dir: &Path) {
+    let absolute = |name: &mut Option<String>| {
+        if let Some(relative) = name.as_ref().filter(|n| Path::new(n).is_relative()) {
+            if let Some(joined) = dir.join(relative).to_str() {
+                *name = Some(joined.to_string());
+            }
+        }
+    };
+    for cluster in kubeconfig
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.cluster.as_mut())
+    {
+        absolute(&mut cluster.certificate_authority);
+    }
+    for user in kubeconfig
+        .auth_infos
+        .iter_mut()
+        .filter_map(|u| u.auth_info.as_mut())
+    {
+        absolute(&mut user.client_certificate);
+        absolute(&mut user.client_key);
+        absolute(&mut user.token_file);
+        if let Some(exec) = user.exec.as_mut() {
+            if exec.command.as_deref().is_some_and(|c| c.contains('/')) {
+                absolute(&mut exec.command);
+            }
+        }
     }
 }
 
@@ -235,5 +362,58 @@ current-context: dev
         };
         let settings = ConnectionSettings::resolve(None, Some(&good), dir.path(), None);
         assert_eq!(settings.problems(), vec![]);
+    }
+
+    /// The client's load runs on the blocking pool: a kubeconfig that
+    /// blocks ends the caller's wait with an error naming it, and the next
+    /// caller finds the same load instead of starting another read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_kubeconfig_that_blocks_ends_the_wait_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        let settings = ConnectionSettings {
+            kubeconfig: Some((path.clone(), "--kubeconfig")),
+            ..Default::default()
+        };
+        let mut pending = None;
+        let Err(err) = settings
+            .client(&mut pending, Duration::from_millis(300))
+            .await
+        else {
+            panic!("a client from a FIFO");
+        };
+        let shown = path.display().to_string();
+        assert!(
+            err.contains(&shown) && err.contains("did not return within 0.3 s"),
+            "{err}"
+        );
+        let Err(again) = settings.client(&mut pending, Duration::from_secs(60)).await else {
+            panic!("a client from a FIFO");
+        };
+        assert!(
+            again.contains(&shown) && again.contains("has not returned for"),
+            "{again}"
+        );
+        // Let the read return (end of file), leaving no thread behind.
+        let _ = std::fs::OpenOptions::new().write(true).open(&path);
+    }
+
+    #[test]
+    fn an_endless_kubeconfig_is_refused_at_the_cap() {
+        let settings = ConnectionSettings {
+            kubeconfig: Some(("/dev/zero".into(), "kubernetes.kubeconfig")),
+            ..Default::default()
+        };
+        let problems = settings.problems();
+        assert_eq!(problems[0].path, "kubernetes.kubeconfig");
+        assert_eq!(
+            problems[0].message,
+            "cannot read kubeconfig /dev/zero: larger than 4096 KiB"
+        );
     }
 }

@@ -40,6 +40,7 @@ use kube::api::DynamicObject;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
+use crate::lock::lock;
 use crate::plan::{Rollout, WorkloadRef};
 
 pub use connection::{ConnectionSettings, KubeConnectionConfig, DEFAULT_MAX_OBJECTS_PER_WATCH};
@@ -57,12 +58,19 @@ pub struct KubeCache {
     /// Resolved from the config in force when the client was built (or
     /// will be).
     settings: Mutex<Option<ConnectionSettings>>,
-    client: tokio::sync::Mutex<Option<(ConnectionSettings, kube::Client)>>,
+    client: tokio::sync::Mutex<ClientSlot>,
     watches: Mutex<HashMap<WatchKey, Weak<Watch>>>,
     rollouts: broadcast::Sender<Rollout>,
     /// Most objects one watch holds; read by every watch at each object,
     /// so a reload's new value applies to running watches too.
     max_objects: Arc<AtomicUsize>,
+}
+
+/// The client once built, or its load still running.
+#[derive(Default)]
+struct ClientSlot {
+    built: Option<(ConnectionSettings, kube::Client)>,
+    pending: Option<connection::PendingLoad>,
 }
 
 /// A running watch; stops when the last [`Lease`] holding it is dropped.
@@ -79,11 +87,12 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    /// The store once synced; waits up to `wait` for the first sync.
-    async fn read(&self, wait: Duration) -> Result<Snapshot, KubeError> {
+    /// The store once synced; waits up to `left` (of a run's `wait`, which
+    /// messages name) for the first sync.
+    async fn read(&self, wait: Duration, left: Duration) -> Result<Snapshot, KubeError> {
         let mut states = self.shared.subscribe();
         let waited = tokio::time::timeout(
-            wait,
+            left,
             states.wait_for(|state| *state != WatchState::Starting),
         )
         .await;
@@ -128,16 +137,20 @@ impl Lease {
     /// The objects of the watch, waiting up to `wait` for its first sync
     /// (then `not_synced`). A failing watch answers its error at once.
     pub async fn read(&self, cache: &KubeCache, wait: Duration) -> Result<Snapshot, KubeError> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let started = std::time::Instant::now();
+        let held = lock(&self.held).clone();
         let watch = match held {
             Some(watch) => watch,
             None => {
-                let watch = cache.watch(&self.key).await?;
-                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch.clone());
+                let watch = cache.watch_within(&self.key, wait).await?;
+                *lock(&self.held) = Some(watch.clone());
                 watch
             }
         };
-        watch.read(wait).await
+        // Starting the client (reading its files) came out of the same wait.
+        watch
+            .read(wait, wait.saturating_sub(started.elapsed()))
+            .await
     }
 }
 
@@ -203,7 +216,7 @@ impl KubeCache {
         KubeCache {
             flag: kubeconfig_flag,
             settings: Mutex::new(None),
-            client: tokio::sync::Mutex::new(None),
+            client: tokio::sync::Mutex::new(ClientSlot::default()),
             watches: Mutex::new(HashMap::new()),
             rollouts,
             max_objects: Arc::new(AtomicUsize::new(DEFAULT_MAX_OBJECTS_PER_WATCH)),
@@ -225,45 +238,56 @@ impl KubeCache {
     /// to move between clusters); the change is logged.
     pub fn configure(&self, settings: ConnectionSettings) {
         if let Ok(client) = self.client.try_lock() {
-            if let Some((built, _)) = client.as_ref() {
+            if let Some((built, _)) = client.built.as_ref() {
                 if *built != settings {
                     tracing::warn!("the Kubernetes connection settings changed; they take effect at the next restart");
                 }
             }
         }
-        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = Some(settings);
+        *lock(&self.settings) = Some(settings);
     }
 
-    async fn client(&self) -> Result<kube::Client, KubeError> {
-        let mut client = self.client.lock().await;
-        if let Some((_, client)) = client.as_ref() {
+    /// The client, built on first use; waits at most `wait` for its
+    /// files (a later call picks up a load that outlived its wait).
+    async fn client(&self, wait: Duration) -> Result<kube::Client, KubeError> {
+        let mut slot = self.client.lock().await;
+        if let Some((_, client)) = slot.built.as_ref() {
             return Ok(client.clone());
         }
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .unwrap_or_else(|| {
-                ConnectionSettings::resolve(
-                    self.flag.as_deref(),
-                    None,
-                    Path::new("."),
-                    std::env::var("KUBECONFIG").ok(),
-                )
-            });
-        let built = settings.client().await.map_err(KubeError::Client)?;
-        *client = Some((settings, built.clone()));
+        let settings = lock(&self.settings).clone().unwrap_or_else(|| {
+            ConnectionSettings::resolve(
+                self.flag.as_deref(),
+                None,
+                Path::new("."),
+                std::env::var("KUBECONFIG").ok(),
+            )
+        });
+        let built = settings
+            .client(&mut slot.pending, wait)
+            .await
+            .map_err(KubeError::Client)?;
+        slot.built = Some((settings, built.clone()));
         Ok(built)
     }
 
-    /// The watch of `key`, started if no one holds it.
+    /// The watch of `key`, started if no one holds it; waits at most
+    /// [`crate::file_read::BUILD_WAIT`] for the client's files.
     pub async fn watch(&self, key: &WatchKey) -> Result<Arc<Watch>, KubeError> {
+        self.watch_within(key, crate::file_read::BUILD_WAIT).await
+    }
+
+    /// [`Self::watch`] waiting at most `wait` for the client's files (a
+    /// run's share of its timeout).
+    pub async fn watch_within(
+        &self,
+        key: &WatchKey,
+        wait: Duration,
+    ) -> Result<Arc<Watch>, KubeError> {
         if let Some(watch) = self.running(key) {
             return Ok(watch);
         }
-        let client = self.client().await?;
-        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let client = self.client(wait).await?;
+        let mut watches = lock(&self.watches);
         if let Some(watch) = watches.get(key).and_then(Weak::upgrade) {
             return Ok(watch);
         }
@@ -288,16 +312,12 @@ impl KubeCache {
     }
 
     fn running(&self, key: &WatchKey) -> Option<Arc<Watch>> {
-        self.watches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .and_then(Weak::upgrade)
+        lock(&self.watches).get(key).and_then(Weak::upgrade)
     }
 
     /// Every running watch and its state, sorted.
     pub fn statuses(&self) -> Vec<WatchStatus> {
-        let watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let watches = lock(&self.watches);
         let mut statuses: Vec<WatchStatus> = watches
             .values()
             .filter_map(Weak::upgrade)
@@ -364,7 +384,7 @@ impl KubeCache {
     /// Whether the API server serves Argo Rollouts' `rollouts` (its CRD is
     /// installed). Discovery is open to every authenticated client.
     async fn serves_argo_rollouts(&self) -> bool {
-        let Ok(client) = self.client().await else {
+        let Ok(client) = self.client(crate::file_read::BUILD_WAIT).await else {
             return false;
         };
         let api_version = resource::ARGO_ROLLOUTS.api_resource("v1alpha1").api_version;
@@ -443,7 +463,10 @@ async fn report_unknown_workloads(
 ) {
     let mut snapshots = Vec::new();
     for watch in &watches {
-        if let Ok(snapshot) = watch.read(Duration::from_secs(60)).await {
+        if let Ok(snapshot) = watch
+            .read(Duration::from_secs(60), Duration::from_secs(60))
+            .await
+        {
             snapshots.push(snapshot);
         }
     }

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::error::{classify_watch_error, scope_text, KubeError, WatchFailure};
 use super::resource::{ResourceType, ARGO_ROLLOUTS, DEPLOYMENTS, SECRETS, STATEFULSETS};
+use crate::lock::{read, write};
 use crate::plan::{Rollout, WorkloadRef};
 
 /// What a watch is of. Equal keys share one watch.
@@ -80,10 +81,7 @@ impl Shared {
     }
 
     pub(crate) fn objects(&self) -> Arc<Objects> {
-        self.objects
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        read(&self.objects).clone()
     }
 
     pub(crate) fn state(&self) -> WatchState {
@@ -103,7 +101,7 @@ impl Shared {
     }
 
     fn replace(&self, objects: Objects) {
-        *self.objects.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(objects);
+        *write(&self.objects) = Arc::new(objects);
     }
 
     /// Inserts `object`; returns the one it replaced, or Err when a new
@@ -114,7 +112,7 @@ impl Shared {
         object: DynamicObject,
         limit: usize,
     ) -> Result<Option<Arc<DynamicObject>>, TooMany> {
-        let mut guard = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = write(&self.objects);
         let key = object_key(&object);
         if guard.len() >= limit && !guard.contains_key(&key) {
             return Err(TooMany);
@@ -123,7 +121,7 @@ impl Shared {
     }
 
     fn remove(&self, object: &DynamicObject) {
-        let mut guard = self.objects.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = write(&self.objects);
         Arc::make_mut(&mut guard).remove(&object_key(object));
     }
 }

@@ -13,6 +13,7 @@ pub mod registry;
 pub mod secret_age;
 pub mod tls;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +23,7 @@ use futures::future::BoxFuture;
 use crate::clients::tls_configs::TlsPolicy;
 use crate::config::{KindConfig, Problem};
 use crate::kube::WatchKey;
+
 use crate::lock::lock;
 use crate::result::Outcome;
 use crate::secret::SecretResolver;
@@ -31,21 +33,23 @@ pub use crate::clients::Clients;
 /// What a probe is doing right now, so a run cut off by its timeout can say
 /// where it was stuck ("waiting for response headers").
 #[derive(Clone, Debug)]
-pub struct Progress(Arc<Mutex<&'static str>>);
+pub struct Progress(Arc<Mutex<Cow<'static, str>>>);
 
 impl Default for Progress {
     fn default() -> Self {
-        Progress(Arc::new(Mutex::new("starting")))
+        Progress(Arc::new(Mutex::new(Cow::Borrowed("starting"))))
     }
 }
 
 impl Progress {
-    pub fn set(&self, stage: &'static str) {
-        *lock(&self.0) = stage;
+    /// A stage may name what it waits on ("reading /run/token"), so a
+    /// timeout names the file or peer that did not answer.
+    pub fn set(&self, stage: impl Into<Cow<'static, str>>) {
+        *lock(&self.0) = stage.into();
     }
 
-    pub fn get(&self) -> &'static str {
-        *lock(&self.0)
+    pub fn get(&self) -> Cow<'static, str> {
+        lock(&self.0).clone()
     }
 }
 

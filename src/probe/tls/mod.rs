@@ -321,7 +321,7 @@ impl TlsProbe {
                 self.handshake(ctx, name, host, *port, *connect_to, issued)
                     .await
             }
-            Target::File { path, name } => self.read_file(ctx, path, name.as_ref(), issued),
+            Target::File { path, name } => self.read_file(ctx, path, name.as_ref(), issued).await,
         }
     }
 
@@ -441,22 +441,21 @@ impl TlsProbe {
         )
     }
 
-    fn read_file(
+    async fn read_file(
         &self,
         ctx: &ProbeContext,
         path: &std::path::Path,
         name: Option<&ServerName<'static>>,
         issued: Option<(&CertificateOf, f64)>,
     ) -> Outcome {
-        ctx.progress.set("reading the PEM file");
-        let data = match std::fs::read(path) {
+        ctx.progress
+            .set(format!("reading the PEM file {}", path.display()));
+        // Off the async workers and capped: the path may be a FIFO, a hung
+        // mount or /dev/zero; the runner's timeout abandons a blocked read.
+        let read = crate::file_read::read_async(path, crate::file_read::MAX_PEM_BYTES).await;
+        let data = match read {
             Ok(data) => data,
-            Err(err) => {
-                return Outcome::error(
-                    Reason::File,
-                    format!("cannot read {}: {err}", path.display()),
-                )
-            }
+            Err(err) => return Outcome::error(Reason::File, err.to_string()),
         };
         let ders: Vec<CertificateDer<'static>> = match rustls_pemfile::certs(&mut data.as_slice())
             .collect::<Result<_, _>>()
