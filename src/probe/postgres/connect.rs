@@ -56,12 +56,20 @@ pub(super) fn classify(err: &tokio_postgres::Error, statement_timeout: Duration)
             let reason = match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => Reason::ConnectionRefused,
                 std::io::ErrorKind::TimedOut => Reason::Timeout,
+                // rustls reports its errors as InvalidData: first.
                 _ if io
                     .get_ref()
                     .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some()) =>
                 {
                     crate::clients::tls_configs::handshake_reason(io)
                 }
+                // Bytes that are not PostgreSQL's messages: a length that
+                // does not parse, or the peer closing mid-message (an HTTP
+                // or Redis server answering the startup message).
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    Reason::Protocol
+                }
+                _ if io.to_string() == "bytes remaining on stream" => Reason::Protocol,
                 _ => Reason::Connect,
             };
             return Failure::new(reason, crate::clients::tls_configs::chain_text(err));

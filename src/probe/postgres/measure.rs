@@ -257,12 +257,20 @@ impl PostgresProbe {
         }))
     }
 
+    /// The sessions max_connections counts, by state, and the ages of
+    /// queries and transactions. A role without pg_read_all_stats sees
+    /// other roles' sessions with a NULL type and state: those connected
+    /// to a database are counted (as `unknown`), which may take in an
+    /// autovacuum worker, rather than leaving every other role's session
+    /// out.
     async fn activity(&self, client: &Client) -> Result<Activity, Failure> {
         let st = self.statement_timeout;
         let rows = client
             .query(
                 "SELECT coalesce(state, ''), count(*) FROM pg_stat_activity \
-                 WHERE backend_type = 'client backend' GROUP BY 1",
+                 WHERE backend_type = 'client backend' \
+                    OR (backend_type IS NULL AND datid IS NOT NULL) \
+                 GROUP BY 1",
                 &[],
             )
             .await
