@@ -242,11 +242,6 @@ const NOTES: &[(&str, &str, &str)] = &[
         "tested in tests/cross_checks.rs (dns_answers_follow_the_address_the_ingress_reports), a cross-check",
     ),
     (
-        "redis",
-        "loading",
-        "a real redis-server loading its data set answers -LOADING, which the probe reports as protocol: a src bug, reported by issue 22, its test kept out",
-    ),
-    (
         "registry",
         "too_large",
         "no test yet",
@@ -313,28 +308,8 @@ const NOTES: &[(&str, &str, &str)] = &[
     ),
     (
         "kubernetes",
-        "replicas",
-        "unit tests in src/kube only; no end-to-end test yet",
-    ),
-    (
-        "kubernetes",
-        "ingress_address",
-        "unit tests in src/kube only; no end-to-end test yet",
-    ),
-    (
-        "kubernetes",
-        "tls_expired",
-        "unit tests in src/kube only; no end-to-end test yet",
-    ),
-    (
-        "kubernetes",
-        "auth",
-        "no test yet",
-    ),
-    (
-        "kubernetes",
         "timeout",
-        "no test yet",
+        "cannot happen by design: a run only reads the watch cache, waiting at most 0.8 of its timeout for the first sync, so a hung API server is not_synced (a_watch_that_has_not_synced_is_an_error_not_a_verdict holds every answer)",
     ),
     (
         "secret_age",
