@@ -242,26 +242,6 @@ const NOTES: &[(&str, &str, &str)] = &[
         "tested in tests/cross_checks.rs (dns_answers_follow_the_address_the_ingress_reports), a cross-check",
     ),
     (
-        "registry",
-        "too_large",
-        "no test yet",
-    ),
-    (
-        "registry",
-        "dns",
-        "no test yet",
-    ),
-    (
-        "registry",
-        "tls",
-        "no test yet",
-    ),
-    (
-        "registry",
-        "connect",
-        "no test yet",
-    ),
-    (
         "backup",
         "forbidden",
         "no test yet",
