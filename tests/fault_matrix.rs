@@ -242,51 +242,6 @@ const NOTES: &[(&str, &str, &str)] = &[
         "tested in tests/cross_checks.rs (dns_answers_follow_the_address_the_ingress_reports), a cross-check",
     ),
     (
-        "backup",
-        "forbidden",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "status",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "protocol",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "secret",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "file",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "dns",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "tls",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "connect",
-        "no test yet",
-    ),
-    (
-        "backup",
-        "recovery",
-        "no test yet (object_store pools connections)",
-    ),
-    (
         "kubernetes",
         "timeout",
         "cannot happen by design: a run only reads the watch cache, waiting at most 0.8 of its timeout for the first sync, so a hung API server is not_synced (a_watch_that_has_not_synced_is_an_error_not_a_verdict holds every answer)",
