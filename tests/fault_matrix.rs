@@ -219,6 +219,7 @@ const KINDS: &[Kind] = &[
             "auth",
             "forbidden",
             "status",
+            "json",
             "protocol",
             "too_large",
             "not_synced",
@@ -245,26 +246,6 @@ const NOTES: &[(&str, &str, &str)] = &[
         "kubernetes",
         "timeout",
         "cannot happen by design: a run only reads the watch cache, waiting at most 0.8 of its timeout for the first sync, so a hung API server is not_synced (a_watch_that_has_not_synced_is_an_error_not_a_verdict holds every answer)",
-    ),
-    (
-        "secret_age",
-        "protocol",
-        "Key Vault cells belong to issue 21",
-    ),
-    (
-        "secret_age",
-        "too_large",
-        "Key Vault cells belong to issue 21",
-    ),
-    (
-        "secret_age",
-        "timeout",
-        "Key Vault cells belong to issue 21",
-    ),
-    (
-        "secret_age",
-        "recovery",
-        "Key Vault cells belong to issue 21",
     ),
 ];
 
