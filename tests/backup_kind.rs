@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use support::azurite::Azurite;
+use support::http_server::{Reply, TestServer};
 use support::s3::S3;
 use support::wait_until;
 use vouch::plan::PlannedCheck;
@@ -506,6 +507,117 @@ async fn azurite_down_is_refused_promptly_and_a_wrong_key_is_an_auth_error() {
 }
 
 #[tokio::test]
+async fn azurite_down_then_back_up_passes_again() {
+    let mut azurite = Azurite::start();
+    azurite.create_container("backups");
+    put(azurite.store("backups").as_ref(), "pg.sql.gz", 2_000).await;
+    let check = azure_check(&azurite, "az://backups", "10s", "");
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "newest pg.sql.gz",
+    );
+    azurite.stop();
+    expect(
+        &check.run().await,
+        Verdict::Error,
+        Reason::ConnectionRefused,
+        "",
+    );
+    // The same check, whose client may hold pooled connections of the
+    // first server, reaches the restarted one.
+    // Killed, Azurite forgets what it had not saved: the test puts it back.
+    azurite.restart();
+    azurite.create_container("backups");
+    put(azurite.store("backups").as_ref(), "pg.sql.gz", 2_000).await;
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "newest pg.sql.gz",
+    );
+}
+
+#[tokio::test]
+async fn azurite_refusals_and_an_unreadable_key_are_errors_naming_why() {
+    let azurite = Azurite::start();
+    azurite.create_container("backups");
+    let sas_check = |permissions: &str| {
+        Check::new(
+            "10s",
+            &format!(
+                "url: az://backups\naccount: {}\nendpoint: {}\nsas_token_file: sas",
+                azurite.account,
+                azurite.endpoint()
+            ),
+            &[("sas", &azurite.account_sas(permissions))],
+        )
+    };
+    // A token that may read but not list.
+    expect(
+        &sas_check("r").run().await,
+        Verdict::Error,
+        Reason::Forbidden,
+        "the store answered 403",
+    );
+    // A container name Azure refuses (upper case): 400.
+    expect(
+        &azure_check(&azurite, "az://Backups", "10s", "").run().await,
+        Verdict::Error,
+        Reason::Status,
+        "the store answered 400",
+    );
+    let unreadable = Check::new(
+        "10s",
+        &format!(
+            "url: az://backups\naccount: {}\nendpoint: {}\naccount_key_file: absent-key",
+            azurite.account,
+            azurite.endpoint()
+        ),
+        &[],
+    );
+    expect(
+        &unreadable.run().await,
+        Verdict::Error,
+        Reason::Secret,
+        "absent-key",
+    );
+}
+
+#[tokio::test]
+async fn tls_to_plain_azurite_and_an_unreachable_endpoint_are_errors() {
+    let azurite = Azurite::start();
+    let with_endpoint = |endpoint: &str| {
+        Check::new(
+            "10s",
+            &format!(
+                "url: az://backups\naccount: {}\nendpoint: {endpoint}\naccount_key_file: key",
+                azurite.account
+            ),
+            &[("key", &azurite.key)],
+        )
+    };
+    let https = azurite.endpoint().replace("http://", "https://");
+    expect(
+        &with_endpoint(&https).run().await,
+        Verdict::Error,
+        Reason::Tls,
+        "127.0.0.1",
+    );
+    // The kernel refuses TCP to a multicast address (ENETUNREACH).
+    let unreachable = with_endpoint("http://224.0.0.1:10000/vouchbackups")
+        .run()
+        .await;
+    expect(
+        &unreachable,
+        Verdict::Error,
+        Reason::Connect,
+        "224.0.0.1:10000",
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_key_never_reaches_the_daemons_output() {
     let azurite = Azurite::start();
     azurite.create_container("backups");
@@ -788,6 +900,62 @@ async fn a_store_that_accepts_but_never_answers_times_out_naming_the_listing() {
         "listing s3://backups: no answer within 800ms (127.0.0.1:",
     );
     drop(listener);
+}
+
+#[tokio::test]
+async fn a_listing_that_does_not_parse_is_a_protocol_error() {
+    let server = TestServer::http().await;
+    // A listing whose object has no size a number can be read from.
+    server.route(
+        "/backups",
+        Reply::status(200).header("Content-Type", "application/xml").body(
+            b"<ListBucketResult><Contents><Key>pg.sql.gz</Key><LastModified>yesterday</LastModified>\
+              <Size>many</Size></Contents></ListBucketResult>",
+        ),
+    );
+    let check = Check::new(
+        "10s",
+        &format!(
+            "url: s3://backups\nendpoint: {}\naccess_key_id_file: id\nsecret_access_key_file: secret",
+            server.url("")
+        ),
+        &[("id", "AKIDEXAMPLE"), ("secret", "not-used-secret")],
+    );
+    expect(
+        &check.run().await,
+        Verdict::Error,
+        Reason::Protocol,
+        "invalid list response",
+    );
+}
+
+#[tokio::test]
+async fn an_unresolvable_endpoint_is_a_dns_error() {
+    // Through the binary, with a resolver that gives up after a second.
+    let check = support::vouch::check_one(
+        "checks:\n  - name: t\n    timeout: 10s\n    backup: { url: \"s3://backups\", endpoint: \"http://vouch-test.invalid:9000\", access_key_id_env: HOME, secret_access_key_env: HOME }\n",
+        &[support::vouch::QUICK_RESOLVER],
+    )
+    .await;
+    assert_eq!(
+        (&check["last_run"]["verdict"], &check["last_run"]["reason"]),
+        (&"error".into(), &Reason::Dns.as_str().into()),
+        "{check:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_loop_is_a_file_error() {
+    let dir = tempfile::tempdir().unwrap();
+    backup_file(dir.path(), "pg.sql.gz", 2_000, HOUR);
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+    let outcome = file_check(dir.path(), "").run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::File,
+        "File system loop found",
+    );
 }
 
 // ---------------------------------------------------------------- config

@@ -387,6 +387,82 @@ async fn every_target_passes_and_fails_against_the_fake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_replicas_an_ingress_without_address_and_an_expired_certificate_fail() {
+    let cluster = Cluster::start().await;
+    let fake = &cluster.fake;
+    fake.install_cert_manager();
+    fake.apply(deployment("api", 2, "api:1"));
+    set_deployment_status(fake, "api", 2, 2, 2);
+    fake.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "prod"},
+        "spec": {}, "status": {"loadBalancer": {}}}));
+    let expired = k8s_openapi::jiff::Timestamp::now()
+        - k8s_openapi::jiff::SignedDuration::from_secs(2 * 86_400 + 600);
+    fake.apply(json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "api-tls", "namespace": "prod"},
+        "spec": {"secretName": "api-tls"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}], "notAfter": expired.to_string()}}));
+    let cases = [
+        (
+            "{ deployment: prod/api, min_ready: 2 }",
+            Verdict::Pass,
+            Reason::Ok,
+            "2/2 ready",
+        ),
+        (
+            "{ deployment: prod/api, min_ready: 3 }",
+            Verdict::Fail,
+            Reason::Replicas,
+            "2 ready, at least 3 required",
+        ),
+        (
+            "{ ingress: prod/web }",
+            Verdict::Fail,
+            Reason::IngressAddress,
+            "Ingress prod/web has no load-balancer address yet",
+        ),
+        (
+            "{ certificate: prod/api-tls }",
+            Verdict::Fail,
+            Reason::TlsExpired,
+            "Certificate prod/api-tls expired 2d",
+        ),
+    ];
+    for (block, verdict, reason, part) in cases {
+        expect(
+            &cluster.run(&cluster.check(block)).await,
+            verdict,
+            reason,
+            part,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_the_api_server_refuses_are_an_auth_error() {
+    let fake = FakeKube::start().await;
+    fake.apply(deployment("api", 1, "api:1"));
+    // The fake's kubeconfig with another bearer token.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let yaml = fake.kubeconfig_yaml();
+    let token = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .expect("a token in the fake's kubeconfig")
+        .to_string();
+    std::fs::write(&kubeconfig, yaml.replace(&token, "not-the-token")).unwrap();
+    let cluster = Cluster::with_kubeconfig(fake, kubeconfig);
+    let outcome = cluster
+        .run(&cluster.check("{ deployment: prod/api }"))
+        .await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        "the API server refused vouch's credentials",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_crd_is_not_installed_until_it_is() {
     let cluster = Cluster::start().await;
     let check = cluster.check("{ certificate: prod/api-tls }");
@@ -467,17 +543,20 @@ async fn a_watch_that_has_not_synced_is_an_error_not_a_verdict() {
     let cluster = Cluster::start().await;
     cluster.fake.apply(deployment("api", 1, "api:1"));
     set_deployment_status(&cluster.fake, "api", 1, 1, 1);
-    cluster.fake.set_delay(Duration::from_secs(3));
-    // 1s timeout: the run waits 0.8 s for the first sync.
-    let check = cluster.check_with_timeout("{ deployment: prod/api }", "1s");
+    // The list is held until released: the watch cannot sync, however
+    // slow or fast the host, and the run ends at its sync wait (0.8 of
+    // the 5s timeout), a second before the runner's own timeout.
+    cluster.fake.hold();
+    let check = cluster.check_with_timeout("{ deployment: prod/api }", "5s");
     let outcome = cluster.run(&check).await;
     expect(
         &outcome,
         Verdict::Error,
         Reason::NotSynced,
-        "the watch of deployments.apps in namespace prod has not synced within 800ms",
+        "the watch of deployments.apps in namespace prod has not synced within 4s",
     );
-    cluster.fake.set_delay(Duration::ZERO);
+    assert_eq!(cluster.fake.count("list", "deployments", Some("prod")), 0);
+    cluster.fake.release();
     cluster
         .run_until(&check, "the watch to sync", |o| o.verdict == Verdict::Pass)
         .await;

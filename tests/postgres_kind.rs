@@ -251,6 +251,45 @@ async fn connections_over_the_used_ratio_fail() {
 }
 
 #[tokio::test]
+async fn connections_of_other_roles_count_for_a_check_without_privileges() {
+    // PostgreSQL hides the type and state of other roles' sessions from a
+    // role without pg_read_all_stats; max_connections counts them all.
+    let pg = Postgres::with_settings(&[
+        ("max_connections", "10"),
+        ("superuser_reserved_connections", "0"),
+    ]);
+    pg.create_role("checker").await;
+    pg.create_role("app").await;
+    let mut sessions = vec![pg.session().await];
+    for _ in 0..7 {
+        sessions.push(pg.session_as("app").await);
+    }
+    // 7 of app, 1 of the superuser, and the check's own: 9 of 10.
+    let dir = tempfile::tempdir().unwrap();
+    let check = plan_check(
+        dir.path(),
+        &pg.url_for("checker"),
+        "10s",
+        "max_connections_used: 80%",
+    );
+    let outcome = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Connections,
+        "connections 9 of max_connections 10 (90%), limit 80%",
+    );
+    assert_eq!(
+        measured(&outcome, "vouch_postgres_connections", &["unknown"]),
+        Some(8.0)
+    );
+    assert_eq!(
+        measured(&outcome, "vouch_postgres_connections", &["active"]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
 async fn a_database_over_the_size_limit_fails_with_both_sizes() {
     let pg = Postgres::start_new();
     let outcome = run(&pg, "max_database_size: 1MB").await;
@@ -554,6 +593,26 @@ async fn a_server_that_breaks_the_startup_exchange_is_a_protocol_error() {
         Verdict::Error,
         Reason::Protocol,
         "unexpected message from server",
+    );
+}
+
+#[tokio::test]
+async fn a_server_speaking_another_protocol_is_a_protocol_error() {
+    // An HTTP server's answer to the startup message: the client reads
+    // "HTTP" as a message tag and a length, and the connection ends with
+    // those bytes unread.
+    let http = RawServer::start(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = plan_check(dir.path(), &http.url(), "10s", "");
+    let outcome = run_once(check, CLIENTS.clone()).await.outcome;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Protocol,
+        "error communicating with the server",
     );
 }
 

@@ -446,6 +446,36 @@ async fn a_stopped_server_is_refused_and_a_restarted_one_passes_again() {
 }
 
 #[tokio::test]
+async fn a_server_loading_its_data_set_fails_as_loading() {
+    // A real load: 3000 keys saved to the RDB, read back at 2ms a key
+    // (redis-server's key-load-delay), serving clients between every
+    // kilobyte read. PING answers -LOADING for those 6s; INFO answers.
+    let mut redis = Redis::start_new();
+    let mut connection = redis.connection(None).await;
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.set(format!("key:{i}"), i).ignore();
+    }
+    let () = pipe.query_async(&mut connection).await.unwrap();
+    command(&mut connection, &["SAVE"]).await;
+    redis.restart_with(&[
+        "--key-load-delay",
+        "2000",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let outcome = Check::new(&redis, "").run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Loading,
+        "the server is loading its data set",
+    );
+    assert_eq!(measured(&outcome, "vouch_redis_loading"), Some(1.0));
+    assert_eq!(measured(&outcome, "vouch_redis_up"), Some(1.0));
+}
+
+#[tokio::test]
 async fn an_unreachable_address_is_a_connect_error() {
     // The kernel refuses TCP to a multicast address (ENETUNREACH).
     let outcome = Check::with_url("redis://224.0.0.1:6379/", "10s", "")

@@ -794,4 +794,53 @@ async fn the_audience_asked_of_entra_id_is_the_configured_one() {
         "invalid_scope (AADSTS70011)",
     );
     assert_eq!(azure.acr.calls("/oauth2/exchange"), 0);
+#[tokio::test]
+async fn tls_to_a_plain_registry_and_an_unreachable_address_are_errors() {
+    // The real registry speaks plain HTTP: a TLS hello gets an HTTP 400.
+    let registry = open_registry();
+    let https = registry.url().replace("http://", "https://");
+    let outcome = Check::new(&https, "tag: v1.2.3\n", None).run().await;
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Tls,
+        "TLS handshake with 127.0.0.1",
+    );
+    // The kernel refuses TCP to a multicast address (ENETUNREACH).
+    let outcome = Check::new("http://224.0.0.1:5000", "tag: v1.2.3\n", None)
+        .run()
+        .await;
+    expect(&outcome, Verdict::Error, Reason::Connect, "224.0.0.1:5000");
+}
+
+#[tokio::test]
+async fn an_endless_tag_list_is_cut_off_as_too_large() {
+    let fake = TestServer::http().await;
+    fake.route(
+        "/v2/broxiva/api/manifests/v1.2.3",
+        Reply::status(200).header("Docker-Content-Digest", "sha256:00"),
+    );
+    fake.route("/v2/broxiva/api/tags/list", Reply::Endless);
+    let outcome = Check::new(&fake.url(""), "tag: v1.2.3\n", None).run().await;
+    expect(&outcome, Verdict::Error, Reason::TooLarge, "larger than");
+}
+
+#[tokio::test]
+async fn an_unresolvable_registry_is_a_dns_error() {
+    // Through the binary, with a resolver that gives up after a second.
+    let check = support::vouch::check_one(
+        "checks:\n  - name: t\n    timeout: 10s\n    registry: { url: \"http://vouch-test.invalid\", repository: broxiva/api, tag: v1 }\n",
+        &[support::vouch::QUICK_RESOLVER],
+    )
+    .await;
+    assert_eq!(
+        (&check["last_run"]["verdict"], &check["last_run"]["reason"]),
+        (&"error".into(), &Reason::Dns.as_str().into()),
+        "{check:#}"
+    );
+    let message = check["last_run"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot resolve vouch-test.invalid"),
+        "{message}"
+    );
 }

@@ -578,6 +578,64 @@ async fn checks_on_one_identity_share_a_token() {
     assert_eq!(vault.token_requests().len(), 1);
 }
 
+#[tokio::test]
+async fn a_vault_that_lies_overflows_or_hangs_is_an_error_then_passes_again() {
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = check_yaml(
+        &vault,
+        dir.path(),
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        REQUIRED,
+    )
+    .replace("timeout: 10s", "timeout: 3s");
+    let check = kind::plan(&yaml, dir.path());
+    let run = || async { run_once(check.clone(), CLIENTS.clone()).await.outcome };
+    expect(&run().await, Verdict::Pass, Reason::Ok, "4 secrets present");
+
+    // A sign-in page where the listing's JSON belongs.
+    vault.set_listing_body(Some(b"<html>Sign in to your account</html>".to_vec()));
+    expect(
+        &run().await,
+        Verdict::Error,
+        Reason::Json,
+        "is not the expected JSON",
+    );
+    // A next page elsewhere: the token must not follow it.
+    let elsewhere =
+        br#"{"value": [], "nextLink": "https://vault.example.org/secrets?$skiptoken=x"}"#;
+    vault.set_listing_body(Some(elsewhere.to_vec()));
+    expect(
+        &run().await,
+        Verdict::Error,
+        Reason::Protocol,
+        "nextLink points to another host (vault.example.org)",
+    );
+    // A page over the 4MiB a page may take.
+    let huge = format!("{{\"value\": [], \"pad\": \"{}\"}}", "x".repeat(5 << 20));
+    vault.set_listing_body(Some(huge.into_bytes()));
+    expect(
+        &run().await,
+        Verdict::Error,
+        Reason::TooLarge,
+        "larger than the 4MiB read limit",
+    );
+    vault.set_listing_body(None);
+
+    // Read and never answered: the run ends at its deadline.
+    vault.set_hang(true);
+    expect(
+        &run().await,
+        Verdict::Error,
+        Reason::Timeout,
+        "no result within 3s (listing the vault's secrets)",
+    );
+    vault.set_hang(false);
+    expect(&run().await, Verdict::Pass, Reason::Ok, "4 secrets present");
+}
+
 /// A client-secret check of `vault` in `dir` with the given tenant_id.
 fn client_secret_yaml(vault: &FakeKeyVault, dir: &Path, tenant: &str, rest: &str) -> String {
     vault.write_ca(dir);

@@ -36,33 +36,46 @@ impl Azurite {
 
     /// Starts `azurite-blob` with the account key `key` (base64).
     pub fn start_with_key(key: &str) -> Azurite {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let port = free_port();
-        let account = "vouchbackups".to_string();
-        let key = key.to_string();
+        let mut azurite = Azurite {
+            child: None,
+            _dir: tempfile::tempdir().expect("a temporary directory"),
+            port: free_port(),
+            account: "vouchbackups".to_string(),
+            key: key.to_string(),
+            started_in: Duration::ZERO,
+        };
+        azurite.restart();
+        eprintln!(
+            "azurite-blob accepted connections after {:?}",
+            azurite.started_in
+        );
+        azurite
+    }
+
+    /// Starts the server (again, after [`Self::stop`]) on its port, with
+    /// its data, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.stop();
         let started = Instant::now();
         let mut child = Command::new(super::node_tools::command("azurite-blob"))
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &self.port.to_string(),
+            ])
             .arg("--location")
-            .arg(dir.path())
+            .arg(self._dir.path())
             .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
-            .env("AZURITE_ACCOUNTS", format!("{account}:{key}"))
+            .env("AZURITE_ACCOUNTS", format!("{}:{}", self.account, self.key))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start azurite-blob");
-        super::wait_for_port(&mut child, port, "azurite-blob");
-        let started_in = started.elapsed();
-        eprintln!("azurite-blob accepted connections after {started_in:?}");
-        Azurite {
-            child: Some(child),
-            _dir: dir,
-            port,
-            account,
-            key,
-            started_in,
-        }
+        super::wait_for_port(&mut child, self.port, "azurite-blob");
+        self.started_in = started.elapsed();
+        self.child = Some(child);
     }
 
     /// The Blob endpoint with path-style addressing, as `endpoint:` takes it.

@@ -141,6 +141,10 @@ struct State {
     empty_pages: usize,
     next_link_api_version: String,
     trouble: Trouble,
+    /// While true, vault requests are read and never answered.
+    hang: bool,
+    /// What a listing with a valid token answers instead (200), when set.
+    listing_body: Option<Vec<u8>>,
     /// When each vault request arrived.
     vault_request_times: Vec<std::time::Instant>,
 }
@@ -346,6 +350,18 @@ impl FakeKeyVault {
             .extend(std::iter::repeat_n((status, retry_after), times));
     }
 
+    /// Vault requests from now on are never answered (`false`: answered
+    /// again).
+    pub fn set_hang(&self, hang: bool) {
+        self.state.lock().unwrap().hang = hang;
+    }
+
+    /// Listings with a valid token answer 200 with `body` instead of the
+    /// secrets (`None`: the secrets again).
+    pub fn set_listing_body(&self, body: Option<Vec<u8>>) {
+        self.state.lock().unwrap().listing_body = body;
+    }
+
     /// The next `times` managed-identity requests get `status`.
     pub fn fail_imds(&self, times: usize, status: u16) {
         let mut state = self.state.lock().unwrap();
@@ -455,6 +471,10 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let hang = path.starts_with("/secrets") && state.lock().unwrap().hang;
+    if hang {
+        return std::future::pending().await;
+    }
     let mut state = state.lock().unwrap();
     state.requests.push(format!(
         "{method} {path}{}",
@@ -702,6 +722,13 @@ async fn handle(
             "The request URI contains an invalid or missing api-version.",
             None,
         );
+    }
+    if let Some(body) = state.listing_body.clone().filter(|_| path == "/secrets") {
+        return Response::builder()
+            .status(200)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
     }
     if !state.readers.contains(&principal) {
         let code = state.forbidden_code.clone();

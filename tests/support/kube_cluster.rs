@@ -32,6 +32,16 @@ impl Cluster {
         Self::with_kind(fake, "kubernetes")
     }
 
+    /// The fake, with vouch's clients reading `kubeconfig` (which the
+    /// caller keeps) instead of the fake's own.
+    pub fn with_kubeconfig(fake: FakeKube, kubeconfig: std::path::PathBuf) -> Cluster {
+        Cluster {
+            fake,
+            clients: Arc::new(Clients::with_kubeconfig(Some(kubeconfig))),
+            kind: "kubernetes",
+        }
+    }
+
     pub fn with_kind(fake: FakeKube, kind: &'static str) -> Cluster {
         let clients = Arc::new(Clients::with_kubeconfig(Some(
             fake.kubeconfig_path().to_path_buf(),

@@ -226,10 +226,37 @@ impl Postgres {
         self.url_with_password(PASSWORD)
     }
 
+    /// A URL for `role` (made by [`Self::create_role`]).
+    pub fn url_for(&self, role: &str) -> String {
+        format!(
+            "postgres://{role}:{PASSWORD}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// Creates a login role without special privileges, with the
+    /// superuser's password.
+    pub async fn create_role(&self, role: &str) {
+        self.session()
+            .await
+            .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"))
+            .await
+            .unwrap_or_else(|err| panic!("create role {role}: {err}"));
+    }
+
     /// A session of the test's own (not the check's), driven in the
     /// background.
     pub async fn session(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
+        self.session_at(&self.url()).await
+    }
+
+    /// A session of the test's own as `role`.
+    pub async fn session_as(&self, role: &str) -> tokio_postgres::Client {
+        self.session_at(&self.url_for(role)).await
+    }
+
+    async fn session_at(&self, url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .unwrap_or_else(|err| panic!("connect to the test server: {err}"));
         tokio::spawn(connection);

@@ -76,6 +76,14 @@ impl Redis {
         matches!(stream.read(&mut answer), Ok(n) if n > 0)
     }
 
+    /// Restarts the server on its port and directory with `args` in place
+    /// of the extra arguments it had.
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.stop();
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self.start();
+    }
+
     /// Kills the server; the port stays closed until [`Self::start`].
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -11,8 +11,22 @@ pub(super) fn classify(err: &object_store::Error, request_timeout: Duration) -> 
     let mut http_kind = None;
     let mut io_kind = None;
     let mut too_large = false;
+    // A failed handshake reads as rustls' words ("received corrupt
+    // message"), which name neither a certificate nor TLS: found by type.
+    let mut tls = None;
     for inner in error_chain::walk(err).skip(1) {
         too_large |= inner.downcast_ref::<AnswerTooLarge>().is_some();
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+            {
+                tls.get_or_insert(crate::clients::tls_configs::handshake_reason(io));
+            }
+        }
+        if inner.downcast_ref::<rustls::Error>().is_some() {
+            tls.get_or_insert(Reason::Tls);
+        }
         if let Some(http) = inner.downcast_ref::<object_store::client::HttpError>() {
             http_kind.get_or_insert(http.kind());
         }
@@ -72,6 +86,7 @@ pub(super) fn classify(err: &object_store::Error, request_timeout: Duration) -> 
         (Some(object_store::client::HttpErrorKind::Timeout), _)
         | (_, Some(std::io::ErrorKind::TimedOut)) => Reason::Timeout,
         _ if full.contains("dns error") || full.contains("failed to lookup address") => Reason::Dns,
+        _ if tls.is_some() => tls.unwrap_or(Reason::Tls),
         _ if full.contains("certificate") || full.contains("tls handshake") => Reason::Tls,
         (
             Some(
@@ -125,6 +140,7 @@ pub(super) fn classify(err: &object_store::Error, request_timeout: Duration) -> 
         Reason::Dns | Reason::Tls | Reason::Connect => {
             format!("{}{at}{retried}", scrub_urls(&deepest))
         }
+        _ if tls.is_some() => format!("{}{at}{retried}", scrub_urls(&deepest)),
         _ => scrub_urls(&shorten(&full)),
     };
     Failure::new(reason, message)

@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     pub token: String,
     pub server_address: String,
     pub open_watches: AtomicUsize,
+    /// While true, every answer waits (a hanging API server, for as long
+    /// as the test says rather than for a time).
+    pub held: watch::Sender<bool>,
 }
 
 /// The running fake API server; stops when dropped.
@@ -209,6 +212,7 @@ impl FakeKube {
             token: token(),
             server_address: addr.to_string(),
             open_watches: AtomicUsize::new(0),
+            held: watch::channel(false).0,
         });
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let kubeconfig = dir.path().join("kubeconfig");
@@ -626,6 +630,16 @@ impl FakeKube {
     /// stands for a hanging API server).
     pub fn set_delay(&self, delay: Duration) {
         self.state().delay = delay;
+    }
+
+    /// Every answer from now on waits until [`FakeKube::release`].
+    pub fn hold(&self) {
+        self.inner.held.send_replace(true);
+    }
+
+    /// Lets the held answers (and every later one) go.
+    pub fn release(&self) {
+        self.inner.held.send_replace(false);
     }
 
     /// Sends a BOOKMARK now on every watch that allowed bookmarks.

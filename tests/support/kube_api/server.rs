@@ -449,6 +449,8 @@ pub(crate) async fn handle(
     inner: Arc<Inner>,
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
+    let mut held = inner.held.subscribe();
+    let _ = held.wait_for(|held| !*held).await;
     let delay = inner.state.lock().unwrap().delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
