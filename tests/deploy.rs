@@ -348,6 +348,7 @@ fn check_components(objects: &[Value], components: &[&str], expected: &Expected,
     if components.contains(&"sharded") {
         assert!(!has("Deployment"), "{what}: the Deployment is replaced");
         assert_shards_match_replicas(objects, what);
+        assert_shards_reach_each_other(objects, what);
     }
     if components.contains(&"cluster-wide") {
         assert!(!has("Role") && !has("RoleBinding"), "{what}");
@@ -367,6 +368,59 @@ fn check_components(objects: &[Value], components: &[&str], expected: &Expected,
     } else {
         find(objects, "Role");
     }
+}
+
+/// The shards ask each other by pod name under a headless Service that
+/// lists pods not ready yet, and the StatefulSet is governed by it.
+fn assert_shards_reach_each_other(objects: &[Value], what: &str) {
+    let headless = objects
+        .iter()
+        .find(|o| kind(o) == "Service" && o["metadata"]["name"] == "vouch-shards")
+        .unwrap_or_else(|| panic!("{what}: the Service vouch-shards"));
+    assert_eq!(headless["spec"]["clusterIP"], "None", "{what}");
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], true, "{what}");
+    let set = find(objects, "StatefulSet");
+    assert_eq!(set["spec"]["serviceName"], "vouch-shards", "{what}");
+    let pod_labels = &set["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in headless["spec"]["selector"].as_mapping().unwrap() {
+        assert_eq!(&pod_labels[key], value, "{what}: the Service selects the shards");
+    }
+    let port = &headless["spec"]["ports"][0];
+    assert_eq!(port["port"], 9847, "{what}");
+    let args: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--shard.peers")
+        .unwrap_or_else(|| panic!("{what}: --shard.peers in {args:?}"));
+    assert_eq!(
+        args.get(at + 1).copied(),
+        Some("http://vouch-{shard}.vouch-shards:9847"),
+        "{what}"
+    );
+    // The NetworkPolicy lets the shards in, from the same namespace.
+    let policy = find(objects, "NetworkPolicy");
+    let admitted = policy["spec"]["ingress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|rule| {
+            rule["ports"][0]["port"] == 9847
+                && rule["from"].as_sequence().is_some_and(|from| {
+                    from.iter().any(|f| {
+                        f["namespaceSelector"].is_null()
+                            && f["podSelector"]["matchLabels"] == headless["spec"]["selector"]
+                    })
+                })
+        });
+    assert!(admitted, "{what}: the shards may call each other: {policy:?}");
+    // The template names the StatefulSet's pods under that Service.
+    let set_name = set["metadata"]["name"].as_str().unwrap();
+    assert!(args[at + 1].starts_with(&format!("http://{set_name}-{{shard}}.vouch-shards:")));
 }
 
 fn assert_shards_match_replicas(objects: &[Value], what: &str) {
