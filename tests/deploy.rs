@@ -383,7 +383,10 @@ fn assert_shards_reach_each_other(objects: &[Value], what: &str) {
     assert_eq!(set["spec"]["serviceName"], "vouch-shards", "{what}");
     let pod_labels = &set["spec"]["template"]["metadata"]["labels"];
     for (key, value) in headless["spec"]["selector"].as_mapping().unwrap() {
-        assert_eq!(&pod_labels[key], value, "{what}: the Service selects the shards");
+        assert_eq!(
+            &pod_labels[key], value,
+            "{what}: the Service selects the shards"
+        );
     }
     let port = &headless["spec"]["ports"][0];
     assert_eq!(port["port"], 9847, "{what}");
@@ -417,7 +420,10 @@ fn assert_shards_reach_each_other(objects: &[Value], what: &str) {
                     })
                 })
         });
-    assert!(admitted, "{what}: the shards may call each other: {policy:?}");
+    assert!(
+        admitted,
+        "{what}: the shards may call each other: {policy:?}"
+    );
     // The template names the StatefulSet's pods under that Service.
     let set_name = set["metadata"]["name"].as_str().unwrap();
     assert!(args[at + 1].starts_with(&format!("http://{set_name}-{{shard}}.vouch-shards:")));
