@@ -26,7 +26,7 @@ fn close_enough(key: &str, distance: usize, candidate: &str) -> bool {
 /// `unknown field `k`, expected …` with a hint after the key, when there
 /// is one. `path` is the block the decoder found the key in. `config` is
 /// the whole vouch config as YAML, when the message is about one (other
-/// files get typo hints only); it tells which kind a check has.
+/// files get no hint); it tells which kind a check has.
 pub(crate) fn unknown_field(
     path: &str,
     message: &str,
@@ -38,9 +38,11 @@ pub(crate) fn unknown_field(
     let Some((key, tail)) = rest.split_once('`') else {
         return message.to_string();
     };
-    let hint = config
-        .and_then(|config| placement(path, key, config))
-        .or_else(|| typo(key, tail));
+    // Other files (the web config) keep the decoder's message.
+    let Some(config) = config else {
+        return message.to_string();
+    };
+    let hint = placement(path, key, config).or_else(|| typo(key, tail));
     match hint {
         Some(hint) => format!("unknown field `{key}` ({hint}){tail}"),
         None => message.to_string(),

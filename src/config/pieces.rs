@@ -163,7 +163,7 @@ fn decode_check(
         // A missing field is fixed by adding, not removing: leaving its
         // block out would hide the block's other problems behind "no kind".
         let cut = match first.line {
-            Some(line) if !first.message.starts_with("missing field") => {
+            Some(line) if line > 0 && !first.message.starts_with("missing field") => {
                 key_lines(source, line - 1, &first, &spans)
             }
             _ => None,
@@ -281,7 +281,10 @@ fn renumber_problem(mut problem: LocatedProblem, number: usize) -> LocatedProble
 fn join(source: &[&str], spans: &[Span]) -> String {
     let mut text = String::new();
     for span in spans {
-        for line in &source[span.start..span.end.min(source.len())] {
+        for line in source
+            .get(span.start..span.end.min(source.len()))
+            .unwrap_or_default()
+        {
             text.push_str(line);
         }
         if !text.is_empty() && !text.ends_with('\n') {
@@ -294,7 +297,12 @@ fn join(source: &[&str], spans: &[Span]) -> String {
 /// The top-level entries of a block-style mapping and the items of its
 /// `checks`, by line; None when the file is not cut that way.
 fn outline(text: &str, source: &[&str], lines: &LineIndex) -> Option<Vec<Entry>> {
-    if lines.has_aliases() {
+    // Aliases reach across pieces; line breaks other than `\n` (a lone
+    // `\r`) number lines differently from the cutting below.
+    let other_breaks = text
+        .replace("\r\n", "\n")
+        .contains(['\r', '\u{85}', '\u{2028}', '\u{2029}']);
+    if lines.has_aliases() || other_breaks {
         return None;
     }
     let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
@@ -305,7 +313,10 @@ fn outline(text: &str, source: &[&str], lines: &LineIndex) -> Option<Vec<Entry>>
         if key.is_empty() || key.contains(['.', '[']) {
             return None;
         }
-        starts.push((lines.exact_line_of(key)? - 1, key.to_string()));
+        let line = lines
+            .exact_line_of(key)
+            .filter(|l| (1..=source.len()).contains(l))?;
+        starts.push((line - 1, key.to_string()));
     }
     starts.sort();
     if starts.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -335,7 +346,10 @@ fn outline(text: &str, source: &[&str], lines: &LineIndex) -> Option<Vec<Entry>>
 fn item_spans(count: usize, entry: Span, source: &[&str], lines: &LineIndex) -> Option<Vec<Span>> {
     let mut starts = Vec::with_capacity(count);
     for i in 0..count {
-        let mut start = lines.exact_line_of(&format!("checks[{i}]"))? - 1;
+        let mut start = lines
+            .exact_line_of(&format!("checks[{i}]"))
+            .filter(|l| (1..=source.len()).contains(l))?
+            - 1;
         // `-` alone on the line above the item's first key.
         if start > 0 && source[start - 1].trim() == "-" {
             start -= 1;
@@ -401,6 +415,12 @@ mod tests {
         assert_eq!(decoded.numbering, [1]);
         assert_eq!(decoded.file.checks[0].name, "b");
         assert!(decoded.file.defaults.interval.is_some());
+    }
+
+    #[test]
+    fn other_line_breaks_keep_the_single_error() {
+        let text = "checks:\r  - name: a\r    bogus: 1\r  - name: b\r    nope: 1\r";
+        assert_eq!(problems(text).len(), 1);
     }
 
     #[test]

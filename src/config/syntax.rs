@@ -39,7 +39,8 @@ pub(crate) fn syntax_error(origin: &str, text: &str) -> Option<ConfigError> {
     let source: Vec<&str> = text.lines().collect();
     let (line, column, message) = match CONTEXT.captures(&full) {
         Some(c) if OPENED.contains(&&c[2]) => {
-            let (line, column) = (c[3].parse().ok()?, c[4].parse().ok()?);
+            let (line, column): (usize, usize) = (c[3].parse().ok()?, c[4].parse().ok()?);
+            let line = line.max(1);
             let (noticed_line, _) = clamp(&source, noticed.line(), noticed.column());
             let construct = if &c[2] == "simple key" { "key" } else { &c[2] };
             (
@@ -102,7 +103,7 @@ fn clamp(source: &[&str], line: usize, column: usize) -> (usize, usize) {
 /// The line, numbered, and a caret under `column` (1-based): tabs before
 /// it are kept so the caret lines up however tabs are shown.
 fn excerpt(source: &[&str], line: usize, column: usize) -> String {
-    let text = source.get(line - 1).copied().unwrap_or("");
+    let text = source.get(line.saturating_sub(1)).copied().unwrap_or("");
     let pad: String = text
         .chars()
         .take(column.saturating_sub(1))
