@@ -136,7 +136,10 @@ fn check_hardening(objects: &[Value]) {
 fn every_shipped_config_under_deploy_is_valid() {
     let clients = vouch::probe::Clients::new();
     let mut found = 0;
-    let mut stack = vec![Path::new("deploy").to_path_buf()];
+    let mut stack = vec![
+        Path::new("deploy").to_path_buf(),
+        Path::new("examples/broxiva").to_path_buf(),
+    ];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -148,7 +151,7 @@ fn every_shipped_config_under_deploy_is_valid() {
             }
         }
     }
-    assert!(found >= 2, "base and overlay configs");
+    assert!(found >= 3, "base, overlay and examples/broxiva configs");
 }
 
 const COMPONENTS: [&str; 4] = ["ha", "sharded", "cluster-wide", "prometheus-operator"];
@@ -163,14 +166,35 @@ fn combinations() -> Vec<Vec<&'static str>> {
     sets
 }
 
+/// Every overlay under deploy/overlays, and the real one kept under
+/// examples/, as paths from the package root.
 fn overlays() -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir("deploy/overlays")
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            format!(
+                "deploy/overlays/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
         .collect();
     found.sort();
-    assert!(found.contains(&"example".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"deploy/overlays/example".to_string()),
+        "{found:?}"
+    );
+    found.push("examples/broxiva".to_string());
     found
+}
+
+/// How `overlay`'s kustomization reaches deploy/: `../../` from
+/// deploy/overlays/NAME, `../../deploy/` from examples/NAME.
+fn deploy_prefix(overlay: &str) -> &'static str {
+    if overlay.starts_with("deploy/") {
+        "../../"
+    } else {
+        "../../deploy/"
+    }
 }
 
 /// A copy of `overlay` in a temporary directory with `components` added to
@@ -178,7 +202,7 @@ fn overlays() -> Vec<String> {
 /// namespace, image and patches apply after them), and `extra` appended.
 fn compose(overlay: &str, components: &[&str], extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let source = Path::new("deploy/overlays").join(overlay);
+    let source = Path::new(overlay);
     for entry in std::fs::read_dir(&source).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
@@ -194,7 +218,7 @@ fn compose(overlay: &str, components: &[&str], extra: &str) -> tempfile::TempDir
     let file = dir.path().join("kustomization.yaml");
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("../../", &deploy);
+        .replace(deploy_prefix(overlay), &deploy);
     let mut document: Value = yaml(&text);
     let listed = document
         .as_mapping_mut()
@@ -245,12 +269,11 @@ struct Expected {
 }
 
 fn expected_of(overlay: &str) -> Expected {
-    let text =
-        std::fs::read_to_string(format!("deploy/overlays/{overlay}/kustomization.yaml")).unwrap();
+    let text = std::fs::read_to_string(format!("{overlay}/kustomization.yaml")).unwrap();
     let kustomization = yaml(&text);
     let image = &kustomization["images"][0];
     assert_eq!(image["name"], "vouch", "{overlay} sets the image");
-    let plain = render(format!("deploy/overlays/{overlay}"));
+    let plain = render(overlay);
     let pod = &workload(&plain)["spec"]["template"]["spec"];
     Expected {
         image: format!(
@@ -487,7 +510,7 @@ fn an_overlay_sets_another_shard_count_with_one_value() {
         .take_while(|l| l.starts_with("#   "))
         .map(|l| format!("{}\n", &l[4..]))
         .collect();
-    let dir = compose("example", &["sharded"], &recipe);
+    let dir = compose("deploy/overlays/example", &["sharded"], &recipe);
     let objects = render(dir.path());
     assert_eq!(find(&objects, "StatefulSet")["spec"]["replicas"], 5);
     assert_shards_match_replicas(&objects, "example + sharded, 5 shards");
