@@ -203,7 +203,7 @@ fn deploy_prefix(overlay: &str) -> &'static str {
 fn compose(overlay: &str, components: &[&str], extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let source = Path::new(overlay);
-    for entry in std::fs::read_dir(&source).unwrap() {
+    for entry in std::fs::read_dir(source).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
