@@ -5,9 +5,13 @@
 #
 # .dockerignore leaves .git out, so the revision must come in as a build
 # argument; the build stops without one rather than label "unknown".
-# The build stage is pinned by digest (rust:1.89-bookworm as published;
-# the project's machines have no container engine, so it is not pulled
-# there: the tests build the same image with scripts/image.sh).
+# The build stage is pinned by digest: the multi-platform index digest of
+# rust:1.89-bookworm. It was not pulled here (the project's machines have no
+# container engine and no registry access; the tests build the same image
+# with scripts/image.sh); it was checked only against public Dockerfiles
+# and scripts of unrelated projects that pin the same tag (and
+# rust:1.89.0-bookworm) to this same digest. Verify before relying on it:
+#   crane digest rust:1.89-bookworm   (or: docker buildx imagetools inspect)
 FROM rust:1.89-bookworm@sha256:948f9b08a66e7fe01b03a98ef1c7568292e07ec2e4fe90d88c07bb14563c84ff AS build
 ARG REVISION
 WORKDIR /src

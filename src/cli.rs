@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::clients::Clients;
-use crate::config::Severity;
+use crate::config::{Severity, SourcedConfig};
 use crate::output::report::{Format, GateReport};
 use crate::output::web_config::WebConfig;
 use crate::plan::{Plan, Shard};
@@ -268,6 +268,21 @@ pub(crate) fn load_web_config(path: &Path) -> Result<WebConfig, u8> {
 fn validate(path: &Path, clients: &Clients, web_config: Option<&Path>) -> anyhow::Result<u8> {
     let plan = load_plan(path, clients);
     let web = web_config.map(load_web_config);
+    let mut plan = plan;
+    if plan.is_ok() {
+        // Loaded once more for what only the file tells: no checks at all
+        // (an error here, where a gate would pass on nothing) and `*_env`
+        // variables this shell does not set (warnings).
+        if let Ok(source) = SourcedConfig::load(path) {
+            if let Some(problem) = source.no_checks() {
+                eprintln!("{problem}");
+                plan = Err(EXIT_CONFIG);
+            }
+            for warning in source.unset_env_references(|name| std::env::var_os(name).is_some()) {
+                eprintln!("{warning}");
+            }
+        }
+    }
     if let Ok(plan) = &plan {
         println!("{}: ok, {} checks", path.display(), plan.checks.len());
     }

@@ -150,10 +150,19 @@ pub struct Plan {
 
 impl Plan {
     /// Reads, decodes and validates a config file, reporting every problem
-    /// found after decoding at once.
+    /// at once: those of checks that do not decode, and those the rules
+    /// find in the checks that do.
     pub fn load(path: &Path, clients: &Clients) -> Result<Plan, ConfigError> {
-        let source = SourcedConfig::load(path)?;
-        Self::from_source(&source, clients, |key| std::env::var(key).ok())
+        let (source, mut problems) = SourcedConfig::load_lenient(path)?;
+        let plan = Self::from_source(&source, clients, |key| std::env::var(key).ok());
+        if problems.is_empty() {
+            return plan;
+        }
+        if let Err(more) = plan {
+            problems.extend(more.problems);
+        }
+        problems.sort_by_key(|p| p.line);
+        Err(ConfigError { problems })
     }
 
     pub fn from_source(

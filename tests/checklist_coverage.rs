@@ -1,5 +1,5 @@
 //! `docs/checklist-coverage.md` agrees with the config it describes
-//! (`deploy/overlays/broxiva-production/vouch.yaml`) and with the checklist
+//! (`examples/broxiva/vouch.yaml`) and with the checklist
 //! (its copy in the repository, `docs/checklist/production-deployment-checklist.md`):
 //! every check the document names exists, every check of the config
 //! is named, every checklist item is listed once in the checklist's order,
@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml_ng::Value;
 
 const DOC: &str = "docs/checklist-coverage.md";
-const CONFIG: &str = "deploy/overlays/broxiva-production/vouch.yaml";
+const CONFIG: &str = "examples/broxiva/vouch.yaml";
 const CHECKLIST: &str = "docs/checklist/production-deployment-checklist.md";
 
 #[derive(Debug)]

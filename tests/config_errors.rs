@@ -130,6 +130,7 @@ fn vouch_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.args(args).stdin(Stdio::null());
     for key in [
         "RUST_LOG",
+        "VOUCH_TEST_UNSET_TOKEN",
         "VOUCH_CONFIG",
         "VOUCH_LISTEN_ADDRESS",
         "VOUCH_MAX_CONCURRENT_RUNS",
@@ -219,4 +220,49 @@ fn the_config_path_may_come_from_the_environment() {
         text(&out.stderr).lines().collect::<Vec<_>>(),
         expected_lines(Path::new("tests/fixtures/invalid/empty_name.yaml"))
     );
+}
+
+#[test]
+fn validate_refuses_a_config_without_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, line) in [("checks: []\n", ":1"), ("# nothing yet\n", "")] {
+        let path = dir.path().join("empty.yaml");
+        std::fs::write(&path, config).unwrap();
+        let path = path.display().to_string();
+        let out = vouch_with_env(&["validate", "--config", &path], &[]);
+        assert_eq!(out.status.code(), Some(2), "{config:?}: {}", text_of(&out));
+        assert_eq!(
+            text(&out.stderr),
+            format!("{path}{line}: checks: no checks given: add at least one (examples/ has one of each kind)\n"),
+        );
+        assert_eq!(text(&out.stdout), "", "no \"ok\" for {config:?}");
+    }
+}
+
+#[test]
+fn validate_warns_about_unset_env_variables_by_name_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &path,
+        "checks:\n  - name: api\n    http:\n      url: http://127.0.0.1:1/\n      bearer_token_env: VOUCH_TEST_UNSET_TOKEN\n  - name: cache\n    redis:\n      url_env: VOUCH_TEST_SET_URL\n",
+    )
+    .unwrap();
+    let path = path.display().to_string();
+    let secret = "redis://:hunter2@cache:6379";
+    let out = vouch_with_env(
+        &["validate", "--config", &path],
+        &[("VOUCH_TEST_SET_URL", secret)],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    assert_eq!(
+        text(&out.stderr),
+        format!("{path}:5: checks[0].http.bearer_token_env: warning: $VOUCH_TEST_UNSET_TOKEN is not set here; the check fails until it is set where vouch runs\n")
+    );
+    assert_eq!(text(&out.stdout), format!("{path}: ok, 2 checks\n"));
+    assert!(!text_of(&out).contains("hunter2"));
+}
+
+fn text_of(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
 }

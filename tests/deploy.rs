@@ -136,7 +136,10 @@ fn check_hardening(objects: &[Value]) {
 fn every_shipped_config_under_deploy_is_valid() {
     let clients = vouch::probe::Clients::new();
     let mut found = 0;
-    let mut stack = vec![Path::new("deploy").to_path_buf()];
+    let mut stack = vec![
+        Path::new("deploy").to_path_buf(),
+        Path::new("examples/broxiva").to_path_buf(),
+    ];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -148,7 +151,7 @@ fn every_shipped_config_under_deploy_is_valid() {
             }
         }
     }
-    assert!(found >= 2, "base and overlay configs");
+    assert!(found >= 3, "base, overlay and examples/broxiva configs");
 }
 
 const COMPONENTS: [&str; 4] = ["ha", "sharded", "cluster-wide", "prometheus-operator"];
@@ -163,14 +166,35 @@ fn combinations() -> Vec<Vec<&'static str>> {
     sets
 }
 
+/// Every overlay under deploy/overlays, and the real one kept under
+/// examples/, as paths from the package root.
 fn overlays() -> Vec<String> {
     let mut found: Vec<String> = std::fs::read_dir("deploy/overlays")
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            format!(
+                "deploy/overlays/{}",
+                e.unwrap().file_name().to_string_lossy()
+            )
+        })
         .collect();
     found.sort();
-    assert!(found.contains(&"example".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"deploy/overlays/example".to_string()),
+        "{found:?}"
+    );
+    found.push("examples/broxiva".to_string());
     found
+}
+
+/// How `overlay`'s kustomization reaches deploy/: `../../` from
+/// deploy/overlays/NAME, `../../deploy/` from examples/NAME.
+fn deploy_prefix(overlay: &str) -> &'static str {
+    if overlay.starts_with("deploy/") {
+        "../../"
+    } else {
+        "../../deploy/"
+    }
 }
 
 /// A copy of `overlay` in a temporary directory with `components` added to
@@ -178,8 +202,8 @@ fn overlays() -> Vec<String> {
 /// namespace, image and patches apply after them), and `extra` appended.
 fn compose(overlay: &str, components: &[&str], extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let source = Path::new("deploy/overlays").join(overlay);
-    for entry in std::fs::read_dir(&source).unwrap() {
+    let source = Path::new(overlay);
+    for entry in std::fs::read_dir(source).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
@@ -194,7 +218,7 @@ fn compose(overlay: &str, components: &[&str], extra: &str) -> tempfile::TempDir
     let file = dir.path().join("kustomization.yaml");
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("../../", &deploy);
+        .replace(deploy_prefix(overlay), &deploy);
     let mut document: Value = yaml(&text);
     let listed = document
         .as_mapping_mut()
@@ -245,12 +269,11 @@ struct Expected {
 }
 
 fn expected_of(overlay: &str) -> Expected {
-    let text =
-        std::fs::read_to_string(format!("deploy/overlays/{overlay}/kustomization.yaml")).unwrap();
+    let text = std::fs::read_to_string(format!("{overlay}/kustomization.yaml")).unwrap();
     let kustomization = yaml(&text);
     let image = &kustomization["images"][0];
     assert_eq!(image["name"], "vouch", "{overlay} sets the image");
-    let plain = render(format!("deploy/overlays/{overlay}"));
+    let plain = render(overlay);
     let pod = &workload(&plain)["spec"]["template"]["spec"];
     Expected {
         image: format!(
@@ -348,6 +371,7 @@ fn check_components(objects: &[Value], components: &[&str], expected: &Expected,
     if components.contains(&"sharded") {
         assert!(!has("Deployment"), "{what}: the Deployment is replaced");
         assert_shards_match_replicas(objects, what);
+        assert_shards_reach_each_other(objects, what);
     }
     if components.contains(&"cluster-wide") {
         assert!(!has("Role") && !has("RoleBinding"), "{what}");
@@ -367,6 +391,65 @@ fn check_components(objects: &[Value], components: &[&str], expected: &Expected,
     } else {
         find(objects, "Role");
     }
+}
+
+/// The shards ask each other by pod name under a headless Service that
+/// lists pods not ready yet, and the StatefulSet is governed by it.
+fn assert_shards_reach_each_other(objects: &[Value], what: &str) {
+    let headless = objects
+        .iter()
+        .find(|o| kind(o) == "Service" && o["metadata"]["name"] == "vouch-shards")
+        .unwrap_or_else(|| panic!("{what}: the Service vouch-shards"));
+    assert_eq!(headless["spec"]["clusterIP"], "None", "{what}");
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], true, "{what}");
+    let set = find(objects, "StatefulSet");
+    assert_eq!(set["spec"]["serviceName"], "vouch-shards", "{what}");
+    let pod_labels = &set["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in headless["spec"]["selector"].as_mapping().unwrap() {
+        assert_eq!(
+            &pod_labels[key], value,
+            "{what}: the Service selects the shards"
+        );
+    }
+    let port = &headless["spec"]["ports"][0];
+    assert_eq!(port["port"], 9847, "{what}");
+    let args: Vec<&str> = set["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--shard.peers")
+        .unwrap_or_else(|| panic!("{what}: --shard.peers in {args:?}"));
+    assert_eq!(
+        args.get(at + 1).copied(),
+        Some("http://vouch-{shard}.vouch-shards:9847"),
+        "{what}"
+    );
+    // The NetworkPolicy lets the shards in, from the same namespace.
+    let policy = find(objects, "NetworkPolicy");
+    let admitted = policy["spec"]["ingress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|rule| {
+            rule["ports"][0]["port"] == 9847
+                && rule["from"].as_sequence().is_some_and(|from| {
+                    from.iter().any(|f| {
+                        f["namespaceSelector"].is_null()
+                            && f["podSelector"]["matchLabels"] == headless["spec"]["selector"]
+                    })
+                })
+        });
+    assert!(
+        admitted,
+        "{what}: the shards may call each other: {policy:?}"
+    );
+    // The template names the StatefulSet's pods under that Service.
+    let set_name = set["metadata"]["name"].as_str().unwrap();
+    assert!(args[at + 1].starts_with(&format!("http://{set_name}-{{shard}}.vouch-shards:")));
 }
 
 fn assert_shards_match_replicas(objects: &[Value], what: &str) {
@@ -427,7 +510,7 @@ fn an_overlay_sets_another_shard_count_with_one_value() {
         .take_while(|l| l.starts_with("#   "))
         .map(|l| format!("{}\n", &l[4..]))
         .collect();
-    let dir = compose("example", &["sharded"], &recipe);
+    let dir = compose("deploy/overlays/example", &["sharded"], &recipe);
     let objects = render(dir.path());
     assert_eq!(find(&objects, "StatefulSet")["spec"]["replicas"], 5);
     assert_shards_match_replicas(&objects, "example + sharded, 5 shards");

@@ -233,6 +233,11 @@ fn the_readme_is_a_landing_page_that_starts_with_the_two_commands() {
 fn every_example_config_passes_vouch_validate() {
     let mut examples = Vec::new();
     files(Path::new("examples"), "yaml", &mut examples);
+    // A directory under examples/ is an overlay (examples/broxiva): its
+    // vouch.yaml is a config, its other files are kustomize's.
+    examples.retain(|p| {
+        p.parent() == Some(Path::new("examples")) || p.file_name() == Some("vouch.yaml".as_ref())
+    });
     examples.sort();
     let kinds = [
         "http",

@@ -3,7 +3,7 @@
 //! enforces exactly the rules it is given (403 for anything else).
 //!
 //! The rules and the config come from `kubectl kustomize
-//! deploy/overlays/broxiva-production`, as the overlay would be applied:
+//! examples/broxiva`, as the overlay would be applied:
 //! the rendered Role and RoleBinding (namespace broxiva-production, bound
 //! to ServiceAccount broxiva-production/vouch) and the vouch.yaml of the
 //! rendered vouch-config ConfigMap. The fake holds the objects that the
@@ -38,7 +38,7 @@ use vouch::probe::Clients;
 use vouch::result::{Reason, Verdict};
 use vouch::runner::run_once;
 
-const OVERLAY: &str = "deploy/overlays/broxiva-production";
+const OVERLAY: &str = "examples/broxiva";
 const NAMESPACE: &str = "broxiva-production";
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:broxiva-production:vouch";
 

@@ -1,4 +1,4 @@
-//! The shipped config (deploy/overlays/broxiva-production/vouch.yaml) run
+//! The shipped config (examples/broxiva/vouch.yaml) run
 //! unchanged against a twin of the broxiva platform (tests/support/twin):
 //! healthy, every check it can serve passes; each injected fault flips
 //! exactly the checks it should, and repair brings them back.

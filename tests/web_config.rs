@@ -446,6 +446,13 @@ async fn invalid_web_configs_exit_2_naming_file_line_and_key() {
             "2: basic_auth_users.alice: not a bcrypt hash",
         ),
     ];
+    // `validate` refuses a config without checks: give it one (no target
+    // is touched) so that only the web config's problems show.
+    std::fs::write(
+        &config.path,
+        "checks:\n  - name: api\n    http: {url: \"http://127.0.0.1:1/\"}\n",
+    )
+    .unwrap();
     let vouch_yaml = config.path.to_str().unwrap();
     for (yaml, expected) in &cases {
         let web = put(dir, "web.yml", yaml);

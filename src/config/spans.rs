@@ -167,6 +167,11 @@ impl LineIndex {
         }
     }
 
+    /// Whether the text has an alias (`*name`) anywhere.
+    pub fn has_aliases(&self) -> bool {
+        self.first_alias.is_some()
+    }
+
     /// A line for a decoder error that carries none: the first alias for
     /// `repetition limit exceeded` (alias expansion is what repeats).
     pub fn line_for_unlocated(&self, message: &str) -> Option<usize> {

@@ -139,6 +139,23 @@ pub struct HttpProbe {
     evaluating: std::sync::atomic::AtomicBool,
 }
 
+/// `; did you mean "http://…"?` for a URL written without its scheme
+/// (`api.example.com/health`, `localhost:8080/x`, which parses as scheme
+/// `localhost`); nothing for text that does not look like a host.
+fn scheme_hint(text: &str) -> String {
+    let text = text.trim();
+    let host = text.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_like = !text.contains("://")
+        && !host.is_empty()
+        && !host.contains(char::is_whitespace)
+        && (host.contains('.') || host.starts_with("localhost"));
+    if host_like {
+        format!("; did you mean \"http://{text}\" or \"https://{text}\"?")
+    } else {
+        String::new()
+    }
+}
+
 impl HttpProbe {
     /// A share of the check's timeout is given to the first sync of a
     /// watch a cross-check reads.
@@ -151,14 +168,21 @@ impl HttpProbe {
             Ok(_) => {
                 problems.push(Problem::new(
                     "url",
-                    "must be an http:// or https:// URL with a host",
+                    format!(
+                        "must be an http:// or https:// URL with a host{}",
+                        scheme_hint(&config.url)
+                    ),
                 ));
                 None
             }
             Err(err) => {
                 problems.push(Problem::new(
                     "url",
-                    format!("invalid URL {:?}: {err}", config.url),
+                    format!(
+                        "invalid URL {:?}: {err}{}",
+                        config.url,
+                        scheme_hint(&config.url)
+                    ),
                 ));
                 None
             }

@@ -169,6 +169,22 @@ pub struct TlsProbe {
 /// (both are whole seconds; a margin costs nothing and absorbs rounding).
 const NOT_AFTER_MARGIN_SECONDS: f64 = 1.0;
 
+/// What to write instead of a host given in a common wrong form: with its
+/// port (`api.example.com:443`) or as a URL (`https://api.example.com/`).
+fn host_hint(host: &str) -> String {
+    let host = host.trim();
+    if let Some((_, rest)) = host.split_once("://") {
+        let name = rest.split(['/', ':']).next().unwrap_or_default();
+        return format!("; give the host name alone (host: {name}), without a scheme or path");
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.parse::<u16>().is_ok() => {
+            format!("; give the port on its own (host: {name}, port: {port})")
+        }
+        _ => String::new(),
+    }
+}
+
 impl TlsProbe {
     /// A share of the check's timeout is given to the first sync of the
     /// Certificate watch.
@@ -186,7 +202,10 @@ impl TlsProbe {
             match ServerName::try_from(host.trim().to_string()) {
                 Ok(name) => Some(name),
                 Err(_) => {
-                    problems.push(Problem::new("host", format!("invalid host name {host:?}")));
+                    problems.push(Problem::new(
+                        "host",
+                        format!("invalid host name {host:?}{}", host_hint(host)),
+                    ));
                     None
                 }
             }

@@ -32,7 +32,7 @@ use cluster::{Platform, API_INGRESS_IP, WEB_INGRESS_IP};
 use ingress::{Ingress, IngressSpec};
 
 /// The shipped config, run as it ships.
-pub const CONFIG: &str = "deploy/overlays/broxiva-production/vouch.yaml";
+pub const CONFIG: &str = "examples/broxiva/vouch.yaml";
 const DB_PASSWORD: &str = "twin-db-password";
 
 /// A Node.js app of apps/, killed on drop, restartable.
