@@ -25,12 +25,12 @@ use crate::scheduler::Scheduler;
 fn reload(
     path: &Path,
     clients: &Clients,
-    shard: Option<Shard>,
+    scope: &Scope,
     plan: &mut Plan,
     scheduler: &mut Scheduler,
     outputs: &Outputs,
 ) -> Result<String, String> {
-    match load_for_serve(path, clients, shard) {
+    match load_for_serve(path, clients, scope) {
         Err(err) => {
             for problem in &err.problems {
                 tracing::error!(problem = %problem, "config reload rejected; the previous config keeps running");
@@ -84,14 +84,34 @@ async fn follow_rollouts(
     clients.kube.follow_rollouts(&workloads).await
 }
 
-/// Loads the config for `serve`, restricted to its shard.
-fn load_for_serve(
-    path: &Path,
-    clients: &Clients,
-    shard: Option<Shard>,
-) -> Result<Plan, ConfigError> {
+/// Which of the config's checks this daemon runs: its shard, and the
+/// checks `--only`/`--skip` select (as `vouch check`'s), applied at start
+/// and at every reload.
+#[derive(Debug, Default)]
+pub struct Scope {
+    pub shard: Option<Shard>,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+/// Loads the config for `serve`, restricted to its scope. A selector that
+/// matches no check of the (reloaded) config is a config error, as for
+/// `vouch check`: a typo must not silently run everything or nothing.
+fn load_for_serve(path: &Path, clients: &Clients, scope: &Scope) -> Result<Plan, ConfigError> {
     let mut plan = Plan::load(path, clients)?;
-    if let Some(shard) = shard {
+    if !scope.only.is_empty() || !scope.skip.is_empty() {
+        plan.checks = plan
+            .select(&scope.only, &scope.skip)
+            .map_err(|message| ConfigError {
+                problems: vec![crate::config::LocatedProblem {
+                    origin: path.display().to_string(),
+                    line: None,
+                    path: String::new(),
+                    message,
+                }],
+            })?;
+    }
+    if let Some(shard) = scope.shard {
         let total = plan.checks.len();
         plan.restrict_to(shard);
         tracing::info!(%shard, checks = plan.checks.len(), of = total, "running one shard of the checks");
@@ -103,12 +123,12 @@ pub async fn serve(
     path: &Path,
     clients: Arc<Clients>,
     listen_flag: Option<String>,
-    (shard, peers): (Option<Shard>, Option<Arc<crate::output::peers::Peers>>),
+    (scope, peers): (Scope, Option<Arc<crate::output::peers::Peers>>),
     enable_reload: bool,
     max_connections: usize,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let mut plan = match load_for_serve(path, &clients, shard) {
+    let mut plan = match load_for_serve(path, &clients, &scope) {
         Ok(plan) => plan,
         Err(err) => {
             for problem in &err.problems {
@@ -184,7 +204,7 @@ pub async fn serve(
             _ = hangup.recv() => None,
             Some(answer) = reloads.recv() => Some(answer),
         };
-        let result = reload(path, &clients, shard, &mut plan, &mut scheduler, &outputs);
+        let result = reload(path, &clients, &scope, &mut plan, &mut scheduler, &outputs);
         // The new set is taken before the old is dropped: kept watches go on.
         _followed = follow_rollouts(&clients, &plan.checks).await;
         if let Some(answer) = answer {

@@ -258,8 +258,10 @@ async fn a_broken_target_pages_through_prometheus_and_alertmanager_and_resolves(
                 for key in ["warm", "cold"] {
                     // Redis goes away when a failing test unwinds; the
                     // traffic just stops then, without a second panic.
-                    let read: redis::RedisResult<Option<String>> =
-                        redis::cmd("GET").arg(key).query_async(&mut connection).await;
+                    let read: redis::RedisResult<Option<String>> = redis::cmd("GET")
+                        .arg(key)
+                        .query_async(&mut connection)
+                        .await;
                     if read.is_err() {
                         return;
                     }

@@ -3,6 +3,7 @@
 //! with an account and key of the test's own; killed on drop.
 
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,16 +37,49 @@ impl Azurite {
 
     /// Starts `azurite-blob` with the account key `key` (base64).
     pub fn start_with_key(key: &str) -> Azurite {
+        Self::spawn("vouchbackups", key, |_| {})
+    }
+
+    /// Azurite as a real account answers: account `account` over HTTPS
+    /// with the certificate `cert` and key `key_file` (PEM), so a
+    /// production-style URL (`https://ACCOUNT.blob.core.windows.net`)
+    /// reaches it through `--connect-to`. Its clock is Node's shifted by
+    /// the milliseconds written in `clock_offset_file` (read at every
+    /// call; `apps/clock.js`), so the twin can upload objects whose
+    /// Last-Modified lies in the past, as libfaketime would.
+    pub fn start_tls(
+        account: &str,
+        cert: &Path,
+        key_file: &Path,
+        clock_offset_file: &Path,
+    ) -> Azurite {
+        let key = base64::engine::general_purpose::STANDARD.encode(random_bytes(32));
+        let clock = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/twin/apps/clock.js");
+        Self::spawn(account, &key, |command| {
+            command
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key_file)
+                .env("NODE_OPTIONS", format!("--require {}", clock.display()))
+                .env("TWIN_CLOCK_OFFSET_FILE", clock_offset_file);
+        })
+    }
+
+    fn spawn(account: &str, key: &str, adjust: impl FnOnce(&mut Command)) -> Azurite {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let port = free_port();
-        let account = "vouchbackups".to_string();
+        let account = account.to_string();
         let key = key.to_string();
         let started = Instant::now();
-        let mut child = Command::new(super::node_tools::command("azurite-blob"))
+        let mut command = Command::new(super::node_tools::command("azurite-blob"));
+        command
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
             .arg("--location")
             .arg(dir.path())
-            .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
+            .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"]);
+        adjust(&mut command);
+        let mut child = command
             .env("AZURITE_ACCOUNTS", format!("{account}:{key}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
