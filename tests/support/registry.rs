@@ -304,7 +304,13 @@ impl Registry {
     /// Deletes the manifest `tag` points at (the registry API deletes by
     /// digest; with [`Self::push_build`] only `tag` points at it).
     pub fn delete_tag(&self, repository: &str, tag: &str) {
-        let auth = self.push_authorization(repository);
+        let auth = match &self.auth {
+            Auth::Token { issuer, .. } => Some(format!(
+                "Bearer {}",
+                issuer.token(repository, &["pull", "push", "delete"], 600)
+            )),
+            _ => self.push_authorization(repository),
+        };
         let mut headers: Vec<(&str, &str)> =
             vec![("Accept", "application/vnd.oci.image.manifest.v1+json")];
         if let Some(auth) = &auth {
