@@ -936,7 +936,10 @@ fn page_of(alert: &Value) -> Page {
 /// The pages each alert-matrix fault must cause (exactly these), beyond
 /// the checks it flips (FAULTS). Faults whose checks all run every 60 s
 /// or more often, so a row takes about a minute.
-const ALERT_FAULTS: &[(&str, &[(&str, &str, &str)], bool)] = &[
+/// An intended page: alert name, severity, check.
+type Intended = (&'static str, &'static str, &'static str);
+
+const ALERT_FAULTS: &[(&str, &[Intended], bool)] = &[
     (
         "www-not-redirecting",
         &[("VouchCheckFailing", "warning", "web-www-redirect")],
@@ -983,11 +986,7 @@ const ALERT_FAULTS: &[(&str, &[(&str, &str, &str)], bool)] = &[
         "external-secret-stale",
         // The generic page: the kind alert VouchExternalSecretStale did
         // not fire in the run of 2026-12-07 (docs/twin.md).
-        &[(
-            "VouchCheckFailing",
-            "critical",
-            "external-secrets-synced",
-        )],
+        &[("VouchCheckFailing", "critical", "external-secrets-synced")],
         false,
     ),
 ];
@@ -1070,7 +1069,7 @@ async fn alert_row(
     twin: &mut Twin,
     daemon: &support::vouch::Daemon,
     fault: &Fault,
-    pages: &[(&str, &str, &str)],
+    pages: &[Intended],
 ) -> Result<String, String> {
     let expected_checks: BTreeSet<String> = fault.flips.iter().map(|s| s.to_string()).collect();
     let expected: BTreeSet<Page> = pages
