@@ -97,6 +97,12 @@ pub enum Command {
             env = "VOUCH_WEB_CONFIG_FILE"
         )]
         web_config: Option<PathBuf>,
+        /// Run only these checks: a check name, a section, a section prefix, or a label (key=value). Repeatable; applied at every reload too.
+        #[arg(long = "only", value_name = "NAME|SECTION|KEY=VALUE")]
+        only: Vec<String>,
+        /// Leave these checks out (same forms as --only). Repeatable.
+        #[arg(long = "skip", value_name = "NAME|SECTION|KEY=VALUE")]
+        skip: Vec<String>,
     },
     /// Run the checks once as a deployment gate; exit 0 when none at or above --fail-on failed.
     #[command(after_help = CHECK_EXIT_CODES)]
@@ -171,6 +177,8 @@ pub async fn run(cli: Cli) -> u8 {
             enable_reload,
             max_connections,
             web_config,
+            only,
+            skip,
         } => {
             let peers = match (shard, shard_peers) {
                 (Some(shard), Some(template)) => {
@@ -189,7 +197,7 @@ pub async fn run(cli: Cli) -> u8 {
                 &config,
                 clients,
                 listen_address,
-                (shard, peers),
+                (crate::daemon::Scope { shard, only, skip }, peers),
                 enable_reload,
                 max_connections,
                 web_config,

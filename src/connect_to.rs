@@ -7,8 +7,10 @@
 //!   literal) goes to `ADDRESS:PORT` instead. Names keep their meaning
 //!   everywhere else: the TLS server name, the `Host` header and the
 //!   certificate's expected names are still `HOST`. It applies to http,
-//!   tls, registry and Key Vault requests and to the name servers dns
-//!   checks ask (the listed ones and the system resolver's).
+//!   tls, registry and Key Vault requests, to the backup kind's object
+//!   stores (rules for port 443 or 80, the stores' default ports), and to
+//!   the name servers dns checks ask (the listed ones and the system
+//!   resolver's).
 //! - `--map-path FROM=TO`: a file path the config names under the
 //!   directory `FROM` is read under `TO` instead (credential files,
 //!   mounted certificates). Addresses inside credential files (PostgreSQL
@@ -155,6 +157,26 @@ impl Mapping {
         }
     }
 
+    fn name_overrides(&self, ports: &[u16]) -> Vec<(String, Vec<SocketAddr>)> {
+        use std::net::ToSocketAddrs;
+        let mut overrides: Vec<(String, Vec<SocketAddr>)> = Vec::new();
+        for port in ports {
+            for rule in self.connect.iter().filter(|r| r.port == *port) {
+                if overrides.iter().any(|(host, _)| *host == rule.host) {
+                    continue;
+                }
+                let addrs: Vec<SocketAddr> = (rule.to_host.as_str(), rule.to_port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
+                    .unwrap_or_default();
+                if !addrs.is_empty() {
+                    overrides.push((rule.host.clone(), addrs));
+                }
+            }
+        }
+        overrides
+    }
+
     /// `uri` with its authority replaced by the mapped address, if a rule
     /// names its host and (explicit or default) port.
     fn map_uri(&self, uri: &Uri) -> Option<Uri> {
@@ -180,6 +202,15 @@ impl Mapping {
 /// names it.
 pub fn target(host: &str, port: u16) -> Option<(String, u16)> {
     mapping()?.target(host, port)
+}
+
+/// The rules for `ports` as name overrides, for clients that take an
+/// address per host name (reqwest's `resolve_to_addrs`) and connect to
+/// a URL's default port: host → the rule's addresses (its target resolved
+/// now, with its port). A host with rules for several of `ports` takes
+/// the rule of the first port listed.
+pub fn name_overrides(ports: &[u16]) -> Vec<(String, Vec<SocketAddr>)> {
+    mapping().map_or_else(Vec::new, |m| m.name_overrides(ports))
 }
 
 /// `tokio::net::lookup_host` through the mapping.
@@ -315,6 +346,29 @@ mod tests {
                 MapPath::parse("/etc/vouch/tls=/tmp/certs").unwrap(),
             ],
         }
+    }
+
+    #[test]
+    fn name_overrides_take_the_default_ports_rules_first_port_first() {
+        let mut m = mapping();
+        m.connect
+            .push(ConnectTo::parse("broxiva.com:80:127.0.0.1:8080").unwrap());
+        m.connect
+            .push(ConnectTo::parse("store.example:80:127.0.0.2:8081").unwrap());
+        let overrides = m.name_overrides(&[443, 80]);
+        assert_eq!(
+            overrides,
+            vec![
+                (
+                    "broxiva.com".to_string(),
+                    vec!["127.0.0.1:9443".parse().unwrap()]
+                ),
+                (
+                    "store.example".to_string(),
+                    vec!["127.0.0.2:8081".parse().unwrap()]
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -96,11 +96,11 @@ const LOAD_WAIT: Duration = Duration::from_secs(60);
 async fn load_off_loop(
     path: &Path,
     clients: &Arc<Clients>,
-    shard: Option<Shard>,
+    scope: &Scope,
     wait: Duration,
 ) -> Result<Plan, ConfigError> {
-    let (owned, shared) = (path.to_path_buf(), clients.clone());
-    let task = tokio::task::spawn_blocking(move || load_for_serve(&owned, &shared, shard));
+    let (owned, shared, scope) = (path.to_path_buf(), clients.clone(), scope.clone());
+    let task = tokio::task::spawn_blocking(move || load_for_serve(&owned, &shared, &scope));
     let origin = path.display().to_string();
     match tokio::time::timeout(wait, task).await {
         Ok(Ok(loaded)) => loaded,
@@ -118,14 +118,34 @@ async fn load_off_loop(
     }
 }
 
-/// Loads the config for `serve`, restricted to its shard.
-fn load_for_serve(
-    path: &Path,
-    clients: &Clients,
-    shard: Option<Shard>,
-) -> Result<Plan, ConfigError> {
+/// Which of the config's checks this daemon runs: its shard, and the
+/// checks `--only`/`--skip` select (as `vouch check`'s), applied at start
+/// and at every reload.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub shard: Option<Shard>,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+/// Loads the config for `serve`, restricted to its scope. A selector that
+/// matches no check of the (reloaded) config is a config error, as for
+/// `vouch check`: a typo must not silently run everything or nothing.
+fn load_for_serve(path: &Path, clients: &Clients, scope: &Scope) -> Result<Plan, ConfigError> {
     let mut plan = Plan::load(path, clients)?;
-    if let Some(shard) = shard {
+    if !scope.only.is_empty() || !scope.skip.is_empty() {
+        plan.checks = plan
+            .select(&scope.only, &scope.skip)
+            .map_err(|message| ConfigError {
+                problems: vec![crate::config::LocatedProblem {
+                    origin: path.display().to_string(),
+                    line: None,
+                    path: String::new(),
+                    message,
+                }],
+            })?;
+    }
+    if let Some(shard) = scope.shard {
         let total = plan.checks.len();
         plan.restrict_to(shard);
         tracing::info!(%shard, checks = plan.checks.len(), of = total, "running one shard of the checks");
@@ -137,12 +157,12 @@ pub async fn serve(
     path: &Path,
     clients: Arc<Clients>,
     listen_flag: Option<String>,
-    (shard, peers): (Option<Shard>, Option<Arc<crate::output::peers::Peers>>),
+    (scope, peers): (Scope, Option<Arc<crate::output::peers::Peers>>),
     enable_reload: bool,
     max_connections: usize,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<u8> {
-    let mut plan = match load_off_loop(path, &clients, shard, LOAD_WAIT).await {
+    let mut plan = match load_off_loop(path, &clients, &scope, LOAD_WAIT).await {
         Ok(plan) => plan,
         Err(err) => {
             for problem in &err.problems {
@@ -222,7 +242,7 @@ pub async fn serve(
         let loaded = tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
-            loaded = load_off_loop(path, &clients, shard, LOAD_WAIT) => loaded,
+            loaded = load_off_loop(path, &clients, &scope, LOAD_WAIT) => loaded,
         };
         let result = apply_reload(loaded, &mut plan, &mut scheduler, &outputs);
         // The new set is taken before the old is dropped: kept watches go on.

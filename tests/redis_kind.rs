@@ -178,6 +178,44 @@ async fn memory_filled_past_the_limit_fails_with_both_sizes() {
     );
 }
 
+#[tokio::test]
+async fn maxmemory_must_be_the_expected_size_and_unlimited_fails_it() {
+    // Redis's `1gb` is 1024³ bytes: `1GiB` in vouch's sizes.
+    let redis = Redis::with_args(&["--maxmemory", "1gb"]);
+    let check = Check::new(&redis, "maxmemory: 1GiB\nmax_memory_used: 90%");
+    let outcome = check.run().await;
+    expect(&outcome, Verdict::Pass, Reason::Ok, "of maxmemory 1GiB");
+
+    let mut connection = redis.connection(None).await;
+    command(&mut connection, &["CONFIG", "SET", "maxmemory", "512mb"]).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Memory,
+        "maxmemory 512MiB, expected 1GiB",
+    );
+
+    // Unlimited is not "nothing to judge": max_memory_used cannot be
+    // judged then, and maxmemory says so with a failure.
+    command(&mut connection, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    let outcome = check.run().await;
+    expect(
+        &outcome,
+        Verdict::Fail,
+        Reason::Memory,
+        "maxmemory 0 (unlimited), expected 1GiB",
+    );
+
+    command(&mut connection, &["CONFIG", "SET", "maxmemory", "1gb"]).await;
+    expect(
+        &check.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "of maxmemory 1GiB",
+    );
+}
+
 // ---------------------------------------------------------------- hit ratio window
 
 #[tokio::test]
@@ -836,6 +874,11 @@ fn bad_values_are_config_errors() {
     let err = config_error("url_env: REDIS_URL\naof: yes");
     assert!(
         err.starts_with("test.yaml:6: checks[0].redis.aof: "),
+        "{err}"
+    );
+    let err = config_error("url_env: REDIS_URL\nmaxmemory: lots");
+    assert!(
+        err.starts_with("test.yaml:6: checks[0].redis.maxmemory: "),
         "{err}"
     );
     let err = config_error("url_env: REDIS_URL\nrole: leader");

@@ -59,6 +59,9 @@ pub struct RedisConfig {
     /// Highest share of `maxmemory` in use (e.g. `90%`). Not judged when
     /// maxmemory is 0 (unlimited); the message says so.
     pub max_memory_used: Option<Ratio>,
+    /// The server's `maxmemory` must be exactly this size (Redis's `1gb`
+    /// is `1GiB` here); maxmemory 0 (unlimited) fails it.
+    pub maxmemory: Option<ByteSize>,
     /// Lowest keyspace hit ratio over the window since the previous run
     /// (e.g. `0.8` or `80%`).
     pub min_hit_ratio: Option<Ratio>,
@@ -121,6 +124,7 @@ pub struct RedisProbe {
     ca_file: Option<PathBuf>,
     connect_timeout: Duration,
     max_memory_used: Option<Ratio>,
+    maxmemory: Option<ByteSize>,
     min_hit_ratio: Option<Ratio>,
     min_lookups: u64,
     max_evictions: Option<u64>,
@@ -187,6 +191,7 @@ impl RedisProbe {
                 .map(|d| d.0)
                 .unwrap_or(check_timeout / 2),
             max_memory_used: config.max_memory_used,
+            maxmemory: config.maxmemory,
             min_hit_ratio: config.min_hit_ratio,
             min_lookups: config.min_lookups.unwrap_or(DEFAULT_MIN_LOOKUPS),
             max_evictions: config.max_evictions,
@@ -608,17 +613,15 @@ impl RedisProbe {
         .with_measurements(measurements)
     }
 
-    /// Measures and judges one INFO answer: the broken expectations, and
-    /// notes for the pass message.
-    fn judge(
+    /// Memory against maxmemory: the measurements, `max_memory_used` and
+    /// the expected `maxmemory`.
+    fn judge_memory(
         &self,
         info: &Info,
         measurements: &mut Vec<Measurement>,
-    ) -> Result<(Vec<Failure>, Vec<String>), Failure> {
-        let mut failures = Vec::new();
-        let mut notes = Vec::new();
-
-        // Memory.
+        failures: &mut Vec<Failure>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), Failure> {
         let used = info.required("used_memory")?;
         let max = info.number("maxmemory").unwrap_or(0.0);
         measurements.push(Measurement::new(Measure::RedisMemoryUsedBytes, used));
@@ -651,6 +654,33 @@ impl RedisProbe {
                 ),
             });
         }
+
+        if let Some(expected) = self.maxmemory {
+            if max as u64 != expected.0 {
+                let actual = match max as u64 {
+                    0 => "0 (unlimited)".to_string(),
+                    bytes => ByteSize(bytes).to_string(),
+                };
+                failures.push(Failure::new(
+                    Reason::Memory,
+                    format!("maxmemory {actual}, expected {expected}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Measures and judges one INFO answer: the broken expectations, and
+    /// notes for the pass message.
+    fn judge(
+        &self,
+        info: &Info,
+        measurements: &mut Vec<Measurement>,
+    ) -> Result<(Vec<Failure>, Vec<String>), Failure> {
+        let mut failures = Vec::new();
+        let mut notes = Vec::new();
+
+        self.judge_memory(info, measurements, &mut failures, &mut notes)?;
 
         // Clients.
         for (key, measure) in [

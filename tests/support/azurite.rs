@@ -3,6 +3,7 @@
 //! with an account and key of the test's own; killed on drop.
 
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,15 @@ pub struct Azurite {
     pub key: String,
     /// How long the server took from spawn to accepting connections.
     pub started_in: Duration,
+    /// HTTPS and a shifted clock, for the twin (see [`Self::start_tls`]).
+    tls: Option<TlsSetup>,
+}
+
+/// What [`Azurite::start_tls`] adds to the command, kept for restarts.
+struct TlsSetup {
+    cert: PathBuf,
+    key_file: PathBuf,
+    clock_offset_file: PathBuf,
 }
 
 impl Azurite {
@@ -36,13 +46,40 @@ impl Azurite {
 
     /// Starts `azurite-blob` with the account key `key` (base64).
     pub fn start_with_key(key: &str) -> Azurite {
+        Self::spawn("vouchbackups", key, None)
+    }
+
+    /// Azurite as a real account answers: account `account` over HTTPS
+    /// with the certificate `cert` and key `key_file` (PEM), so a
+    /// production-style URL (`https://ACCOUNT.blob.core.windows.net`)
+    /// reaches it through `--connect-to`. Its clock is Node's shifted by
+    /// the milliseconds written in `clock_offset_file` (read at every
+    /// call; `apps/clock.js`), so the twin can upload objects whose
+    /// Last-Modified lies in the past, as libfaketime would.
+    pub fn start_tls(
+        account: &str,
+        cert: &Path,
+        key_file: &Path,
+        clock_offset_file: &Path,
+    ) -> Azurite {
+        let key = base64::engine::general_purpose::STANDARD.encode(random_bytes(32));
+        let tls = TlsSetup {
+            cert: cert.to_path_buf(),
+            key_file: key_file.to_path_buf(),
+            clock_offset_file: clock_offset_file.to_path_buf(),
+        };
+        Self::spawn(account, &key, Some(tls))
+    }
+
+    fn spawn(account: &str, key: &str, tls: Option<TlsSetup>) -> Azurite {
         let mut azurite = Azurite {
             child: None,
             _dir: tempfile::tempdir().expect("a temporary directory"),
             port: free_port(),
-            account: "vouchbackups".to_string(),
+            account: account.to_string(),
             key: key.to_string(),
             started_in: Duration::ZERO,
+            tls,
         };
         azurite.restart();
         eprintln!(
@@ -57,7 +94,8 @@ impl Azurite {
     pub fn restart(&mut self) {
         self.stop();
         let started = Instant::now();
-        let mut child = Command::new(super::node_tools::command("azurite-blob"))
+        let mut command = Command::new(super::node_tools::command("azurite-blob"));
+        command
             .args([
                 "--blobHost",
                 "127.0.0.1",
@@ -67,7 +105,19 @@ impl Azurite {
             .arg("--location")
             .arg(self._dir.path())
             .args(["--skipApiVersionCheck", "--disableTelemetry", "--silent"])
-            .env("AZURITE_ACCOUNTS", format!("{}:{}", self.account, self.key))
+            .env("AZURITE_ACCOUNTS", format!("{}:{}", self.account, self.key));
+        if let Some(tls) = &self.tls {
+            let clock =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/twin/apps/clock.js");
+            command
+                .arg("--cert")
+                .arg(&tls.cert)
+                .arg("--key")
+                .arg(&tls.key_file)
+                .env("NODE_OPTIONS", format!("--require {}", clock.display()))
+                .env("TWIN_CLOCK_OFFSET_FILE", &tls.clock_offset_file);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -140,6 +140,8 @@ struct State {
     forbidden_code: String,
     empty_pages: usize,
     next_link_api_version: String,
+    /// What next links start with, when not the fake's loopback URL.
+    base: Option<String>,
     trouble: Trouble,
     /// While true, vault requests are read and never answered.
     hang: bool,
@@ -173,8 +175,17 @@ impl FakeKeyVault {
     /// A vault where the app registration and the managed identity may
     /// read secrets; tokens live an hour.
     pub async fn start() -> FakeKeyVault {
+        Self::start_as(&["localhost"], None).await
+    }
+
+    /// The fake answering under a real vault's names (reached through
+    /// `--connect-to`): its certificate carries `names` (the vault's and
+    /// the login host's), and its next links start with `base`
+    /// (`https://VAULT`, port 443 implied, as a real vault writes them)
+    /// instead of its loopback URL.
+    pub async fn start_as(names: &[&str], base: Option<&str>) -> FakeKeyVault {
         let ca = TestCa::new("Vouch Test Azure CA");
-        let identity = ca.issue(&["localhost"], Validity::ValidFor { days: 30 });
+        let identity = ca.issue(names, Validity::ValidFor { days: 30 });
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -199,6 +210,7 @@ impl FakeKeyVault {
             resource: VAULT_RESOURCE.to_string(),
             forbidden_code: "ForbiddenByRbac".to_string(),
             next_link_api_version: "7.5".to_string(),
+            base: base.map(str::to_string),
             ..State::default()
         }));
         let task = {
@@ -253,6 +265,11 @@ impl FakeKeyVault {
             .unwrap()
             .secrets
             .insert(name.to_string(), secret);
+    }
+
+    /// Deletes a secret (as purging it would).
+    pub fn remove(&self, name: &str) {
+        self.state.lock().unwrap().secrets.remove(name);
     }
 
     /// Every secret's value, to look for in outputs.
@@ -480,7 +497,10 @@ async fn handle(
         "{method} {path}{}",
         if query.is_empty() { "" } else { "?" }
     ));
-    let base = format!("https://localhost:{}", addr.port());
+    let base = state
+        .base
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
 
     // Entra ID: client credentials.
     if method == "POST" && path.ends_with("/oauth2/v2.0/token") {

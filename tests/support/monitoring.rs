@@ -292,8 +292,21 @@ pub struct AlertStack {
 
 impl AlertStack {
     pub async fn start(spec: StackSpec) -> AlertStack {
+        Self::start_with_receivers(spec, "").await
+    }
+
+    /// [`AlertStack::start`] with more receivers in Alertmanager's config
+    /// (YAML list entries, indented as under `receivers:`), which no route
+    /// names: a platform's configured receivers, for checks that read
+    /// Alertmanager's status.
+    pub async fn start_with_receivers(spec: StackSpec, receivers: &str) -> AlertStack {
         let webhook = Webhook::start().await;
-        let alertmanager = alertmanager(&alertmanager_config(&webhook, &spec.inhibit_rules)).await;
+        let alertmanager = alertmanager(&alertmanager_config(
+            &webhook,
+            &spec.inhibit_rules,
+            receivers,
+        ))
+        .await;
         let files: Vec<(&str, String)> = spec
             .rule_files
             .iter()
@@ -309,6 +322,47 @@ impl AlertStack {
             alertmanager,
             webhook,
         }
+    }
+
+    /// Adds `target` to the running Prometheus and writes `rule_files`
+    /// (name, YAML; durations divided by `time_scale`) over the files of
+    /// those names the stack started with, then reloads Prometheus (SIGHUP)
+    /// and waits until it lists the target: an exporter deployed with its
+    /// rules after the stack started (as a ServiceMonitor and a
+    /// PrometheusRule appearing together), never "down" or "absent" before
+    /// it exists.
+    pub async fn deploy(&self, target: &Target, rule_files: &[(String, String)], time_scale: f64) {
+        for (name, text) in rule_files {
+            std::fs::write(
+                self.prometheus.path(name),
+                scale_durations(text, time_scale),
+            )
+            .unwrap();
+        }
+        let path = self.prometheus.path("prometheus.yml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(&scrape_job(target));
+        std::fs::write(&path, config).unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &self.prometheus.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let addr = self.prometheus.addr;
+        let wanted = target.addr.to_string();
+        wait_until(
+            &format!("Prometheus lists {wanted}"),
+            Duration::from_secs(30),
+            || {
+                let wanted = wanted.clone();
+                async move {
+                    http_get(addr, "/api/v1/targets")
+                        .await
+                        .is_some_and(|(_, body)| body.contains(&wanted))
+                }
+            },
+        )
+        .await;
     }
 
     /// An instant query against the stack's Prometheus.
@@ -340,7 +394,7 @@ impl AlertStack {
     }
 }
 
-fn alertmanager_config(webhook: &Webhook, inhibit_rules: &str) -> String {
+fn alertmanager_config(webhook: &Webhook, inhibit_rules: &str, receivers: &str) -> String {
     format!(
         r#"
 route:
@@ -354,8 +408,10 @@ receivers:
     webhook_configs:
       - url: "{}"
         send_resolved: true
+{}
 {}"#,
         webhook.url(),
+        receivers,
         inhibit_rules
     )
 }
@@ -374,20 +430,24 @@ fn prometheus_config(spec: &StackSpec, alertmanager: SocketAddr) -> String {
         rule_files.join(", ")
     );
     for target in &spec.targets {
-        let labels: Vec<String> = target
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}: \"{v}\""))
-            .collect();
-        config.push_str(&format!(
-            "  - job_name: \"{job}-{port}\"\n    static_configs:\n      - targets: [\"{addr}\"]\n        labels: {{ job: \"{job}\", {labels} }}\n",
-            job = target.job,
-            port = target.addr.port(),
-            addr = target.addr,
-            labels = labels.join(", ")
-        ));
+        config.push_str(&scrape_job(target));
     }
     config
+}
+
+fn scrape_job(target: &Target) -> String {
+    let labels: Vec<String> = target
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}: \"{v}\""))
+        .collect();
+    format!(
+        "  - job_name: \"{job}-{port}\"\n    static_configs:\n      - targets: [\"{addr}\"]\n        labels: {{ job: \"{job}\", {labels} }}\n",
+        job = target.job,
+        port = target.addr.port(),
+        addr = target.addr,
+        labels = labels.join(", ")
+    )
 }
 
 /// Divides every duration in alerting/recording rules by `factor`: the

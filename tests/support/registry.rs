@@ -253,10 +253,68 @@ impl Registry {
     /// Pushes one small image (a config and a layer) and tags its manifest
     /// with every tag of `tags`.
     pub fn push_image(&self, repository: &str, tags: &[&str]) {
+        self.push_layer(
+            repository,
+            tags,
+            format!("layer of {repository}").into_bytes(),
+        );
+    }
+
+    /// Pushes an image of its own under `tag` (a build of that commit):
+    /// its manifest's digest is no other tag's, so [`Self::delete_tag`]
+    /// removes only this tag.
+    pub fn push_build(&self, repository: &str, tag: &str) {
+        self.push_layer(
+            repository,
+            &[tag],
+            format!("layer of {repository} at {tag}").into_bytes(),
+        );
+    }
+
+    /// Deletes the manifest `tag` points at (the registry API deletes by
+    /// digest; with [`Self::push_build`] only `tag` points at it).
+    pub fn delete_tag(&self, repository: &str, tag: &str) {
+        let auth = match &self.auth {
+            Auth::Token { issuer, .. } => Some(format!(
+                "Bearer {}",
+                issuer.token(repository, &["pull", "push", "delete"], 600)
+            )),
+            _ => self.push_authorization(repository),
+        };
+        let mut headers: Vec<(&str, &str)> =
+            vec![("Accept", "application/vnd.oci.image.manifest.v1+json")];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth));
+        }
+        let (status, answer_headers, _) = self
+            .raw(
+                "HEAD",
+                &format!("/v2/{repository}/manifests/{tag}"),
+                &headers,
+                &[],
+            )
+            .unwrap();
+        assert_eq!(status, 200, "manifest of {repository}:{tag}");
+        let digest = answer_headers
+            .iter()
+            .find(|(name, _)| name == "docker-content-digest")
+            .map(|(_, value)| value.clone())
+            .expect("the registry names the manifest's digest");
+        let (status, _, body) = self
+            .raw(
+                "DELETE",
+                &format!("/v2/{repository}/manifests/{digest}"),
+                &headers,
+                &[],
+            )
+            .unwrap();
+        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    }
+
+    fn push_layer(&self, repository: &str, tags: &[&str], layer: Vec<u8>) {
         let auth = self.push_authorization(repository);
         let config =
             br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let layer = format!("layer of {repository}").into_bytes();
         let config_digest = self.push_blob(repository, &auth, config);
         let layer_digest = self.push_blob(repository, &auth, &layer);
         let manifest = serde_json::json!({
@@ -397,6 +455,11 @@ impl TokenIssuer {
     /// A signed token granting `actions` on `repository`, valid for
     /// `lifetime_secs` (negative: expired that long ago).
     pub fn token(&self, repository: &str, actions: &[&str], lifetime_secs: i64) -> String {
+        self.token_for(&[repository], actions, lifetime_secs)
+    }
+
+    /// [`Self::token`] for several repositories at once.
+    pub fn token_for(&self, repositories: &[&str], actions: &[&str], lifetime_secs: i64) -> String {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -415,7 +478,10 @@ impl TokenIssuer {
             "nbf": now - 10,
             "iat": now - 10,
             "jti": format!("{now}-{}", rand_suffix()),
-            "access": [{ "type": "repository", "name": repository, "actions": actions }],
+            "access": repositories
+                .iter()
+                .map(|name| serde_json::json!({ "type": "repository", "name": name, "actions": actions }))
+                .collect::<Vec<_>>(),
         });
         let signing_input = format!(
             "{}.{}",

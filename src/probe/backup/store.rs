@@ -206,9 +206,53 @@ pub(super) struct LimitedConnector;
 
 impl HttpConnector for LimitedConnector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
-        let inner = ReqwestConnector::default().connect(options)?;
+        let inner = match mapped_client(options)? {
+            Some(client) => HttpClient::new(client),
+            None => ReqwestConnector::default().connect(options)?,
+        };
         Ok(HttpClient::new(LimitedService { inner }))
     }
+}
+
+/// With `--connect-to` rules for port 443 or 80 (a store URL's default
+/// ports), the reqwest client is built here with those rules as name
+/// overrides: connections go to the rule's address while the URL, the
+/// TLS server name and the Host header stay the store's. object_store's
+/// own transport has no such hook (its DNS resolver cannot change the
+/// port). The options carried over are the ones vouch and object_store
+/// set: the timeouts and whether plain HTTP is allowed.
+fn mapped_client(options: &ClientOptions) -> object_store::Result<Option<reqwest::Client>> {
+    use object_store::ClientConfigKey;
+    let overrides = crate::connect_to::name_overrides(&[443, 80]);
+    if overrides.is_empty() {
+        return Ok(None);
+    }
+    let duration = |key: ClientConfigKey| {
+        options
+            .get_config_value(&key)
+            .and_then(|text| humantime::parse_duration(&text).ok())
+    };
+    let mut builder = reqwest::ClientBuilder::new();
+    if let Some(timeout) = duration(ClientConfigKey::Timeout) {
+        builder = builder.timeout(timeout);
+    }
+    if let Some(timeout) = duration(ClientConfigKey::ConnectTimeout) {
+        builder = builder.connect_timeout(timeout);
+    }
+    for (host, addrs) in &overrides {
+        builder = builder.resolve_to_addrs(host, addrs);
+    }
+    let allow_http = options
+        .get_config_value(&ClientConfigKey::AllowHttp)
+        .is_some_and(|value| value == "true");
+    builder
+        .https_only(!allow_http)
+        .build()
+        .map(Some)
+        .map_err(|err| object_store::Error::Generic {
+            store: "backup",
+            source: Box::new(err),
+        })
 }
 
 #[derive(Debug)]

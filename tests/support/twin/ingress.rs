@@ -21,6 +21,46 @@ pub struct IngressSpec {
     /// Certificate and key files per server name group.
     pub api_cert: (PathBuf, PathBuf),
     pub web_cert: (PathBuf, PathBuf),
+    /// The container registry's front (ACR answers `/v2/` and its token
+    /// endpoint `/oauth2/token` under one name).
+    pub acr: Option<AcrFront>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AcrFront {
+    pub cert: (PathBuf, PathBuf),
+    /// docker-registry's plain-HTTP port.
+    pub registry: u16,
+    /// The token endpoint's plain-HTTP port.
+    pub realm: u16,
+}
+
+fn acr_server(port: u16, acr: &AcrFront) -> String {
+    format!(
+        "    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name {};
+        ssl_certificate {};
+        ssl_certificate_key {};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        client_max_body_size 0;
+        location /v2/ {{
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_pass http://127.0.0.1:{};
+        }}
+        location /oauth2/token {{
+            proxy_set_header Host $host;
+            proxy_pass http://127.0.0.1:{};
+        }}
+    }}
+",
+        super::cluster::REGISTRY,
+        acr.cert.0.display(),
+        acr.cert.1.display(),
+        acr.registry,
+        acr.realm
+    )
 }
 
 pub struct Ingress {
@@ -81,7 +121,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     proxy_connect_timeout 2s;
     proxy_read_timeout 10s;
-{}{}{}}}
+{}{}{}{}}}
 ",
         server(
             "api.broxiva.com",
@@ -94,6 +134,10 @@ http {{
             &format!("proxy_pass http://127.0.0.1:{};", spec.web_upstream)
         ),
         server("www.broxiva.com", &spec.web_cert, &www),
+        spec.acr
+            .as_ref()
+            .map(|acr| acr_server(port, acr))
+            .unwrap_or_default(),
         dir = dir.display(),
     )
 }

@@ -12,6 +12,7 @@
 //! [`Twin::vouch_env`] only `SSL_CERT_FILE` (the twin's CA as the trusted
 //! roots).
 
+pub mod backups;
 pub mod cluster;
 pub mod ingress;
 
@@ -24,16 +25,81 @@ use chrono::{DateTime, Utc};
 
 use super::certs::{Identity, TestCa, Validity};
 use super::dnsmasq::Dnsmasq;
+use super::http_server::{Reply, TestServer};
+use super::key_vault::{FakeKeyVault, FakeSecret};
 use super::kube_api::FakeKube;
+use super::monitoring::{AlertStack, StackSpec, Target};
 use super::postgres::Postgres;
 use super::redis::Redis;
+use super::registry::{Auth, Registry, TokenIssuer};
 use super::{free_port, node_tools};
+use backups::Backups;
 use cluster::{Platform, API_INGRESS_IP, WEB_INGRESS_IP};
-use ingress::{Ingress, IngressSpec};
+use ingress::{AcrFront, Ingress, IngressSpec};
 
 /// The shipped config, run as it ships.
 pub const CONFIG: &str = "examples/broxiva/vouch.yaml";
+/// The vault the shipped config reads, and Entra ID's host (the default
+/// authority, which AKS's workload identity webhook also sets).
+pub const VAULT_HOST: &str = "broxiva-kv.vault.azure.net";
+pub const LOGIN_HOST: &str = "login.microsoftonline.com";
+/// Every secret the shipped Key Vault checks name, optional ones too.
+pub const VAULT_SECRETS: &[&str] = &[
+    "jwt-access-secret",
+    "jwt-refresh-secret",
+    "session-secret",
+    "encryption-key",
+    "kyc-encryption-key",
+    "postgres-password",
+    "postgres-url",
+    "internal-api-key",
+    "webhook-secret",
+    "stripe-secret-key",
+    "stripe-webhook-secret",
+    "paypal-client-id",
+    "paypal-client-secret",
+    "sendgrid-api-key",
+    "redis-password",
+    "redis-url",
+    "google-oauth-client-id",
+    "google-oauth-client-secret",
+    "facebook-app-id",
+    "facebook-app-secret",
+    "openai-api-key",
+    "sentry-dsn",
+    "datadog-api-key",
+];
+/// Every duration in the shipped alert rules is divided by this
+/// (`scale_durations`): a `for: 5m` holds 5 s, a `[5m]` range spans 5 s.
+/// "N scaled minutes" are N minutes of the rules' own clock: N seconds of
+/// wall time. Nothing else is scaled: vouch's checks run on the shipped
+/// intervals (15 s to 10 min), and the checks' own PromQL windows are
+/// real time.
+pub const TIME_SCALE: f64 = 60.0;
+/// The shipped rules as prometheus-operator loads a PrometheusRule of the
+/// namespace (`<namespace>-<name>-<uid>.yaml`).
+pub const RULES_FILE: &str = "broxiva-production-vouch-rules.yaml";
+pub const PROMETHEUS_HOST: &str = "kube-prometheus-stack-prometheus.monitoring.svc";
+pub const ALERTMANAGER_HOST: &str = "kube-prometheus-stack-alertmanager.monitoring.svc";
+/// The receivers the platform's Alertmanager has (the checklist's email,
+/// Slack and PagerDuty); no route sends to them here.
+const RECEIVERS: &str = r##"  - name: email
+    email_configs:
+      - { to: oncall@broxiva.com, from: alertmanager@broxiva.com, smarthost: "127.0.0.1:25", require_tls: false }
+  - name: slack
+    slack_configs:
+      - { api_url: "http://127.0.0.1:9/slack", channel: "#alerts" }
+  - name: pagerduty
+    pagerduty_configs:
+      - { routing_key: twin-routing-key, url: "http://127.0.0.1:9/pagerduty" }
+"##;
+
+/// Age of every secret in the healthy twin: rotated a month ago.
+pub const SECRET_AGE_DAYS: i64 = 30;
 const DB_PASSWORD: &str = "twin-db-password";
+/// The ACR token the shipped config reads from acr-password (user
+/// vouch-pull).
+pub const ACR_PASSWORD: &str = "twin-acr-token-password";
 
 /// A Node.js app of apps/, killed on drop, restartable.
 pub struct NodeApp {
@@ -145,6 +211,20 @@ pub struct Twin {
     pub web: NodeApp,
     pub ingress: Ingress,
     pub dns: Dnsmasq,
+    /// Azure Key Vault `broxiva-kv` and Entra ID (the in-process fake),
+    /// with its own CA as Azure's roots.
+    pub vault: FakeKeyVault,
+    /// ACR `broxivaprodacr`: docker-registry with token auth behind the
+    /// ingress, and its token endpoint (a fake, as issue 21 allows).
+    pub registry: Registry,
+    pub acr_realm: TestServer,
+    /// The database backups in Azurite (account broxivastorage).
+    pub backups: Backups,
+    /// Namespace monitoring: Prometheus scraping the API, the web tier and
+    /// vouch (added when [`Twin::serve`] runs it) with
+    /// the shipped rules; Alertmanager with the shipped inhibit rules,
+    /// notifying a webhook the tests read.
+    pub monitoring: AlertStack,
     ca: TestCa,
     issuer: TestCa,
     roots: PathBuf,
@@ -169,7 +249,20 @@ fn unix(at: DateTime<Utc>) -> i64 {
 }
 
 impl Twin {
+    /// The twin with vouch's rules loaded in its Prometheus, as on a
+    /// platform where vouch is deployed (the `vouch check` runs).
     pub async fn start() -> Twin {
+        Self::start_with_rules(true).await
+    }
+
+    /// The twin before vouch is deployed: its Prometheus holds none of
+    /// vouch's rules until [`Twin::serve`] deploys vouch with them (else
+    /// VouchAbsent would fire while the twin starts).
+    pub async fn start_without_vouch() -> Twin {
+        Self::start_with_rules(false).await
+    }
+
+    async fn start_with_rules(vouch_rules: bool) -> Twin {
         let started = Instant::now();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let root = dir.path();
@@ -257,9 +350,22 @@ impl Twin {
         api.wait_for("/api/health/ready", 200, Duration::from_secs(60));
         web.wait_for("/api/health", 200, Duration::from_secs(20));
 
+        let monitoring = start_monitoring(api.port, web.port, vouch_rules).await;
+        let (registry, acr_realm) = start_registry(&platform).await;
+        std::fs::write(secrets.join("acr-password"), ACR_PASSWORD).unwrap();
+        let acr_cert = write_cert(
+            root,
+            "acr",
+            &issuer.issue(&[cluster::REGISTRY], Validity::ValidFor { days: 365 }),
+        );
         let ingress = Ingress::start(
             &root.join("nginx"),
             IngressSpec {
+                acr: Some(AcrFront {
+                    cert: acr_cert,
+                    registry: registry.port,
+                    realm: acr_realm.addr.port(),
+                }),
                 api_upstream: api.port,
                 web_upstream: web.port,
                 www_redirects: true,
@@ -277,6 +383,9 @@ impl Twin {
         let kube = FakeKube::start().await;
         cluster::populate(&kube, &platform);
 
+        let vault = start_vault(root, &roots).await;
+        let backups = Backups::start(root, &issuer, &roots).await;
+
         Twin {
             dir,
             platform,
@@ -287,6 +396,11 @@ impl Twin {
             web,
             ingress,
             dns,
+            vault,
+            registry,
+            acr_realm,
+            backups,
+            monitoring,
             ca,
             issuer,
             roots,
@@ -304,12 +418,29 @@ impl Twin {
             "api.broxiva.com:443",
             "broxiva.com:443",
             "www.broxiva.com:443",
+            &format!("{}:443", cluster::REGISTRY),
             &format!("{API_INGRESS_IP}:443"),
             &format!("{WEB_INGRESS_IP}:443"),
         ]
         .iter()
         .map(|from| format!("{from}:{ingress}"))
         .collect();
+        rules.push(format!(
+            "{}:443:127.0.0.1:{}",
+            backups::HOST,
+            self.backups.azurite.port
+        ));
+        rules.push(format!(
+            "{PROMETHEUS_HOST}:9090:{}",
+            self.monitoring.prometheus.addr
+        ));
+        rules.push(format!(
+            "{ALERTMANAGER_HOST}:9093:{}",
+            self.monitoring.alertmanager.addr
+        ));
+        for host in [VAULT_HOST, LOGIN_HOST] {
+            rules.push(format!("{host}:443:127.0.0.1:{}", self.vault.addr.port()));
+        }
         rules.push(format!(
             "broxiva-api.broxiva-production.svc:4000:127.0.0.1:{}",
             self.api.port
@@ -342,9 +473,43 @@ impl Twin {
         args
     }
 
-    /// The environment of a vouch run: the twin's CA as the only roots.
+    /// The environment of a vouch run: the twin's CA and the Azure fake's
+    /// as the only roots, and what AKS's workload identity webhook sets
+    /// in the pod (client, tenant, the projected token's file, the
+    /// authority).
     pub fn vouch_env(&self) -> Vec<(String, String)> {
-        vec![("SSL_CERT_FILE".into(), self.roots.display().to_string())]
+        vec![
+            ("SSL_CERT_FILE".into(), self.roots.display().to_string()),
+            ("AZURE_CLIENT_ID".into(), super::key_vault::CLIENT_ID.into()),
+            ("AZURE_TENANT_ID".into(), super::key_vault::TENANT.into()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                self.dir
+                    .path()
+                    .join("azure-identity-token")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "AZURE_AUTHORITY_HOST".into(),
+                format!("https://{LOGIN_HOST}/"),
+            ),
+            // The backup check's `identity: environment` with the storage
+            // account's key (it wins over the workload identity above;
+            // Azurite does not take Entra ID tokens from the fake).
+            (
+                "AZURE_STORAGE_ACCOUNT_KEY".into(),
+                self.backups.azurite.key.clone(),
+            ),
+        ]
+    }
+
+    /// Puts `name` into the vault, written `age_days` ago.
+    pub fn put_secret(&self, name: &str, age_days: i64) {
+        self.vault.put(
+            name,
+            FakeSecret::aged(&format!("twin-value-of-{name}"), age_days),
+        );
     }
 
     pub fn ca(&self) -> &TestCa {
@@ -409,6 +574,38 @@ impl Twin {
         client
     }
 
+    /// `vouch serve` of the shipped config against the twin (the same
+    /// mapping as [`Twin::check`]), scraped by the twin's Prometheus from
+    /// then on, with `extra` arguments (`--skip`).
+    pub async fn serve(&self, extra: &[String]) -> super::vouch::Daemon {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG);
+        let mut args = self.vouch_args();
+        args.extend(extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env = self.vouch_env();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("RUST_LOG", "info"));
+        let daemon = super::vouch::Daemon::start_with_args_env(&config, &args, &env).await;
+        // vouch's ServiceMonitor and PrometheusRule, deployed with it.
+        let target = Target::new("vouch", daemon.addr).label("namespace", cluster::NAMESPACE);
+        self.monitoring
+            .deploy(&target, &[(RULES_FILE.into(), shipped_rules())], TIME_SCALE)
+            .await;
+        daemon
+    }
+
+    /// Waits until the twin's Prometheus has the API's request series
+    /// again (after the API restarted): the checks' queries need them.
+    pub async fn wait_for_api_series(&self) {
+        super::monitoring::wait_for_data(
+            self.monitoring.prometheus.addr,
+            "broxiva_api_request_duration_seconds_count{job=\"broxiva-api\"}",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+
     /// `vouch check` of the shipped config against the twin, with `extra`
     /// arguments (`--only`, `--skip`): exit code and the JSON report.
     pub async fn check(&self, extra: &[String]) -> (i32, serde_json::Value) {
@@ -443,6 +640,104 @@ impl Twin {
         });
         (output.status.code().unwrap_or(-1), report)
     }
+}
+
+fn read_repo_file(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// The shipped rules (alerts/vouch.rules.yml, the PrometheusRule's groups).
+pub fn shipped_rules() -> String {
+    read_repo_file("alerts/vouch.rules.yml")
+}
+
+/// Prometheus and Alertmanager of namespace monitoring, with the shipped
+/// rules and inhibit rules; returns once the API's request series are in.
+async fn start_monitoring(api: u16, web: u16, vouch_rules: bool) -> AlertStack {
+    let rules = if vouch_rules {
+        shipped_rules()
+    } else {
+        "groups: []\n".to_string()
+    };
+    let loopback = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    let target = |job: &str, port: u16| {
+        Target::new(job, loopback(port)).label("namespace", cluster::NAMESPACE)
+    };
+    let stack = AlertStack::start_with_receivers(
+        StackSpec {
+            targets: vec![target("broxiva-api", api), target("broxiva-web", web)],
+            rule_files: vec![(RULES_FILE.into(), rules)],
+            inhibit_rules: read_repo_file("alerts/alertmanager-inhibit.yml"),
+            time_scale: TIME_SCALE,
+        },
+        RECEIVERS,
+    )
+    .await;
+    // Prometheus' own scrapes are the API's first traffic.
+    super::monitoring::wait_for_data(
+        stack.prometheus.addr,
+        "broxiva_api_request_duration_seconds_count{job=\"broxiva-api\"}",
+        Duration::from_secs(30),
+    )
+    .await;
+    stack
+}
+
+/// docker-registry with token auth whose realm is ACR's token endpoint,
+/// holding a build of every commit tag of the two Deployments; and that
+/// endpoint, answering with a token to pull both repositories.
+async fn start_registry(platform: &Platform) -> (Registry, TestServer) {
+    let issuer = TokenIssuer::new();
+    let token = issuer.token_for(&["broxiva-api", "broxiva-web"], &["pull"], 86_400);
+    let registry = Registry::start_new(Auth::Token {
+        realm: format!("https://{}/oauth2/token", cluster::REGISTRY),
+        issuer: Box::new(issuer),
+    });
+    for (repository, tags) in [
+        ("broxiva-api", &platform.api_tags),
+        ("broxiva-web", &platform.web_tags),
+    ] {
+        for tag in tags {
+            registry.push_build(repository, tag);
+        }
+    }
+    let realm = TestServer::http().await;
+    realm.route(
+        "/oauth2/token",
+        Reply::json(
+            200,
+            serde_json::json!({ "token": token, "access_token": token }),
+        ),
+    );
+    (registry, realm)
+}
+
+/// The vault with every secret of the shipped checks, a month old; its CA
+/// appended to the twin's roots, and the workload identity's projected
+/// token written where `AZURE_FEDERATED_TOKEN_FILE` will point.
+async fn start_vault(root: &Path, roots: &Path) -> FakeKeyVault {
+    let vault = FakeKeyVault::start_as(
+        &[VAULT_HOST, LOGIN_HOST],
+        Some(&format!("https://{VAULT_HOST}")),
+    )
+    .await;
+    // A real vault's challenge names its cloud's audience.
+    vault.set_challenge("login.windows.net", "https://vault.azure.net");
+    for name in VAULT_SECRETS {
+        vault.put(
+            name,
+            FakeSecret::aged(&format!("twin-value-of-{name}"), SECRET_AGE_DAYS),
+        );
+    }
+    let mut bundle = std::fs::read_to_string(roots).unwrap();
+    bundle.push_str(&vault.ca.pem());
+    std::fs::write(roots, bundle).unwrap();
+    std::fs::write(
+        root.join("azure-identity-token"),
+        super::key_vault::FEDERATED_TOKEN,
+    )
+    .unwrap();
+    vault
 }
 
 /// The name servers of /etc/resolv.conf (the system resolver's).

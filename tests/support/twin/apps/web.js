@@ -26,6 +26,11 @@ function page() {
     + `</body></html>`;
 }
 
+// The process metrics the web tier's ServiceMonitor scrapes.
+const client = require('prom-client');
+const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry });
+
 const routes = {
   '/': () => [200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'private, no-cache, no-store, max-age=0, must-revalidate', 'X-Powered-By': 'Next.js' }, page()],
   '/api/health': () => [200, { 'Content-Type': 'application/json' }, JSON.stringify({ status: 'ok' })],
@@ -34,8 +39,14 @@ const routes = {
   '/images/logo.png': () => [200, { 'Content-Type': 'image/png', 'Cache-Control': 'public, max-age=0' }, png],
 };
 
-http.createServer((req, res) => {
+http.createServer(async (req, res) => {
   const path = new URL(req.url, 'http://x').pathname;
+  if (path === '/metrics') {
+    const text = await registry.metrics();
+    res.writeHead(200, { 'Content-Type': registry.contentType });
+    res.end(text);
+    return;
+  }
   const route = routes[path];
   const [status, headers, body] = route ? route() : [404, { 'Content-Type': 'text/html' }, '<h1>404: This page could not be found.</h1>'];
   headers['Content-Length'] = Buffer.byteLength(body);
