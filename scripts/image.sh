@@ -11,7 +11,7 @@
 #
 # By default the binary is built with `cargo build --release --locked`
 # (about 11 minutes on 2 cores from a cold cache). `--binary PATH` takes one
-# already built instead: CI (tests/image.rs) passes the debug binary the
+# already built instead: CI (tests/it/image.rs) passes the debug binary the
 # tests built, which makes a larger image (its binary is about 340 MB
 # unstripped) with the same layout, so the image test costs about half a
 # minute rather than a release build.
@@ -90,7 +90,7 @@ if [ -n "$rootfs" ]; then
   exit 0
 fi
 assemble "$work/context"
-# The same final stage as the Dockerfile's (tests/image.rs compares them).
+# The same final stage as the Dockerfile's (tests/it/image.rs compares them).
 cat >"$work/Containerfile" <<'EOF'
 FROM scratch
 ARG VERSION

@@ -2,7 +2,7 @@
 # Generates the plain alert rules, the inhibit rules, the PrometheusRule,
 # the dashboards and their ConfigMaps from the monitoring mixin in mixin/.
 # `scripts/mixin.sh` rewrites them in the repository; `scripts/mixin.sh DIR`
-# writes them under DIR instead (tests/mixin.rs compares the two).
+# writes them under DIR instead (tests/it/mixin.rs compares the two).
 # Needs jsonnet and PyYAML (Debian's jsonnet and python3-yaml, installed by
 # scripts/test.sh).
 set -euo pipefail

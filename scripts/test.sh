@@ -33,7 +33,7 @@ need prometheus-redis-exporter prometheus-redis-exporter
 need redis-benchmark redis-tools
 need curl curl
 need openssl openssl
-# The monitoring mixin (scripts/mixin.sh; tests/mixin.rs).
+# The monitoring mixin (scripts/mixin.sh; tests/it/mixin.rs).
 need jsonnet jsonnet
 python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -70,11 +70,11 @@ if [ ! -f "$twin_tools/node_modules/@nestjs/terminus/package.json" ]; then
 fi
 # kubectl (with kustomize v5) comes with this kind of machine; Debian's
 # kubernetes-client (1.20, kustomize v2) is too old for the manifests, so it
-# is not installed here. tests/deploy.rs and tests/rbac.rs run `kubectl
+# is not installed here. tests/it/deploy.rs and tests/it/rbac.rs run `kubectl
 # kustomize`: without it, stop here saying so, not halfway through the tests.
 if ! kubectl version --client 2>/dev/null | grep -q '^Kustomize Version: v5'; then
   echo "scripts/test.sh: kubectl with kustomize v5 (kubectl 1.27 or later) is needed" \
-    "by tests/deploy.rs and tests/rbac.rs; install it from" \
+    "by tests/it/deploy.rs and tests/it/rbac.rs; install it from" \
     "https://kubernetes.io/docs/tasks/tools/ (Debian's kubernetes-client is too old)" >&2
   exit 1
 fi

@@ -10,4 +10,4 @@
 # and every server it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TWIN_HOLD=1 exec cargo test --locked --test twin the_healthy_twin -- --nocapture
+TWIN_HOLD=1 exec cargo test --locked --test it twin::the_healthy_twin -- --nocapture

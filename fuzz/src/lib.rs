@@ -1,6 +1,6 @@
 //! The bodies of the fuzz targets: each takes arbitrary bytes and must
 //! neither panic nor hang, whatever they are. Shared by the libFuzzer
-//! binaries in `fuzz_targets/` and by `tests/fuzz_corpus.rs`, which feeds
+//! binaries in `fuzz_targets/` and by `tests/it/fuzz_corpus.rs`, which feeds
 //! every committed corpus file through them in the normal test suite.
 
 use std::path::PathBuf;

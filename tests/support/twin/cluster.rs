@@ -2,7 +2,7 @@
 //! as the checklist names them (namespace broxiva-production): what the
 //! shipped config's kubernetes checks, and the http, tls, dns and registry
 //! checks that read the cluster, expect of a healthy platform. Also used
-//! by tests/rbac.rs, so the RBAC proof and the twin read the same cluster.
+//! by tests/it/rbac.rs, so the RBAC proof and the twin read the same cluster.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
