@@ -18,6 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, LineIndex, LocatedProblem, Problem};
+use crate::lock::{lock, read, write};
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -696,28 +697,20 @@ impl WebConfigWatcher {
 
     /// The config to serve a new connection with.
     pub fn current(&self) -> Arc<WebConfig> {
-        self.active
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        read(&self.active).clone()
     }
 
     /// Looks at the files (one `stat` each) and re-reads them if they
     /// changed. A change that does not load is logged once and the
     /// previous config stays. Blocking.
     pub fn refresh(&self) {
-        let files = self
-            .looked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .files
-            .clone();
+        let files = lock(&self.looked).files.clone();
         let now = stamps(&files);
-        if now == self.looked.lock().unwrap_or_else(|e| e.into_inner()).stamps {
+        if now == lock(&self.looked).stamps {
             return;
         }
         let loaded = WebConfig::load(&self.path);
-        let mut looked = self.looked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut looked = lock(&self.looked);
         match loaded {
             Ok(config) => {
                 // Stamps taken before reading, so a change made while the
@@ -728,7 +721,7 @@ impl WebConfigWatcher {
                     stamps(config.files())
                 };
                 looked.files = config.files().to_vec();
-                *self.active.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+                *write(&self.active) = Arc::new(config);
                 tracing::info!(file = %self.path.display(), "web config reloaded");
             }
             Err(err) => {
