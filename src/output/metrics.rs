@@ -319,7 +319,7 @@ impl Metrics {
     fn update(&self, check: &PlannedCheck, update: impl FnOnce(&mut CheckSeries)) {
         let table = read(&self.checks);
         if let Some(series) = table.get(&check.name) {
-            let mut series = lock(&series);
+            let mut series = lock(series);
             if series.follows(check) {
                 update(&mut series);
             }
@@ -406,7 +406,7 @@ impl Metrics {
         {
             let table = read(&self.checks);
             for series in table.values() {
-                let series = lock(&series);
+                let series = lock(series);
                 for (slot, lines) in series.families() {
                     per_family[slot].push_str(lines);
                 }
