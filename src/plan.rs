@@ -185,54 +185,14 @@ impl Plan {
                 secrets: &secrets,
             };
             match probe::build(kind, &ctx) {
-                Ok(probe) => checks.push(Arc::new(PlannedCheck {
-                    name: check.name.clone(),
-                    section: check
-                        .section
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_SECTION.to_string()),
-                    severity: check
-                        .severity
-                        .or(file.defaults.severity)
-                        .unwrap_or(Severity::Warning),
-                    kind: kind.kind(),
-                    interval: check.effective_interval(&file.defaults).0,
-                    timeout: ctx.timeout,
-                    failures_before_fail: check.effective_failures_before_fail(&file.defaults),
-                    successes_before_pass: check.effective_successes_before_pass(&file.defaults),
-                    interval_when_failing: check
-                        .effective_interval_when_failing(&file.defaults)
-                        .map(|d| d.0),
-                    rollout: check
-                        .effective_rollout(&file.defaults)
-                        .map(|(window, interval)| RolloutLink {
-                            workloads: check
-                                .after_rollout_of
-                                .iter()
-                                .filter_map(|w| WorkloadRef::parse(w))
-                                .collect(),
-                            window: window.0,
-                            interval: interval.0,
-                        }),
-                    labels: check.labels.clone(),
-                    config_yaml: source.check_yaml(i),
-                    fingerprint: format!(
-                        "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                        source.check_yaml_unredacted(i),
-                        (
-                            check.effective_interval(&file.defaults),
-                            check.effective_timeout(&file.defaults)
-                        ),
-                        check.severity.or(file.defaults.severity),
-                        check.effective_failures_before_fail(&file.defaults),
-                        check.effective_successes_before_pass(&file.defaults),
-                        (
-                            check.effective_interval_when_failing(&file.defaults),
-                            check.effective_rollout(&file.defaults),
-                        ),
-                    ),
+                Ok(probe) => checks.push(Arc::new(planned_check(
+                    source,
+                    i,
+                    check,
+                    kind.kind(),
+                    ctx.timeout,
                     probe,
-                })),
+                ))),
                 Err(more) => problems.extend(
                     more.into_iter()
                         .map(|problem| problem.under(&format!("checks[{i}]"))),
@@ -319,6 +279,65 @@ impl Plan {
             .filter(|c| !skip.iter().any(|s| matches_selector(c, s)))
             .cloned()
             .collect())
+    }
+}
+
+/// The `i`th check of the file with its effective settings, around the
+/// probe built from it.
+fn planned_check(
+    source: &SourcedConfig,
+    i: usize,
+    check: &config::CheckConfig,
+    kind: Kind,
+    timeout: Duration,
+    probe: Arc<dyn Probe>,
+) -> PlannedCheck {
+    let defaults = &source.file.defaults;
+    PlannedCheck {
+        name: check.name.clone(),
+        section: check
+            .section
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SECTION.to_string()),
+        severity: check
+            .severity
+            .or(defaults.severity)
+            .unwrap_or(Severity::Warning),
+        kind,
+        interval: check.effective_interval(defaults).0,
+        timeout,
+        failures_before_fail: check.effective_failures_before_fail(defaults),
+        successes_before_pass: check.effective_successes_before_pass(defaults),
+        interval_when_failing: check.effective_interval_when_failing(defaults).map(|d| d.0),
+        rollout: check
+            .effective_rollout(defaults)
+            .map(|(window, interval)| RolloutLink {
+                workloads: check
+                    .after_rollout_of
+                    .iter()
+                    .filter_map(|w| WorkloadRef::parse(w))
+                    .collect(),
+                window: window.0,
+                interval: interval.0,
+            }),
+        labels: check.labels.clone(),
+        config_yaml: source.check_yaml(i),
+        fingerprint: format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            source.check_yaml_unredacted(i),
+            (
+                check.effective_interval(defaults),
+                check.effective_timeout(defaults)
+            ),
+            check.severity.or(defaults.severity),
+            check.effective_failures_before_fail(defaults),
+            check.effective_successes_before_pass(defaults),
+            (
+                check.effective_interval_when_failing(defaults),
+                check.effective_rollout(defaults),
+            ),
+        ),
+        probe,
     }
 }
 

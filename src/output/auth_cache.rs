@@ -2,6 +2,7 @@
 //! of user and password (never the password), a bounded number of them,
 //! each for a limited time.
 
+use crate::lock::lock;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -47,7 +48,7 @@ impl VerifiedCredentials {
     /// Whether the pair passed bcrypt less than [`REMEMBER_FOR`] ago.
     pub fn contains(&self, user: &str, password: &str) -> bool {
         let key = self.key(user, password);
-        let pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        let pairs = lock(&self.pairs);
         pairs.get(&key).is_some_and(|until| Instant::now() < *until)
     }
 
@@ -55,7 +56,7 @@ impl VerifiedCredentials {
     pub fn remember(&self, user: &str, password: &str) {
         let key = self.key(user, password);
         let now = Instant::now();
-        let mut pairs = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pairs = lock(&self.pairs);
         if pairs.len() >= MAX_PAIRS {
             pairs.retain(|_, until| now < *until);
         }

@@ -308,11 +308,7 @@ impl CheckSeries {
         };
 
         section(&mut text, CheckFamily::Success as usize, &mut |t| {
-            if let Some(reported) = self.reported {
-                open(t, CheckFamily::Success.name(), "", &id.check_label);
-                let _ = write!(t, ",kind=\"{}\",severity=\"{}\"", id.kind, id.severity);
-                close(t, f64::from(u8::from(reported == Verdict::Pass)));
-            }
+            write_success(t, id, self.reported)
         });
         section(&mut text, CheckFamily::LastRunSuccess as usize, &mut |t| {
             gauge(
@@ -323,18 +319,7 @@ impl CheckSeries {
         });
         section(&mut text, CheckFamily::Duration as usize, &mut |t| {
             if let Some(histogram) = &self.duration {
-                let name = CheckFamily::Duration.name();
-                let mut cumulative = 0;
-                for (le, count) in DURATION_LE.iter().zip(histogram.counts) {
-                    cumulative += count;
-                    open(t, name, "_bucket", &id.check_label);
-                    t.push_str(",le=\"");
-                    t.push_str(le);
-                    t.push('"');
-                    close(t, cumulative as f64);
-                }
-                sample(t, name, "_sum", &id.check_label, histogram.sum);
-                sample(t, name, "_count", &id.check_label, cumulative as f64);
+                write_duration(t, id, histogram);
             }
         });
         section(&mut text, CheckFamily::LastRun as usize, &mut |t| {
@@ -347,11 +332,7 @@ impl CheckSeries {
             gauge(t, CheckFamily::LastRollout, self.last_rollout)
         });
         section(&mut text, CheckFamily::Runs as usize, &mut |t| {
-            for (result, reason, count) in &self.runs {
-                open(t, CheckFamily::Runs.name(), "", &id.check_label);
-                let _ = write!(t, ",reason=\"{reason}\",result=\"{result}\"");
-                close(t, *count as f64);
-            }
+            write_runs(t, id, &self.runs)
         });
         section(&mut text, CheckFamily::Info as usize, &mut |t| {
             sample(t, CheckFamily::Info.name(), "", &id.info_labels, 1.0)
@@ -364,30 +345,13 @@ impl CheckSeries {
             gauge(t, CheckFamily::Skipped, Some(self.skipped as f64))
         });
         section(&mut text, CheckFamily::State as usize, &mut |t| {
-            // Every state has a series (1 for the current one), so a
-            // dashboard can count pending checks and an alert can tell a
-            // check that never finished a run from one that is absent.
-            let current = self.reported.map_or("pending", Verdict::as_str);
-            for state in ["pass", "fail", "error", "pending"] {
-                open(t, CheckFamily::State.name(), "", &id.check_label);
-                let _ = write!(t, ",severity=\"{}\",state=\"{state}\"", id.severity);
-                close(t, f64::from(u8::from(state == current)));
-            }
+            write_states(t, id, self.reported)
         });
         section(&mut text, CheckFamily::Timeout as usize, &mut |t| {
             gauge(t, CheckFamily::Timeout, Some(id.timeout_seconds))
         });
         section(&mut text, CheckFamily::Threshold as usize, &mut |t| {
-            for limit in &id.thresholds {
-                open(t, CheckFamily::Threshold.name(), "", &id.check_label);
-                if let Some(secret) = &limit.secret {
-                    t.push_str(",secret=\"");
-                    push_label_value(t, secret);
-                    t.push('"');
-                }
-                let _ = write!(t, ",threshold=\"{}\"", limit.threshold);
-                close(t, limit.value);
-            }
+            write_thresholds(t, id)
         });
         let mut rest = self.measurements.as_slice();
         while let Some(first) = rest.first() {
@@ -395,39 +359,106 @@ impl CheckSeries {
             let count = rest.iter().take_while(|m| m.measure == measure).count();
             let (same, next) = rest.split_at(count);
             section(&mut text, measure_slot(measure), &mut |t| {
-                for measurement in same {
-                    // Label names in order, as the `prometheus` crate wrote
-                    // them (some consumers match series as text).
-                    let mut labels: Vec<(&str, Option<&str>)> = measurement
-                        .labels
-                        .iter()
-                        .map(|(name, value)| (name.as_str(), Some(value.as_str())))
-                        .collect();
-                    labels.push(("check", None));
-                    labels.sort_by_key(|(name, _)| *name);
-                    t.push_str(measure.name());
-                    t.push('{');
-                    for (i, (name, value)) in labels.iter().enumerate() {
-                        if i > 0 {
-                            t.push(',');
-                        }
-                        match value {
-                            None => t.push_str(&id.check_label),
-                            Some(value) => {
-                                t.push_str(name);
-                                t.push_str("=\"");
-                                push_label_value(t, value);
-                                t.push('"');
-                            }
-                        }
-                    }
-                    close(t, measurement.value);
-                }
+                write_measurements(t, id, measure, same)
             });
             rest = next;
         }
         self.text = text;
         self.spans = spans;
+    }
+}
+
+#[inline]
+fn write_success(t: &mut String, id: &Identity, reported: Option<Verdict>) {
+    if let Some(reported) = reported {
+        open(t, CheckFamily::Success.name(), "", &id.check_label);
+        let _ = write!(t, ",kind=\"{}\",severity=\"{}\"", id.kind, id.severity);
+        close(t, f64::from(u8::from(reported == Verdict::Pass)));
+    }
+}
+
+#[inline]
+fn write_duration(t: &mut String, id: &Identity, histogram: &DurationHistogram) {
+    let name = CheckFamily::Duration.name();
+    let mut cumulative = 0;
+    for (le, count) in DURATION_LE.iter().zip(histogram.counts) {
+        cumulative += count;
+        open(t, name, "_bucket", &id.check_label);
+        t.push_str(",le=\"");
+        t.push_str(le);
+        t.push('"');
+        close(t, cumulative as f64);
+    }
+    sample(t, name, "_sum", &id.check_label, histogram.sum);
+    sample(t, name, "_count", &id.check_label, cumulative as f64);
+}
+
+#[inline]
+fn write_runs(t: &mut String, id: &Identity, runs: &[(&'static str, &'static str, u64)]) {
+    for (result, reason, count) in runs {
+        open(t, CheckFamily::Runs.name(), "", &id.check_label);
+        let _ = write!(t, ",reason=\"{reason}\",result=\"{result}\"");
+        close(t, *count as f64);
+    }
+}
+
+#[inline]
+fn write_states(t: &mut String, id: &Identity, reported: Option<Verdict>) {
+    // Every state has a series (1 for the current one), so a dashboard can
+    // count pending checks and an alert can tell a check that never
+    // finished a run from one that is absent.
+    let current = reported.map_or("pending", Verdict::as_str);
+    for state in ["pass", "fail", "error", "pending"] {
+        open(t, CheckFamily::State.name(), "", &id.check_label);
+        let _ = write!(t, ",severity=\"{}\",state=\"{state}\"", id.severity);
+        close(t, f64::from(u8::from(state == current)));
+    }
+}
+
+#[inline]
+fn write_thresholds(t: &mut String, id: &Identity) {
+    for limit in &id.thresholds {
+        open(t, CheckFamily::Threshold.name(), "", &id.check_label);
+        if let Some(secret) = &limit.secret {
+            t.push_str(",secret=\"");
+            push_label_value(t, secret);
+            t.push('"');
+        }
+        let _ = write!(t, ",threshold=\"{}\"", limit.threshold);
+        close(t, limit.value);
+    }
+}
+
+/// The run's measurements of one family.
+#[inline]
+fn write_measurements(t: &mut String, id: &Identity, measure: Measure, same: &[Measurement]) {
+    for measurement in same {
+        // Label names in order, as the `prometheus` crate wrote them (some
+        // consumers match series as text).
+        let mut labels: Vec<(&str, Option<&str>)> = measurement
+            .labels
+            .iter()
+            .map(|(name, value)| (name.as_str(), Some(value.as_str())))
+            .collect();
+        labels.push(("check", None));
+        labels.sort_by_key(|(name, _)| *name);
+        t.push_str(measure.name());
+        t.push('{');
+        for (i, (name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                t.push(',');
+            }
+            match value {
+                None => t.push_str(&id.check_label),
+                Some(value) => {
+                    t.push_str(name);
+                    t.push_str("=\"");
+                    push_label_value(t, value);
+                    t.push('"');
+                }
+            }
+        }
+        close(t, measurement.value);
     }
 }
 

@@ -28,6 +28,7 @@ use tower::ServiceExt;
 
 use super::metrics::Metrics;
 use super::web_config::{WebConfig, WebConfigWatcher};
+use crate::lock::lock;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -391,7 +392,7 @@ struct Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
-        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = lock(&self.slots.open);
         if let Some(at) = open.iter().position(|s| Arc::ptr_eq(s, &self.slot)) {
             open.remove(at);
         }
@@ -413,7 +414,7 @@ impl Slots {
     /// connection is closed for it; when none is, the newcomer is refused.
     /// Either way the limit is logged (once until it is left) and counted.
     fn admit(self: &Arc<Self>) -> Option<Open> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = lock(&self.open);
         if open.len() >= self.max {
             let victim = open.iter().position(|slot| slot.closable());
             if !self.at_limit.swap(true, Ordering::AcqRel) {

@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use super::check_series::{family_at, family_count, unix_seconds, CheckSeries};
+use crate::lock::{lock, read, write};
 use crate::plan::PlannedCheck;
 use crate::result::Verdict;
 use crate::runner::RunRecord;
@@ -285,12 +286,12 @@ impl Metrics {
 
     /// Where to read the number of live check loops from at scrape time.
     pub fn count_loops_from(&self, source: Arc<AtomicUsize>) {
-        *self.loop_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+        *lock(&self.loop_source) = Some(source);
     }
 
     /// Where to read the Kubernetes watches' states from at scrape time.
     pub fn watch_states_from(&self, cache: Arc<crate::kube::KubeCache>) {
-        *self.watch_source.lock().unwrap_or_else(|e| e.into_inner()) = Some(cache);
+        *lock(&self.watch_source) = Some(cache);
     }
 
     fn apply_checks(&self, checks: &[Arc<PlannedCheck>]) {
@@ -298,7 +299,7 @@ impl Metrics {
         // check has (empty where a check has none): one family, one label
         // set.
         let keys: Vec<&str> = label_keys(checks).into_iter().collect();
-        let mut table = self.checks.write().unwrap_or_else(|e| e.into_inner());
+        let mut table = write(&self.checks);
         let mut before = std::mem::take(&mut *table);
         for check in checks {
             let series = match before.remove(&check.name) {
@@ -316,9 +317,9 @@ impl Metrics {
     /// Runs `update` on the series of `check` if `check` is the config in
     /// force for its name.
     fn update(&self, check: &PlannedCheck, update: impl FnOnce(&mut CheckSeries)) {
-        let table = self.checks.read().unwrap_or_else(|e| e.into_inner());
+        let table = read(&self.checks);
         if let Some(series) = table.get(&check.name) {
-            let mut series = series.lock().unwrap_or_else(|e| e.into_inner());
+            let mut series = lock(series);
             if series.follows(check) {
                 update(&mut series);
             }
@@ -369,10 +370,10 @@ impl Metrics {
 
     /// The exposition in the Prometheus text format.
     pub fn encode(&self) -> String {
-        if let Some(source) = &*self.loop_source.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(source) = &*lock(&self.loop_source) {
             self.check_loops.set(source.load(Ordering::Acquire) as i64);
         }
-        if let Some(cache) = &*self.watch_source.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(cache) = &*lock(&self.watch_source) {
             self.watch_synced.reset();
             // A metadata-only and a full watch of the same type and
             // namespace share a series: synced only if both are.
@@ -397,15 +398,15 @@ impl Metrics {
         // Each family's lines must be contiguous, while each check holds
         // its lines of every family: gather them per family, locking each
         // check once, then join.
-        let mut last_sizes = self.last_sizes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last_sizes = lock(&self.last_sizes);
         let mut per_family: Vec<String> = last_sizes
             .iter()
             .map(|size| String::with_capacity(size + size / 8))
             .collect();
         {
-            let table = self.checks.read().unwrap_or_else(|e| e.into_inner());
+            let table = read(&self.checks);
             for series in table.values() {
-                let series = series.lock().unwrap_or_else(|e| e.into_inner());
+                let series = lock(series);
                 for (slot, lines) in series.families() {
                     per_family[slot].push_str(lines);
                 }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::flap::Debounce;
+use crate::lock::{lock, read, write};
 
 use crate::plan::{PlannedCheck, Rollout};
 use crate::result::{Reason, Verdict};
@@ -56,14 +57,11 @@ impl Outputs {
     /// Follows a successful reload.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
         let fingerprints = fingerprints(checks);
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = write(&self.current);
         // A changed or removed check starts its flap state afresh.
-        self.debounce
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|name, _| {
-                current.get(name).is_some() && current.get(name) == fingerprints.get(name)
-            });
+        lock(&self.debounce).retain(|name, _| {
+            current.get(name).is_some() && current.get(name) == fingerprints.get(name)
+        });
         *current = fingerprints;
         drop(current);
         self.metrics.reconfigure(checks);
@@ -71,9 +69,7 @@ impl Outputs {
     }
 
     fn is_current(&self, check: &PlannedCheck) -> bool {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        read(&self.current)
             .get(&check.name)
             .is_some_and(|f| *f == check.fingerprint)
     }
@@ -143,24 +139,17 @@ impl Observer for Outputs {
     }
 
     fn run_finished(&self, record: &RunRecord, next_run: SystemTime) {
-        let previous = self
-            .last_results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                record.check.name.clone(),
-                (record.outcome.verdict, record.outcome.reason),
-            );
+        let previous = lock(&self.last_results).insert(
+            record.check.name.clone(),
+            (record.outcome.verdict, record.outcome.reason),
+        );
         log_run(record, previous);
         if !self.is_current(&record.check) {
             self.metrics.run_abandoned();
             return;
         }
         let check = &record.check;
-        let reported = self
-            .debounce
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let reported = lock(&self.debounce)
             .entry(check.name.clone())
             .or_default()
             .observe(

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use super::metrics::Metrics;
 use super::peers::{is_local, ChecksQuery};
 use super::status::StatusBoard;
+use crate::lock::lock;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -86,7 +87,7 @@ pub fn log_panics_once_per_place() {
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            let first = seen.lock().unwrap_or_else(|e| e.into_inner()).first(&place);
+            let first = lock(&seen).first(&place);
             if first {
                 report(info);
                 tracing::error!(

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Kind, Severity};
+use crate::lock::{read, write};
 use crate::plan::{PlannedCheck, Rollout};
 use crate::result::{Measurement, Reason, Verdict};
 use crate::runner::RunRecord;
@@ -235,12 +236,9 @@ impl StatusBoard {
     /// fingerprint is unchanged keeps its state and history; a changed or
     /// new one starts empty; a removed one is dropped.
     pub fn reconfigure(&self, checks: &[Arc<PlannedCheck>]) {
-        *self
-            .rejected_reload
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+        *write(&self.rejected_reload) = None;
         let now = SystemTime::now();
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
         let mut old: HashMap<String, Entry> = entries
             .drain(..)
             .map(|entry| (entry.check.name.clone(), entry))
@@ -265,7 +263,7 @@ impl StatusBoard {
                 },
             })
             .collect();
-        *self.index.write().unwrap_or_else(|e| e.into_inner()) = checks
+        *write(&self.index) = checks
             .iter()
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
@@ -275,8 +273,8 @@ impl StatusBoard {
     /// Records a run; `reported` is its check's verdict after flap
     /// thresholds.
     pub fn record(&self, record: &RunRecord, reported: Verdict, next_run: Option<SystemTime>) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
+        let index = read(&self.index);
         let Some(&i) = index.get(&record.check.name) else {
             return;
         };
@@ -316,8 +314,8 @@ impl StatusBoard {
 
     /// Notes a rollout the check follows.
     pub fn rollout_seen(&self, check: &PlannedCheck, rollout: &Rollout) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
+        let index = read(&self.index);
         let Some(&i) = index.get(&check.name) else {
             return;
         };
@@ -331,7 +329,7 @@ impl StatusBoard {
     }
 
     pub fn snapshot(&self) -> StatusSnapshot {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = read(&self.entries);
         let mut summary = Summary {
             total: entries.len(),
             ..Summary::default()
@@ -366,11 +364,7 @@ impl StatusBoard {
                 }
             })
             .collect();
-        let rejected_reload = self
-            .rejected_reload
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let rejected_reload = read(&self.rejected_reload).clone();
         StatusSnapshot {
             summary,
             checks,
@@ -381,10 +375,7 @@ impl StatusBoard {
     /// Notes a rejected reload: the config in force is now older than the
     /// file. A successful reload ([`Self::reconfigure`]) clears it.
     pub fn reload_rejected(&self, problems: Vec<String>) {
-        *self
-            .rejected_reload
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = Some(RejectedReload {
+        *write(&self.rejected_reload) = Some(RejectedReload {
             at: rfc3339(SystemTime::now()),
             problems,
         });
@@ -392,23 +383,15 @@ impl StatusBoard {
 
     /// One check's recent runs, oldest first; None for an unknown name.
     pub fn history(&self, name: &str) -> Option<Vec<HistoryView>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let i = *self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)?;
+        let entries = read(&self.entries);
+        let i = *read(&self.index).get(name)?;
         Some(entries[i].history.iter().map(PastRun::view).collect())
     }
 
     /// The planned check named `name`.
     pub fn check(&self, name: &str) -> Option<Arc<PlannedCheck>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let i = *self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)?;
+        let entries = read(&self.entries);
+        let i = *read(&self.index).get(name)?;
         Some(entries[i].check.clone())
     }
 }

@@ -154,7 +154,7 @@ pub async fn fetch(
             Reused::Answered(answer, pooled) => {
                 *presented = pooled.presented.clone();
                 if let Some(slot) = spec.keep_alive {
-                    slot.put(pooled);
+                    slot.put(*pooled);
                 }
                 return Ok(answer);
             }
@@ -247,7 +247,8 @@ pub async fn fetch(
 }
 
 enum Reused {
-    Answered(Exchange, Pooled),
+    // Boxed: a kept connection is far larger than the other variants.
+    Answered(Exchange, Box<Pooled>),
     Failed(FetchError),
     Gone,
 }
@@ -277,7 +278,7 @@ async fn reuse(
     };
     timings.processing += started.elapsed();
     match read_body(response, spec, progress, timings).await {
-        Ok(answer) => Reused::Answered(answer, pooled),
+        Ok(answer) => Reused::Answered(answer, Box::new(pooled)),
         Err(err) => Reused::Failed(err),
     }
 }

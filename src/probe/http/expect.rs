@@ -398,6 +398,34 @@ impl Expectations {
         tags: &[String],
     ) -> Vec<Broken> {
         let mut broken = Vec::new();
+        self.judge_status(answer, first_location, secrets, &mut broken);
+        self.judge_headers(answer, secrets, &mut broken);
+        self.judge_body(answer, &mut broken);
+        let document = self.judge_json(answer, secrets, &mut broken);
+        self.judge_image_tags(answer, document.as_ref(), secrets, tags, &mut broken);
+        if let Some(limit) = self.max_latency {
+            if elapsed > limit {
+                broken.push((
+                    Reason::Latency,
+                    format!(
+                        "took {}, limit {}",
+                        format_elapsed(elapsed),
+                        format_duration(limit)
+                    ),
+                ));
+            }
+        }
+        broken
+    }
+
+    /// The status and, when the check expects one, the redirect's target.
+    fn judge_status(
+        &self,
+        answer: &Exchange,
+        first_location: Option<&Url>,
+        secrets: &[Secret],
+        broken: &mut Vec<Broken>,
+    ) {
         let status = answer.status.as_u16();
         if !self.status.iter().any(|range| range.contains(status)) {
             broken.push((
@@ -421,6 +449,9 @@ impl Expectations {
                 )),
             }
         }
+    }
+
+    fn judge_headers(&self, answer: &Exchange, secrets: &[Secret], broken: &mut Vec<Broken>) {
         for (name, pattern) in &self.headers {
             match answer.headers.get(name) {
                 None => broken.push((Reason::Header, format!("header {name} is missing"))),
@@ -444,6 +475,9 @@ impl Expectations {
                 ));
             }
         }
+    }
+
+    fn judge_body(&self, answer: &Exchange, broken: &mut Vec<Broken>) {
         for pattern in &self.body_matches {
             if !pattern.is_match(&answer.body) {
                 broken.push((Reason::Body, format!("body does not match /{pattern}/")));
@@ -454,46 +488,65 @@ impl Expectations {
                 broken.push((Reason::Body, format!("body matches forbidden /{pattern}/")));
             }
         }
+    }
+
+    /// The `json` expectations; returns the parsed body when a `json` or
+    /// image-tag expectation needs it, so it is parsed once.
+    fn judge_json(
+        &self,
+        answer: &Exchange,
+        secrets: &[Secret],
+        broken: &mut Vec<Broken>,
+    ) -> Option<Value> {
         let wants_json = !self.json.is_empty()
             || self
                 .image_tags
                 .iter()
                 .any(|(place, _)| matches!(place, TagPlace::Json(..)));
-        let document = if wants_json {
-            match serde_json::from_slice::<Value>(&answer.body) {
-                Err(err) => {
-                    broken.push((Reason::Json, format!("body is not JSON: {err}")));
-                    None
-                }
-                Ok(document) => Some(document),
+        if !wants_json {
+            return None;
+        }
+        let document = match serde_json::from_slice::<Value>(&answer.body) {
+            Err(err) => {
+                broken.push((Reason::Json, format!("body is not JSON: {err}")));
+                return None;
             }
-        } else {
-            None
+            Ok(document) => document,
         };
-        if let Some(document) = &document {
-            for (key, selector, expected) in &self.json {
-                match selector.select(document) {
-                    Err(problem) => broken.push((
-                        Reason::Json,
-                        format!("{key} {problem}, expected {}", render(expected, &[])),
-                    )),
-                    Ok(actual) if json_equal(actual, expected) => {}
-                    Ok(actual) => broken.push((
-                        Reason::Json,
-                        format!(
-                            "{key} is {}, expected {}",
-                            render(actual, secrets),
-                            render(expected, &[])
-                        ),
-                    )),
-                }
+        for (key, selector, expected) in &self.json {
+            match selector.select(&document) {
+                Err(problem) => broken.push((
+                    Reason::Json,
+                    format!("{key} {problem}, expected {}", render(expected, &[])),
+                )),
+                Ok(actual) if json_equal(actual, expected) => {}
+                Ok(actual) => broken.push((
+                    Reason::Json,
+                    format!(
+                        "{key} is {}, expected {}",
+                        render(actual, secrets),
+                        render(expected, &[])
+                    ),
+                )),
             }
         }
+        Some(document)
+    }
+
+    /// The image tags the cross-checks read, in the body or at a JSON path.
+    fn judge_image_tags(
+        &self,
+        answer: &Exchange,
+        document: Option<&Value>,
+        secrets: &[Secret],
+        tags: &[String],
+        broken: &mut Vec<Broken>,
+    ) {
         for ((place, source), tag) in self.image_tags.iter().zip(tags) {
             let expected = render(&Value::String(tag.clone()), &[]);
             match place {
                 TagPlace::Json(key, selector) => {
-                    let Some(document) = &document else { continue };
+                    let Some(document) = document else { continue };
                     match selector.select(document) {
                         Err(problem) => broken.push((
                             Reason::Json,
@@ -523,19 +576,6 @@ impl Expectations {
                 }
             }
         }
-        if let Some(limit) = self.max_latency {
-            if elapsed > limit {
-                broken.push((
-                    Reason::Latency,
-                    format!(
-                        "took {}, limit {}",
-                        format_elapsed(elapsed),
-                        format_duration(limit)
-                    ),
-                ));
-            }
-        }
-        broken
     }
 
     fn status_text(&self) -> String {

@@ -7,7 +7,7 @@ pub mod expect;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use hyper::Method;
 use serde::Deserialize;
 use url::Url;
 
-use self::client::{fetch, RequestSpec, Timings};
+use self::client::{fetch, Exchange, RequestSpec, Timings};
 use self::expect::{location, ExpectConfig, Expectations};
 use super::{verification_warnings, BuildContext, Needs, Probe, ProbeContext};
 use crate::clients::tls_configs::{Presented, TlsPolicy};
@@ -397,65 +397,99 @@ impl HttpProbe {
                 );
             }
             redirects += 1;
-            // 303 (except after a HEAD), and 301/302 after a POST, turn into
-            // a GET without body as browsers do; 307/308 repeat the request
-            // as it was.
             let status = answer.status.as_u16();
-            if (status == 303 && method != Method::HEAD)
-                || (matches!(status, 301 | 302) && method == Method::POST)
-            {
-                method = Method::GET;
-                body = None;
-            }
-            // Credentials are for the origin they were configured for: a
-            // redirect elsewhere must not carry them (as browsers and curl).
-            if next.origin() != url.origin() {
-                headers.remove(AUTHORIZATION);
-                for (name, _) in &self.secret_headers {
-                    headers.remove(name);
-                }
-            }
+            self.redirect_request(status, &url, &next, &mut method, &mut body, &mut headers);
             url = next;
         };
         let elapsed = started.elapsed();
-        let mut measurements = vec![
-            Measurement::new(Measure::HttpStatusCode, f64::from(answer.status.as_u16())),
-            Measurement::new(Measure::HttpContentLengthBytes, answer.body.len() as f64),
-            Measurement::new(Measure::HttpRedirects, f64::from(redirects)),
-        ];
-        for (phase, duration) in timings.phases() {
-            measurements.push(Measurement::labelled(
-                Measure::HttpDurationSeconds,
-                &[phase],
-                duration.as_secs_f64(),
-            ));
-        }
-        measurements.extend(certificate_measurements(presented.as_ref()));
+        let measurements = answer_measurements(&answer, redirects, &timings, presented.as_ref());
         ctx.progress.set("evaluating the response");
+        self.judge(&answer, first_location.as_ref(), elapsed, secrets, tags)
+            .with_measurements(measurements)
+    }
+
+    /// Turns the request into the one to send to the redirect's `next`.
+    fn redirect_request(
+        &self,
+        status: u16,
+        url: &Url,
+        next: &Url,
+        method: &mut Method,
+        body: &mut Option<Bytes>,
+        headers: &mut HeaderMap,
+    ) {
+        // 303 (except after a HEAD), and 301/302 after a POST, turn into
+        // a GET without body as browsers do; 307/308 repeat the request
+        // as it was.
+        if (status == 303 && *method != Method::HEAD)
+            || (matches!(status, 301 | 302) && *method == Method::POST)
+        {
+            *method = Method::GET;
+            *body = None;
+        }
+        // Credentials are for the origin they were configured for: a
+        // redirect elsewhere must not carry them (as browsers and curl).
+        if next.origin() != url.origin() {
+            headers.remove(AUTHORIZATION);
+            for (name, _) in &self.secret_headers {
+                headers.remove(name);
+            }
+        }
+    }
+
+    /// The expectations applied to the final answer, off the async workers.
+    fn judge(
+        &self,
+        answer: &Exchange,
+        first_location: Option<&Url>,
+        elapsed: Duration,
+        secrets: &[Secret],
+        tags: &[String],
+    ) -> Outcome {
         use std::sync::atomic::Ordering;
         if self.evaluating.swap(true, Ordering::AcqRel) {
             return Outcome::error(
                 Reason::Timeout,
                 "the evaluation of an earlier response is still running \
                  (a regex or JSON selector over a large body?); this run is not evaluated",
-            )
-            .with_measurements(measurements);
+            );
         }
         let broken = off_the_workers(|| {
             let _done = Evaluated(&self.evaluating);
             self.expect
-                .evaluate(&answer, first_location.as_ref(), elapsed, secrets, tags)
+                .evaluate(answer, first_location, elapsed, secrets, tags)
         });
-        let outcome = Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str())))
-            .unwrap_or_else(|| {
-                Outcome::pass(format!(
-                    "status {} in {}",
-                    answer.status.as_u16(),
-                    expect::format_elapsed(elapsed)
-                ))
-            });
-        outcome.with_measurements(measurements)
+        Outcome::from_failures(broken.iter().map(|(r, m)| (*r, m.as_str()))).unwrap_or_else(|| {
+            Outcome::pass(format!(
+                "status {} in {}",
+                answer.status.as_u16(),
+                expect::format_elapsed(elapsed)
+            ))
+        })
     }
+}
+
+/// What the final answer and the hops before it measured.
+fn answer_measurements(
+    answer: &Exchange,
+    redirects: u32,
+    timings: &Timings,
+    presented: Option<&Presented>,
+) -> Vec<Measurement> {
+    let mut measurements = vec![
+        Measurement::new(Measure::HttpStatusCode, f64::from(answer.status.as_u16())),
+        Measurement::new(Measure::HttpContentLengthBytes, answer.body.len() as f64),
+        Measurement::new(Measure::HttpRedirects, f64::from(redirects)),
+    ];
+    for (phase, duration) in timings.phases() {
+        measurements.push(Measurement::labelled(
+            Measure::HttpDurationSeconds,
+            &[phase],
+            duration.as_secs_f64(),
+        ));
+    }
+    measurements.extend(certificate_measurements(presented));
+    measurements
 }
 
 /// Clears [`HttpProbe::evaluating`] when an evaluation ends, or panics.

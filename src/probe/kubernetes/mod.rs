@@ -320,164 +320,9 @@ impl KubernetesProbe {
     pub fn build(config: &KubernetesConfig, ctx: &BuildContext) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let c = config;
-        let given: Vec<&str> = [
-            ("deployment", c.deployment.is_some()),
-            ("statefulset", c.statefulset.is_some()),
-            ("daemonset", c.daemonset.is_some()),
-            ("hpa", c.hpa.is_some()),
-            ("pods", c.pods.is_some()),
-            ("service_endpoints", c.service_endpoints.is_some()),
-            ("ingress", c.ingress.is_some()),
-            ("namespace", c.namespace.is_some()),
-            ("configmap", c.configmap.is_some()),
-            ("secret", c.secret.is_some()),
-            ("events", c.events.is_some()),
-            ("rollback", c.rollback.is_some()),
-            ("certificate", c.certificate.is_some()),
-            ("issuer", c.issuer.is_some()),
-            ("cluster_issuer", c.cluster_issuer.is_some()),
-            ("external_secret", c.external_secret.is_some()),
-            ("secret_store", c.secret_store.is_some()),
-            ("cluster_secret_store", c.cluster_secret_store.is_some()),
-            ("volume_snapshots", c.volume_snapshots.is_some()),
-            ("service_monitor", c.service_monitor.is_some()),
-            ("prometheus_rule", c.prometheus_rule.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, present)| present.then_some(name))
-        .collect();
-        let target_name = match given.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(vec![Problem::new(
-                    "",
-                    "no target given (one of: deployment, statefulset, daemonset, hpa, pods, service_endpoints, ingress, namespace, configmap, secret, events, rollback, certificate, issuer, cluster_issuer, external_secret, secret_store, cluster_secret_store, volume_snapshots, service_monitor, prometheus_rule)",
-                )])
-            }
-            many => {
-                return Err(vec![Problem::new(
-                    "",
-                    format!(
-                        "more than one target given ({}); a check has exactly one",
-                        many.join(", ")
-                    ),
-                )])
-            }
-        };
-        let option_given = |option: &str| match option {
-            "min_ready" => c.min_ready.is_some(),
-            "keys" => !c.keys.is_empty(),
-            "values" => !c.values.is_empty(),
-            "fail_at_max" => c.fail_at_max.is_some(),
-            "min_valid_for" => c.min_valid_for.is_some(),
-            "max_sync_age" => c.max_sync_age.is_some(),
-            _ => false,
-        };
-        for (option, users) in OPTION_USERS {
-            if option_given(option) && !users.contains(&target_name) {
-                problems.push(Problem::new(
-                    *option,
-                    format!("only with {}, not {target_name}", one_of(users)),
-                ));
-            }
-        }
-        for key in &c.keys {
-            if key.is_empty() {
-                problems.push(Problem::new("keys", "key names must not be empty"));
-            }
-        }
-        let r = |text: &Option<String>, key: &str, problems: &mut Vec<Problem>| {
-            text.as_deref().and_then(|t| parse_ref(t, key, problems))
-        };
-        let target = match target_name {
-            "deployment" | "statefulset" | "daemonset" => {
-                let (kind, text) = match target_name {
-                    "deployment" => (WorkloadKind::Deployment, &c.deployment),
-                    "statefulset" => (WorkloadKind::StatefulSet, &c.statefulset),
-                    _ => (WorkloadKind::DaemonSet, &c.daemonset),
-                };
-                r(text, target_name, &mut problems).map(|o| Target::Workload(kind, o, c.min_ready))
-            }
-            "hpa" => r(&c.hpa, "hpa", &mut problems)
-                .map(|o| Target::Hpa(o, c.fail_at_max.unwrap_or(true))),
-            "pods" => pods_target(c.pods.as_ref().expect("given"), &mut problems),
-            "service_endpoints" => r(&c.service_endpoints, target_name, &mut problems)
-                .map(|o| Target::ServiceEndpoints(o, c.min_ready.unwrap_or(1))),
-            "ingress" => r(&c.ingress, target_name, &mut problems).map(Target::Ingress),
-            "namespace" => c
-                .namespace
-                .as_deref()
-                .and_then(|n| parse_name(n, "namespace", &mut problems))
-                .map(Target::Namespace),
-            "configmap" => r(&c.configmap, target_name, &mut problems)
-                .map(|o| Target::ConfigMap(o, c.keys.clone(), c.values.clone())),
-            "secret" => {
-                r(&c.secret, target_name, &mut problems).map(|o| Target::Secret(o, c.keys.clone()))
-            }
-            "events" => {
-                let events = c.events.as_ref().expect("given");
-                parse_name(&events.namespace, "events.namespace", &mut problems).map(|namespace| {
-                    Target::Events {
-                        namespace,
-                        max_warnings: events.max_warnings,
-                        window: window(events.window, "events.window", &mut problems),
-                    }
-                })
-            }
-            "rollback" => {
-                let rollback = c.rollback.as_ref().expect("given");
-                if rollback.min_revisions == Some(0) {
-                    problems.push(Problem::new("rollback.min_revisions", "must be at least 1"));
-                }
-                parse_ref(&rollback.deployment, "rollback.deployment", &mut problems)
-                    .map(|o| Target::Rollback(o, rollback.min_revisions.unwrap_or(2)))
-            }
-            "certificate" => r(&c.certificate, target_name, &mut problems)
-                .map(|o| Target::Certificate(o, c.min_valid_for.map(|d| d.0))),
-            "issuer" => r(&c.issuer, target_name, &mut problems)
-                .map(|o| Target::Ready(res::ISSUERS, Some(o.namespace), o.name)),
-            "cluster_issuer" => c
-                .cluster_issuer
-                .as_deref()
-                .and_then(|n| parse_name(n, target_name, &mut problems))
-                .map(|n| Target::Ready(res::CLUSTER_ISSUERS, None, n)),
-            "external_secret" => r(&c.external_secret, target_name, &mut problems)
-                .map(|o| Target::ExternalSecret(o, c.max_sync_age.map(|d| d.0))),
-            "secret_store" => r(&c.secret_store, target_name, &mut problems)
-                .map(|o| Target::Ready(res::SECRET_STORES, Some(o.namespace), o.name)),
-            "cluster_secret_store" => c
-                .cluster_secret_store
-                .as_deref()
-                .and_then(|n| parse_name(n, target_name, &mut problems))
-                .map(|n| Target::Ready(res::CLUSTER_SECRET_STORES, None, n)),
-            "volume_snapshots" => {
-                let snapshots = c.volume_snapshots.as_ref().expect("given");
-                if snapshots.max_age.0.is_zero() {
-                    problems.push(Problem::new(
-                        "volume_snapshots.max_age",
-                        "must be longer than 0s",
-                    ));
-                }
-                let pvc = snapshots
-                    .pvc
-                    .as_deref()
-                    .map(|p| parse_name(p, "volume_snapshots.pvc", &mut problems));
-                parse_name(
-                    &snapshots.namespace,
-                    "volume_snapshots.namespace",
-                    &mut problems,
-                )
-                .map(|namespace| Target::Snapshots {
-                    namespace,
-                    pvc: pvc.flatten(),
-                    max_age: snapshots.max_age.0,
-                })
-            }
-            "service_monitor" => r(&c.service_monitor, target_name, &mut problems)
-                .map(|o| Target::Present(res::SERVICE_MONITORS, o)),
-            _ => r(&c.prometheus_rule, target_name, &mut problems)
-                .map(|o| Target::Present(res::PROMETHEUS_RULES, o)),
-        };
+        let target_name = target_name(c)?;
+        check_options(c, target_name, &mut problems);
+        let target = parse_target(c, target_name, &mut problems);
         if c.min_valid_for.is_some_and(|d| d.0.is_zero()) {
             problems.push(Problem::new("min_valid_for", "must be longer than 0s"));
         }
@@ -495,6 +340,173 @@ impl KubernetesProbe {
             restarts: Mutex::new(pods::RestartHistory::default()),
         })
     }
+}
+
+/// The one target key the check gives.
+fn target_name(c: &KubernetesConfig) -> Result<&'static str, Vec<Problem>> {
+    let given: Vec<&'static str> = [
+        ("deployment", c.deployment.is_some()),
+        ("statefulset", c.statefulset.is_some()),
+        ("daemonset", c.daemonset.is_some()),
+        ("hpa", c.hpa.is_some()),
+        ("pods", c.pods.is_some()),
+        ("service_endpoints", c.service_endpoints.is_some()),
+        ("ingress", c.ingress.is_some()),
+        ("namespace", c.namespace.is_some()),
+        ("configmap", c.configmap.is_some()),
+        ("secret", c.secret.is_some()),
+        ("events", c.events.is_some()),
+        ("rollback", c.rollback.is_some()),
+        ("certificate", c.certificate.is_some()),
+        ("issuer", c.issuer.is_some()),
+        ("cluster_issuer", c.cluster_issuer.is_some()),
+        ("external_secret", c.external_secret.is_some()),
+        ("secret_store", c.secret_store.is_some()),
+        ("cluster_secret_store", c.cluster_secret_store.is_some()),
+        ("volume_snapshots", c.volume_snapshots.is_some()),
+        ("service_monitor", c.service_monitor.is_some()),
+        ("prometheus_rule", c.prometheus_rule.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, present)| present.then_some(name))
+    .collect();
+    match given.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(vec![Problem::new(
+            "",
+            "no target given (one of: deployment, statefulset, daemonset, hpa, pods, service_endpoints, ingress, namespace, configmap, secret, events, rollback, certificate, issuer, cluster_issuer, external_secret, secret_store, cluster_secret_store, volume_snapshots, service_monitor, prometheus_rule)",
+        )]),
+        many => Err(vec![Problem::new(
+            "",
+            format!(
+                "more than one target given ({}); a check has exactly one",
+                many.join(", ")
+            ),
+        )]),
+    }
+}
+
+/// Options given for a target that does not read them, and empty key names.
+fn check_options(c: &KubernetesConfig, target_name: &str, problems: &mut Vec<Problem>) {
+    let option_given = |option: &str| match option {
+        "min_ready" => c.min_ready.is_some(),
+        "keys" => !c.keys.is_empty(),
+        "values" => !c.values.is_empty(),
+        "fail_at_max" => c.fail_at_max.is_some(),
+        "min_valid_for" => c.min_valid_for.is_some(),
+        "max_sync_age" => c.max_sync_age.is_some(),
+        _ => false,
+    };
+    for (option, users) in OPTION_USERS {
+        if option_given(option) && !users.contains(&target_name) {
+            problems.push(Problem::new(
+                *option,
+                format!("only with {}, not {target_name}", one_of(users)),
+            ));
+        }
+    }
+    for key in &c.keys {
+        if key.is_empty() {
+            problems.push(Problem::new("keys", "key names must not be empty"));
+        }
+    }
+}
+
+/// The target named `target_name`, with its options.
+fn parse_target(
+    c: &KubernetesConfig,
+    target_name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<Target> {
+    let r = |text: &Option<String>, key: &str, problems: &mut Vec<Problem>| {
+        text.as_deref().and_then(|t| parse_ref(t, key, problems))
+    };
+    match target_name {
+        "deployment" | "statefulset" | "daemonset" => {
+            let (kind, text) = match target_name {
+                "deployment" => (WorkloadKind::Deployment, &c.deployment),
+                "statefulset" => (WorkloadKind::StatefulSet, &c.statefulset),
+                _ => (WorkloadKind::DaemonSet, &c.daemonset),
+            };
+            r(text, target_name, problems).map(|o| Target::Workload(kind, o, c.min_ready))
+        }
+        "hpa" => r(&c.hpa, "hpa", problems).map(|o| Target::Hpa(o, c.fail_at_max.unwrap_or(true))),
+        "pods" => pods_target(c.pods.as_ref().expect("given"), problems),
+        "service_endpoints" => r(&c.service_endpoints, target_name, problems)
+            .map(|o| Target::ServiceEndpoints(o, c.min_ready.unwrap_or(1))),
+        "ingress" => r(&c.ingress, target_name, problems).map(Target::Ingress),
+        "namespace" => c
+            .namespace
+            .as_deref()
+            .and_then(|n| parse_name(n, "namespace", problems))
+            .map(Target::Namespace),
+        "configmap" => r(&c.configmap, target_name, problems)
+            .map(|o| Target::ConfigMap(o, c.keys.clone(), c.values.clone())),
+        "secret" => r(&c.secret, target_name, problems).map(|o| Target::Secret(o, c.keys.clone())),
+        "events" => events_target(c.events.as_ref().expect("given"), problems),
+        "rollback" => rollback_target(c.rollback.as_ref().expect("given"), problems),
+        "certificate" => r(&c.certificate, target_name, problems)
+            .map(|o| Target::Certificate(o, c.min_valid_for.map(|d| d.0))),
+        "issuer" => r(&c.issuer, target_name, problems)
+            .map(|o| Target::Ready(res::ISSUERS, Some(o.namespace), o.name)),
+        "cluster_issuer" => c
+            .cluster_issuer
+            .as_deref()
+            .and_then(|n| parse_name(n, target_name, problems))
+            .map(|n| Target::Ready(res::CLUSTER_ISSUERS, None, n)),
+        "external_secret" => r(&c.external_secret, target_name, problems)
+            .map(|o| Target::ExternalSecret(o, c.max_sync_age.map(|d| d.0))),
+        "secret_store" => r(&c.secret_store, target_name, problems)
+            .map(|o| Target::Ready(res::SECRET_STORES, Some(o.namespace), o.name)),
+        "cluster_secret_store" => c
+            .cluster_secret_store
+            .as_deref()
+            .and_then(|n| parse_name(n, target_name, problems))
+            .map(|n| Target::Ready(res::CLUSTER_SECRET_STORES, None, n)),
+        "volume_snapshots" => {
+            snapshots_target(c.volume_snapshots.as_ref().expect("given"), problems)
+        }
+        "service_monitor" => r(&c.service_monitor, target_name, problems)
+            .map(|o| Target::Present(res::SERVICE_MONITORS, o)),
+        _ => r(&c.prometheus_rule, target_name, problems)
+            .map(|o| Target::Present(res::PROMETHEUS_RULES, o)),
+    }
+}
+
+fn events_target(events: &EventsConfig, problems: &mut Vec<Problem>) -> Option<Target> {
+    parse_name(&events.namespace, "events.namespace", problems).map(|namespace| Target::Events {
+        namespace,
+        max_warnings: events.max_warnings,
+        window: window(events.window, "events.window", problems),
+    })
+}
+
+fn rollback_target(rollback: &RollbackConfig, problems: &mut Vec<Problem>) -> Option<Target> {
+    if rollback.min_revisions == Some(0) {
+        problems.push(Problem::new("rollback.min_revisions", "must be at least 1"));
+    }
+    parse_ref(&rollback.deployment, "rollback.deployment", problems)
+        .map(|o| Target::Rollback(o, rollback.min_revisions.unwrap_or(2)))
+}
+
+fn snapshots_target(snapshots: &SnapshotsConfig, problems: &mut Vec<Problem>) -> Option<Target> {
+    if snapshots.max_age.0.is_zero() {
+        problems.push(Problem::new(
+            "volume_snapshots.max_age",
+            "must be longer than 0s",
+        ));
+    }
+    let pvc = snapshots
+        .pvc
+        .as_deref()
+        .map(|p| parse_name(p, "volume_snapshots.pvc", problems));
+    parse_name(&snapshots.namespace, "volume_snapshots.namespace", problems).map(|namespace| {
+        Target::Snapshots {
+            namespace,
+            pvc: pvc.flatten(),
+            max_age: snapshots.max_age.0,
+        }
+    })
 }
 
 /// `a, b or c`.

@@ -144,6 +144,44 @@ pub fn judge(
     now: f64,
     history: &mut RestartHistory,
 ) -> Outcome {
+    let tally = tally(pods, rules, now, history);
+    let failures = failures(&tally, namespace, selector, rules);
+    let measurements = measurements(&tally, rules);
+    let Tally {
+        total,
+        ready,
+        restarts,
+        ..
+    } = tally;
+    Outcome::from_failures(failures.iter().map(|(r, m)| (*r, m.as_str())))
+        .unwrap_or_else(|| {
+            Outcome::pass(format!(
+                "{ready}/{total} pods ready ({selector} in {namespace}){}",
+                if rules.max_restarts.is_some() {
+                    format!(
+                        ", {restarts} restarts within {}",
+                        format_duration(rules.window)
+                    )
+                } else {
+                    String::new()
+                }
+            ))
+        })
+        .with_measurements(measurements)
+}
+
+/// What the pods of one run show: readiness, container troubles, restarts.
+struct Tally {
+    total: usize,
+    ready: usize,
+    counts: HashMap<Reason, usize>,
+    troubles: Vec<(Reason, String)>,
+    not_ready: Vec<String>,
+    restarts: i64,
+    restart_notes: Vec<String>,
+}
+
+fn tally(pods: &[Pod], rules: &PodRules, now: f64, history: &mut RestartHistory) -> Tally {
     // Pods of finished Jobs are not running workloads.
     let pods: Vec<&Pod> = pods
         .iter()
@@ -154,13 +192,15 @@ pub fn judge(
             )
         })
         .collect();
-    let total = pods.len();
-    let mut ready = 0usize;
-    let mut counts: HashMap<Reason, usize> = HashMap::new();
-    let mut troubles: Vec<(Reason, String)> = Vec::new();
-    let mut not_ready = Vec::new();
-    let mut restarts = 0i64;
-    let mut restart_notes = Vec::new();
+    let mut tally = Tally {
+        total: pods.len(),
+        ready: 0,
+        counts: HashMap::new(),
+        troubles: Vec::new(),
+        not_ready: Vec::new(),
+        restarts: 0,
+        restart_notes: Vec::new(),
+    };
     let window = rules.window.as_secs_f64();
     let mut uids = Vec::new();
     for pod in &pods {
@@ -168,9 +208,9 @@ pub fn judge(
         let uid = pod.metadata.uid.clone().unwrap_or_else(|| name.to_string());
         uids.push(uid.clone());
         if is_ready(pod) {
-            ready += 1;
+            tally.ready += 1;
         } else {
-            not_ready.push(name.to_string());
+            tally.not_ready.push(name.to_string());
         }
         let status = pod.status.clone().unwrap_or_default();
         let started = status.start_time.as_ref().map(unix_of);
@@ -182,7 +222,7 @@ pub fn judge(
         let mut pod_troubles = Vec::new();
         for container in containers {
             if let Some((reason, text)) = trouble(container) {
-                *counts.entry(reason).or_default() += 1;
+                *tally.counts.entry(reason).or_default() += 1;
                 pod_troubles.push((
                     reason,
                     format!("{name}: container {} {text}", container.name),
@@ -203,14 +243,30 @@ pub fn judge(
                 window,
             );
             if in_window > 0 {
-                restart_notes.push(format!("{name}/{}: {in_window}", container.name));
+                tally
+                    .restart_notes
+                    .push(format!("{name}/{}: {in_window}", container.name));
             }
-            restarts += in_window;
+            tally.restarts += in_window;
         }
-        troubles.extend(pod_troubles);
+        tally.troubles.extend(pod_troubles);
     }
     history.retain_pods(&uids);
+    tally
+}
 
+fn failures(
+    tally: &Tally,
+    namespace: &str,
+    selector: &Selector,
+    rules: &PodRules,
+) -> Vec<(Reason, String)> {
+    let Tally {
+        total,
+        ready,
+        restarts,
+        ..
+    } = *tally;
     let mut failures: Vec<(Reason, String)> = Vec::new();
     if total < rules.min_pods as usize {
         failures.push((
@@ -227,7 +283,8 @@ pub fn judge(
         Reason::ImagePull,
         Reason::ContainerConfig,
     ] {
-        let examples: Vec<&str> = troubles
+        let examples: Vec<&str> = tally
+            .troubles
             .iter()
             .filter(|(r, _)| *r == reason)
             .map(|(_, t)| t.as_str())
@@ -242,6 +299,7 @@ pub fn judge(
         }
     }
     if ready < total {
+        let not_ready = &tally.not_ready;
         let shown = not_ready[..not_ready.len().min(3)].join(", ");
         failures.push((
             Reason::NotReady,
@@ -258,14 +316,18 @@ pub fn judge(
                 format!(
                     "{restarts} restarts within {} (max {max}): {}",
                     format_duration(rules.window),
-                    restart_notes.join(", ")
+                    tally.restart_notes.join(", ")
                 ),
             ));
         }
     }
+    failures
+}
+
+fn measurements(tally: &Tally, rules: &PodRules) -> Vec<Measurement> {
     let mut measurements = vec![
-        Measurement::labelled(Measure::KubePods, &["total"], total as f64),
-        Measurement::labelled(Measure::KubePods, &["ready"], ready as f64),
+        Measurement::labelled(Measure::KubePods, &["total"], tally.total as f64),
+        Measurement::labelled(Measure::KubePods, &["ready"], tally.ready as f64),
     ];
     for (reason, state) in [
         (Reason::CrashLoop, "crash_loop"),
@@ -275,30 +337,16 @@ pub fn judge(
         measurements.push(Measurement::labelled(
             Measure::KubePods,
             &[state],
-            counts.get(&reason).copied().unwrap_or(0) as f64,
+            tally.counts.get(&reason).copied().unwrap_or(0) as f64,
         ));
     }
     if rules.max_restarts.is_some() {
         measurements.push(Measurement::new(
             Measure::KubeRestartsInWindow,
-            restarts as f64,
+            tally.restarts as f64,
         ));
     }
-    Outcome::from_failures(failures.iter().map(|(r, m)| (*r, m.as_str())))
-        .unwrap_or_else(|| {
-            Outcome::pass(format!(
-                "{ready}/{total} pods ready ({selector} in {namespace}){}",
-                if rules.max_restarts.is_some() {
-                    format!(
-                        ", {restarts} restarts within {}",
-                        format_duration(rules.window)
-                    )
-                } else {
-                    String::new()
-                }
-            ))
-        })
-        .with_measurements(measurements)
+    measurements
 }
 
 #[cfg(test)]

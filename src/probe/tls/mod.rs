@@ -210,59 +210,7 @@ impl TlsProbe {
                 }
             }
         });
-        let target = match (&config.pem_file, &config.host) {
-            (None, None) => {
-                problems.push(Problem::new(
-                    "",
-                    "needs host (to connect to) or pem_file (to read a chain from)",
-                ));
-                None
-            }
-            (Some(path), _) => {
-                for (key, given) in [
-                    ("port", config.port.is_some()),
-                    ("connect_to", config.connect_to.is_some()),
-                    ("min_version", config.min_version.is_some()),
-                ] {
-                    if given {
-                        problems.push(Problem::new(
-                            key,
-                            "has no effect with pem_file (no connection is made)",
-                        ));
-                    }
-                }
-                Some(Target::File {
-                    path: ctx.resolve_path(path),
-                    name: name.clone(),
-                })
-            }
-            (None, Some(host)) => {
-                let port = config.port.unwrap_or(DEFAULT_PORT);
-                if port == 0 {
-                    problems.push(Problem::new("port", "must be between 1 and 65535"));
-                }
-                let connect_to = config.connect_to.as_ref().and_then(|text| {
-                    let text = text.trim();
-                    if let Ok(addr) = text.parse::<SocketAddr>() {
-                        Some(addr)
-                    } else if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
-                        Some(SocketAddr::new(ip, port))
-                    } else {
-                        problems.push(Problem::new(
-                            "connect_to",
-                            format!("invalid address {text:?}: expected an IP address or IP:port"),
-                        ));
-                        None
-                    }
-                });
-                name.clone().map(|name| Target::Server {
-                    name,
-                    host: host.trim().to_string(),
-                    port,
-                    connect_to,
-                })
-            }
-        };
+        let target = build_target(config, ctx, name, &mut problems);
         if config.insecure_skip_verify && config.ca_file.is_some() {
             problems.push(Problem::new(
                 "insecure_skip_verify",
@@ -287,16 +235,7 @@ impl TlsProbe {
         let issuer = config
             .issuer
             .as_ref()
-            .and_then(|pattern| match regex::Regex::new(pattern) {
-                Ok(regex) => Some(regex),
-                Err(err) => {
-                    let text = err.to_string();
-                    let last = text.lines().last().unwrap_or_default();
-                    let detail = last.strip_prefix("error: ").unwrap_or(last);
-                    problems.push(Problem::new("issuer", format!("invalid regex: {detail}")));
-                    None
-                }
-            });
+            .and_then(|pattern| issuer_regex(pattern, &mut problems));
         let mut sans = Vec::new();
         for (i, san) in config.sans.iter().enumerate() {
             let san = san.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -615,6 +554,87 @@ impl TlsProbe {
                 Outcome::pass(text)
             });
         outcome.with_measurements(measurements)
+    }
+}
+
+/// Where the chain comes from: a server to connect to, or a PEM file.
+fn build_target(
+    config: &TlsConfig,
+    ctx: &BuildContext,
+    name: Option<ServerName<'static>>,
+    problems: &mut Vec<Problem>,
+) -> Option<Target> {
+    match (&config.pem_file, &config.host) {
+        (None, None) => {
+            problems.push(Problem::new(
+                "",
+                "needs host (to connect to) or pem_file (to read a chain from)",
+            ));
+            None
+        }
+        (Some(path), _) => {
+            for (key, given) in [
+                ("port", config.port.is_some()),
+                ("connect_to", config.connect_to.is_some()),
+                ("min_version", config.min_version.is_some()),
+            ] {
+                if given {
+                    problems.push(Problem::new(
+                        key,
+                        "has no effect with pem_file (no connection is made)",
+                    ));
+                }
+            }
+            Some(Target::File {
+                path: ctx.resolve_path(path),
+                name,
+            })
+        }
+        (None, Some(host)) => {
+            let port = config.port.unwrap_or(DEFAULT_PORT);
+            if port == 0 {
+                problems.push(Problem::new("port", "must be between 1 and 65535"));
+            }
+            let connect_to = config
+                .connect_to
+                .as_ref()
+                .and_then(|text| connect_to(text, port, problems));
+            name.map(|name| Target::Server {
+                name,
+                host: host.trim().to_string(),
+                port,
+                connect_to,
+            })
+        }
+    }
+}
+
+/// `connect_to`: an IP address and port, or an IP address with `port`.
+fn connect_to(text: &str, port: u16, problems: &mut Vec<Problem>) -> Option<SocketAddr> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        Some(addr)
+    } else if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
+        Some(SocketAddr::new(ip, port))
+    } else {
+        problems.push(Problem::new(
+            "connect_to",
+            format!("invalid address {text:?}: expected an IP address or IP:port"),
+        ));
+        None
+    }
+}
+
+fn issuer_regex(pattern: &str, problems: &mut Vec<Problem>) -> Option<regex::Regex> {
+    match regex::Regex::new(pattern) {
+        Ok(regex) => Some(regex),
+        Err(err) => {
+            let text = err.to_string();
+            let last = text.lines().last().unwrap_or_default();
+            let detail = last.strip_prefix("error: ").unwrap_or(last);
+            problems.push(Problem::new("issuer", format!("invalid regex: {detail}")));
+            None
+        }
     }
 }
 
