@@ -48,13 +48,9 @@ http {{
         nginx
     }
 
-    /// Stops nginx: its connections break, its port refuses. SIGTERM, not
-    /// SIGKILL: a killed master leaves its worker serving the port.
+    /// Stops nginx: its connections break, its port refuses.
     pub fn stop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        }
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 
     /// Starts it again on the same port (nginx binds with SO_REUSEADDR).
@@ -100,6 +96,15 @@ http {{
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("access.log")
     }
+}
+
+/// Stops an nginx master and waits for it. SIGTERM, not SIGKILL: a killed
+/// master leaves its worker serving the port.
+pub fn terminate(master: &mut Child) {
+    if master.try_wait().ok().flatten().is_none() {
+        unsafe { libc::kill(master.id() as i32, libc::SIGTERM) };
+    }
+    let _ = master.wait();
 }
 
 fn spawn(dir: &tempfile::TempDir) -> Child {

@@ -195,10 +195,6 @@ impl Ingress {
 
 impl Drop for Ingress {
     fn drop(&mut self) {
-        // SIGTERM, not SIGKILL: a killed master leaves its worker serving.
-        if self.child.try_wait().ok().flatten().is_none() {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        }
-        let _ = self.child.wait();
+        super::super::nginx::terminate(&mut self.child);
     }
 }
