@@ -265,22 +265,49 @@ async fn reuse(
     if pooled.sender.ready().await.is_err() {
         return Reused::Gone;
     }
-    let started = Instant::now();
-    let request = match build_request(spec) {
-        Ok(request) => request,
-        Err(err) => return Reused::Failed(err),
-    };
-    progress.set("waiting for response headers");
-    let response = match pooled.sender.send_request(request).await {
-        Ok(response) => response,
-        Err(_) if spec.method.is_idempotent() => return Reused::Gone,
-        Err(err) => return Reused::Failed(send_error(&err)),
-    };
-    timings.processing += started.elapsed();
-    match read_body(response, spec, progress, timings).await {
+    match round_trip(&mut pooled.sender, Instant::now(), spec, progress, timings).await {
         Ok(answer) => Reused::Answered(answer, Box::new(pooled)),
-        Err(err) => Reused::Failed(err),
+        Err(Sent::NotAnswered(_)) if spec.method.is_idempotent() => Reused::Gone,
+        Err(err) => Reused::Failed(err.into()),
     }
+}
+
+/// Why a request over an open connection got no exchange: no response
+/// head at all (a kept connection may just have been closed), or a
+/// failure after (or before) that.
+enum Sent {
+    NotAnswered(hyper::Error),
+    Failed(FetchError),
+}
+
+impl From<Sent> for FetchError {
+    fn from(sent: Sent) -> Self {
+        match sent {
+            Sent::NotAnswered(err) => send_error(&err),
+            Sent::Failed(err) => err,
+        }
+    }
+}
+
+/// The request of `spec` and its whole answer over an open connection;
+/// the processing phase is timed from `started`.
+async fn round_trip(
+    sender: &mut SendRequest<Full<Bytes>>,
+    started: Instant,
+    spec: &RequestSpec<'_>,
+    progress: &Progress,
+    timings: &mut Timings,
+) -> Result<Exchange, Sent> {
+    let request = build_request(spec).map_err(Sent::Failed)?;
+    progress.set("waiting for response headers");
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(Sent::NotAnswered)?;
+    timings.processing += started.elapsed();
+    read_body(response, spec, progress, timings)
+        .await
+        .map_err(Sent::Failed)
 }
 
 type Opened = (SendRequest<Full<Bytes>>, AbortOnDrop, Instant);
@@ -313,14 +340,7 @@ async fn exchange_and_keep(
     progress: &Progress,
     timings: &mut Timings,
 ) -> Result<Exchange, FetchError> {
-    let request = build_request(spec)?;
-    progress.set("waiting for response headers");
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|err| send_error(&err))?;
-    timings.processing += started.elapsed();
-    let answer = read_body(response, spec, progress, timings).await?;
+    let answer = round_trip(&mut sender, started, spec, progress, timings).await?;
     if let Some(slot) = spec.keep_alive {
         slot.put(Pooled {
             origin,
