@@ -6,9 +6,11 @@
 //! never ends). So every read is capped in size, runs on a thread of its
 //! own rather than an async worker, and is waited for only as long as the
 //! caller may wait: an async caller is abandoned at its run's timeout; a
-//! synchronous caller (building a check) gives up after a set time. A read
-//! that has not returned is remembered, and later reads of the same path
-//! fail at once instead of piling up more stuck threads.
+//! synchronous caller (building a check) gives up after a set time. Reads of
+//! one path at the same moment are all served (two checks naming one CA
+//! bundle); once a read of a path hangs (its caller gave up on it, or it
+//! has been outstanding for a second), later reads of that path fail at
+//! once instead of piling up more stuck threads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,67 +90,143 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Files whose read has not returned yet, and since when. A read that
-/// blocks holds its thread until it returns; later reads do not start
-/// another one.
-static PENDING: LazyLock<Mutex<HashMap<PathBuf, Instant>>> = LazyLock::new(Default::default);
+/// How long a read may be outstanding before later reads of the same path
+/// stop starting threads of their own. Local files answer in microseconds;
+/// two checks reading one CA bundle or secret at the same moment must both
+/// be served, but a read pending this long is on a mount that hangs.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 
-/// Takes a path out of [`PENDING`] when its read returns (or panics).
-struct Pending(PathBuf);
+/// One read that has not returned yet.
+struct Outstanding {
+    id: u64,
+    since: Instant,
+    /// Its caller stopped waiting (a build wait or a run's timeout ran out).
+    abandoned: bool,
+}
+
+/// Reads that have not returned yet, by path. A read that blocks holds its
+/// thread until it returns; once one is known to hang, later reads of the
+/// same path fail at once instead of piling up more stuck threads.
+static PENDING: LazyLock<Mutex<HashMap<PathBuf, Vec<Outstanding>>>> =
+    LazyLock::new(Default::default);
+
+/// Takes its read out of [`PENDING`] when the read returns (or panics).
+struct Pending {
+    path: PathBuf,
+    id: u64,
+}
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        lock(&PENDING).remove(&self.0);
+        let mut pending = lock(&PENDING);
+        if let Some(reads) = pending.get_mut(&self.path) {
+            reads.retain(|read| read.id != self.id);
+            if reads.is_empty() {
+                pending.remove(&self.path);
+            }
+        }
     }
 }
 
-/// Marks `path` as being read, unless a read of it is already pending.
+/// Marks a read of `path` as started, unless an earlier one hangs: its
+/// caller gave up on it, or it has been outstanding for [`STUCK_AFTER`].
 fn claim(path: &Path) -> Result<Pending, FileReadError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut pending = lock(&PENDING);
-    if let Some(since) = pending.get(path) {
+    let reads = pending.entry(path.to_path_buf()).or_default();
+    let hung = reads
+        .iter()
+        .filter(|read| read.abandoned || read.since.elapsed() >= STUCK_AFTER)
+        .map(|read| read.since.elapsed())
+        .max();
+    if let Some(age) = hung {
         return Err(FileReadError::Stuck {
             path: path.to_path_buf(),
-            seconds: since.elapsed().as_secs(),
+            seconds: age.as_secs(),
         });
     }
-    pending.insert(path.to_path_buf(), Instant::now());
-    Ok(Pending(path.to_path_buf()))
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    reads.push(Outstanding {
+        id,
+        since: Instant::now(),
+        abandoned: false,
+    });
+    Ok(Pending {
+        path: path.to_path_buf(),
+        id,
+    })
+}
+
+/// Records that the caller of read `id` stopped waiting for it. A no-op
+/// when the read has returned meanwhile.
+fn abandon(path: &Path, id: u64) {
+    if let Some(reads) = lock(&PENDING).get_mut(path) {
+        for read in reads.iter_mut().filter(|read| read.id == id) {
+            read.abandoned = true;
+        }
+    }
+}
+
+fn read_claimed(pending: &Pending, cap: u64) -> Result<Vec<u8>, FileReadError> {
+    read_capped(&pending.path, cap).map_err(|source| FileReadError::Io {
+        path: pending.path.clone(),
+        source,
+    })
 }
 
 /// Reads `path` (at most `cap` bytes) on the calling thread, unless an
-/// earlier read of it has not returned. For code already off the async
-/// workers; everything else uses [`read_async`] or [`read_within`].
+/// earlier read of it hangs. For code already off the async workers;
+/// everything else uses [`read_async`] or [`read_within`].
 pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, FileReadError> {
-    let _pending = claim(path)?;
-    read_capped(path, cap).map_err(|source| FileReadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    read_claimed(&claim(path)?, cap)
+}
+
+/// Marks its read abandoned if dropped before the read returned: the
+/// runner dropped the run's future at its timeout.
+struct AbandonOnDrop {
+    path: PathBuf,
+    id: u64,
+    returned: bool,
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if !self.returned {
+            abandon(&self.path, self.id);
+        }
+    }
 }
 
 /// [`read`] for a run: on the blocking pool, so a read that blocks holds
 /// neither an async worker nor the run past its timeout (the runner
 /// abandons the run; the read finishes, or not, on its own thread).
 pub async fn read_async(path: &Path, cap: u64) -> Result<Vec<u8>, FileReadError> {
-    let owned = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || read(&owned, cap)).await {
-        Ok(result) => result,
-        Err(_) => Err(FileReadError::Io {
+    let pending = claim(path)?;
+    let mut watch = AbandonOnDrop {
+        path: path.to_path_buf(),
+        id: pending.id,
+        returned: false,
+    };
+    let joined = tokio::task::spawn_blocking(move || read_claimed(&pending, cap)).await;
+    watch.returned = true;
+    joined.unwrap_or_else(|_| {
+        Err(FileReadError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other("the read failed"),
-        }),
-    }
+        })
+    })
 }
 
 /// [`read`] for synchronous callers (building checks, `vouch validate`):
 /// on a thread of its own, waited for at most `wait`.
 pub fn read_within(path: &Path, cap: u64, wait: Duration) -> Result<Vec<u8>, FileReadError> {
+    let pending = claim(path)?;
+    let id = pending.id;
     let (send, receive) = std::sync::mpsc::sync_channel(1);
-    let owned = path.to_path_buf();
     let spawned = std::thread::Builder::new()
         .name("vouch-file-read".into())
         .spawn(move || {
-            let _ = send.send(read(&owned, cap));
+            let _ = send.send(read_claimed(&pending, cap));
         });
     if let Err(source) = spawned {
         return Err(FileReadError::Io {
@@ -157,6 +235,7 @@ pub fn read_within(path: &Path, cap: u64, wait: Duration) -> Result<Vec<u8>, Fil
         });
     }
     receive.recv_timeout(wait).unwrap_or_else(|_| {
+        abandon(path, id);
         Err(FileReadError::TimedOut {
             path: path.to_path_buf(),
             waited: wait,
@@ -184,6 +263,15 @@ mod tests {
         let _ = std::fs::OpenOptions::new().write(true).open(path);
     }
 
+    /// [`release`] without blocking when no reader has the FIFO open.
+    fn release_if_read(path: &Path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path);
+    }
+
     #[test]
     fn an_endless_file_is_cut_at_the_cap() {
         let err = read(Path::new("/dev/zero"), 4096).unwrap_err();
@@ -202,6 +290,58 @@ mod tests {
         let again = read_within(&path, 4096, Duration::from_secs(60)).unwrap_err();
         assert!(matches!(again, FileReadError::Stuck { .. }), "{again}");
         release(&path);
+    }
+
+    /// Waits until `count` reads of `path` are outstanding.
+    fn await_outstanding(path: &Path, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lock(&PENDING).get(path).map_or(0, Vec::len) < count {
+            assert!(Instant::now() < deadline, "the reads never started");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn reads_of_one_path_at_the_same_moment_are_all_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(dir.path());
+        // Two readers block on the FIFO at once, as two checks naming one
+        // CA bundle do when built together: the second is not refused.
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || read_within(&path, 4096, Duration::from_secs(60)))
+            })
+            .collect();
+        await_outstanding(&path, 2);
+        // A reader counted as outstanding may not have opened the FIFO yet;
+        // keep opening and closing the writing end until both returned.
+        while !readers.iter().all(|reader| reader.is_finished()) {
+            release_if_read(&path);
+            std::thread::yield_now();
+        }
+        for reader in readers {
+            assert_eq!(reader.join().unwrap().unwrap(), b"");
+        }
+        assert!(lock(&PENDING).get(&path).is_none(), "no read is left outstanding");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_gives_up_on_a_read_makes_later_reads_fail_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = fifo(dir.path());
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(200), read_async(&path, 4096)).await;
+        assert!(gave_up.is_err(), "the FIFO read cannot have returned");
+        let err = read(&path, 4096).unwrap_err();
+        assert!(matches!(err, FileReadError::Stuck { .. }), "{err}");
+        // Once the hung read returns, the path is no longer refused.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lock(&PENDING).contains_key(&path) {
+            assert!(Instant::now() < deadline, "the released read never returned");
+            release_if_read(&path);
+            tokio::task::yield_now().await;
+        }
     }
 
     #[test]

@@ -319,7 +319,9 @@ async fn refused_secrets_are_an_error_naming_what_to_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_that_has_not_synced_is_an_error() {
     let cluster = Cluster::start().await;
-    cluster.fake.set_delay(Duration::from_secs(3));
+    // The fake answers nothing until released: the watch cannot sync
+    // whatever the machine's load, and the run must say so, not wait.
+    cluster.fake.hold();
     let yaml = "checks:\n  - name: t\n    timeout: 1s\n    secret_age: { kubernetes: { namespace: prod }, secrets: [{ name: jwt-secret }] }\n";
     let source = SourcedConfig::parse(yaml, "test.yaml", ".".into()).unwrap();
     let check = Plan::from_source(&source, &cluster.clients, |_| None)
@@ -332,7 +334,7 @@ async fn a_watch_that_has_not_synced_is_an_error() {
         Reason::NotSynced,
         "the watch of secrets in namespace prod has not synced within 800ms",
     );
-    cluster.fake.set_delay(Duration::ZERO);
+    cluster.fake.release();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
