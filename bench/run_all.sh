@@ -82,13 +82,13 @@ scripts=(cost_per_check memory scale startup throughput)
 if [[ -n "${SMOKE:-}" ]]; then
     args_cost_per_check=(--reps 1 --seconds 1 --rate 20 --bare-ops 50 --warmup 1.2)
     args_memory=(--counts 10 --seconds 2 --mixed 12)
-    args_scale=(--checks 20 --interval 1 --reps 1 --seconds 1 --b2b-seconds 1 --wrk-seconds 1)
+    args_scale=(--checks 20 --interval 1 --reps 1 --seconds 1 --b2b-seconds 1 --wrk-seconds 1 --flood-seconds 1 --flood-clients 2)
     args_startup=(--counts 10 --reps 1)
     args_throughput=(--rate 50 --seconds 1 --reps 1 --floor-ops 200)
 elif [[ -n "${QUICK:-}" ]]; then
     args_cost_per_check=(--reps 2 --seconds 3 --rate 20 --bare-ops 500)
     args_memory=(--counts 10,100 --seconds 5 --mixed 120)
-    args_scale=(--checks 100,1000 --interval 2 --reps 2 --seconds 2 --b2b-seconds 3 --wrk-seconds 2)
+    args_scale=(--checks 100,1000 --interval 2 --reps 2 --seconds 2 --b2b-seconds 3 --wrk-seconds 2 --flood-seconds 3 --flood-clients 10)
     args_startup=(--counts 10,100 --reps 2)
     args_throughput=(--rate 500 --seconds 2 --reps 2 --floor-ops 5000)
 else

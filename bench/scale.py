@@ -145,10 +145,39 @@ def run_n(target, n, a):
         m = re.search(r"Requests/sec:\s+([\d.]+)", out)
         wrk = float(m.group(1)) if m else None
         print(f"N={n} wrk -t1 -c1 /metrics: requests/s", wrk, flush=True)
+    flood = page_flood(port, n, a)
     proc.terminate()
     proc.wait(30)
     return {"checks": n, "ready_s": ready, "load": load.stop(), "quiet": quiet,
-            "paced": paced, "back_to_back": b2b, "wrk_rps": wrk}
+            "paced": paced, "back_to_back": b2b, "wrk_rps": wrk, "flood": flood}
+
+
+def page_flood(port, n, a):
+    """Many clients on the status page and the JSON API at once (issue 20:
+    rendering them must not hold up the scheduler): `wrk -c` connections per
+    path for `--flood-seconds`; the scheduler's lateness over that span."""
+    if a.flood_seconds <= 0:
+        return None
+    if not shutil.which("wrk"):
+        print("  page flood: wrk is not installed, not measured", file=sys.stderr)
+        return None
+    s0, t0 = vouch_state(port), time.monotonic()
+    floods = [subprocess.Popen(["wrk", "-t1", f"-c{a.flood_clients}", f"-d{a.flood_seconds}s",
+                                f"http://127.0.0.1:{port}{path}"],
+                               stdout=subprocess.PIPE, text=True)
+              for path in ("/", "/api/v1/checks")]
+    served = []
+    for f in floods:
+        out = f.communicate()[0]
+        m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        served.append(float(m.group(1)) if m else None)
+    s1 = vouch_state(port)
+    flood = {"clients_per_path": a.flood_clients, "seconds": time.monotonic() - t0,
+             "page_rps": served[0], "api_rps": served[1],
+             "runs_per_s": (s1["runs"] - s0["runs"]) / (time.monotonic() - t0),
+             **lateness(s0, s1)}
+    print(f"N={n} page flood", flood, flush=True)
+    return flood
 
 
 def main():
@@ -160,6 +189,9 @@ def main():
     ap.add_argument("--scrape-every", type=float, default=1.0)
     ap.add_argument("--b2b-seconds", type=float, default=10)
     ap.add_argument("--wrk-seconds", type=int, default=5)
+    ap.add_argument("--flood-clients", type=int, default=50,
+                    help="wrk connections on / and on /api/v1/checks each")
+    ap.add_argument("--flood-seconds", type=int, default=15, help="0 to skip the page flood")
     a = ap.parse_args()
     target = start_nginx()
     rows = [run_n(target, int(n), a) for n in a.checks.split(",")]
@@ -195,6 +227,16 @@ def main():
             bcols = f"{p['bytes']} | n/a | n/a | n/a | n/a"
         print(f"| {r['checks']} | {bcols} | {p['latency_p50_ms']:.2f} / "
               f"{p['latency_max_ms']:.2f} ms | {r['wrk_rps']} |")
+    print("\npage flood: wrk connections on / and on /api/v1/checks at once")
+    print("| N | clients per path | / req/s | /api/v1/checks req/s | runs/s | "
+          "lateness p50 / p99 |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        f = r["flood"]
+        if f:
+            print(f"| {r['checks']} | {f['clients_per_path']} | {f['page_rps']} | "
+                  f"{f['api_rps']} | {f['runs_per_s']:.0f} | "
+                  f"{f['lateness_p50_ms']:.2f} / {f['lateness_p99_ms']:.2f} ms |")
     dump(result, "scale.json")
 
 

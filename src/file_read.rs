@@ -323,7 +323,10 @@ mod tests {
         for reader in readers {
             assert_eq!(reader.join().unwrap().unwrap(), b"");
         }
-        assert!(lock(&PENDING).get(&path).is_none(), "no read is left outstanding");
+        assert!(
+            lock(&PENDING).get(&path).is_none(),
+            "no read is left outstanding"
+        );
     }
 
     #[tokio::test]
@@ -338,7 +341,10 @@ mod tests {
         // Once the hung read returns, the path is no longer refused.
         let deadline = Instant::now() + Duration::from_secs(30);
         while lock(&PENDING).contains_key(&path) {
-            assert!(Instant::now() < deadline, "the released read never returned");
+            assert!(
+                Instant::now() < deadline,
+                "the released read never returned"
+            );
             release_if_read(&path);
             tokio::task::yield_now().await;
         }

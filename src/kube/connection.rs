@@ -218,7 +218,8 @@ impl ConnectionSettings {
     /// The client's config, from the kubeconfig or the service account.
     async fn config(&self) -> Result<kube::Config, String> {
         let mut config = match self.kubeconfig(None).map_err(|p| p.message)? {
-            Some((kubeconfig, origin)) => {
+            Some((mut kubeconfig, origin)) => {
+                inline_files(&mut kubeconfig).map_err(|err| format!("kubeconfig {origin}: {err}"))?;
                 let mut options = KubeConfigOptions {
                     context: self.context.clone(),
                     ..Default::default()
@@ -304,6 +305,46 @@ fn resolve_relative(kubeconfig: &mut Kubeconfig, dir: &Path) {
             }
         }
     }
+}
+
+/// Reads the certificate and key files a kubeconfig names, capped (see
+/// [`crate::file_read`]), into the `*-data` fields kube would otherwise
+/// fill by reading them whole. The token file stays a file: kube re-reads
+/// it as a projected token rotates.
+fn inline_files(kubeconfig: &mut Kubeconfig) -> Result<(), String> {
+    use base64::Engine as _;
+    let inline = |file: &mut Option<String>| -> Result<Option<String>, String> {
+        let Some(path) = file.take() else {
+            return Ok(None);
+        };
+        let bytes = crate::file_read::read(Path::new(&path), crate::file_read::MAX_PEM_BYTES)
+            .map_err(|err| err.to_string())?;
+        Ok(Some(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ))
+    };
+    for cluster in kubeconfig
+        .clusters
+        .iter_mut()
+        .filter_map(|c| c.cluster.as_mut())
+    {
+        if cluster.certificate_authority_data.is_none() {
+            cluster.certificate_authority_data = inline(&mut cluster.certificate_authority)?;
+        }
+    }
+    for user in kubeconfig
+        .auth_infos
+        .iter_mut()
+        .filter_map(|u| u.auth_info.as_mut())
+    {
+        if user.client_certificate_data.is_none() {
+            user.client_certificate_data = inline(&mut user.client_certificate)?;
+        }
+        if user.client_key_data.is_none() {
+            user.client_key_data = inline(&mut user.client_key)?.map(secrecy::SecretString::from);
+        }
+    }
+    Ok(())
 }
 
 fn in_cluster() -> bool {
@@ -415,5 +456,42 @@ current-context: dev
             problems[0].message,
             "cannot read kubeconfig /dev/zero: larger than 4096 KiB"
         );
+    }
+
+    /// The CA and client files a kubeconfig names are read capped by
+    /// vouch, not whole by kube: an endless one is an error naming it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_endless_file_the_kubeconfig_names_is_refused_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        let server = "server: 'https://127.0.0.1:6443'";
+        for (key, cluster, user) in [
+            (
+                "cluster",
+                &format!("{server}, certificate-authority: /dev/zero") as &str,
+                "token: abc",
+            ),
+            (
+                "user",
+                server,
+                "client-certificate: /dev/zero, client-key: /dev/zero",
+            ),
+        ] {
+            let text = KUBECONFIG
+                .replace(&format!("{{ {server} }}"), &format!("{{ {cluster} }}"))
+                .replace("{ token: abc }", &format!("{{ {user} }}"));
+            std::fs::write(&path, text).unwrap();
+            let settings = ConnectionSettings {
+                kubeconfig: Some((path.clone(), "--kubeconfig")),
+                ..Default::default()
+            };
+            let Err(err) = settings.client(&mut None, Duration::from_secs(60)).await else {
+                panic!("a client whose {key} file is /dev/zero");
+            };
+            assert!(
+                err.ends_with("cannot read /dev/zero: larger than 1024 KiB"),
+                "{key}: {err}"
+            );
+        }
     }
 }
