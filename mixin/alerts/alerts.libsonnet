@@ -500,16 +500,18 @@
   prometheusAlerts+:: {
     groups+: [
       {
-        // One rule group for every alert about a check's verdict: a
-        // specific alert and the generic VouchCheckFailing of the same
-        // check then turn firing in the same evaluation, so Alertmanager
-        // holds the inhibiting alert before it would notify the generic
-        // one, whatever its group_wait. In separate groups, evaluated at
-        // different phases, the generic one could page first.
+        // One rule group for every alert about a check's verdict, the
+        // generic alerts (VouchCheckFailing) last. Prometheus evaluates a
+        // group's rules in order and hands each alerting rule's alerts to
+        // Alertmanager as soon as that rule is evaluated, so the specific
+        // alert of a check reaches Alertmanager before the generic one of
+        // the same evaluation and inhibits it whatever the group_wait
+        // (seen: with the generic alerts first, a loaded Prometheus took
+        // longer than a 1 s group_wait between the two, and both paged).
         name: 'vouch.checks',
         rules: std.flattenArrays([
           groups[g].rules
-          for g in ['checks', 'certificatesAndDns', 'dataStores', 'backupsSecretsImages', 'kubernetes']
+          for g in ['certificatesAndDns', 'dataStores', 'backupsSecretsImages', 'kubernetes', 'checks']
           if c.groups[g]
         ]),
       },

@@ -62,6 +62,30 @@ fn alerts_of_groups(wanted: impl Fn(&str) -> bool) -> Vec<Value> {
         .collect()
 }
 
+/// Prometheus hands each alerting rule's alerts to Alertmanager as soon as
+/// it has evaluated that rule, in the group's order: a generic alert placed
+/// before a specific one could reach Alertmanager first and page before
+/// the inhibiting alert arrives (seen with a 1 s group_wait under load).
+#[test]
+fn the_generic_alerts_come_after_every_specific_one_in_their_group() {
+    let names: Vec<String> = alerts_of_groups(|g| g == CHECK_GROUP)
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap().to_string())
+        .collect();
+    let first_generic = names
+        .iter()
+        .position(|n| GENERIC.contains(&n.as_str()))
+        .expect("the group has generic alerts");
+    let late: Vec<_> = names[first_generic..]
+        .iter()
+        .filter(|n| !GENERIC.contains(&n.as_str()))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "specific alerts after a generic one: {late:?}"
+    );
+}
+
 #[test]
 fn promtool_accepts_the_rules() {
     let (ok, output) = promtool(&["check", "rules", RULES]);
