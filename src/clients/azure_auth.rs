@@ -237,7 +237,50 @@ async fn fetch(
     timeout: Duration,
 ) -> Result<(Secret, Duration), TokenError> {
     let scope = format!("{}/.default", resource.trim_end_matches('/'));
-    let (url, request_secret): (Url, Option<Secret>) = match credential {
+    let (url, request_secret) = token_endpoint(credential, resource, timeout).await?;
+    let build = |left: Duration| {
+        let mut request = ApiRequest::get(&url, left);
+        request.body_limit = TOKEN_BODY_LIMIT;
+        Ok(match (credential, &request_secret) {
+            (Credential::WorkloadIdentity { client_id, .. }, Some(assertion)) => request.form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", &scope),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.expose()),
+            ]),
+            (Credential::ClientSecret { client_id, .. }, Some(secret)) => request.form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("scope", &scope),
+                ("client_secret", secret.expose()),
+            ]),
+            _ => request.header(HeaderName::from_static("metadata"), "true")?,
+        })
+    };
+    let imds = matches!(credential, Credential::ManagedIdentity { .. });
+    let (response, retried) = send_retrying(client, Instant::now() + timeout, imds, build)
+        .await
+        .map_err(|err| from_api(err, credential))?;
+    let host = host_of(&url);
+    if !response.status.is_success() {
+        return Err(refusal(&response, &host, credential, &retried));
+    }
+    token_of(&response, &host, credential)
+}
+
+/// Where the token is asked for, and the secret the request carries (the
+/// federated token or the client secret, read now; none for a managed
+/// identity).
+async fn token_endpoint(
+    credential: &Credential,
+    resource: &str,
+    timeout: Duration,
+) -> Result<(Url, Option<Secret>), TokenError> {
+    Ok(match credential {
         Credential::WorkloadIdentity {
             authority,
             tenant_id,
@@ -286,71 +329,56 @@ async fn fetch(
             }
             (url, None)
         }
-    };
-    let build = |left: Duration| {
-        let mut request = ApiRequest::get(&url, left);
-        request.body_limit = TOKEN_BODY_LIMIT;
-        Ok(match (credential, &request_secret) {
-            (Credential::WorkloadIdentity { client_id, .. }, Some(assertion)) => request.form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("scope", &scope),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion.expose()),
-            ]),
-            (Credential::ClientSecret { client_id, .. }, Some(secret)) => request.form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("scope", &scope),
-                ("client_secret", secret.expose()),
-            ]),
-            _ => request.header(HeaderName::from_static("metadata"), "true")?,
+    })
+}
+
+/// The error of an answer that is not a success. Entra ID's error word
+/// and AADSTS numbers say what is wrong; its description may quote
+/// request details and is left out.
+fn refusal(
+    response: &ApiResponse,
+    host: &str,
+    credential: &Credential,
+    retried: &str,
+) -> TokenError {
+    let detail = serde_json::from_slice::<EntraError>(&response.body)
+        .ok()
+        .map(|e| {
+            let mut text = e.error.unwrap_or_default();
+            if let Some(codes) = e.error_codes.filter(|c| !c.is_empty()) {
+                let codes: Vec<String> = codes.iter().map(|c| format!("AADSTS{c}")).collect();
+                text.push_str(&format!(" ({})", codes.join(", ")));
+            }
+            text
         })
+        .filter(|t| {
+            !t.is_empty() && t.len() < 200 && t.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+        })
+        .map(|t| format!(": {t}"))
+        .unwrap_or_default();
+    let reason = match response.status.as_u16() {
+        400 | 401 => Reason::Auth,
+        403 => Reason::Forbidden,
+        _ => Reason::Status,
     };
-    let imds = matches!(credential, Credential::ManagedIdentity { .. });
-    let (response, retried) = send_retrying(client, Instant::now() + timeout, imds, build)
-        .await
-        .map_err(|err| from_api(err, credential))?;
-    let host = host_of(&url);
-    if !response.status.is_success() {
-        // Entra ID's error word and AADSTS numbers say what is wrong; its
-        // description may quote request details and is left out.
-        let detail = serde_json::from_slice::<EntraError>(&response.body)
-            .ok()
-            .map(|e| {
-                let mut text = e.error.unwrap_or_default();
-                if let Some(codes) = e.error_codes.filter(|c| !c.is_empty()) {
-                    let codes: Vec<String> = codes.iter().map(|c| format!("AADSTS{c}")).collect();
-                    text.push_str(&format!(" ({})", codes.join(", ")));
-                }
-                text
-            })
-            .filter(|t| {
-                !t.is_empty()
-                    && t.len() < 200
-                    && t.chars().all(|c| c.is_ascii_graphic() || c == ' ')
-            })
-            .map(|t| format!(": {t}"))
-            .unwrap_or_default();
-        let reason = match response.status.as_u16() {
-            400 | 401 => Reason::Auth,
-            403 => Reason::Forbidden,
-            _ => Reason::Status,
-        };
-        return Err(token_error(
-            reason,
-            format!(
-                "the token endpoint {host} refused {} ({}){detail}{retried}",
-                credential.describe(),
-                response.status
-            ),
-        ));
-    }
+    token_error(
+        reason,
+        format!(
+            "the token endpoint {host} refused {} ({}){detail}{retried}",
+            credential.describe(),
+            response.status
+        ),
+    )
+}
+
+/// The token and its lifetime from a successful answer.
+fn token_of(
+    response: &ApiResponse,
+    host: &str,
+    credential: &Credential,
+) -> Result<(Secret, Duration), TokenError> {
     let answer: EntraAnswer = response
-        .json(&host)
+        .json(host)
         .map_err(|err| from_api(err, credential))?;
     let token = answer
         .access_token

@@ -140,39 +140,60 @@ impl BackupProbe {
             return Outcome::fail(Reason::BackupMissing, message).with_measurements(measurements);
         };
         let age = now.duration_since(newest.modified).unwrap_or_default();
-        let modified_unix = newest
-            .modified
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        measurements.push(Measurement::new(
-            Measure::BackupAgeSeconds,
-            age.as_secs_f64(),
-        ));
-        measurements.push(Measurement::new(
-            Measure::BackupLastModifiedTimestamp,
-            modified_unix,
-        ));
-        measurements.push(Measurement::new(
-            Measure::BackupSizeBytes,
-            newest.size as f64,
-        ));
-        if let Some(previous) = &tally.previous {
-            measurements.push(Measurement::new(
-                Measure::BackupPreviousSizeBytes,
-                previous.size as f64,
-            ));
-        }
-
-        let mut failures: Vec<Failure> = Vec::new();
+        measure_newest(tally, newest, age, &mut measurements);
         let age_text = format_age(age);
+        let mut failures = self.limit_failures(tally, newest, age, &matching);
+        let mut notes = Vec::new();
+        if let Some(limit) = self.max_shrink {
+            match &tally.previous {
+                Some(previous) if previous.size > 0 => {
+                    failures.extend(shrink_failure(newest, previous, limit));
+                }
+                Some(_) => {}
+                None => notes.push("only one backup: shrink not judged".to_string()),
+            }
+        }
+        if let Some(outcome) =
+            Outcome::from_failures(failures.iter().map(|f| (f.reason, f.message.as_str())))
+        {
+            return outcome.with_measurements(measurements);
+        }
+        let mut message = format!(
+            "newest {} ({}, {age_text} old); {} object{}{matching}, {} in all",
+            newest.name,
+            size_text(newest.size),
+            tally.count,
+            if tally.count == 1 { "" } else { "s" },
+            size_text(tally.bytes)
+        );
+        if let Some(previous) = &tally.previous {
+            message.push_str(&format!("; previous {}", size_text(previous.size)));
+        }
+        for note in notes {
+            message.push_str("; ");
+            message.push_str(&note);
+        }
+        Outcome::pass(message).with_measurements(measurements)
+    }
+
+    /// The newest backup against `max_age` and `min_size`, the count
+    /// against `min_count`.
+    fn limit_failures(
+        &self,
+        tally: &Tally,
+        newest: &Entry,
+        age: Duration,
+        matching: &str,
+    ) -> Vec<Failure> {
+        let mut failures = Vec::new();
         if let Some(limit) = self.max_age {
             if age > limit {
                 failures.push(Failure::new(
                     Reason::BackupAge,
                     format!(
-                        "newest backup {} is {age_text} old, limit {}",
+                        "newest backup {} is {} old, limit {}",
                         newest.name,
+                        format_age(age),
                         format_duration(limit)
                     ),
                 ));
@@ -203,51 +224,59 @@ impl BackupProbe {
                 ));
             }
         }
-        let mut notes = Vec::new();
-        if let Some(limit) = self.max_shrink {
-            match &tally.previous {
-                Some(previous) if previous.size > 0 => {
-                    let shrink = 1.0 - newest.size as f64 / previous.size as f64;
-                    if shrink > limit.0 {
-                        failures.push(Failure::new(
-                            Reason::BackupShrunk,
-                            format!(
-                                "newest backup {} is {}, {} smaller than the previous {} ({}), limit {limit}",
-                                newest.name,
-                                size_text(newest.size),
-                                Ratio(shrink),
-                                previous.name,
-                                size_text(previous.size)
-                            ),
-                        ));
-                    }
-                }
-                Some(_) => {}
-                None => notes.push("only one backup: shrink not judged".to_string()),
-            }
-        }
-        if let Some(outcome) =
-            Outcome::from_failures(failures.iter().map(|f| (f.reason, f.message.as_str())))
-        {
-            return outcome.with_measurements(measurements);
-        }
-        let mut message = format!(
-            "newest {} ({}, {age_text} old); {} object{}{matching}, {} in all",
-            newest.name,
-            size_text(newest.size),
-            tally.count,
-            if tally.count == 1 { "" } else { "s" },
-            size_text(tally.bytes)
-        );
-        if let Some(previous) = &tally.previous {
-            message.push_str(&format!("; previous {}", size_text(previous.size)));
-        }
-        for note in notes {
-            message.push_str("; ");
-            message.push_str(&note);
-        }
-        Outcome::pass(message).with_measurements(measurements)
+        failures
     }
+}
+
+/// The newest (and previous) backup's age, time and sizes.
+fn measure_newest(
+    tally: &Tally,
+    newest: &Entry,
+    age: Duration,
+    measurements: &mut Vec<Measurement>,
+) {
+    let modified_unix = newest
+        .modified
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    measurements.push(Measurement::new(
+        Measure::BackupAgeSeconds,
+        age.as_secs_f64(),
+    ));
+    measurements.push(Measurement::new(
+        Measure::BackupLastModifiedTimestamp,
+        modified_unix,
+    ));
+    measurements.push(Measurement::new(
+        Measure::BackupSizeBytes,
+        newest.size as f64,
+    ));
+    if let Some(previous) = &tally.previous {
+        measurements.push(Measurement::new(
+            Measure::BackupPreviousSizeBytes,
+            previous.size as f64,
+        ));
+    }
+}
+
+/// The newest backup against `max_shrink` of the previous one's size
+/// (not zero).
+fn shrink_failure(newest: &Entry, previous: &Entry, limit: Ratio) -> Option<Failure> {
+    let shrink = 1.0 - newest.size as f64 / previous.size as f64;
+    (shrink > limit.0).then(|| {
+        Failure::new(
+            Reason::BackupShrunk,
+            format!(
+                "newest backup {} is {}, {} smaller than the previous {} ({}), limit {limit}",
+                newest.name,
+                size_text(newest.size),
+                Ratio(shrink),
+                previous.name,
+                size_text(previous.size)
+            ),
+        )
+    })
 }
 
 /// A size for messages: exact bytes below 1 KiB, else rounded.

@@ -238,91 +238,13 @@ impl BackupProbe {
                 return Err(problems);
             }
         };
-
-        // Keys of another scheme.
-        let own: &[&str] = match scheme {
-            "az" => AZURE_KEYS,
-            "s3" => S3_KEYS,
-            "gs" => GCS_KEYS,
-            _ => &[],
-        };
-        for key in config.given_keys() {
-            if !own.contains(&key) {
-                let owner = if AZURE_KEYS.contains(&key) {
-                    "az://"
-                } else if S3_KEYS.contains(&key) {
-                    "s3://"
-                } else {
-                    "gs://"
-                };
-                problems.push(Problem::new(
-                    key,
-                    format!("only for {owner} URLs, not {scheme}://"),
-                ));
-            }
-        }
-        if scheme == "file" {
-            if config.endpoint.is_some() {
-                problems.push(Problem::new("endpoint", "not for file:// URLs"));
-            }
-            if config.identity.is_some() {
-                problems.push(Problem::new("identity", "not for file:// URLs"));
-            }
-        }
-
-        let location = match location {
-            Location::Azure { container, .. } => match config.account.as_deref().map(str::trim) {
-                Some(account) if !account.is_empty() => Location::Azure {
-                    container,
-                    account: account.to_string(),
-                },
-                Some(_) => {
-                    problems.push(Problem::new("account", "must not be empty"));
-                    Location::Azure {
-                        container,
-                        account: String::new(),
-                    }
-                }
-                None => {
-                    problems.push(Problem::new(
-                        "url",
-                        "az:// URLs need `account` (the storage account name)",
-                    ));
-                    Location::Azure {
-                        container,
-                        account: String::new(),
-                    }
-                }
-            },
-            other => other,
-        };
-
+        foreign_keys(config, scheme, &mut problems);
+        let location = with_account(location, config, &mut problems);
         let credentials = credentials(config, scheme, ctx.secrets, &mut problems);
 
         let endpoint = config.endpoint.as_deref().map(str::trim);
         if let Some(endpoint) = endpoint {
-            let shown = shown_url(endpoint);
-            match url::Url::parse(endpoint) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                    if url.query().is_some()
-                        || !url.username().is_empty()
-                        || url.password().is_some()
-                    {
-                        problems.push(Problem::new(
-                            "endpoint",
-                            format!("invalid endpoint {shown:?}: must not have a query or user information (credentials belong in *_file or *_env keys)"),
-                        ));
-                    }
-                }
-                Ok(_) => problems.push(Problem::new(
-                    "endpoint",
-                    format!("invalid endpoint {shown:?}: expected an http:// or https:// URL"),
-                )),
-                Err(err) => problems.push(Problem::new(
-                    "endpoint",
-                    format!("invalid endpoint {shown:?}: {err}"),
-                )),
-            }
+            check_endpoint(endpoint, &mut problems);
         }
         if config
             .region
@@ -331,33 +253,8 @@ impl BackupProbe {
         {
             problems.push(Problem::new("region", "must not be empty"));
         }
-
-        let pattern = match config.pattern.as_deref() {
-            None => None,
-            Some(text) => match Regex::new(text) {
-                Ok(regex) => Some(regex),
-                Err(err) => {
-                    problems.push(Problem::new(
-                        "pattern",
-                        format!("invalid regex: {}", regex_error_summary(&err.to_string())),
-                    ));
-                    None
-                }
-            },
-        };
-        if config.min_count == Some(0) {
-            problems.push(Problem::new("min_count", "must be at least 1"));
-        }
-        if config.max_age.is_some_and(|d| d.0.is_zero()) {
-            problems.push(Problem::new("max_age", "must be longer than 0s"));
-        }
-        if config.max_shrink.is_some_and(|r| r.0 >= 1.0) {
-            problems.push(Problem::new(
-                "max_shrink",
-                "must be below 100% (100% would let an empty backup pass)",
-            ));
-        }
-
+        let pattern = compile_pattern(config, &mut problems);
+        check_limits(config, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -380,6 +277,132 @@ impl BackupProbe {
             // connection is retried once, both before the runner's timeout.
             request_timeout: (check_timeout * 2 / 5).max(Duration::from_millis(100)),
         })
+    }
+}
+
+/// Keys of another scheme than the URL's, and keys a `file://` URL has
+/// no use for.
+fn foreign_keys(config: &BackupConfig, scheme: &str, problems: &mut Vec<Problem>) {
+    let own: &[&str] = match scheme {
+        "az" => AZURE_KEYS,
+        "s3" => S3_KEYS,
+        "gs" => GCS_KEYS,
+        _ => &[],
+    };
+    for key in config.given_keys() {
+        if !own.contains(&key) {
+            let owner = if AZURE_KEYS.contains(&key) {
+                "az://"
+            } else if S3_KEYS.contains(&key) {
+                "s3://"
+            } else {
+                "gs://"
+            };
+            problems.push(Problem::new(
+                key,
+                format!("only for {owner} URLs, not {scheme}://"),
+            ));
+        }
+    }
+    if scheme == "file" {
+        if config.endpoint.is_some() {
+            problems.push(Problem::new("endpoint", "not for file:// URLs"));
+        }
+        if config.identity.is_some() {
+            problems.push(Problem::new("identity", "not for file:// URLs"));
+        }
+    }
+}
+
+/// An Azure location with its storage `account`, which the URL does
+/// not hold.
+fn with_account(
+    location: Location,
+    config: &BackupConfig,
+    problems: &mut Vec<Problem>,
+) -> Location {
+    match location {
+        Location::Azure { container, .. } => match config.account.as_deref().map(str::trim) {
+            Some(account) if !account.is_empty() => Location::Azure {
+                container,
+                account: account.to_string(),
+            },
+            Some(_) => {
+                problems.push(Problem::new("account", "must not be empty"));
+                Location::Azure {
+                    container,
+                    account: String::new(),
+                }
+            }
+            None => {
+                problems.push(Problem::new(
+                    "url",
+                    "az:// URLs need `account` (the storage account name)",
+                ));
+                Location::Azure {
+                    container,
+                    account: String::new(),
+                }
+            }
+        },
+        other => other,
+    }
+}
+
+/// A service endpoint must be an http(s) URL without a query or user
+/// information (credentials belong in `*_file` / `*_env` keys).
+fn check_endpoint(endpoint: &str, problems: &mut Vec<Problem>) {
+    let shown = shown_url(endpoint);
+    match url::Url::parse(endpoint) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+                problems.push(Problem::new(
+                    "endpoint",
+                    format!("invalid endpoint {shown:?}: must not have a query or user information (credentials belong in *_file or *_env keys)"),
+                ));
+            }
+        }
+        Ok(_) => problems.push(Problem::new(
+            "endpoint",
+            format!("invalid endpoint {shown:?}: expected an http:// or https:// URL"),
+        )),
+        Err(err) => problems.push(Problem::new(
+            "endpoint",
+            format!("invalid endpoint {shown:?}: {err}"),
+        )),
+    }
+}
+
+fn compile_pattern(config: &BackupConfig, problems: &mut Vec<Problem>) -> Option<Regex> {
+    match config.pattern.as_deref() {
+        None => None,
+        Some(text) => match Regex::new(text) {
+            Ok(regex) => Some(regex),
+            Err(err) => {
+                problems.push(Problem::new(
+                    "pattern",
+                    format!("invalid regex: {}", regex_error_summary(&err.to_string())),
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// `min_count`, `max_age` and `max_shrink` that no backup could pass,
+/// or that any would.
+fn check_limits(config: &BackupConfig, problems: &mut Vec<Problem>) {
+    if config.min_count == Some(0) {
+        problems.push(Problem::new("min_count", "must be at least 1"));
+    }
+    if config.max_age.is_some_and(|d| d.0.is_zero()) {
+        problems.push(Problem::new("max_age", "must be longer than 0s"));
+    }
+    if config.max_shrink.is_some_and(|r| r.0 >= 1.0) {
+        problems.push(Problem::new(
+            "max_shrink",
+            "must be below 100% (100% would let an empty backup pass)",
+        ));
     }
 }
 

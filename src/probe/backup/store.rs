@@ -22,40 +22,7 @@ impl BackupProbe {
     /// (a rotated file is picked up). Every secret read is pushed to
     /// `secrets`, for scrubbing.
     pub(super) fn store(&self, secrets: &mut Vec<String>) -> Result<Arc<dyn ObjectStore>, Failure> {
-        let mut read = |source: &SecretSource| -> Result<String, Failure> {
-            let secret = source
-                .read()
-                .map_err(|err| Failure::new(Reason::Secret, err.to_string()))?;
-            let value = secret.expose().trim().to_string();
-            secrets.push(value.clone());
-            Ok(value)
-        };
-        let client_options = || {
-            let mut options = ClientOptions::new()
-                .with_timeout(self.request_timeout)
-                .with_connect_timeout(self.request_timeout);
-            if self
-                .endpoint
-                .as_deref()
-                .is_some_and(|e| e.starts_with("http://"))
-            {
-                options = options.with_allow_http(true);
-            }
-            options
-        };
-        // object_store retries for up to three minutes by default; here a
-        // failed request is tried once more, soon, and a request that hung
-        // is not (its time is already spent).
-        let retry = RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(500),
-                base: 2.0,
-            },
-            max_retries: 1,
-            retry_timeout: self.request_timeout,
-        };
-        let built: object_store::Result<Arc<dyn ObjectStore>> = match &self.location {
+        let built = match &self.location {
             Location::Local { root } => {
                 if !root.is_dir() {
                     return Err(Failure::new(
@@ -68,109 +35,21 @@ impl BackupProbe {
             }
             Location::Azure { container, account } => {
                 crate::clients::tls_configs::install_default_provider();
-                let mut builder = match &self.credentials {
-                    Credentials::Environment => {
-                        object_store::azure::MicrosoftAzureBuilder::from_env()
-                    }
-                    _ => object_store::azure::MicrosoftAzureBuilder::new(),
-                }
-                .with_account(account)
-                .with_container_name(container)
-                .with_http_connector(LimitedConnector)
-                .with_client_options(client_options())
-                .with_retry(retry);
-                if let Some(endpoint) = &self.endpoint {
-                    builder = builder.with_endpoint(endpoint.clone());
-                }
-                match &self.credentials {
-                    Credentials::AzureKey(source) => {
-                        builder = builder.with_access_key(read(source)?);
-                    }
-                    Credentials::AzureSas(source) => {
-                        let token = read(source)?;
-                        let token = token.trim_start_matches('?');
-                        let pairs: Vec<(String, String)> = token
-                            .split('&')
-                            .filter_map(|pair| pair.split_once('='))
-                            .map(|(k, v)| (k.to_string(), percent_decode(v)))
-                            .collect();
-                        if pairs.is_empty() {
-                            return Err(Failure::new(
-                                Reason::Secret,
-                                "the SAS token is not key=value pairs",
-                            ));
-                        }
-                        // The signature as sent (decoded) is scrubbed too;
-                        // the other fields (version, expiry) are no secret.
-                        secrets.extend(
-                            pairs
-                                .iter()
-                                .filter(|(k, _)| k == "sig")
-                                .map(|(_, v)| v.clone()),
-                        );
-                        builder = builder.with_sas_authorization(pairs);
-                    }
-                    _ => {}
-                }
-                builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                self.azure(container, account, secrets)?
+                    .build()
+                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
             Location::S3 { bucket } => {
                 crate::clients::tls_configs::install_default_provider();
-                let mut builder = match &self.credentials {
-                    Credentials::Environment => object_store::aws::AmazonS3Builder::from_env(),
-                    _ => object_store::aws::AmazonS3Builder::new(),
-                }
-                .with_bucket_name(bucket)
-                .with_virtual_hosted_style_request(!self.path_style)
-                .with_http_connector(LimitedConnector)
-                .with_client_options(client_options())
-                .with_retry(retry);
-                if let Some(region) = &self.region {
-                    builder = builder.with_region(region);
-                } else if !matches!(self.credentials, Credentials::Environment) {
-                    builder = builder.with_region("us-east-1");
-                }
-                if let Some(endpoint) = &self.endpoint {
-                    builder = builder.with_endpoint(endpoint);
-                }
-                if let Credentials::S3Keys { id, secret, token } = &self.credentials {
-                    builder = builder
-                        .with_access_key_id(read(id)?)
-                        .with_secret_access_key(read(secret)?);
-                    if let Some(token) = token {
-                        builder = builder.with_token(read(token)?);
-                    }
-                }
-                builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                self.s3(bucket, secrets)?
+                    .build()
+                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
             Location::Gcs { bucket } => {
                 crate::clients::tls_configs::install_default_provider();
-                let mut builder = match &self.credentials {
-                    Credentials::Environment => {
-                        object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    }
-                    _ => object_store::gcp::GoogleCloudStorageBuilder::new(),
-                }
-                .with_bucket_name(bucket)
-                .with_http_connector(LimitedConnector)
-                .with_client_options(client_options())
-                .with_retry(retry);
-                if let Some(endpoint) = &self.endpoint {
-                    builder = builder.with_base_url(endpoint);
-                }
-                if let Credentials::GcsKey(source) = &self.credentials {
-                    let key = read(source)?;
-                    // The private key inside, as it would appear in text.
-                    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&key) {
-                        for field in ["private_key", "private_key_id"] {
-                            if let Some(value) = json[field].as_str() {
-                                secrets.push(value.to_string());
-                            }
-                        }
-                    }
-                    builder = builder.with_service_account_key(key);
-                }
-                builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                self.gcs(bucket, secrets)?
+                    .build()
+                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
             }
         };
         built.map_err(|err| {
@@ -188,6 +67,166 @@ impl BackupProbe {
             )
         })
     }
+
+    fn client_options(&self) -> ClientOptions {
+        let mut options = ClientOptions::new()
+            .with_timeout(self.request_timeout)
+            .with_connect_timeout(self.request_timeout);
+        if self
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"))
+        {
+            options = options.with_allow_http(true);
+        }
+        options
+    }
+
+    /// object_store retries for up to three minutes by default; here a
+    /// failed request is tried once more, soon, and a request that hung
+    /// is not (its time is already spent).
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(500),
+                base: 2.0,
+            },
+            max_retries: 1,
+            retry_timeout: self.request_timeout,
+        }
+    }
+
+    fn azure(
+        &self,
+        container: &str,
+        account: &str,
+        secrets: &mut Vec<String>,
+    ) -> Result<object_store::azure::MicrosoftAzureBuilder, Failure> {
+        let mut builder = match &self.credentials {
+            Credentials::Environment => object_store::azure::MicrosoftAzureBuilder::from_env(),
+            _ => object_store::azure::MicrosoftAzureBuilder::new(),
+        }
+        .with_account(account)
+        .with_container_name(container)
+        .with_http_connector(LimitedConnector)
+        .with_client_options(self.client_options())
+        .with_retry(self.retry());
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+        }
+        match &self.credentials {
+            Credentials::AzureKey(source) => {
+                builder = builder.with_access_key(read_secret(source, secrets)?);
+            }
+            Credentials::AzureSas(source) => {
+                let token = read_secret(source, secrets)?;
+                builder = builder.with_sas_authorization(sas_pairs(&token, secrets)?);
+            }
+            _ => {}
+        }
+        Ok(builder)
+    }
+
+    fn s3(
+        &self,
+        bucket: &str,
+        secrets: &mut Vec<String>,
+    ) -> Result<object_store::aws::AmazonS3Builder, Failure> {
+        let mut builder = match &self.credentials {
+            Credentials::Environment => object_store::aws::AmazonS3Builder::from_env(),
+            _ => object_store::aws::AmazonS3Builder::new(),
+        }
+        .with_bucket_name(bucket)
+        .with_virtual_hosted_style_request(!self.path_style)
+        .with_http_connector(LimitedConnector)
+        .with_client_options(self.client_options())
+        .with_retry(self.retry());
+        if let Some(region) = &self.region {
+            builder = builder.with_region(region);
+        } else if !matches!(self.credentials, Credentials::Environment) {
+            builder = builder.with_region("us-east-1");
+        }
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        if let Credentials::S3Keys { id, secret, token } = &self.credentials {
+            builder = builder
+                .with_access_key_id(read_secret(id, secrets)?)
+                .with_secret_access_key(read_secret(secret, secrets)?);
+            if let Some(token) = token {
+                builder = builder.with_token(read_secret(token, secrets)?);
+            }
+        }
+        Ok(builder)
+    }
+
+    fn gcs(
+        &self,
+        bucket: &str,
+        secrets: &mut Vec<String>,
+    ) -> Result<object_store::gcp::GoogleCloudStorageBuilder, Failure> {
+        let mut builder = match &self.credentials {
+            Credentials::Environment => object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+            _ => object_store::gcp::GoogleCloudStorageBuilder::new(),
+        }
+        .with_bucket_name(bucket)
+        .with_http_connector(LimitedConnector)
+        .with_client_options(self.client_options())
+        .with_retry(self.retry());
+        if let Some(endpoint) = &self.endpoint {
+            builder = builder.with_base_url(endpoint);
+        }
+        if let Credentials::GcsKey(source) = &self.credentials {
+            let key = read_secret(source, secrets)?;
+            // The private key inside, as it would appear in text.
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&key) {
+                for field in ["private_key", "private_key_id"] {
+                    if let Some(value) = json[field].as_str() {
+                        secrets.push(value.to_string());
+                    }
+                }
+            }
+            builder = builder.with_service_account_key(key);
+        }
+        Ok(builder)
+    }
+}
+
+/// The secret in `source` as it is now, trimmed, and pushed to `secrets`
+/// for scrubbing.
+fn read_secret(source: &SecretSource, secrets: &mut Vec<String>) -> Result<String, Failure> {
+    let secret = source
+        .read()
+        .map_err(|err| Failure::new(Reason::Secret, err.to_string()))?;
+    let value = secret.expose().trim().to_string();
+    secrets.push(value.clone());
+    Ok(value)
+}
+
+/// A SAS token's `key=value` pairs, decoded. The signature as sent
+/// (decoded) is pushed to `secrets` too; the other fields (version,
+/// expiry) are no secret.
+fn sas_pairs(token: &str, secrets: &mut Vec<String>) -> Result<Vec<(String, String)>, Failure> {
+    let pairs: Vec<(String, String)> = token
+        .trim_start_matches('?')
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
+    if pairs.is_empty() {
+        return Err(Failure::new(
+            Reason::Secret,
+            "the SAS token is not key=value pairs",
+        ));
+    }
+    secrets.extend(
+        pairs
+            .iter()
+            .filter(|(k, _)| k == "sig")
+            .map(|(_, v)| v.clone()),
+    );
+    Ok(pairs)
 }
 
 /// Largest answer the check reads from the store. A listing page is at

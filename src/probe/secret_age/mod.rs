@@ -266,129 +266,172 @@ fn judge(requirements: &[Requirement], facts: &[SecretFacts], now: i64, where_: 
         .iter()
         .map(|f| (f.name.to_ascii_lowercase(), f))
         .collect();
-    let mut measurements = Vec::new();
-    let mut missing = Vec::new();
-    let mut disabled = Vec::new();
-    let mut not_yet_valid = Vec::new();
-    let mut too_old = Vec::new();
-    let mut expiring = Vec::new();
-    let mut notes = Vec::new();
-    let mut oldest: Option<(&str, i64)> = None;
+    let mut findings = Findings::default();
     for requirement in requirements {
+        match by_name.get(&requirement.name.to_ascii_lowercase()) {
+            None => findings.absent(requirement),
+            Some(fact) => findings.present(requirement, fact, now),
+        }
+    }
+    findings.outcome(requirements.len(), where_)
+}
+
+/// What the secrets showed, gathered one secret at a time.
+#[derive(Default)]
+struct Findings<'a> {
+    measurements: Vec<Measurement>,
+    missing: Vec<String>,
+    disabled: Vec<String>,
+    not_yet_valid: Vec<String>,
+    too_old: Vec<String>,
+    expiring: Vec<String>,
+    /// Optional secrets absent or not usable, for the pass message.
+    notes: Vec<String>,
+    oldest: Option<(&'a str, i64)>,
+}
+
+impl<'a> Findings<'a> {
+    fn absent(&mut self, requirement: &Requirement) {
         let name = requirement.name.as_str();
-        let Some(fact) = by_name.get(&name.to_ascii_lowercase()) else {
-            measurements.push(Measurement::labelled(Measure::SecretPresent, &[name], 0.0));
-            if requirement.optional {
-                notes.push(format!("optional {name} absent"));
-            } else {
-                missing.push(name.to_string());
-            }
-            continue;
-        };
-        measurements.push(Measurement::labelled(Measure::SecretPresent, &[name], 1.0));
-        measurements.push(Measurement::labelled(
+        self.measurements
+            .push(Measurement::labelled(Measure::SecretPresent, &[name], 0.0));
+        if requirement.optional {
+            self.notes.push(format!("optional {name} absent"));
+        } else {
+            self.missing.push(name.to_string());
+        }
+    }
+
+    fn present(&mut self, requirement: &'a Requirement, fact: &SecretFacts, now: i64) {
+        let name = requirement.name.as_str();
+        self.measurements
+            .push(Measurement::labelled(Measure::SecretPresent, &[name], 1.0));
+        self.measurements.push(Measurement::labelled(
             Measure::SecretEnabled,
             &[name],
             f64::from(u8::from(fact.enabled)),
         ));
         if !fact.enabled {
             if requirement.optional {
-                notes.push(format!("optional {name} disabled"));
+                self.notes.push(format!("optional {name} disabled"));
             } else {
-                disabled.push(name.to_string());
+                self.disabled.push(name.to_string());
             }
-            continue;
+            return;
         }
         // Not valid before `nbf`: like a disabled secret, not usable yet.
         if let Some(from) = fact.not_before.filter(|&nbf| nbf > now) {
             let when = format!("{name} (valid in {})", days(from - now));
             if requirement.optional {
-                notes.push(format!("optional {when}"));
+                self.notes.push(format!("optional {when}"));
             } else {
-                not_yet_valid.push(when);
+                self.not_yet_valid.push(when);
             }
-            continue;
+            return;
         }
         if let Some(written) = fact.created.or(fact.updated) {
-            let age = (now - written).max(0);
-            measurements.push(Measurement::labelled(
-                Measure::SecretAgeSeconds,
-                &[name],
-                age as f64,
-            ));
-            if oldest.is_none_or(|(_, a)| age > a) {
-                oldest = Some((name, age));
-            }
-            if let Some(limit) = requirement.max_age {
-                if age as u64 > limit.as_secs() {
-                    too_old.push(format!(
-                        "{name} last rotated {} ago, limit {}",
-                        days(age),
-                        format_duration(limit)
-                    ));
-                }
-            }
+            self.age(requirement, (now - written).max(0));
         }
         if let Some(expires) = fact.expires {
-            measurements.push(Measurement::labelled(
-                Measure::SecretExpiryTimestamp,
-                &[name],
-                expires as f64,
+            self.expiry(requirement, expires, now);
+        }
+    }
+
+    /// The time since the secret was last written, against `max_age`.
+    fn age(&mut self, requirement: &'a Requirement, age: i64) {
+        let name = requirement.name.as_str();
+        self.measurements.push(Measurement::labelled(
+            Measure::SecretAgeSeconds,
+            &[name],
+            age as f64,
+        ));
+        if self.oldest.is_none_or(|(_, a)| age > a) {
+            self.oldest = Some((name, age));
+        }
+        if let Some(limit) = requirement.max_age {
+            if age as u64 > limit.as_secs() {
+                self.too_old.push(format!(
+                    "{name} last rotated {} ago, limit {}",
+                    days(age),
+                    format_duration(limit)
+                ));
+            }
+        }
+    }
+
+    /// The expiry time, against now and `min_valid_for`.
+    fn expiry(&mut self, requirement: &Requirement, expires: i64, now: i64) {
+        let name = requirement.name.as_str();
+        self.measurements.push(Measurement::labelled(
+            Measure::SecretExpiryTimestamp,
+            &[name],
+            expires as f64,
+        ));
+        let left = expires - now;
+        if left <= 0 {
+            self.expiring
+                .push(format!("{name} expired {} ago", days(-left)));
+        } else if let Some(min) = requirement.min_valid_for {
+            if (left as u64) < min.as_secs() {
+                self.expiring.push(format!(
+                    "{name} expires in {}, min_valid_for {}",
+                    days(left),
+                    format_duration(min)
+                ));
+            }
+        }
+    }
+
+    /// The outcome of `required` secrets in `where_`.
+    fn outcome(self, required: usize, where_: &str) -> Outcome {
+        let mut failures: Vec<(Reason, String)> = Vec::new();
+        if !self.missing.is_empty() {
+            failures.push((
+                Reason::SecretMissing,
+                format!("missing from {where_}: {}", self.missing.join(", ")),
             ));
-            let left = expires - now;
-            if left <= 0 {
-                expiring.push(format!("{name} expired {} ago", days(-left)));
-            } else if let Some(min) = requirement.min_valid_for {
-                if (left as u64) < min.as_secs() {
-                    expiring.push(format!(
-                        "{name} expires in {}, min_valid_for {}",
-                        days(left),
-                        format_duration(min)
-                    ));
+        }
+        if !self.disabled.is_empty() {
+            failures.push((
+                Reason::SecretDisabled,
+                format!(
+                    "disabled (counted as missing): {}",
+                    self.disabled.join(", ")
+                ),
+            ));
+        }
+        if !self.not_yet_valid.is_empty() {
+            failures.push((
+                Reason::SecretNotYetValid,
+                format!(
+                    "not valid yet (counted as missing): {}",
+                    self.not_yet_valid.join(", ")
+                ),
+            ));
+        }
+        failures.extend(self.too_old.into_iter().map(|m| (Reason::SecretAge, m)));
+        failures.extend(
+            self.expiring
+                .into_iter()
+                .map(|m| (Reason::SecretExpiring, m)),
+        );
+        let outcome = match Outcome::from_failures(failures.iter().map(|(r, m)| (*r, m.as_str()))) {
+            Some(outcome) => outcome,
+            None => {
+                let present = required - self.notes.len();
+                let mut message = format!("{present} secrets present and enabled in {where_}");
+                if let Some((name, age)) = self.oldest {
+                    message.push_str(&format!("; oldest {name}, rotated {} ago", days(age)));
                 }
+                for note in self.notes {
+                    message.push_str("; ");
+                    message.push_str(&note);
+                }
+                Outcome::pass(message)
             }
-        }
+        };
+        outcome.with_measurements(self.measurements)
     }
-    let mut failures: Vec<(Reason, String)> = Vec::new();
-    if !missing.is_empty() {
-        failures.push((
-            Reason::SecretMissing,
-            format!("missing from {where_}: {}", missing.join(", ")),
-        ));
-    }
-    if !disabled.is_empty() {
-        failures.push((
-            Reason::SecretDisabled,
-            format!("disabled (counted as missing): {}", disabled.join(", ")),
-        ));
-    }
-    if !not_yet_valid.is_empty() {
-        failures.push((
-            Reason::SecretNotYetValid,
-            format!(
-                "not valid yet (counted as missing): {}",
-                not_yet_valid.join(", ")
-            ),
-        ));
-    }
-    failures.extend(too_old.into_iter().map(|m| (Reason::SecretAge, m)));
-    failures.extend(expiring.into_iter().map(|m| (Reason::SecretExpiring, m)));
-    let outcome = match Outcome::from_failures(failures.iter().map(|(r, m)| (*r, m.as_str()))) {
-        Some(outcome) => outcome,
-        None => {
-            let present = requirements.len() - notes.len();
-            let mut message = format!("{present} secrets present and enabled in {where_}");
-            if let Some((name, age)) = oldest {
-                message.push_str(&format!("; oldest {name}, rotated {} ago", days(age)));
-            }
-            for note in notes {
-                message.push_str("; ");
-                message.push_str(&note);
-            }
-            Outcome::pass(message)
-        }
-    };
-    outcome.with_measurements(measurements)
 }
 
 impl Probe for SecretAgeProbe {
