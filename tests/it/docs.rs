@@ -239,17 +239,8 @@ fn every_example_config_passes_vouch_validate() {
         p.parent() == Some(Path::new("examples")) || p.file_name() == Some("vouch.yaml".as_ref())
     });
     examples.sort();
-    let kinds = [
-        "http",
-        "tls",
-        "dns",
-        "postgres",
-        "redis",
-        "backup",
-        "registry",
-        "secret_age",
-        "kubernetes",
-    ];
+    // Every kind the config knows, so a new kind cannot be left out.
+    let kinds = vouch::config::Kind::ALL.iter().map(|kind| kind.as_str());
     for kind in kinds {
         assert!(
             examples.iter().any(|p| p.ends_with(format!("{kind}.yaml"))),

@@ -17,6 +17,17 @@ struct Kind {
     reasons: &'static [&'static str],
 }
 
+/// The matrix must have a row for every kind the config knows.
+#[test]
+fn every_kind_has_a_row() {
+    let rows: BTreeSet<&str> = KINDS.iter().map(|kind| kind.name).collect();
+    let known: BTreeSet<&str> = vouch::config::Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(rows, known, "the rows of KINDS and the kinds of Kind::ALL");
+}
+
 const KINDS: &[Kind] = &[
     Kind {
         name: "http",
