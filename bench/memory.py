@@ -22,6 +22,7 @@ comparison the three exporters a user would run instead
 probed 5 times, and their RSS summed.
 
 Usage: bench/memory.py [--counts 10,100,1000] [--seconds 20] [--mixed 1000]
+       [--mixed-interval 10] [--mixed-seconds S]
 """
 
 import argparse
@@ -92,15 +93,16 @@ def exporters_rss(targets):
     return out
 
 
-def mixed_row(n, seconds):
+def mixed_row(n, seconds, interval="10s"):
     nginx = start_nginx()
     targets = {"http": nginx, "https": nginx, "tls": nginx, "dns": start_dnsmasq(),
                "postgres": start_postgres(), "redis": start_redis()}
     idle = vouch_rss(None, n, "1h", 3, mixed=targets)[0]
-    rss, hwm, loaded_anon, runs = vouch_rss(None, n, "10s", seconds, mixed=targets)
+    rss, hwm, loaded_anon, runs = vouch_rss(None, n, interval, seconds, mixed=targets)
     exporters = exporters_rss(targets)
     exporters_anon = exporters.pop("anon")
-    row = {"n": n, "kinds": list(MIXED_KINDS), "vouch_idle_kib": idle, "vouch_loaded_kib": rss,
+    row = {"n": n, "kinds": list(MIXED_KINDS), "interval": interval, "seconds": seconds,
+           "vouch_idle_kib": idle, "vouch_loaded_kib": rss,
            "vouch_peak_kib": hwm, "vouch_runs": runs, "exporters_kib": exporters,
            "vouch_loaded_anon_kib": loaded_anon, "exporters_anon_kib": exporters_anon}
     print(row, flush=True)
@@ -112,6 +114,11 @@ def main():
     ap.add_argument("--counts", default="10,100,1000", help="http-only N, comma-separated")
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--mixed", type=int, default=1000, help="mixed N (0 skips)")
+    ap.add_argument("--mixed-interval", type=int, default=10,
+                    help="interval of the mixed checks, seconds")
+    ap.add_argument("--mixed-seconds", type=int, default=0,
+                    help="how long the mixed checks run before RSS is read (default "
+                         "--seconds; 61 intervals and more fill every check's 60-run history)")
     a = ap.parse_args()
     target = start_nginx()
     load = MachineLoad().start()
@@ -126,7 +133,9 @@ def main():
                "blackbox_loaded_anon_kib": b_anon}
         print(row, flush=True)
         rows.append(row)
-    mixed = mixed_row(a.mixed, a.seconds) if a.mixed else None
+    mixed_seconds = a.mixed_seconds or a.seconds
+    mixed = (mixed_row(a.mixed, mixed_seconds, f"{a.mixed_interval}s")
+             if a.mixed else None)
     result = {"machine": machine(), "load": load.stop(), "rows": rows, "mixed": mixed,
               "seconds": a.seconds}
     mib = lambda k: f"{k / 1024:.1f}"  # noqa: E731
@@ -143,7 +152,8 @@ def main():
     if mixed:
         ex = mixed["exporters_kib"]
         print(f"\n{a.mixed} mixed checks ({', '.join(MIXED_KINDS)}, evenly), RSS in MiB; "
-              f"loaded = interval 10s for {a.seconds}s ({mixed['vouch_runs']:.0f} runs)")
+              f"loaded = interval {mixed['interval']} for {mixed['seconds']}s "
+              f"({mixed['vouch_runs']:.0f} runs)")
         exa = mixed["exporters_anon_kib"]
         print("| vouch idle | vouch loaded | vouch peak | blackbox + postgres_exporter + "
               "redis_exporter (each exercised 5 times) | vouch loaded anon | exporters anon |")
