@@ -44,11 +44,6 @@ const NOT_SERVED: &[(&str, &str)] = &[
         "third-party service; not imitated",
     ),
     ("openai-api-reachable", "third-party service; not imitated"),
-    (
-        "api-image",
-        "signs in to ACR with the workload identity (Entra ID token, /oauth2/exchange, then a repository token); the twin's Entra ID issues tokens for the vault's audience only and its ACR token endpoint has no /oauth2/exchange yet",
-    ),
-    ("web-image", "as api-image"),
 ];
 
 /// Held while a test starts its twin and runs its first check: the
@@ -128,6 +123,23 @@ async fn the_healthy_twin_passes_every_shipped_check_it_serves() {
         not_passed(&report).is_empty() && code == 0,
         "healthy twin, checks that did not pass: {:#?}",
         not_passed(&report)
+    );
+    // The images were read with ACR tokens exchanged for the workload
+    // identity's Entra ID token: one exchange per run is shared by both
+    // repositories, each with its own repository token.
+    let scopes: BTreeSet<String> = twin
+        .acr
+        .forms("/oauth2/token")
+        .iter()
+        .filter_map(|form| form.get("scope").cloned())
+        .collect();
+    assert_eq!(twin.acr.calls("/oauth2/exchange"), 1);
+    assert_eq!(
+        scopes,
+        BTreeSet::from([
+            "repository:broxiva-api:pull".to_string(),
+            "repository:broxiva-web:pull".to_string()
+        ])
     );
     if std::env::var_os("TWIN_HOLD").is_some() {
         hold(&twin).await;
@@ -347,10 +359,22 @@ const FAULTS: &[(Fault, bool)] = &[
         },
         true,
     ),
-    // image-tag-missing and two-rollback-tags (the defect the shipped
-    // config had: the current tag was counted, so "3 previous versions"
-    // passed with 2) wait for api-image to be served again (NOT_SERVED);
-    // their inject and repair steps are kept below.
+    (
+        Fault {
+            name: "image-tag-missing",
+            flips: &["api-image"],
+        },
+        true,
+    ),
+    // The defect the shipped config had: the current tag was counted, so
+    // "3 previous versions" passed with 2.
+    (
+        Fault {
+            name: "two-rollback-tags",
+            flips: &["api-image"],
+        },
+        false,
+    ),
     (
         Fault {
             name: "backup-30-hours-old",
