@@ -5,8 +5,8 @@
 //!
 //! The checks the twin cannot serve yet are listed in [`NOT_SERVED`] with
 //! the reason (docs/twin.md); every other check of the config must pass.
-//! `TWIN_FAULTS=all` runs the whole fault matrix; by default (CI) a short
-//! list runs.
+//! `TWIN_FAULTS=all` runs the whole fault matrix, `TWIN_FAULTS=a,b` the
+//! faults named; by default (CI) a short list runs.
 use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -375,6 +375,31 @@ const FAULTS: &[(Fault, bool)] = &[
         },
         false,
     ),
+    // The workload identity loses its AcrPull role: ACR still exchanges
+    // its Entra ID token, but the repository tokens grant nothing.
+    (
+        Fault {
+            name: "acr-pull-revoked",
+            flips: &["api-image", "web-image"],
+        },
+        false,
+    ),
+    // Entra ID refuses the projected service account token (the
+    // federated credential deleted, or its subject no longer matching):
+    // every check signing in with the workload identity fails.
+    (
+        Fault {
+            name: "federated-token-refused",
+            flips: &[
+                "key-vault-secrets-critical",
+                "key-vault-secrets-high-medium",
+                "key-vault-secrets-low",
+                "api-image",
+                "web-image",
+            ],
+        },
+        false,
+    ),
     (
         Fault {
             name: "backup-30-hours-old",
@@ -425,6 +450,67 @@ const FAULTS: &[(Fault, bool)] = &[
             flips: &["api-version"],
         },
         false,
+    ),
+];
+
+/// Whether a fault runs: `TWIN_FAULTS` unset, the short list (CI); `all`,
+/// every fault; else the comma-separated fault names.
+fn selected(name: &str, short: bool) -> bool {
+    match std::env::var("TWIN_FAULTS") {
+        Err(_) => short,
+        Ok(list) if list == "all" => true,
+        Ok(list) => list.split(',').any(|n| n.trim() == name),
+    }
+}
+
+/// The faults `TWIN_FAULTS` names that the matrix does not have.
+fn unknown_faults() -> Vec<String> {
+    let list = std::env::var("TWIN_FAULTS").unwrap_or_default();
+    list.split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && *n != "all")
+        .filter(|n| FAULTS.iter().all(|(f, _)| f.name != *n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What a flipped check's message must say for some faults: fault, check,
+/// words of the reason.
+const REASONS: &[(&str, &str, &str)] = &[
+    (
+        "image-tag-missing",
+        "api-image",
+        "not found on broxivaprodacr.azurecr.io (no manifest for the tag)",
+    ),
+    (
+        "two-rollback-tags",
+        "api-image",
+        "at least 3 needed for a rollback",
+    ),
+    (
+        "acr-pull-revoked",
+        "api-image",
+        "refused the realm's token for repository:broxiva-api:pull (401, insufficient_scope)",
+    ),
+    (
+        "acr-pull-revoked",
+        "web-image",
+        "the identity needs pull rights on the repository (AcrPull)",
+    ),
+    (
+        "federated-token-refused",
+        "api-image",
+        "refused workload identity 5e2ab6b1-9f3c-4c1e-a8a5-vouch0000001 (401 Unauthorized): invalid_client (AADSTS700213)",
+    ),
+    (
+        "federated-token-refused",
+        "web-image",
+        "refused workload identity",
+    ),
+    (
+        "federated-token-refused",
+        "key-vault-secrets-critical",
+        "refused workload identity",
     ),
 ];
 
@@ -549,6 +635,16 @@ async fn inject(twin: &mut Twin, fault: &str, held: &mut Held) {
             let current = twin.platform.api_tags.last().unwrap().clone();
             twin.registry.delete_tag("broxiva-api", &current);
         }
+        "acr-pull-revoked" => twin.acr.revoke_pull(support::key_vault::CLIENT_ID),
+        "federated-token-refused" => {
+            // A service account token Entra ID has no federated credential
+            // for.
+            std::fs::write(
+                twin.federated_token_file(),
+                "eyJhbGciOiJSUzI1NiJ9.another-service-account-token.sig",
+            )
+            .unwrap();
+        }
         "two-rollback-tags" => {
             let oldest = twin.platform.api_tags[0].clone();
             twin.registry.delete_tag("broxiva-api", &oldest);
@@ -671,6 +767,19 @@ async fn repair(twin: &mut Twin, fault: &str, held: &mut Held) {
         "image-tag-missing" => {
             let current = twin.platform.api_tags.last().unwrap().clone();
             twin.registry.push_build("broxiva-api", &current);
+        }
+        "acr-pull-revoked" => {
+            for repository in support::twin::REPOSITORIES {
+                twin.acr
+                    .grant_pull(support::key_vault::CLIENT_ID, repository);
+            }
+        }
+        "federated-token-refused" => {
+            std::fs::write(
+                twin.federated_token_file(),
+                support::key_vault::FEDERATED_TOKEN,
+            )
+            .unwrap();
         }
         "two-rollback-tags" => {
             let oldest = twin.platform.api_tags[0].clone();
@@ -804,6 +913,15 @@ async fn fault_row(twin: &mut Twin, fault: &Fault) -> Result<String, String> {
         .iter()
         .map(|(name, (verdict, message))| format!("{name}: {verdict}: {message}"))
         .collect();
+    for (_, check, words) in REASONS.iter().filter(|(f, _, _)| *f == fault.name) {
+        let message = &failing[*check].1;
+        if !message.contains(words) {
+            return Err(format!(
+                "{}: {check} failed saying {message:?}, not {words:?}",
+                fault.name
+            ));
+        }
+    }
     eprintln!(
         "fault {}: flipped {expected:?} in {to_verdict:?}; repaired in {to_repair:?}\n  {}",
         fault.name,
@@ -825,7 +943,11 @@ async fn fault_row(twin: &mut Twin, fault: &Fault) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_flips_exactly_its_checks_and_repair_restores_them() {
-    let all = std::env::var("TWIN_FAULTS").is_ok_and(|v| v == "all");
+    assert!(
+        unknown_faults().is_empty(),
+        "TWIN_FAULTS names faults the matrix does not have: {:?}",
+        unknown_faults()
+    );
     let starting = STARTING.lock().await;
     let mut twin = Twin::start().await;
     let (code, report) = twin.check(&skip_args()).await;
@@ -838,7 +960,7 @@ async fn each_fault_flips_exactly_its_checks_and_repair_restores_them() {
     let mut table = Vec::new();
     let mut wrong = Vec::new();
     for (fault, short) in FAULTS {
-        if !all && !short {
+        if !selected(fault.name, *short) {
             continue;
         }
         match fault_row(&mut twin, fault).await {
@@ -1010,7 +1132,6 @@ const ALERT_FAULTS: &[(&str, &[Intended], bool)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_stay_silent_on_the_healthy_twin_and_each_fault_pages_exactly_its_alert() {
-    let all = std::env::var("TWIN_FAULTS").is_ok_and(|v| v == "all");
     let starting = STARTING.lock().await;
     let mut twin = Twin::start_without_vouch().await;
     drop(starting);
@@ -1055,7 +1176,7 @@ async fn alerts_stay_silent_on_the_healthy_twin_and_each_fault_pages_exactly_its
     let mut table = Vec::new();
     let mut wrong = Vec::new();
     for (name, pages, short) in ALERT_FAULTS {
-        if !all && !short {
+        if !selected(name, *short) {
             continue;
         }
         let fault = &FAULTS.iter().find(|(f, _)| f.name == *name).unwrap().0;

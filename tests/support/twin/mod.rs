@@ -488,11 +488,7 @@ impl Twin {
             ("AZURE_TENANT_ID".into(), super::key_vault::TENANT.into()),
             (
                 "AZURE_FEDERATED_TOKEN_FILE".into(),
-                self.dir
-                    .path()
-                    .join("azure-identity-token")
-                    .display()
-                    .to_string(),
+                self.federated_token_file().display().to_string(),
             ),
             (
                 "AZURE_AUTHORITY_HOST".into(),
@@ -506,6 +502,12 @@ impl Twin {
                 self.backups.azurite.key.clone(),
             ),
         ]
+    }
+
+    /// The workload identity's projected service account token, where
+    /// `AZURE_FEDERATED_TOKEN_FILE` points.
+    pub fn federated_token_file(&self) -> PathBuf {
+        self.dir.path().join("azure-identity-token")
     }
 
     /// Puts `name` into the vault, written `age_days` ago.
