@@ -4,8 +4,10 @@
 //! migrations, prom-client metrics), the web tier (apps/web.js, Next.js's
 //! routes and headers without Next.js), nginx terminating TLS with
 //! certificates of a test CA named like Let's Encrypt's, dnsmasq answering
-//! the platform's names with the Ingress addresses, and the platform's
-//! Kubernetes objects in the fake API server.
+//! the platform's names with the Ingress addresses, docker-registry behind
+//! ACR's token service (the fake of tests/support/acr.rs) trusting the
+//! Entra ID of the Key Vault fake, and the platform's Kubernetes objects
+//! in the fake API server.
 //!
 //! The shipped config runs against it unchanged: [`Twin::vouch_args`] are
 //! only `--connect-to`, `--map-path` and `--kubeconfig`, and
