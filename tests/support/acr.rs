@@ -144,6 +144,12 @@ impl FakeAcr {
             .insert(repository.to_string());
     }
 
+    /// Takes every pull right of `principal` away (its AcrPull role
+    /// assignment removed): its tokens then grant no action.
+    pub fn revoke_pull(&self, principal: &str) {
+        self.state.lock().unwrap().pull.remove(principal);
+    }
+
     /// Every refresh token issued so far stops working before its `exp`
     /// (expired, or revoked with the identity's session).
     pub fn expire_refresh_tokens(&self) {

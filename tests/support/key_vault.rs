@@ -22,7 +22,10 @@
 //!   resource is the fake's domain, `https://localhost` (a real vault names
 //!   its cloud's, `https://vault.azure.net`, whose subdomain it is; without
 //!   a resolver, loopback has no subdomains); Entra ID issues tokens only
-//!   for that audience. A token of a principal without access: 403
+//!   for that audience, and for the other audiences a test names
+//!   ([`FakeKeyVault::issue_also_for`], as ACR's for a registry fake); the
+//!   vault refuses a token of another audience (401, `AKV10022`). A token
+//!   of a principal without access: 403
 //!   `ForbiddenByRbac` (or another inner code on request:
 //!   `ForbiddenByFirewall`, `ForbiddenByPolicy`). A missing api-version: 400.
 //! - Throttling and trouble on request: the next N vault requests get 429
@@ -121,8 +124,8 @@ pub struct TokenRequest {
 #[derive(Default)]
 struct State {
     secrets: BTreeMap<String, FakeSecret>,
-    /// Issued access token → principal (client ID).
-    tokens: HashMap<String, String>,
+    /// Issued access token → (principal (client ID), audience).
+    tokens: HashMap<String, (String, String)>,
     /// Principals with a role on the vault.
     readers: HashSet<String>,
     token_requests: Vec<TokenRequest>,
@@ -137,6 +140,8 @@ struct State {
     login_host: String,
     /// The audience the challenge names and Entra ID issues.
     resource: String,
+    /// Further audiences Entra ID issues tokens for (not the vault's).
+    other_audiences: Vec<String>,
     forbidden_code: String,
     empty_pages: usize,
     next_link_api_version: String,
@@ -310,7 +315,40 @@ impl FakeKeyVault {
     /// service that trusts this Entra ID (ACR's exchange) learns from it.
     pub fn token_principals(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
         let state = self.state.clone();
-        move |token| state.lock().unwrap().tokens.get(token).cloned()
+        move |token| {
+            state
+                .lock()
+                .unwrap()
+                .tokens
+                .get(token)
+                .map(|(p, _)| p.clone())
+        }
+    }
+
+    /// As [`FakeKeyVault::token_principals`], for tokens of `audience`
+    /// only (a service refuses tokens issued for another).
+    pub fn token_principals_for(
+        &self,
+        audience: &str,
+    ) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+        let state = self.state.clone();
+        let audience = audience.to_string();
+        move |token| {
+            let state = state.lock().unwrap();
+            let (principal, issued_for) = state.tokens.get(token)?;
+            (*issued_for == audience).then(|| principal.clone())
+        }
+    }
+
+    /// Entra ID also issues tokens for `audience` (`https://...`, asked as
+    /// `{audience}/.default` or as IMDS's `resource`): another resource
+    /// the identities may use, such as ACR's. The vault refuses them.
+    pub fn issue_also_for(&self, audience: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .other_audiences
+            .push(audience.to_string());
     }
 
     pub fn token_requests(&self) -> Vec<TokenRequest> {
@@ -436,7 +474,15 @@ fn entra_error(status: u16, error: &str, code: u64, description: &str) -> Respon
     )
 }
 
-fn issue(state: &mut State, principal: &str) -> (String, u64) {
+/// The audience a token request asks for, if Entra ID issues for it.
+fn known_audience(state: &State, asked: Option<&str>) -> Option<String> {
+    std::iter::once(&state.resource)
+        .chain(&state.other_audiences)
+        .find(|audience| Some(audience.as_str()) == asked)
+        .cloned()
+}
+
+fn issue(state: &mut State, principal: &str, audience: &str) -> (String, u64) {
     state.issued += 1;
     // Shaped like a JWT, unique and unguessable enough to search outputs
     // for.
@@ -451,7 +497,9 @@ fn issue(state: &mut State, principal: &str) -> (String, u64) {
         b64(format!("{{\"appid\":\"{principal}\",\"n\":{}}}", state.issued).as_bytes()),
         b64(&random)
     );
-    state.tokens.insert(token.clone(), principal.to_string());
+    state
+        .tokens
+        .insert(token.clone(), (principal.to_string(), audience.to_string()));
     state.all_issued.push(token.clone());
     (token, state.token_lifetime_secs)
 }
@@ -543,7 +591,11 @@ async fn handle(
                 ),
             );
         }
-        if form.get("scope") != Some(&format!("{}/.default", state.resource)) {
+        let audience = form
+            .get("scope")
+            .and_then(|scope| scope.strip_suffix("/.default"))
+            .and_then(|asked| known_audience(&state, Some(asked)));
+        let Some(audience) = audience else {
             return refuse(
                 &mut state,
                 entra_error(
@@ -553,7 +605,7 @@ async fn handle(
                     "The provided value for the input parameter 'scope' is not valid.",
                 ),
             );
-        }
+        };
         if client_id.as_deref() != Some(CLIENT_ID) {
             return refuse(
                 &mut state,
@@ -583,7 +635,7 @@ async fn handle(
             };
             return refuse(&mut state, entra_error(401, "invalid_client", code, text));
         }
-        let (token, lifetime) = issue(&mut state, CLIENT_ID);
+        let (token, lifetime) = issue(&mut state, CLIENT_ID, &audience);
         state.token_requests.push(TokenRequest {
             flow,
             client_id,
@@ -627,9 +679,10 @@ async fn handle(
                 serde_json::json!({ "error": "invalid_request", "error_description": "Required metadata header not specified" }),
             );
         }
-        if query.get("resource") != Some(&state.resource)
-            || query.get("api-version").map(String::as_str) != Some("2018-02-01")
-        {
+        let audience = known_audience(&state, query.get("resource").map(String::as_str));
+        let Some(audience) =
+            audience.filter(|_| query.get("api-version").map(String::as_str) == Some("2018-02-01"))
+        else {
             state.token_requests.push(TokenRequest {
                 flow: "managed_identity",
                 client_id,
@@ -639,11 +692,11 @@ async fn handle(
                 400,
                 serde_json::json!({ "error": "invalid_resource", "error_description": "AADSTS500011: The resource principal was not found." }),
             );
-        }
+        };
         let principal = client_id
             .clone()
             .unwrap_or_else(|| MANAGED_IDENTITY_CLIENT_ID.to_string());
-        let (token, lifetime) = issue(&mut state, &principal);
+        let (token, lifetime) = issue(&mut state, &principal, &audience);
         state.token_requests.push(TokenRequest {
             flow: "managed_identity",
             client_id,
@@ -659,7 +712,7 @@ async fn handle(
                 "expires_on": (now + lifetime as i64).to_string(),
                 "ext_expires_in": lifetime.to_string(),
                 "not_before": now.to_string(),
-                "resource": state.resource,
+                "resource": audience,
                 "token_type": "Bearer",
             }),
         );
@@ -699,10 +752,18 @@ async fn handle(
         }
         return response;
     }
-    let principal = authorization
+    let known = authorization
         .as_deref()
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|t| state.tokens.get(t).cloned());
+    // A token Entra ID issued for another audience: the vault refuses it.
+    let wrong_audience = known
+        .as_ref()
+        .filter(|(_, audience)| *audience != state.resource)
+        .map(|(_, audience)| audience.clone());
+    let principal = known
+        .filter(|_| wrong_audience.is_none())
+        .map(|(principal, _)| principal);
     if let Some(last) = state.requests.last_mut() {
         last.push_str(if principal.is_some() {
             " (token)"
@@ -714,10 +775,13 @@ async fn handle(
         let mut response = vault_error(
             401,
             "Unauthorized",
-            if authorization.is_some() {
-                "AKV10032: Invalid issuer or token."
-            } else {
-                "AKV10000: Request is missing a Bearer or PoP token."
+            &match (&wrong_audience, &authorization) {
+                (Some(found), _) => format!(
+                    "AKV10022: Invalid audience. Expected {}, found: {found}.",
+                    state.resource
+                ),
+                (None, Some(_)) => "AKV10032: Invalid issuer or token.".to_string(),
+                (None, None) => "AKV10000: Request is missing a Bearer or PoP token.".to_string(),
             },
             None,
         );

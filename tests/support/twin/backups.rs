@@ -43,6 +43,10 @@ impl Backups {
         let clock = dir.join("clock-offset-ms");
         let azurite = Azurite::start_tls(ACCOUNT, &cert, &key, &clock);
         let ca = reqwest::Certificate::from_pem(&std::fs::read(roots).unwrap()).unwrap();
+        // reqwest may be built without a crypto provider of its own
+        // (`rustls-no-provider`): ring as the process default, as vouch's
+        // clients install it.
+        vouch::clients::tls_configs::install_default_provider();
         let client = reqwest::Client::builder()
             .tls_certs_only([ca])
             .build()

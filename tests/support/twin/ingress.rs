@@ -22,7 +22,7 @@ pub struct IngressSpec {
     pub api_cert: (PathBuf, PathBuf),
     pub web_cert: (PathBuf, PathBuf),
     /// The container registry's front (ACR answers `/v2/` and its token
-    /// endpoint `/oauth2/token` under one name).
+    /// service, `/oauth2/exchange` and `/oauth2/token`, under one name).
     pub acr: Option<AcrFront>,
 }
 
@@ -31,8 +31,8 @@ pub struct AcrFront {
     pub cert: (PathBuf, PathBuf),
     /// docker-registry's plain-HTTP port.
     pub registry: u16,
-    /// The token endpoint's plain-HTTP port.
-    pub realm: u16,
+    /// The token service's plain-HTTP port.
+    pub token_service: u16,
 }
 
 fn acr_server(port: u16, acr: &AcrFront) -> String {
@@ -49,7 +49,7 @@ fn acr_server(port: u16, acr: &AcrFront) -> String {
             proxy_set_header X-Forwarded-Proto https;
             proxy_pass http://127.0.0.1:{};
         }}
-        location /oauth2/token {{
+        location /oauth2/ {{
             proxy_set_header Host $host;
             proxy_pass http://127.0.0.1:{};
         }}
@@ -59,7 +59,7 @@ fn acr_server(port: u16, acr: &AcrFront) -> String {
         acr.cert.0.display(),
         acr.cert.1.display(),
         acr.registry,
-        acr.realm
+        acr.token_service
     )
 }
 

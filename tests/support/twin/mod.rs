@@ -4,8 +4,10 @@
 //! migrations, prom-client metrics), the web tier (apps/web.js, Next.js's
 //! routes and headers without Next.js), nginx terminating TLS with
 //! certificates of a test CA named like Let's Encrypt's, dnsmasq answering
-//! the platform's names with the Ingress addresses, and the platform's
-//! Kubernetes objects in the fake API server.
+//! the platform's names with the Ingress addresses, docker-registry behind
+//! ACR's token service (the fake of tests/support/acr.rs) trusting the
+//! Entra ID of the Key Vault fake, and the platform's Kubernetes objects
+//! in the fake API server.
 //!
 //! The shipped config runs against it unchanged: [`Twin::vouch_args`] are
 //! only `--connect-to`, `--map-path` and `--kubeconfig`, and
@@ -23,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::acr::FakeAcr;
 use super::certs::{Identity, TestCa, Validity};
 use super::dnsmasq::Dnsmasq;
-use super::http_server::{Reply, TestServer};
 use super::key_vault::{FakeKeyVault, FakeSecret};
 use super::kube_api::FakeKube;
 use super::monitoring::{AlertStack, StackSpec, Target};
@@ -43,6 +45,10 @@ pub const CONFIG: &str = "examples/broxiva/vouch.yaml";
 /// authority, which AKS's workload identity webhook also sets).
 pub const VAULT_HOST: &str = "broxiva-kv.vault.azure.net";
 pub const LOGIN_HOST: &str = "login.microsoftonline.com";
+/// ACR's Entra ID audience, the one vouch asks tokens for by default.
+pub const ACR_AUDIENCE: &str = "https://containerregistry.azure.net";
+/// The repositories of the platform's images.
+pub const REPOSITORIES: &[&str] = &["broxiva-api", "broxiva-web"];
 /// Every secret the shipped Key Vault checks name, optional ones too.
 pub const VAULT_SECRETS: &[&str] = &[
     "jwt-access-secret",
@@ -97,9 +103,6 @@ const RECEIVERS: &str = r##"  - name: email
 /// Age of every secret in the healthy twin: rotated a month ago.
 pub const SECRET_AGE_DAYS: i64 = 30;
 const DB_PASSWORD: &str = "twin-db-password";
-/// The ACR token the shipped config reads from acr-password (user
-/// vouch-pull).
-pub const ACR_PASSWORD: &str = "twin-acr-token-password";
 
 /// A Node.js app of apps/, killed on drop, restartable.
 pub struct NodeApp {
@@ -212,12 +215,16 @@ pub struct Twin {
     pub ingress: Ingress,
     pub dns: Dnsmasq,
     /// Azure Key Vault `broxiva-kv` and Entra ID (the in-process fake),
-    /// with its own CA as Azure's roots.
+    /// with its own CA as Azure's roots. Entra ID issues tokens for the
+    /// vault's audience and ACR's.
     pub vault: FakeKeyVault,
     /// ACR `broxivaprodacr`: docker-registry with token auth behind the
-    /// ingress, and its token endpoint (a fake, as issue 21 allows).
+    /// ingress, and ACR's token service (`/oauth2/exchange` and
+    /// `/oauth2/token`, the fake of tests/support/acr.rs, as issue 21
+    /// allows) trusting the Entra ID tokens of ACR's audience; the
+    /// workload identity may pull both repositories (AcrPull).
     pub registry: Registry,
-    pub acr_realm: TestServer,
+    pub acr: FakeAcr,
     /// The database backups in Azurite (account broxivastorage).
     pub backups: Backups,
     /// Namespace monitoring: Prometheus scraping the API, the web tier and
@@ -351,8 +358,8 @@ impl Twin {
         web.wait_for("/api/health", 200, Duration::from_secs(20));
 
         let monitoring = start_monitoring(api.port, web.port, vouch_rules).await;
-        let (registry, acr_realm) = start_registry(&platform).await;
-        std::fs::write(secrets.join("acr-password"), ACR_PASSWORD).unwrap();
+        let vault = start_vault(root, &roots).await;
+        let (registry, acr) = start_registry(&platform, &vault).await;
         let acr_cert = write_cert(
             root,
             "acr",
@@ -364,7 +371,7 @@ impl Twin {
                 acr: Some(AcrFront {
                     cert: acr_cert,
                     registry: registry.port,
-                    realm: acr_realm.addr.port(),
+                    token_service: acr.port,
                 }),
                 api_upstream: api.port,
                 web_upstream: web.port,
@@ -383,7 +390,6 @@ impl Twin {
         let kube = FakeKube::start().await;
         cluster::populate(&kube, &platform);
 
-        let vault = start_vault(root, &roots).await;
         let backups = Backups::start(root, &issuer, &roots).await;
 
         Twin {
@@ -398,7 +404,7 @@ impl Twin {
             dns,
             vault,
             registry,
-            acr_realm,
+            acr,
             backups,
             monitoring,
             ca,
@@ -484,11 +490,7 @@ impl Twin {
             ("AZURE_TENANT_ID".into(), super::key_vault::TENANT.into()),
             (
                 "AZURE_FEDERATED_TOKEN_FILE".into(),
-                self.dir
-                    .path()
-                    .join("azure-identity-token")
-                    .display()
-                    .to_string(),
+                self.federated_token_file().display().to_string(),
             ),
             (
                 "AZURE_AUTHORITY_HOST".into(),
@@ -502,6 +504,12 @@ impl Twin {
                 self.backups.azurite.key.clone(),
             ),
         ]
+    }
+
+    /// The workload identity's projected service account token, where
+    /// `AZURE_FEDERATED_TOKEN_FILE` points.
+    pub fn federated_token_file(&self) -> PathBuf {
+        self.dir.path().join("azure-identity-token")
     }
 
     /// Puts `name` into the vault, written `age_days` ago.
@@ -684,32 +692,29 @@ async fn start_monitoring(api: u16, web: u16, vouch_rules: bool) -> AlertStack {
 }
 
 /// docker-registry with token auth whose realm is ACR's token endpoint,
-/// holding a build of every commit tag of the two Deployments; and that
-/// endpoint, answering with a token to pull both repositories.
-async fn start_registry(platform: &Platform) -> (Registry, TestServer) {
-    let issuer = TokenIssuer::new();
-    let token = issuer.token_for(&["broxiva-api", "broxiva-web"], &["pull"], 86_400);
+/// holding a build of every commit tag of the two Deployments; and ACR's
+/// token service, which exchanges the Entra ID tokens `entra` issued for
+/// ACR's audience and grants the workload identity pull on both
+/// repositories.
+async fn start_registry(platform: &Platform, entra: &FakeKeyVault) -> (Registry, FakeAcr) {
     let registry = Registry::start_new(Auth::Token {
         realm: format!("https://{}/oauth2/token", cluster::REGISTRY),
-        issuer: Box::new(issuer),
+        issuer: Box::new(TokenIssuer::new()),
     });
-    for (repository, tags) in [
-        ("broxiva-api", &platform.api_tags),
-        ("broxiva-web", &platform.web_tags),
-    ] {
+    for (repository, tags) in REPOSITORIES
+        .iter()
+        .zip([&platform.api_tags, &platform.web_tags])
+    {
         for tag in tags {
             registry.push_build(repository, tag);
         }
     }
-    let realm = TestServer::http().await;
-    realm.route(
-        "/oauth2/token",
-        Reply::json(
-            200,
-            serde_json::json!({ "token": token, "access_token": token }),
-        ),
-    );
-    (registry, realm)
+    let acr = FakeAcr::start(entra.token_principals_for(ACR_AUDIENCE)).await;
+    acr.front(&registry);
+    for repository in REPOSITORIES {
+        acr.grant_pull(super::key_vault::CLIENT_ID, repository);
+    }
+    (registry, acr)
 }
 
 /// The vault with every secret of the shipped checks, a month old; its CA
@@ -721,8 +726,10 @@ async fn start_vault(root: &Path, roots: &Path) -> FakeKeyVault {
         Some(&format!("https://{VAULT_HOST}")),
     )
     .await;
-    // A real vault's challenge names its cloud's audience.
+    // A real vault's challenge names its cloud's audience; Entra ID also
+    // issues tokens for ACR's (the workload identity holds AcrPull).
     vault.set_challenge("login.windows.net", "https://vault.azure.net");
+    vault.issue_also_for(ACR_AUDIENCE);
     for name in VAULT_SECRETS {
         vault.put(
             name,
