@@ -160,10 +160,12 @@ fn claim(path: &Path) -> Result<Pending, FileReadError> {
 /// Records that the caller of read `id` stopped waiting for it. A no-op
 /// when the read has returned meanwhile.
 fn abandon(path: &Path, id: u64) {
-    if let Some(reads) = lock(&PENDING).get_mut(path) {
-        for read in reads.iter_mut().filter(|read| read.id == id) {
-            read.abandoned = true;
-        }
+    let mut pending = lock(&PENDING);
+    if let Some(read) = pending
+        .get_mut(path)
+        .and_then(|reads| reads.iter_mut().find(|read| read.id == id))
+    {
+        read.abandoned = true;
     }
 }
 
