@@ -234,8 +234,7 @@ impl ConnectionSettings {
             None if !in_cluster() => {
                 return Err("not running in a cluster (KUBERNETES_SERVICE_HOST is unset) and no kubeconfig found; give kubernetes.kubeconfig, --kubeconfig or KUBECONFIG".to_string())
             }
-            None => kube::Config::incluster()
-                .map_err(|err| format!("in-cluster service account: {err}"))?,
+            None => in_cluster_config(Path::new(SERVICE_ACCOUNT_DIR))?,
         };
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(READ_TIMEOUT);
@@ -309,8 +308,9 @@ fn resolve_relative(kubeconfig: &mut Kubeconfig, dir: &Path) {
 
 /// Reads the certificate and key files a kubeconfig names, capped (see
 /// [`crate::file_read`]), into the `*-data` fields kube would otherwise
-/// fill by reading them whole. The token file stays a file: kube re-reads
-/// it as a projected token rotates.
+/// fill by reading them whole. The token file stays a file, since kube
+/// re-reads it as a projected token rotates; it is read once here, capped,
+/// so that one that never ends is refused before kube reads it whole.
 fn inline_files(kubeconfig: &mut Kubeconfig) -> Result<(), String> {
     use base64::Engine as _;
     let inline = |file: &mut Option<String>| -> Result<Option<String>, String> {
@@ -343,8 +343,34 @@ fn inline_files(kubeconfig: &mut Kubeconfig) -> Result<(), String> {
         if user.client_key_data.is_none() {
             user.client_key_data = inline(&mut user.client_key)?.map(secrecy::SecretString::from);
         }
+        if let Some(token_file) = &user.token_file {
+            capped(Path::new(token_file))?;
+        }
     }
     Ok(())
+}
+
+/// Where a pod's service account is mounted; kube's in-cluster loader
+/// reads the token and the CA from here.
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The in-cluster config, once its token and CA are known to be files of
+/// a sane size: kube reads them whole (and the token again as it rotates).
+fn in_cluster_config(account_dir: &Path) -> Result<kube::Config, String> {
+    for name in ["token", "ca.crt"] {
+        capped(&account_dir.join(name))
+            .map_err(|err| format!("in-cluster service account: {err}"))?;
+    }
+    kube::Config::incluster().map_err(|err| format!("in-cluster service account: {err}"))
+}
+
+/// Reads a file kube will read itself, capped and dropped at once: a FIFO,
+/// `/dev/zero` or a log file named by mistake fails here with its name.
+/// Tokens and PEM files are well under the cap.
+fn capped(path: &Path) -> Result<(), String> {
+    crate::file_read::read(path, crate::file_read::MAX_PEM_BYTES)
+        .map(drop)
+        .map_err(|err| err.to_string())
 }
 
 fn in_cluster() -> bool {
@@ -476,6 +502,7 @@ current-context: dev
                 server,
                 "client-certificate: /dev/zero, client-key: /dev/zero",
             ),
+            ("token", server, "tokenFile: /dev/zero"),
         ] {
             let text = KUBECONFIG
                 .replace(&format!("{{ {server} }}"), &format!("{{ {cluster} }}"))
@@ -493,5 +520,22 @@ current-context: dev
                 "{key}: {err}"
             );
         }
+    }
+
+    /// In a pod, kube reads the service account's token and CA whole: an
+    /// endless one is refused first, naming it.
+    #[test]
+    fn an_endless_service_account_file_is_refused_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "a.b.c").unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("ca.crt")).unwrap();
+        let Err(err) = in_cluster_config(dir.path()) else {
+            panic!("an in-cluster config whose ca.crt is /dev/zero");
+        };
+        let shown = dir.path().join("ca.crt").display().to_string();
+        assert_eq!(
+            err,
+            format!("in-cluster service account: cannot read {shown}: larger than 1024 KiB")
+        );
     }
 }
