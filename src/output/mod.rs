@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod page;
 pub mod page_shards;
 pub mod peers;
+mod render_thread;
 pub mod report;
 pub mod server;
 pub mod status;

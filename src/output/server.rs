@@ -116,26 +116,15 @@ impl PanicPlaces {
     }
 }
 
-/// Rendering the status page, a check's page, the JSON API and the gate
-/// copies and formats the whole status: it runs on the blocking pool, one
-/// render at a time, so that a flood of such requests takes at most one
-/// core and never the async workers that run the checks' timers. A request
-/// that waits past the router's timeout is answered 503.
-static RENDERING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
-/// Runs `render` off the async workers, after the renders before it.
+/// Runs `render` on the render thread (see [`super::render_thread`]):
+/// off the async workers that run the checks' timers, one at a time, at a
+/// lower CPU priority. A request that waits past the router's timeout is
+/// answered 503.
 pub(super) async fn off_the_workers<F>(render: F) -> Response
 where
     F: FnOnce() -> Response + Send + 'static,
 {
-    let Ok(_turn) = RENDERING.acquire().await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
-    };
-    match tokio::task::spawn_blocking(render).await {
-        Ok(response) => response,
-        // The render panicked; the panic hook has logged it.
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
-    }
+    super::render_thread::render(render).await
 }
 
 /// `/`: this replica's checks, and with peers every other shard's too
