@@ -307,7 +307,7 @@ checks:
     http: {{ url: "{url}" }}
   - name: api-certificate
     section: infrastructure/tls
-    tls: {{ host: localhost, port: {tls_port}, insecure_skip_verify: true }}
+    tls: {{ host: localhost, connect_to: 127.0.0.1, port: {tls_port}, insecure_skip_verify: true }}
   - name: api-dns
     section: infrastructure/dns
     dns: {{ name: api.test, servers: ["{dns_a}", "{dns_b}"], propagation: true }}
