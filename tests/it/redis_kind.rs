@@ -610,7 +610,12 @@ async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
     let wrong = "Wr0ng-redis-Passw0rd";
     let wrong_url = format!("redis://vouch:{wrong}@127.0.0.1:{}/", redis.port);
     let outcome = Check::with_url(&wrong_url, "10s", "").run().await;
-    expect(&outcome, Verdict::Error, Reason::Auth, "");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        "Password authentication failed",
+    );
     let json = serde_json::to_string(&outcome).unwrap();
     assert!(
         !json.contains(wrong) && !json.contains(&wrong_url),
@@ -624,7 +629,12 @@ async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
         "username: vouch\npassword_file: password",
     );
     let outcome = run_once(check, CLIENTS.clone()).await.outcome;
-    expect(&outcome, Verdict::Error, Reason::Auth, "");
+    expect(
+        &outcome,
+        Verdict::Error,
+        Reason::Auth,
+        "Password authentication failed",
+    );
     assert!(!outcome.message.contains(wrong), "{}", outcome.message);
 
     // No credentials at all, where the default user is off.
@@ -632,7 +642,7 @@ async fn acl_user_and_password_pass_and_a_wrong_password_is_an_auth_error() {
         &Check::new(&redis, "").run().await,
         Verdict::Error,
         Reason::Auth,
-        "",
+        "NOAUTH",
     );
 
     // Through the binary: no output holds the password or the URL.
@@ -824,7 +834,8 @@ async fn rediss_with_a_private_ca_passes_and_without_it_is_an_unknown_issuer() {
         "--tls-auth-clients",
         "no",
     ]);
-    let url = format!("rediss://localhost:{tls_port}/");
+    // 127.0.0.1, where the server listens (the certificate names it too).
+    let url = format!("rediss://127.0.0.1:{tls_port}/");
     let with_ca = format!("ca_file: {}", ca_path.display());
     let outcome = Check::with_url(&url, "10s", &with_ca).run().await;
     expect(&outcome, Verdict::Pass, Reason::Ok, "PONG");
