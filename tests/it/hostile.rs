@@ -471,7 +471,8 @@ async fn a_flood_of_page_requests_leaves_the_schedule_on_time() {
     let config = write_config(&yaml);
     let daemon = Daemon::start(&config.path).await;
     daemon.wait_for_runs(1, Duration::from_secs(30)).await;
-    let before = runs_and_timely(&daemon.get_ok("/metrics").await);
+    let before_metrics = daemon.get_ok("/metrics").await;
+    let before = runs_and_timely(&before_metrics);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut flood = tokio::task::JoinSet::new();
     let paths = [
@@ -500,14 +501,19 @@ async fn a_flood_of_page_requests_leaves_the_schedule_on_time() {
     flooded.await;
     stop.cancel();
     while flood.join_next().await.is_some() {}
-    let after = runs_and_timely(&daemon.get_ok("/metrics").await);
-    let (runs, timely) = (after.0 - before.0, after.1 - before.1);
-    // Loose: on a quiet machine p99 is a few milliseconds (see the note
-    // of issue 20); here only that the flood does not push runs seconds late.
+    // Counted against the 5 s bucket, not the 1 s one: on a quiet machine
+    // p99 is a few milliseconds (see the note of issue 20), but with 40
+    // flooders, 1,000 checks and other builds on 2 shared cores, more than
+    // 5 % of runs were over a second late in 1 of 4 runs of this test
+    // (issue 22: no margin a loaded machine can break). Here only that the
+    // flood does not push runs several seconds late.
+    let (before_runs, before_within) = runs_and_within(&before_metrics, "5");
+    let after = runs_and_within(&daemon.get_ok("/metrics").await, "5");
+    let (runs, within) = (after.0 - before_runs, after.1 - before_within);
     assert!(
-        timely >= 0.95 * runs,
-        "{} of {runs} runs under the flood were over a second late",
-        runs - timely
+        within >= 0.95 * runs,
+        "{} of {runs} runs under the flood were over 5 s late",
+        runs - within
     );
 }
 
