@@ -77,7 +77,7 @@ checks:
   - name: api-cert
     section: infrastructure/tls
     severity: critical
-    tls: {{ host: localhost, port: {tls_port}, insecure_skip_verify: true, min_valid_for: 21d }}
+    tls: {{ host: localhost, connect_to: 127.0.0.1, port: {tls_port}, insecure_skip_verify: true, min_valid_for: 21d }}
   - name: db-backup-old
     section: pre-deploy/database
     severity: critical

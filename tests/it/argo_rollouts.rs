@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use support::http_server::{Reply, TestServer};
 use support::kube_api::FakeKube;
-use support::vouch::Daemon;
+use support::vouch::{Daemon, VERDICT_WAIT};
 use support::wait_until;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -48,24 +48,28 @@ fn install_argo(fake: &FakeKube) {
 
 struct Setup {
     daemon: Daemon,
-    _server: TestServer,
+    server: TestServer,
     _dir: tempfile::TempDir,
 }
 
-/// A daemon with one http check (its target answers after `delay`) that
-/// follows prod/api, on an hour's interval so only rollouts make it run.
-async fn start(fake: &FakeKube, delay: Duration) -> Setup {
+/// The check's target: healthy, answering after `delay`.
+fn health(delay: Duration) -> Reply {
+    Reply::json(200, json!({"status": "ok"})).delay(delay)
+}
+
+/// A daemon with one http check (its target answers at once) that follows
+/// prod/api, on an hour's interval so only rollouts make it run. Its
+/// timeout is generous: a rollout makes one run, which must pass even on a
+/// loaded machine.
+async fn start(fake: &FakeKube) -> Setup {
     let server = TestServer::http().await;
-    server.route(
-        "/health",
-        Reply::json(200, json!({"status": "ok"})).delay(delay),
-    );
+    server.route("/health", health(Duration::ZERO));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("vouch.yaml");
     std::fs::write(
         &config,
         format!(
-            "checks:\n  - name: api-health\n    section: post-deploy/api\n    interval: 1h\n    timeout: 8s\n    after_rollout_of: [prod/api]\n    http: {{ url: \"{}\" }}\n",
+            "checks:\n  - name: api-health\n    section: post-deploy/api\n    interval: 1h\n    timeout: 50s\n    after_rollout_of: [prod/api]\n    http: {{ url: \"{}\" }}\n",
             server.url("/health")
         ),
     )
@@ -74,7 +78,7 @@ async fn start(fake: &FakeKube, delay: Duration) -> Setup {
     let daemon = Daemon::start_with_args(&config, &["--kubeconfig", &kubeconfig]).await;
     Setup {
         daemon,
-        _server: server,
+        server,
         _dir: dir,
     }
 }
@@ -88,7 +92,7 @@ async fn an_argo_rollout_runs_its_checks_and_holds_a_since_rollout_gate_until_th
     let fake = FakeKube::start().await;
     install_argo(&fake);
     fake.apply(rollout("api", "api:1"));
-    let setup = start(&fake, Duration::from_secs(3)).await;
+    let setup = start(&fake).await;
     let daemon = &setup.daemon;
     wait_until(
         "the Deployment, StatefulSet and Rollout watches",
@@ -110,7 +114,11 @@ async fn an_argo_rollout_runs_its_checks_and_holds_a_since_rollout_gate_until_th
     assert_eq!(daemon.get(gate).await.unwrap().0, 200);
 
     // The next rollout: while the run it started is under way (its target
-    // takes 3 s), the last run predates the rollout and holds the gate.
+    // now takes 10 s, time enough for the gate to be asked on a busy
+    // machine), the last run predates the rollout and holds the gate.
+    setup
+        .server
+        .route("/health", health(Duration::from_secs(10)));
     fake.apply(rollout("api", "api:3"));
     wait_until("the second rollout to be seen", WAIT, || async {
         generation_seen(daemon).await == Some(3)
@@ -131,7 +139,7 @@ async fn an_argo_rollout_runs_its_checks_and_holds_a_since_rollout_gate_until_th
             .0,
         200
     );
-    wait_until("the gate to open after the run", WAIT, || async {
+    wait_until("the gate to open after the run", VERDICT_WAIT, || async {
         daemon.get(gate).await.unwrap().0 == 200
     })
     .await;
@@ -140,7 +148,7 @@ async fn an_argo_rollout_runs_its_checks_and_holds_a_since_rollout_gate_until_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_argo_rollouts_installed_nothing_more_is_watched_and_the_log_says_so() {
     let fake = FakeKube::start().await;
-    let setup = start(&fake, Duration::ZERO).await;
+    let setup = start(&fake).await;
     wait_until("the Deployment and StatefulSet watches", WAIT, || async {
         fake.open_watches() == 2
     })
@@ -203,7 +211,7 @@ async fn the_optional_component_grants_what_the_rollouts_watch_needs() {
     // The base alone: the Rollouts watch is refused, and /readyz says what
     // to grant.
     fake.set_rules_from_manifests(&rendered_rbac(false), "prod");
-    let setup = start(&fake, Duration::ZERO).await;
+    let setup = start(&fake).await;
     wait_until("the refusal to show on /readyz", WAIT, || async {
         let (_, body) = setup.daemon.get("/readyz").await.unwrap();
         body.contains("kubernetes watch rollouts.argoproj.io in prod: failing:")
@@ -215,7 +223,7 @@ async fn the_optional_component_grants_what_the_rollouts_watch_needs() {
     // With the component: listed and watched, nothing refused.
     fake.set_rules_from_manifests(&rendered_rbac(true), "prod");
     fake.reset_requests();
-    let setup = start(&fake, Duration::ZERO).await;
+    let setup = start(&fake).await;
     wait_until("the Rollouts watch to sync", WAIT, || async {
         let (_, body) = setup.daemon.get("/readyz").await.unwrap();
         body.contains("kubernetes watch rollouts.argoproj.io in prod: synced")

@@ -7,8 +7,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use support::http_server::{Reply, TestServer};
-use support::vouch::Daemon;
+use support::vouch::{Daemon, VERDICT_WAIT};
 use support::{closed_port, write_config};
+
+/// How long /livez may take to answer while checks are stuck: a frozen
+/// daemon never answers, a busy machine may take seconds.
+const LIVEZ_WAIT: Duration = Duration::from_secs(10);
 
 /// One http check against a port nothing listens on: it errors at once,
 /// which is all these tests need from a check.
@@ -32,10 +36,12 @@ async fn out_of_range_gate_queries_are_a_400_not_a_panic() {
         server.url("/ok")
     ));
     let daemon = Daemon::start(&config.path).await;
-    let passing = daemon
-        .wait_for_result("passing", Duration::from_secs(20))
-        .await;
-    assert_eq!(passing["state"], "pass", "{passing}");
+    // Awaited, not read from the first run: on a loaded machine one run
+    // may time out.
+    support::wait_until("a pass of the check", VERDICT_WAIT, || async {
+        daemon.check("passing").await["state"] == "pass"
+    })
+    .await;
     for since in ["1e18", "1e19", "1e20", "-1", "NaN", "inf", "-inf", "1e308"] {
         let path = format!("/api/v1/gate?since={since}");
         let answer = daemon.get(&path).await;
@@ -428,6 +434,12 @@ async fn a_wrong_password_flood_does_not_hold_up_a_known_scraper() {
 /// Scheduled runs and those that started within a second of their slot,
 /// from the lateness histogram of an exposition.
 fn runs_and_timely(metrics: &str) -> (f64, f64) {
+    runs_and_within(metrics, "1")
+}
+
+/// Scheduled runs and those that started within `le` seconds of their
+/// slot (a bucket bound of vouch_scheduler_lateness_seconds).
+fn runs_and_within(metrics: &str, le: &str) -> (f64, f64) {
     let value = |prefix: &str| {
         metrics
             .lines()
@@ -437,7 +449,9 @@ fn runs_and_timely(metrics: &str) -> (f64, f64) {
     };
     (
         value("vouch_scheduler_lateness_seconds_count "),
-        value("vouch_scheduler_lateness_seconds_bucket{le=\"1\"} "),
+        value(&format!(
+            "vouch_scheduler_lateness_seconds_bucket{{le=\"{le}\"}} "
+        )),
     )
 }
 
@@ -457,7 +471,8 @@ async fn a_flood_of_page_requests_leaves_the_schedule_on_time() {
     let config = write_config(&yaml);
     let daemon = Daemon::start(&config.path).await;
     daemon.wait_for_runs(1, Duration::from_secs(30)).await;
-    let before = runs_and_timely(&daemon.get_ok("/metrics").await);
+    let before_metrics = daemon.get_ok("/metrics").await;
+    let before = runs_and_timely(&before_metrics);
     let stop = tokio_util::sync::CancellationToken::new();
     let mut flood = tokio::task::JoinSet::new();
     let paths = [
@@ -486,14 +501,19 @@ async fn a_flood_of_page_requests_leaves_the_schedule_on_time() {
     flooded.await;
     stop.cancel();
     while flood.join_next().await.is_some() {}
-    let after = runs_and_timely(&daemon.get_ok("/metrics").await);
-    let (runs, timely) = (after.0 - before.0, after.1 - before.1);
-    // Loose: on a quiet machine p99 is a few milliseconds (see the note
-    // of issue 20); here only that the flood does not push runs seconds late.
+    // Counted against the 5 s bucket, not the 1 s one: on a quiet machine
+    // p99 is a few milliseconds (see the note of issue 20), but with 40
+    // flooders, 1,000 checks and other builds on 2 shared cores, more than
+    // 5 % of runs were over a second late in 1 of 4 runs of this test
+    // (issue 22: no margin a loaded machine can break). Here only that the
+    // flood does not push runs several seconds late.
+    let (before_runs, before_within) = runs_and_within(&before_metrics, "5");
+    let after = runs_and_within(&daemon.get_ok("/metrics").await, "5");
+    let (runs, within) = (after.0 - before_runs, after.1 - before_within);
     assert!(
-        timely >= 0.95 * runs,
-        "{} of {runs} runs under the flood were over a second late",
-        runs - timely
+        within >= 0.95 * runs,
+        "{} of {runs} runs under the flood were over 5 s late",
+        runs - within
     );
 }
 
@@ -517,8 +537,14 @@ async fn checks_added_by_a_reload_join_their_next_slot() {
     std::fs::write(&config.path, format!("{head}{all}")).unwrap();
     daemon.signal("HUP");
     daemon.wait_for_runs(1, Duration::from_secs(30)).await;
-    let (runs, timely) = runs_and_timely(&daemon.get_ok("/metrics").await);
-    assert_eq!(runs, timely, "runs over a second late after the reload");
+    // The exact promise (on the slot, no lateness) is asserted on the
+    // paused clock: tests/it/scheduler.rs
+    // checks_added_by_a_reconcile_join_their_next_slot_on_time. Here, with
+    // a margin a stalled host cannot reach: the bug recorded up to the
+    // 10 s interval for each of the five added checks, so at least one
+    // over 5 s late but for a 1-in-32 chance.
+    let (runs, within) = runs_and_within(&daemon.get_ok("/metrics").await, "5");
+    assert_eq!(runs, within, "runs over 5 s late after the reload");
 }
 
 /// After SIGSTOP/CONT the slots that passed were logged and counted as
@@ -582,10 +608,13 @@ async fn blocking_and_endless_secret_files_stop_only_their_own_check() {
     // Three rounds of the steady check, each with /livez answering.
     for runs in 1..=3 {
         daemon.wait_for_runs(runs, Duration::from_secs(20)).await;
-        let livez = tokio::time::timeout(Duration::from_secs(2), daemon.get("/livez")).await;
+        let livez = tokio::time::timeout(LIVEZ_WAIT, daemon.get("/livez")).await;
         assert!(matches!(livez, Ok(Some((200, _)))), "{livez:?}");
     }
-    assert_eq!(daemon.check("steady").await["state"], "pass");
+    support::wait_until("a pass of the steady check", VERDICT_WAIT, || async {
+        daemon.check("steady").await["state"] == "pass"
+    })
+    .await;
     let fifo_token = daemon.check("fifo-token").await;
     assert_eq!(fifo_token["state"], "error", "{fifo_token}");
     let message = fifo_token["last_run"]["message"].as_str().unwrap();
@@ -676,21 +705,28 @@ async fn a_pinned_self_signed_certificate_is_accepted_and_only_where_it_fits() {
          \x20 - name: system-roots\n    http: {{ url: \"https://localhost:{port}/ok\" }}\n"
     ));
     let daemon = Daemon::start(&config.path).await;
-    let pinned = daemon
-        .wait_for_result("pinned", Duration::from_secs(20))
+    // Each verdict awaited (one run on a loaded machine may time out), and
+    // each refusal by its reason and words, not merely "not a pass". A
+    // certificate pinned elsewhere, or trusted nowhere, is refused for what
+    // `openssl req -x509` made it: a CA certificate served as the leaf.
+    for (name, verdict, reason, words) in [
+        ("pinned", "pass", "ok", "status 200"),
+        ("wrong-name", "error", "tls_hostname", "NotValidForName"),
+        ("other-pin", "error", "tls", "CaUsedAsEndEntity"),
+        ("system-roots", "error", "tls", "CaUsedAsEndEntity"),
+    ] {
+        support::wait_until(
+            &format!("{name}: {verdict} ({reason}, {words})"),
+            VERDICT_WAIT,
+            || async {
+                let run = daemon.check(name).await["last_run"].clone();
+                run["verdict"] == verdict
+                    && run["reason"] == reason
+                    && run["message"].as_str().is_some_and(|m| m.contains(words))
+            },
+        )
         .await;
-    assert_eq!(pinned["state"], "pass", "{pinned}");
-    for name in ["wrong-name", "other-pin", "system-roots"] {
-        let refused = daemon.wait_for_result(name, Duration::from_secs(20)).await;
-        assert_ne!(refused["state"], "pass", "{name}: {refused}");
     }
-    let wrong_name = daemon.check("wrong-name").await;
-    assert!(
-        wrong_name["last_run"]["message"]
-            .to_string()
-            .contains("NotValidForName"),
-        "{wrong_name}"
-    );
 }
 
 /// A Unicode `\w` regex over a 50 MiB body (one that needs the slow
@@ -763,7 +799,10 @@ async fn a_regex_still_running_is_not_joined_by_the_next_run() {
         message.contains("evaluation of an earlier response is still running"),
         "{message}"
     );
-    assert_eq!(daemon.check("steady").await["state"], "pass");
+    support::wait_until("a pass of the steady check", VERDICT_WAIT, || async {
+        daemon.check("steady").await["state"] == "pass"
+    })
+    .await;
 }
 
 /// A FIFO at `dir/name`: opening it for reading blocks until a writer
@@ -787,7 +826,7 @@ fn release(fifo: &std::path::Path) {
 }
 
 /// Waits until the steady check has run `more` times after now, with
-/// /livez answering within 2 s each time.
+/// /livez answering each time (within [`LIVEZ_WAIT`]).
 async fn steady_keeps_running(daemon: &Daemon, more: usize) {
     let started = |check: serde_json::Value| check["last_run"]["started_at"].to_string();
     let mut last = started(daemon.check("steady").await);
@@ -799,7 +838,7 @@ async fn steady_keeps_running(daemon: &Daemon, more: usize) {
         )
         .await;
         last = started(daemon.check("steady").await);
-        let livez = tokio::time::timeout(Duration::from_secs(2), daemon.get("/livez")).await;
+        let livez = tokio::time::timeout(LIVEZ_WAIT, daemon.get("/livez")).await;
         assert!(matches!(livez, Ok(Some((200, _)))), "{livez:?}");
     }
 }
@@ -844,7 +883,10 @@ async fn blocking_and_endless_pem_and_token_files_stop_only_their_own_check() {
     .unwrap();
     let daemon = Daemon::start(&config).await;
     steady_keeps_running(&daemon, 3).await;
-    assert_eq!(daemon.check("steady").await["state"], "pass");
+    support::wait_until("a pass of the steady check", VERDICT_WAIT, || async {
+        daemon.check("steady").await["state"] == "pass"
+    })
+    .await;
     // A blocked read: the run's timeout names the file being read, later
     // runs fail at once naming it.
     let blocked = ["no result within 1s (reading", "a hung mount"];
@@ -858,7 +900,7 @@ async fn blocking_and_endless_pem_and_token_files_stop_only_their_own_check() {
             &["larger than"][..],
         ),
     ] {
-        let check = daemon.check(name).await;
+        let check = daemon.wait_for_result(name, VERDICT_WAIT).await;
         assert_eq!(check["state"], "error", "{check}");
         let message = check["last_run"]["message"].as_str().unwrap();
         assert!(

@@ -96,3 +96,96 @@ fn every_panel_has_a_unit_and_a_description_and_dashboards_link_up() {
     }
     assert_eq!(dashboards, 5);
 }
+
+const PROMETHEUS_RULE: &str = "deploy/components/prometheus-operator/prometheusrule.yaml";
+const DASHBOARD_CONFIGMAPS: &str = "deploy/components/prometheus-operator/grafana-dashboards.yaml";
+
+fn yaml_documents(path: &str) -> Vec<serde_yaml_ng::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect()
+}
+
+/// The generated PrometheusRule is checked as itself, not only as output
+/// of the mixin: its groups are the plain rule file's groups (parsed, so
+/// layout does not matter), and promtool accepts them taken out of it.
+/// Schema validation skips `monitoring.coreos.com` objects, and the plain
+/// file's promtool runs (tests/it/alerts.rs) do not read this one.
+#[test]
+fn the_prometheus_rule_holds_the_plain_rules_and_promtool_accepts_them() {
+    let rule = yaml_documents(PROMETHEUS_RULE);
+    assert_eq!(rule.len(), 1, "{PROMETHEUS_RULE}: one document");
+    let rule = &rule[0];
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    let plain = &yaml_documents("alerts/vouch.rules.yml")[0];
+    let groups = &rule["spec"]["groups"];
+    assert!(
+        groups.as_sequence().is_some_and(|g| !g.is_empty()),
+        "{PROMETHEUS_RULE}: no groups"
+    );
+    assert!(
+        groups == &plain["groups"],
+        "{PROMETHEUS_RULE}: spec.groups differ from alerts/vouch.rules.yml's groups"
+    );
+    // promtool on the generated groups, as a rule file of their own.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prometheusrule-groups.yml");
+    let mut as_file = serde_yaml_ng::Mapping::new();
+    as_file.insert("groups".into(), groups.clone());
+    std::fs::write(&file, serde_yaml_ng::to_string(&as_file).unwrap()).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool is installed (scripts/test.sh installs Debian's prometheus)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool check rules:\n{said}");
+    assert!(said.contains("SUCCESS"), "{said}");
+}
+
+/// Each dashboard ConfigMap carries exactly one dashboard of dashboards/,
+/// its JSON equal to the source file's (parsed), labelled for Grafana's
+/// sidecar; every dashboard has its ConfigMap.
+#[test]
+fn each_dashboard_configmap_holds_its_source_dashboard() {
+    let mut carried = Vec::new();
+    for configmap in yaml_documents(DASHBOARD_CONFIGMAPS) {
+        assert_eq!(configmap["kind"], "ConfigMap");
+        assert_eq!(
+            configmap["metadata"]["labels"]["grafana_dashboard"], "1",
+            "{:?}",
+            configmap["metadata"]
+        );
+        let data = configmap["data"].as_mapping().expect("a data map");
+        assert_eq!(data.len(), 1, "{:?}", configmap["metadata"]);
+        for (key, text) in data {
+            let key = key.as_str().unwrap().to_string();
+            let source = format!("dashboards/{key}");
+            let source_json: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&source).unwrap_or_else(|e| {
+                    panic!("{DASHBOARD_CONFIGMAPS} carries {key}, but {source}: {e}")
+                }))
+                .unwrap();
+            let carried_json: serde_json::Value =
+                serde_json::from_str(text.as_str().expect("the dashboard as text")).unwrap();
+            assert!(
+                carried_json == source_json,
+                "{DASHBOARD_CONFIGMAPS}: {key} differs from {source}"
+            );
+            carried.push(key);
+        }
+    }
+    carried.sort();
+    let mut sources: Vec<String> = std::fs::read_dir("dashboards")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    sources.sort();
+    assert_eq!(carried, sources, "one ConfigMap per dashboard");
+}

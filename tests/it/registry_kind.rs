@@ -233,7 +233,7 @@ async fn basic_auth_right_wrong_and_missing() {
 }
 
 #[tokio::test]
-async fn a_registry_that_is_down_is_an_error() {
+async fn a_registry_that_is_down_is_an_error_and_passes_again_once_back() {
     let mut registry = open_registry();
     let check = Check::new(&registry.url(), "tag: v1.2.3\n", None);
     expect(&check.run().await, Verdict::Pass, Reason::Ok, "present");
@@ -734,9 +734,11 @@ async fn an_identity_without_pull_rights_on_the_repository_is_forbidden() {
 #[tokio::test]
 async fn acr_with_entra_id_down_is_an_error_naming_the_identity() {
     let azure = azure_registry().await;
-    let closed = support::free_port();
+    // Held closed for the test binary's life: no other test can start
+    // listening there meanwhile (a port bound and released could be).
+    let closed = support::closed_port();
     let identity = format!(
-        "auth: workload_identity\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: https://localhost:{closed}\n  federated_token_file: azure-identity-token\n"
+        "auth: workload_identity\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: https://127.0.0.1:{closed}\n  federated_token_file: azure-identity-token\n"
     );
     let outcome = azure_check(&azure, Some(&identity)).run().await;
     expect(

@@ -470,6 +470,75 @@ async fn a_reconcile_keeps_the_schedule_of_an_unchanged_check() {
     assert!(scheduler.shutdown(Duration::from_secs(2)).await);
 }
 
+/// The paused-clock half of tests/it/hostile.rs's
+/// checks_added_by_a_reload_join_their_next_slot: a check added by a reload
+/// first runs at its own next slot after the reload (its phase counted from
+/// the scheduler's start), with no lateness recorded. Before, it fired at
+/// once and recorded up to an interval of lateness for a slot that passed
+/// before it existed.
+#[tokio::test(start_paused = true)]
+async fn checks_added_by_a_reconcile_join_their_next_slot_on_time() {
+    let gauge = Arc::new(Gauge::default());
+    let interval = Duration::from_secs(10);
+    let of = |name: &str| {
+        check(
+            name,
+            interval,
+            Duration::from_secs(1),
+            Act::Take(MS),
+            &gauge,
+        )
+    };
+    let origin = Instant::now();
+    let (mut scheduler, recorder) = start(&[of("first")], 32);
+    // Mid-interval, at an uneven moment: slots of the added checks passed.
+    tokio::time::sleep(Duration::from_millis(25_300)).await;
+    let reload = Instant::now();
+    let added: Vec<String> = (0..5).map(|i| format!("added-{i}")).collect();
+    let mut checks = vec![of("first")];
+    checks.extend(added.iter().map(|name| of(name)));
+    let changes = scheduler.reconcile(&checks);
+    assert_eq!(
+        changes,
+        Reconciled {
+            kept: 1,
+            started: 5,
+            stopped: 0
+        }
+    );
+    tokio::time::sleep(interval * 2).await;
+    for name in &added {
+        let starts = recorder.starts(name);
+        assert_eq!(starts.len(), 2, "{name}: one run per slot: {starts:?}");
+        let phase = first_run_offset(name, interval);
+        let mut planned = origin + phase;
+        while planned < reload {
+            planned += interval;
+        }
+        assert!(
+            starts[0] >= planned && starts[0] < planned + 5 * MS,
+            "{name}: first run {:?} after the reload, planned {:?}",
+            starts[0] - reload,
+            planned - reload
+        );
+        let lateness: Vec<Duration> = recorder
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Started {
+                    check, lateness, ..
+                } if check == *name => Some(lateness),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            lateness.iter().all(|l| *l < 5 * MS),
+            "{name}: lateness {lateness:?}"
+        );
+    }
+    assert!(scheduler.shutdown(Duration::from_secs(1)).await);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_runs_in_flight_up_to_the_grace_period() {
     let gauge = Arc::new(Gauge::default());

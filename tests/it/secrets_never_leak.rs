@@ -354,7 +354,7 @@ checks:
   - name: http-secret-header-env
     http: {{ url: "{}", secret_headers: {{ X-Api-Key: {{ value_env: LEAK_HEADER }} }}, {EXPECT_ECHO} }}
   - name: tls-kind
-    tls: {{ host: localhost, port: {}, ca_file: "{}" }}
+    tls: {{ host: localhost, connect_to: 127.0.0.1, port: {}, ca_file: "{}" }}
   - name: dns-kind
     dns: {{ name: name.test, servers: ["{}"], expect: {{ answers: [10.1.2.3] }} }}
   - name: postgres-right

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::http_server::{Reply, TestServer};
-use support::vouch::Daemon;
+use support::vouch::{Daemon, VERDICT_WAIT};
 use support::{closed_port, wait_until, write_config};
 
 fn chromium() -> &'static str {
@@ -15,6 +15,21 @@ fn chromium() -> &'static str {
         "chromium"
     } else {
         panic!("chromium is not installed (scripts/test.sh installs Debian's chromium)")
+    }
+}
+
+/// Waits until each check of [`config`] shows the verdict its target
+/// gives (awaited: on a loaded machine one run may time out).
+async fn await_expected_states(daemon: &Daemon) {
+    for (name, state) in [
+        ("api-health-live", "pass"),
+        ("web-homepage", "fail"),
+        ("nothing-listens", "error"),
+    ] {
+        wait_until(&format!("{name} to be {state}"), VERDICT_WAIT, || async {
+            daemon.check(name).await["state"] == state
+        })
+        .await;
     }
 }
 
@@ -80,6 +95,7 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     let config = config(&server);
     let daemon = Daemon::start(&config.path).await;
     daemon.wait_for_runs(2, Duration::from_secs(15)).await;
+    await_expected_states(&daemon).await;
     let url = format!("http://{}/", daemon.addr);
     let dom = tokio::task::spawn_blocking({
         let url = url.clone();
@@ -258,10 +274,7 @@ async fn the_gate_endpoint_follows_failing_and_recovering_targets() {
     server.route("/broken", Reply::text(503, "down"));
     let config = config(&server);
     let daemon = Daemon::start(&config.path).await;
-    wait_until("every check ran", Duration::from_secs(10), || async {
-        daemon.checks().await["summary"]["pending"] == 0
-    })
-    .await;
+    await_expected_states(&daemon).await;
 
     let (status, body) = daemon
         .get("/api/v1/gate?section=post-deploy/api")
@@ -363,15 +376,17 @@ async fn pending_checks_show_their_planned_run_and_a_rejected_reload_shows_until
         "checks:\n  - name: hourly\n    interval: 1h\n    timeout: 1s\n    http: { url: \"http://127.0.0.1:1/\" }\n",
     );
     let daemon = Daemon::start_with_args(&config.path, &["--web.enable-reload"]).await;
-    // Not run yet (its phase in the hour is later, most likely), but
-    // planned: the JSON and the page say when.
+    // Not run yet, but planned: the JSON and the page say when. The first
+    // run's offset into the interval is stable per name, so `hourly` is
+    // known to wait minutes: pending is certain, not likely.
+    let offset = vouch::scheduler::first_run_offset("hourly", Duration::from_secs(3600));
+    assert!(offset > Duration::from_secs(300), "{offset:?}");
     let check = daemon.check("hourly").await;
     assert!(check["next_run_at"].is_string(), "{check}");
-    if check["state"] == "pending" {
-        let page = daemon.get_ok("/").await;
-        assert!(page.contains("planned <span title="), "{page}");
-        assert!(page.contains("Gate waiting (warning and above)"), "{page}");
-    }
+    assert_eq!(check["state"], "pending", "{check}");
+    let page = daemon.get_ok("/").await;
+    assert!(page.contains("planned <span title="), "{page}");
+    assert!(page.contains("Gate waiting (warning and above)"), "{page}");
 
     // A broken reload: the old config keeps running, and the page says so
     // with the problem's file, line and key.

@@ -175,6 +175,10 @@ impl Azurite {
 
     /// A client of the test's own for `container`, with the account key.
     pub fn store(&self, container: &str) -> Arc<MicrosoftAzure> {
+        // object_store's reqwest is built without a crypto provider (as
+        // vouch's): install vouch's first, or a test process in which no
+        // probe installed it yet panics building the client.
+        vouch::clients::tls_configs::install_default_provider();
         Arc::new(
             MicrosoftAzureBuilder::new()
                 .with_account(&self.account)

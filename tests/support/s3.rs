@@ -64,6 +64,10 @@ impl S3 {
 
     /// A client of the test's own for the bucket.
     pub fn store(&self) -> Arc<AmazonS3> {
+        // object_store's reqwest is built without a crypto provider (as
+        // vouch's): install vouch's first, or a test process in which no
+        // probe installed it yet panics building the client.
+        vouch::clients::tls_configs::install_default_provider();
         Arc::new(
             AmazonS3Builder::new()
                 .with_bucket_name(&self.bucket)

@@ -34,6 +34,13 @@ pub async fn run(args: &[&str]) -> Output {
         .expect("run the vouch binary")
 }
 
+/// How long a test waits for a verdict of the live daemon: generous,
+/// since on a loaded machine one run may end by its timeout (a slow start
+/// of a server, a stalled host) and the next run must be awaited. Tests
+/// await each expected verdict with [`super::wait_until`] and this limit
+/// rather than read the first run's.
+pub const VERDICT_WAIT: Duration = Duration::from_secs(60);
+
 /// glibc's resolver options for a process (`RES_OPTIONS`, read beside
 /// /etc/resolv.conf): one try of one second per name server. A name that
 /// must not resolve then fails as DNS in about a second whether the host's
