@@ -142,6 +142,29 @@ async fn validate_counts_one_check_in_the_singular() {
 }
 
 #[tokio::test]
+async fn a_reload_to_a_config_without_checks_is_rejected_and_the_old_one_stays() {
+    let server = ok_and_down_server().await;
+    let config = checks_config(&[http_check(
+        "up",
+        "smoke",
+        "warning",
+        &server.url("/ok"),
+        "{}",
+    )]);
+    let daemon = vouch::Daemon::start_with_args(&config.path, &["--web.enable-reload"]).await;
+    daemon.wait_for_result("up", Duration::from_secs(10)).await;
+    std::fs::write(&config.path, "checks: []\n").unwrap();
+    let (status, body) = vouch::http_post(daemon.addr, "/-/reload").await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(":1: checks: no checks given: add at least one"),
+        "{body}"
+    );
+    let checks = daemon.checks().await;
+    assert_eq!(checks["checks"][0]["name"], "up", "{checks}");
+}
+
+#[tokio::test]
 async fn serve_refuses_a_config_without_checks_as_validate_does() {
     for config in ["checks: []\n", "# nothing yet\n"] {
         let dir = write_config(config);
