@@ -1,5 +1,5 @@
 # The image scripts/image.sh builds without a daemon (buildah), built with
-# Docker instead; the final stage is the same (tests/image.rs compares them):
+# Docker instead; the final stage is the same (tests/it/image.rs compares them):
 #
 #   docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) -t vouch .
 #

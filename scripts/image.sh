@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds vouch's OCI image without a container daemon, with Debian's
 # buildah (vfs storage, chroot isolation, so it runs as root in a plain
-# container or VM). The image is FROM scratch: the vouch binary, the C
-# libraries it links (as ldd lists them), CA certificates, a passwd entry
-# for the non-root user 65532, and the demo config; no shell.
+# container or VM; it stops at once without buildah or root). The image
+# is FROM scratch: the vouch binary, the C libraries it links (as ldd
+# lists them), CA certificates, a passwd entry for the non-root user
+# 65532, and the demo config; no shell.
 #
 #   scripts/image.sh --archive vouch.tar              # an OCI archive (load with skopeo, podman, crane...)
 #   scripts/image.sh --push REGISTRY/vouch:TAG        # push to a registry (--insecure for plain HTTP)
@@ -39,6 +40,21 @@ done
 if [ -z "$archive$push$rootfs" ]; then
   echo "image.sh: give --archive FILE, --push REF or --rootfs DIR" >&2
   usage
+fi
+# Building the image needs buildah, as root: say so now, not after an
+# 11-minute release build. (--rootfs only copies files: the Dockerfile runs
+# it in a build stage without buildah.)
+if [ -z "$rootfs" ]; then
+  if ! command -v buildah >/dev/null 2>&1; then
+    echo "image.sh: buildah is not installed (Debian/Ubuntu: apt-get install buildah;" \
+      "with Docker, build the Dockerfile instead)" >&2
+    exit 2
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "image.sh: run as root: buildah builds here with chroot isolation and vfs" \
+      "storage (where rootless buildah is set up, buildah unshare bash scripts/image.sh ... works too)" >&2
+    exit 2
+  fi
 fi
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 if [ -z "$revision" ] && [ -n "$binary" ]; then

@@ -23,7 +23,7 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_OUTPUT: u8 = 3;
 
 const CHECK_EXIT_CODES: &str = "Exit codes:\n  0  the gate passed: no check at or above --fail-on failed or errored\n  1  the gate failed: a check at or above --fail-on failed or errored\n  2  bad config or usage, or no check selected (see --allow-empty)\n  3  the report could not be written (--output)";
-const SERVE_EXIT_CODES: &str = "Endpoints: / (status page), /checks/NAME, /api/v1/checks, /api/v1/checks/NAME,\n/api/v1/gate (200 when the selected checks pass, else 503; ?section=, ?check=,\n?severity= (default warning), ?since=), /metrics, /livez, /healthz, /readyz,\nPOST /-/reload.\n\nExit codes:\n  0  stopped by SIGTERM or SIGINT\n  1  failed (e.g. cannot listen)\n  2  bad config";
+const SERVE_EXIT_CODES: &str = "Endpoints: / (status page), /checks/NAME, /api/v1/checks, /api/v1/checks/NAME,\n/api/v1/gate (200 when the selected checks pass, else 503; ?section=, ?check=,\n?severity= (default warning), ?since=), /metrics, /livez, /healthz, /readyz,\nPOST /-/reload.\n\nExit codes:\n  0  stopped by SIGTERM or SIGINT\n  1  failed (e.g. cannot listen)\n  2  bad config, or one without checks";
 const VALIDATE_EXIT_CODES: &str =
     "Exit codes:\n  0  valid\n  2  invalid: every problem is listed with file, line and key";
 
@@ -292,7 +292,9 @@ fn validate(path: &Path, clients: &Clients, web_config: Option<&Path>) -> anyhow
         }
     }
     if let Ok(plan) = &plan {
-        println!("{}: ok, {} checks", path.display(), plan.checks.len());
+        let count = plan.checks.len();
+        let noun = if count == 1 { "check" } else { "checks" };
+        println!("{}: ok, {count} {noun}", path.display());
     }
     if let (Some(file), Some(Ok(_))) = (web_config, &web) {
         println!("{}: ok", file.display());

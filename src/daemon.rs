@@ -130,9 +130,27 @@ pub struct Scope {
 
 /// Loads the config for `serve`, restricted to its scope. A selector that
 /// matches no check of the (reloaded) config is a config error, as for
-/// `vouch check`: a typo must not silently run everything or nothing.
+/// `vouch check`: a typo must not silently run everything or nothing. A
+/// config without checks is refused as `vouch validate` refuses it: the
+/// daemon would serve a green page and a passing gate while verifying
+/// nothing (at start exit 2; on reload the running config stays). A shard
+/// left without checks is not refused: with more shards than checks one
+/// holds none, which is no mistake of its config.
 fn load_for_serve(path: &Path, clients: &Clients, scope: &Scope) -> Result<Plan, ConfigError> {
     let mut plan = Plan::load(path, clients)?;
+    if plan.checks.is_empty() {
+        let source = crate::config::SourcedConfig::load(path);
+        let problem = source.ok().and_then(|source| source.no_checks());
+        return Err(ConfigError {
+            problems: vec![problem.unwrap_or_else(|| crate::config::LocatedProblem {
+                origin: path.display().to_string(),
+                line: None,
+                path: "checks".to_string(),
+                message: "no checks given: add at least one (examples/ has one of each kind)"
+                    .to_string(),
+            })],
+        });
+    }
     if !scope.only.is_empty() || !scope.skip.is_empty() {
         plan.checks = plan
             .select(&scope.only, &scope.skip)

@@ -179,8 +179,19 @@ impl Plan {
             let [kind] = check.kind_blocks()[..] else {
                 continue; // reported by common_problems
             };
+            if file.is_undecoded(&format!("checks[{i}].{}", kind.kind().as_str())) {
+                continue; // its kind block has a bad value, reported already
+            }
+            // With a timing that did not decode (reported already), the
+            // kind is not held to a built-in timeout the file did not ask
+            // for; such a plan is never run.
+            let timeout = if file.timings_known(i) {
+                check.effective_timeout(&file.defaults).0
+            } else {
+                std::time::Duration::from_secs(365 * 86_400)
+            };
             let ctx = BuildContext {
-                timeout: check.effective_timeout(&file.defaults).0,
+                timeout,
                 clients,
                 secrets: &secrets,
             };
@@ -213,7 +224,12 @@ impl Plan {
                 env("KUBECONFIG"),
             )
         });
-        if let Some(kube_settings) = &kube_settings {
+        // Not while `kubernetes:` has a bad value (reported already): the
+        // connection would be judged without it.
+        if let Some(kube_settings) = kube_settings
+            .as_ref()
+            .filter(|_| !file.is_undecoded("kubernetes"))
+        {
             problems.extend(kube_settings.problems());
         }
         if file

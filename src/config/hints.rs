@@ -60,12 +60,53 @@ fn typo(key: &str, expected: &str) -> Option<String> {
             "a secret is given by reference: `{file}` names a file holding it, `{env}` an environment variable"
         ));
     }
-    let best = listed
+    closest(key, listed).map(|best| format!("did you mean `{best}`?"))
+}
+
+/// The one of `candidates` that `given` is most likely a typo of.
+fn closest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
         .into_iter()
-        .map(|candidate| (strsim::damerau_levenshtein(key, candidate), candidate))
-        .filter(|(distance, candidate)| close_enough(key, *distance, candidate))
-        .min_by_key(|(distance, _)| *distance)?;
-    Some(format!("did you mean `{}`?", best.1))
+        .map(|candidate| (strsim::damerau_levenshtein(given, candidate), candidate))
+        .filter(|(distance, candidate)| close_enough(given, *distance, candidate))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// The value of `values` that `given` is most likely a typo of (or the
+/// start of, as `crit` of `critical`), for a value the decoder does not
+/// know: a typo, another letter case or an abbreviation.
+pub(crate) fn closest_value<'a>(given: &str, values: &[&'a str]) -> Option<&'a str> {
+    let lower = given.to_lowercase();
+    if let Some(same) = values
+        .iter()
+        .find(|v| **v != given && v.to_lowercase() == lower)
+    {
+        return Some(same);
+    }
+    let mut starting = values
+        .iter()
+        .filter(|v| lower.chars().count() >= 3 && v.starts_with(lower.as_str()));
+    if let (Some(only), None) = (starting.next(), starting.next()) {
+        return Some(only);
+    }
+    closest(&lower, values.iter().copied())
+}
+
+/// The decoder's `unknown variant `x`, expected …` with "did you mean"
+/// when `x` is close to one of the values it lists.
+pub(crate) fn unknown_variant(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown variant `") else {
+        return message.to_string();
+    };
+    let Some((given, tail)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let listed: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    match closest_value(given, &listed) {
+        Some(best) => format!("unknown variant `{given}` (did you mean `{best}`?){tail}"),
+        None => message.to_string(),
+    }
 }
 
 /// Where a real key given at the wrong level goes.
@@ -185,6 +226,22 @@ mod tests {
             secret.contains("`url_file` names a file holding it, `url_env`"),
             "{secret}"
         );
+    }
+
+    #[test]
+    fn a_misspelt_value_gets_the_closest_value() {
+        assert_eq!(
+            unknown_variant("unknown variant `replcia`, expected `master` or `replica`"),
+            "unknown variant `replcia` (did you mean `replica`?), expected `master` or `replica`"
+        );
+        let far = "unknown variant `leader`, expected `master` or `replica`";
+        assert_eq!(unknown_variant(far), far);
+        let severities = ["critical", "warning", "info"];
+        assert_eq!(closest_value("critcal", &severities), Some("critical"));
+        assert_eq!(closest_value("Warning", &severities), Some("warning"));
+        assert_eq!(closest_value("warn", &severities), Some("warning"));
+        assert_eq!(closest_value("high", &severities), None);
+        assert_eq!(closest_value("in", &severities), None);
     }
 
     #[test]

@@ -70,6 +70,49 @@ pub struct ConfigFile {
     /// How to reach the Kubernetes API (used only if a check needs it).
     #[serde(default)]
     pub kubernetes: Option<KubeConnectionConfig>,
+    /// Paths of values that were given but did not decode and were left
+    /// out so the rest could be checked (`defaults.interval`,
+    /// `checks[2].severity`, `checks[2].http` for a kind block): their
+    /// problems are reported already, and rules that read them would judge
+    /// a built-in value instead. Empty for a file that decodes.
+    #[serde(skip)]
+    pub undecoded: Vec<String>,
+}
+
+/// The keys the rules compare with each other (interval against timeout,
+/// rollout settings against both) and the kinds compare with the timeout.
+const TIMINGS: [&str; 6] = [
+    "interval",
+    "timeout",
+    "interval_when_failing",
+    "after_rollout_of",
+    "rollout_window",
+    "rollout_interval",
+];
+
+impl ConfigFile {
+    /// Whether the timings of check `index` are those the file asks for:
+    /// false when one of its own or of `defaults:` did not decode, so a
+    /// built-in value stands in for it (see [`ConfigFile::undecoded`]).
+    pub fn timings_known(&self, index: usize) -> bool {
+        !TIMINGS.iter().any(|key| {
+            self.is_undecoded(&format!("checks[{index}].{key}"))
+                || self.is_undecoded(&format!("defaults.{key}"))
+        })
+    }
+
+    /// Whether the value at `path` (or a value inside it, or the block it
+    /// is in) did not decode: see [`ConfigFile::undecoded`].
+    pub fn is_undecoded(&self, path: &str) -> bool {
+        self.undecoded.iter().any(|bad| {
+            let within = |outer: &str, inner: &str| {
+                inner
+                    .strip_prefix(outer)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            };
+            within(bad, path) || within(path, bad)
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,9 +2,12 @@
 //!
 //! The decoder stops at its first error. When the whole file does not
 //! decode, each top-level entry and each item of `checks` is decoded again
-//! on its own, from its own lines, so every entry that is wrong is
-//! reported in one run; the checks that did decode are then handed on to
-//! the rules that span fields, so their problems come in the same run too.
+//! on its own, from its own lines, and again without the key of each
+//! problem found, so every mistake is reported in one run; what decodes
+//! once the bad keys are out is then handed on to the rules that span
+//! fields and to the kinds' own checks, so their problems come in the same
+//! run too. The rules that read a value left out (a check's kind block, a
+//! timing inherited from a bad `defaults` value) wait for the next run.
 //!
 //! Pieces are cut by lines: a block-style file (what every example and
 //! every hand-written config is) has each top-level key and each check
@@ -46,10 +49,14 @@ struct Entry {
 }
 
 /// Decodes `text` whose whole-file decoding failed with `whole`, piece by
-/// piece. Gives `Err` with every problem found when the rest cannot be
-/// checked further (`defaults` or `kubernetes` is wrong: the checks' rules
-/// depend on them), the decoder's own error when the file cannot be cut
-/// into pieces or no piece fails alone.
+/// piece: each top-level entry and each check again and again without the
+/// key of each problem found. An entry or check that decodes once its bad
+/// keys are out is kept, and the paths of its bad values are recorded in
+/// [`ConfigFile::undecoded`], so the rules that read them wait for the
+/// next run while every other rule looks at the rest now (a bad `defaults`
+/// value does not hide the checks' problems, a bad `severity` does not
+/// hide its check's URL). Gives the decoder's own error when the file
+/// cannot be cut into pieces or no piece fails alone.
 pub(crate) fn decode_in_pieces(
     text: &str,
     origin: &str,
@@ -64,19 +71,20 @@ pub(crate) fn decode_in_pieces(
     let mut problems = Vec::new();
     let mut kept: Vec<Span> = Vec::new();
     let mut numbering = Vec::new();
-    let mut settings_failed = false;
+    let mut undecoded = Vec::new();
     for entry in &entries {
         if entry.key != "checks" || entry.items.is_empty() {
-            match decode_piece(&source, &[entry.span], origin) {
-                Ok(_) => kept.push(entry.span),
-                Err(err) => {
-                    // The checks' rules read `defaults` and `kubernetes`;
-                    // other entries (an unknown key, a bad listen_address)
-                    // do not change what they find.
-                    settings_failed |= matches!(entry.key.as_str(), "defaults" | "kubernetes");
-                    problems.extend(err.problems);
+            let piece = decode_dropping(&source, None, entry.span, origin);
+            match piece.spans {
+                Some(spans) => {
+                    kept.extend(spans);
+                    undecoded.extend(bad_values(&piece.problems));
                 }
+                // Left out whole (a flow mapping on one line): everything
+                // it sets is unknown to the rules.
+                None => undecoded.push(entry.key.clone()),
             }
+            problems.extend(piece.problems);
             continue;
         }
         // The `checks:` line (and anything before the first item) with
@@ -87,31 +95,55 @@ pub(crate) fn decode_in_pieces(
         };
         kept.push(head);
         for (number, item) in entry.items.iter().enumerate() {
-            let (found, rest) = decode_check(&source, head, *item, origin);
-            problems.extend(found.into_iter().map(|p| renumber_problem(p, number)));
-            if let Some(rest) = rest {
-                kept.extend(rest);
+            let piece = decode_dropping(&source, Some(head), *item, origin);
+            if let Some(spans) = piece.spans {
+                // The check is `checks[numbering.len()]` of what is kept.
+                let decoded = numbering.len();
+                undecoded.extend(
+                    bad_values(&piece.problems)
+                        .iter()
+                        .map(|path| renumber_path(path, decoded)),
+                );
+                kept.extend(spans);
                 numbering.push(number);
             }
+            problems.extend(
+                piece
+                    .problems
+                    .into_iter()
+                    .map(|p| renumber_problem(p, number)),
+            );
         }
     }
     if problems.is_empty() {
         return Err(fallback());
     }
     problems.sort_by_key(|p| p.line);
-    if settings_failed {
-        return Err(ConfigError { problems });
-    }
     let rest = join(&source, &kept);
     match serde_yaml_ng::from_str::<ConfigFile>(&rest) {
-        Ok(file) => Ok(Decoded {
-            file,
-            numbering,
-            text: rest,
-            problems,
-        }),
+        Ok(mut file) => {
+            file.undecoded = undecoded;
+            Ok(Decoded {
+                file,
+                numbering,
+                text: rest,
+                problems,
+            })
+        }
         Err(_) => Err(ConfigError { problems }),
     }
+}
+
+/// The paths of the values `problems` found bad, as far as the rules
+/// read them: `checks[0].severity`, `checks[0].http` (a check's kind
+/// block as a whole), `defaults.interval`. An unknown key changes nothing
+/// and is left out.
+fn bad_values(problems: &[LocatedProblem]) -> Vec<String> {
+    problems
+        .iter()
+        .filter(|p| !p.message.starts_with("unknown field") && !p.path.is_empty())
+        .map(|p| p.path.splitn(3, '.').take(2).collect::<Vec<_>>().join("."))
+        .collect()
 }
 
 impl Span {
@@ -120,33 +152,38 @@ impl Span {
     }
 }
 
-/// The most problems looked for in one check: each is found by decoding
-/// the check again without the key of the one before.
+/// The most problems looked for in one check or entry: each is found by
+/// decoding it again without the key of the one before.
 const MAX_PROBLEMS_PER_CHECK: usize = 8;
 
-/// Decodes one check (`item`, below the `checks:` line `head`), again and
-/// again without the key of each problem found, so a check with two
-/// mistakes shows both. Gives the problems and, when the check decodes
-/// once only unknown keys are left out (keys that change nothing), its
-/// lines without them, for the rules that span fields.
-fn decode_check(
-    source: &[&str],
-    head: Span,
-    item: Span,
-    origin: &str,
-) -> (Vec<LocatedProblem>, Option<Vec<Span>>) {
+/// What decoding one entry or check piece by piece gave.
+struct Piece {
+    problems: Vec<LocatedProblem>,
+    /// Its lines without the keys of its problems, when they decode (and
+    /// a check still has its kind block).
+    spans: Option<Vec<Span>>,
+}
+
+/// Decodes one top-level entry or check (`item`, below the `checks:` line
+/// `head`), again and again without the key of each problem found, so an
+/// entry with two mistakes shows both, and gives the lines that decode
+/// once they are out, for the rules.
+fn decode_dropping(source: &[&str], head: Option<Span>, item: Span, origin: &str) -> Piece {
     let mut spans = vec![item];
     let mut problems = Vec::new();
-    let mut only_unknown = true;
     while problems.len() < MAX_PROBLEMS_PER_CHECK {
-        let piece: Vec<Span> = std::iter::once(head).chain(spans.iter().copied()).collect();
+        let piece: Vec<Span> = head.into_iter().chain(spans.iter().copied()).collect();
         let err = match decode_piece(source, &piece, origin) {
-            // A check left without a kind block once its unknown keys are
-            // out (a misspelt `redsi:`) would only add "no check kind".
-            Ok(file) if file.checks.iter().any(|c| c.kinds_present().is_empty()) => {
-                return (problems, None)
+            // A check left without a kind block once its bad keys are out
+            // (a misspelt `redsi:`, `http: "url"`) would only add "no
+            // check kind".
+            Ok(file) if file.checks.iter().any(|c| c.kinds_present().is_empty()) => break,
+            Ok(_) => {
+                return Piece {
+                    problems,
+                    spans: Some(spans),
+                }
             }
-            Ok(_) => return (problems, only_unknown.then_some(spans)),
             Err(err) => err,
         };
         let Some(first) = err.problems.into_iter().next() else {
@@ -168,14 +205,16 @@ fn decode_check(
             }
             _ => None,
         };
-        only_unknown &= first.message.starts_with("unknown field");
         problems.push(first);
         match cut {
             Some(cut) => spans = without(&spans, cut),
             None => break,
         }
     }
-    (problems, None)
+    Piece {
+        problems,
+        spans: None,
+    }
 }
 
 /// A missing field that is only missing because a key reported before
@@ -268,13 +307,21 @@ fn decode_piece(source: &[&str], spans: &[Span], origin: &str) -> Result<ConfigF
     Err(error)
 }
 
-/// `checks[0]…` of a one-item piece as `checks[number]…` (the line is
-/// already the file's).
+/// `checks[0]…` of a one-item piece as `checks[number]…`, in the path
+/// and in a hint that names a path (the line is already the file's).
 fn renumber_problem(mut problem: LocatedProblem, number: usize) -> LocatedProblem {
-    if let Some(rest) = problem.path.strip_prefix("checks[0]") {
-        problem.path = format!("checks[{number}]{rest}");
-    }
+    problem.path = renumber_path(&problem.path, number);
+    problem.message = problem
+        .message
+        .replace("`checks[0].", &format!("`checks[{number}]."));
     problem
+}
+
+fn renumber_path(path: &str, number: usize) -> String {
+    match path.strip_prefix("checks[0]") {
+        Some(rest) => format!("checks[{number}]{rest}"),
+        None => path.to_string(),
+    }
 }
 
 /// The lines of `spans`, in order, as one text.
@@ -415,6 +462,40 @@ mod tests {
         assert_eq!(decoded.numbering, [1]);
         assert_eq!(decoded.file.checks[0].name, "b");
         assert!(decoded.file.defaults.interval.is_some());
+    }
+
+    #[test]
+    fn bad_values_are_left_out_and_recorded_for_the_rules() {
+        let text = "defaults:\n  interval: 30\n  timeout: 5s\nchecks:\n  - name: a\n    severity: high\n    http: {url: http://x}\n  - name: b\n    bogus: 1\n    http:\n      url: http://y\n      method: [GET]\n";
+        let lines = LineIndex::build(text).unwrap();
+        let whole = serde_yaml_ng::from_str::<ConfigFile>(text).err().unwrap();
+        let decoded = decode_in_pieces(text, "t.yaml", &lines, &whole)
+            .ok()
+            .unwrap();
+        assert_eq!(decoded.problems.len(), 4, "{:?}", decoded.problems);
+        // Both checks are kept; the unknown `bogus` changes nothing.
+        assert_eq!(decoded.numbering, [0, 1]);
+        assert_eq!(
+            decoded.file.undecoded,
+            ["defaults.interval", "checks[0].severity", "checks[1].http"]
+        );
+        // What decoded of `defaults` is kept.
+        assert!(decoded.file.defaults.timeout.is_some());
+        let file = &decoded.file;
+        assert!(file.is_undecoded("checks[1].http.method") && file.is_undecoded("checks[1]"));
+        assert!(!file.is_undecoded("checks[1].name") && !file.is_undecoded("checks[10].http"));
+        assert!(!file.timings_known(0) && !file.timings_known(1));
+    }
+
+    #[test]
+    fn the_placement_hint_names_the_check_it_is_about() {
+        let text = "checks:\n  - name: a\n    http: {url: http://x}\n  - name: b\n    http: {url: http://y}\n    expect: {status: [200]}\n";
+        let found = problems(text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("t.yaml:6: checks[1]: unknown field `expect` (it goes inside the kind block, as `checks[1].http.expect`)"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -34,7 +34,11 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
     }
     for (i, check) in file.checks.iter().enumerate() {
         let at = format!("checks[{i}]");
-        problems.extend(flap_problems(check, defaults, &at));
+        // A timing that did not decode (the check's own or the one it
+        // inherits) is reported already; comparing the built-in value in
+        // its place could report what is not in the file.
+        let timings_known = file.timings_known(i);
+        problems.extend(flap_problems(check, defaults, &at, timings_known));
         if check.name.trim().is_empty() {
             problems.push(Problem::new(format!("{at}.name"), "must not be empty"));
         } else if !seen.insert(check.name.as_str()) {
@@ -80,7 +84,7 @@ pub fn common_problems(file: &ConfigFile) -> Vec<Problem> {
                 ));
             }
         }
-        if let Some(problem) = timeout_problem(check, defaults, &at) {
+        if let Some(problem) = timeout_problem(check, defaults, &at).filter(|_| timings_known) {
             // defaults.timeout against the built-in interval shows in every
             // check that inherits both; it is said once.
             let repeated = problem.path == "defaults.timeout"
@@ -139,9 +143,15 @@ fn timeout_problem(check: &CheckConfig, defaults: &Defaults, at: &str) -> Option
     }
 }
 
-/// Rules of the flap settings: counts of at least 1, and a failing
-/// interval no longer than the interval and no shorter than the timeout.
-fn flap_problems(check: &CheckConfig, defaults: &Defaults, at: &str) -> Vec<Problem> {
+/// Rules of the flap settings: counts of at least 1, and (when
+/// `timings_known`) a failing interval no longer than the interval and no
+/// shorter than the timeout, and rollout settings that fit them.
+fn flap_problems(
+    check: &CheckConfig,
+    defaults: &Defaults,
+    at: &str,
+    timings_known: bool,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (key, own, inherited) in [
         (
@@ -167,6 +177,17 @@ fn flap_problems(check: &CheckConfig, defaults: &Defaults, at: &str) -> Vec<Prob
             _ => {}
         }
     }
+    for (j, workload) in check.after_rollout_of.iter().enumerate() {
+        if crate::plan::WorkloadRef::parse(workload).is_none() {
+            problems.push(Problem::new(
+                format!("{at}.after_rollout_of[{j}]"),
+                format!("{workload:?} is not namespace/name of a Deployment or StatefulSet"),
+            ));
+        }
+    }
+    if !timings_known {
+        return problems;
+    }
     if let Some(fast) = check.effective_interval_when_failing(defaults) {
         let key = if check.interval_when_failing.is_some() {
             format!("{at}.interval_when_failing")
@@ -184,14 +205,6 @@ fn flap_problems(check: &CheckConfig, defaults: &Defaults, at: &str) -> Vec<Prob
             problems.push(Problem::new(
                 key,
                 format!("{fast} is shorter than the timeout {timeout}"),
-            ));
-        }
-    }
-    for (j, workload) in check.after_rollout_of.iter().enumerate() {
-        if crate::plan::WorkloadRef::parse(workload).is_none() {
-            problems.push(Problem::new(
-                format!("{at}.after_rollout_of[{j}]"),
-                format!("{workload:?} is not namespace/name of a Deployment or StatefulSet"),
             ));
         }
     }

@@ -50,7 +50,10 @@ impl<'de> Deserialize<'de> for Severity {
                     "warning" => Ok(Severity::Warning),
                     "info" => Ok(Severity::Info),
                     _ => Err(E::custom(format!(
-                        "invalid severity {v:?}: expected critical, warning or info"
+                        "invalid severity {v:?}: expected critical, warning or info{}",
+                        super::hints::closest_value(v, &["critical", "warning", "info"])
+                            .map(|best| format!("; did you mean \"{best}\"?"))
+                            .unwrap_or_default()
                     ))),
                 }
             }

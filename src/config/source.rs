@@ -371,7 +371,12 @@ fn decode_error_in(
     }
     .or(location.map(|l| l.line()))
     .or_else(|| lines.line_for_unlocated(message));
-    ConfigError::single(origin, line, path, humanize_decoder_message(message))
+    ConfigError::single(
+        origin,
+        line,
+        path,
+        hints::unknown_variant(&humanize_decoder_message(message)),
+    )
 }
 
 /// Replaces the decoder's Rust vocabulary (`expected struct HttpConfig`,

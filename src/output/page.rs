@@ -12,7 +12,7 @@ use super::peers::ShardView;
 use super::status::{
     CheckStatus, HistoryView, RejectedReload, StatusSnapshot, Summary, HISTORY_LEN,
 };
-use crate::config::format_duration;
+use crate::config::{format_duration, Severity};
 use crate::plan::PlannedCheck;
 use crate::result::Verdict;
 
@@ -145,13 +145,8 @@ fn headline(items: &[GateItem], unreachable: &[Unreachable]) -> (&'static str, S
                 (
                     "bad",
                     format!(
-                        "\u{2718} Gate failing ({scope}): {failing} of {} {} not pass{aside}",
-                        answer.selected,
-                        if answer.selected == 1 {
-                            "check does"
-                        } else {
-                            "checks do"
-                        },
+                        "\u{2718} Gate failing ({scope}): {failing} of {} not pass{aside}",
+                        gated(answer.selected, items.len(), threshold, ("does", "do")),
                     ),
                     "failing",
                 )
@@ -165,14 +160,9 @@ fn headline(items: &[GateItem], unreachable: &[Unreachable]) -> (&'static str, S
                 (
                     "wait",
                     format!(
-                        "\u{2026} Gate waiting ({scope}): {} of {} {} not run yet{aside}",
+                        "\u{2026} Gate waiting ({scope}): {} of {} not run yet{aside}",
                         answer.holding.len(),
-                        answer.selected,
-                        if answer.selected == 1 {
-                            "check has"
-                        } else {
-                            "checks have"
-                        },
+                        gated(answer.selected, items.len(), threshold, ("has", "have")),
                     ),
                     "waiting",
                 )
@@ -187,6 +177,30 @@ fn headline(items: &[GateItem], unreachable: &[Unreachable]) -> (&'static str, S
     };
     let title = format!("vouch: gate {state} ({scope})");
     (class, banner, title)
+}
+
+/// "80 checks do" of a headline's "3 of 80 checks do not pass": the
+/// `selected` checks the gate counts, of `total`, with the verb (singular,
+/// plural). When checks below the threshold are left out, their severities
+/// are named ("80 warning and critical checks do"), so the count does not
+/// read as all of the page's checks.
+fn gated(selected: usize, total: usize, threshold: Severity, verb: (&str, &str)) -> String {
+    let verb = if selected == 1 { verb.0 } else { verb.1 };
+    let checks = plural(selected, "check");
+    if selected >= total {
+        return format!("{selected} {checks} {verb}");
+    }
+    let counted: Vec<&str> = [Severity::Info, Severity::Warning, Severity::Critical]
+        .into_iter()
+        .filter(|s| *s >= threshold)
+        .map(Severity::as_str)
+        .collect();
+    let severities = match counted.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    format!("{selected} {severities} {checks} {verb}")
 }
 
 /// The counts of checks by state.

@@ -128,6 +128,78 @@ async fn validate_accepts_a_good_config_without_touching_any_target() {
 }
 
 #[tokio::test]
+async fn validate_counts_one_check_in_the_singular() {
+    let config = checks_config(&[http_check(
+        "up",
+        "smoke",
+        "critical",
+        "http://127.0.0.1:9/",
+        "{}",
+    )]);
+    let out = vouch::run(&["validate", "--config", path_of(&config)]).await;
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), format!("{}: ok, 1 check\n", path_of(&config)));
+}
+
+#[tokio::test]
+async fn a_reload_to_a_config_without_checks_is_rejected_and_the_old_one_stays() {
+    let server = ok_and_down_server().await;
+    let config = checks_config(&[http_check(
+        "up",
+        "smoke",
+        "warning",
+        &server.url("/ok"),
+        "{}",
+    )]);
+    let daemon = vouch::Daemon::start_with_args(&config.path, &["--web.enable-reload"]).await;
+    daemon.wait_for_result("up", Duration::from_secs(10)).await;
+    std::fs::write(&config.path, "checks: []\n").unwrap();
+    let (status, body) = vouch::http_post(daemon.addr, "/-/reload").await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(":1: checks: no checks given: add at least one"),
+        "{body}"
+    );
+    let checks = daemon.checks().await;
+    assert_eq!(checks["checks"][0]["name"], "up", "{checks}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_config_without_checks_as_validate_does() {
+    for config in ["checks: []\n", "# nothing yet\n"] {
+        let dir = write_config(config);
+        let serve = tokio::process::Command::new(vouch::bin())
+            .args(["serve", "--config", path_of(&dir)])
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        // A daemon that starts anyway never exits on its own: the bound
+        // only keeps the test from hanging then.
+        let out = tokio::time::timeout(Duration::from_secs(60), serve)
+            .await
+            .unwrap_or_else(|_| panic!("{config:?}: serve started instead of refusing"))
+            .expect("run the vouch binary");
+        assert_exit(&out, 2);
+        let line = if config.starts_with("checks") {
+            ":1"
+        } else {
+            ""
+        };
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "{}{line}: checks: no checks given: add at least one (examples/ has one of each kind)\n",
+                path_of(&dir)
+            ),
+            "{config:?}"
+        );
+        assert_eq!(stdout(&out), "");
+    }
+}
+
+#[tokio::test]
 async fn validate_lists_every_problem_of_a_bad_config_on_stderr() {
     let fixture = "tests/fixtures/invalid/many_problems.yaml";
     let expected: Vec<String> = std::fs::read_to_string(fixture)

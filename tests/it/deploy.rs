@@ -259,13 +259,16 @@ fn names(list: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What the overlay sets, read off its rendering without components.
+/// What the overlay sets, read off its rendering without components (the
+/// `release` label off its rendering with prometheus-operator).
 struct Expected {
     image: String,
     namespace: String,
     volumes: Vec<String>,
     mounts: Vec<String>,
     release: Option<Value>,
+    /// Whether the overlay itself lists the prometheus-operator component.
+    operator_by_default: bool,
 }
 
 fn expected_of(overlay: &str) -> Expected {
@@ -284,10 +287,11 @@ fn expected_of(overlay: &str) -> Expected {
         namespace: kustomization["namespace"].as_str().unwrap().to_string(),
         volumes: names(&pod["volumes"], "name"),
         mounts: names(&pod["containers"][0]["volumeMounts"], "mountPath"),
-        release: plain
+        release: render(compose(overlay, &["prometheus-operator"], "").path())
             .iter()
             .find(|o| kind(o) == "ServiceMonitor")
             .map(|m| m["metadata"]["labels"]["release"].clone()),
+        operator_by_default: plain.iter().any(|o| kind(o) == "ServiceMonitor"),
     }
 }
 
@@ -337,8 +341,7 @@ fn check_survivors(objects: &[Value], expected: &Expected, what: &str) {
 /// What each component promises.
 fn check_components(objects: &[Value], components: &[&str], expected: &Expected, what: &str) {
     let has = |wanted: &str| objects.iter().any(|o| kind(o) == wanted);
-    let overlay_has_operator = expected.release.is_some();
-    if components.contains(&"prometheus-operator") || overlay_has_operator {
+    if components.contains(&"prometheus-operator") || expected.operator_by_default {
         assert_eq!(
             find(objects, "ServiceMonitor")["spec"]["endpoints"][0]["port"],
             "http"
@@ -514,6 +517,40 @@ fn an_overlay_sets_another_shard_count_with_one_value() {
     let objects = render(dir.path());
     assert_eq!(find(&objects, "StatefulSet")["spec"]["replicas"], 5);
     assert_shards_match_replicas(&objects, "example + sharded, 5 shards");
+}
+
+#[test]
+fn the_example_overlay_needs_no_crd_and_labels_the_operator_objects_when_asked() {
+    // A first `kubectl apply -k` of the copied overlay must work on a
+    // cluster without the Prometheus Operator: nothing of its API groups.
+    let plain = render("deploy/overlays/example");
+    let operator_objects: Vec<&str> = plain
+        .iter()
+        .filter(|o| {
+            o["apiVersion"]
+                .as_str()
+                .unwrap()
+                .starts_with("monitoring.coreos.com")
+        })
+        .map(kind)
+        .collect();
+    assert_eq!(operator_objects, Vec::<&str>::new());
+    // Turned on, its objects carry the release label the overlay sets.
+    let dir = compose("deploy/overlays/example", &["prometheus-operator"], "");
+    let objects = render(dir.path());
+    for wanted in ["ServiceMonitor", "PrometheusRule"] {
+        assert_eq!(
+            find(&objects, wanted)["metadata"]["labels"]["release"],
+            "kube-prometheus-stack",
+            "{wanted}"
+        );
+    }
+    // The overlay says how to turn it on.
+    let text = std::fs::read_to_string("deploy/overlays/example/kustomization.yaml").unwrap();
+    assert!(
+        text.contains("#   - ../../components/prometheus-operator"),
+        "{text}"
+    );
 }
 
 #[test]

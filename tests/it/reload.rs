@@ -185,7 +185,7 @@ async fn a_reload_whose_selector_panics_the_parser_is_rejected_and_serve_lives_o
 
 #[tokio::test]
 async fn reload_over_http_is_off_unless_asked_for() {
-    let dir = write_config("checks: []\n");
+    let dir = write_config("checks:\n  - name: api\n    http: {url: \"http://127.0.0.1:1/\"}\n");
     let daemon = Daemon::start(&dir.path).await;
     let (status, _) = http_post(daemon.addr, "/-/reload").await.unwrap();
     assert_eq!(status, 403);

@@ -509,7 +509,7 @@ async fn sigterm_lets_runs_in_flight_finish_within_the_grace_period_and_exits_ze
 
 #[tokio::test]
 async fn sigint_exits_zero() {
-    let config = write_config("checks: []\n");
+    let config = write_config("checks:\n  - name: api\n    http: {url: \"http://127.0.0.1:1/\"}\n");
     let mut daemon = Daemon::start(&config.path).await;
     daemon.signal("INT");
     let status = daemon

@@ -104,11 +104,12 @@ async fn the_status_page_shows_the_checklist_in_a_real_browser() {
     .await
     .unwrap();
 
-    // The headline is the gate's answer at its default threshold; the info
-    // check that errors is counted beside it.
+    // The headline is the gate's answer at its default threshold, naming
+    // the severities it counts (the page has three checks, the gate two);
+    // the info check that errors is counted beside it.
     assert!(
         dom.contains(
-            "Gate failing (warning and above): 1 of 2 checks do not pass \u{b7} 1 info check failing"
+            "Gate failing (warning and above): 1 of 2 warning and critical checks do not pass \u{b7} 1 info check failing"
         ),
         "{dom}"
     );

@@ -25,10 +25,11 @@ fn valid() -> Validity {
     Validity::ValidFor { days: 30 }
 }
 
-/// A vouch config with nothing to check, and a directory for the web
-/// config and its files.
+/// A vouch config with one check that touches nothing but a closed local
+/// port (`serve` refuses a config without checks), and a directory for
+/// the web config and its files.
 fn setup() -> ConfigDir {
-    write_config("checks: []\n")
+    write_config("checks:\n  - name: api\n    http: {url: \"http://127.0.0.1:1/\"}\n")
 }
 
 /// Writes `contents` to `dir/name` by renaming a complete temporary file
@@ -199,12 +200,13 @@ async fn basic_auth_guards_every_endpoint_over_tls() {
     let addr = daemon.addr;
     let alice = Client::trusting(&ca).with_credentials("alice", "alice's password");
 
-    // (path, status with credentials): the gate answers 400 for a config
-    // without checks, but only to someone it lets in.
+    // (path, status with credentials): the gate answers 503 (its one
+    // check, of a closed port, is pending or erroring), but only to
+    // someone it lets in.
     let endpoints = [
         ("/", 200),
         ("/api/v1/checks", 200),
-        ("/api/v1/gate", 400),
+        ("/api/v1/gate", 503),
         ("/metrics", 200),
         ("/livez", 200),
         ("/readyz", 200),
