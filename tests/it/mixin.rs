@@ -96,3 +96,90 @@ fn every_panel_has_a_unit_and_a_description_and_dashboards_link_up() {
     }
     assert_eq!(dashboards, 5);
 }
+
+/// The `_config` override example of docs/deploy.md renders, and what it
+/// sets reaches every rule, inhibit rule and dashboard: no placeholder
+/// link is left, promtool accepts the rules.
+#[test]
+fn the_documented_config_override_renders_and_reaches_every_rule_and_dashboard() {
+    let doc = std::fs::read_to_string("docs/deploy.md").unwrap();
+    let example = doc
+        .split("```jsonnet\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/deploy.md has a jsonnet example");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vouch-mixin.jsonnet");
+    std::fs::write(&file, example).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("dashboards")).unwrap();
+    let run = Command::new("jsonnet")
+        .args(["-J", "mixin", "-m"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .expect("jsonnet is installed (scripts/test.sh)");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let rules: serde_json::Value = serde_json::from_str(&read("vouch.rules.json")).unwrap();
+    let mut alerts = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            alerts += 1;
+            assert!(
+                rule["annotations"]["runbook_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://git.example.org/ops/vouch/-/blob/main/docs/runbooks.md#"),
+                "{name}: runbook_url not overridden"
+            );
+            if let Some(dashboard) = rule["annotations"]["dashboard_url"].as_str() {
+                assert!(
+                    dashboard.starts_with("https://grafana.example.org/d/"),
+                    "{name}: {dashboard}"
+                );
+            }
+            assert!(
+                !name.starts_with("VouchWorkload") && !name.starts_with("VouchPods"),
+                "{name}: the kubernetes group was turned off"
+            );
+            if name == "VouchCheckFailing" && rule["labels"]["severity"] == "warning" {
+                assert_eq!(rule["for"], "15m");
+            }
+            if name == "VouchSchedulerLagging" {
+                assert!(rule["expr"].as_str().unwrap().contains(") > 10\n"));
+            }
+        }
+    }
+    assert!(alerts > 50, "{alerts} alerts");
+    let inhibit = read("alertmanager-inhibit.json");
+    assert!(inhibit.contains("VouchCheckFailing") && !inhibit.contains("VouchWorkloadReplicasLow"));
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(out.join("dashboards")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains(".invalid"), "a placeholder link is left");
+        dashboards += 1;
+    }
+    assert_eq!(dashboards, 5);
+    for name in ["vouch.rules.json", "alertmanager-inhibit.json"] {
+        assert!(
+            !read(name).contains(".invalid"),
+            "{name}: a placeholder is left"
+        );
+    }
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(out.join("vouch.rules.json"))
+        .output()
+        .expect("promtool is installed");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}

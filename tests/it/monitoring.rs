@@ -477,7 +477,7 @@ scrape_configs:
     );
     assert_eq!(
         alert["annotations"]["runbook_url"],
-        "https://github.com/vouch/vouch/blob/main/docs/runbooks.md#vouchcheckfailing"
+        "https://vouch-runbooks.set-runbookURLPattern.invalid/docs/runbooks.md#vouchcheckfailing"
     );
     // The warning check fails too, and pages at its own severity.
     wait_until(
