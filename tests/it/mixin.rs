@@ -183,3 +183,60 @@ fn the_documented_config_override_renders_and_reaches_every_rule_and_dashboard()
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// The kind dashboards (audit of issue 16, 3.3): every aggregation and
+/// match keeps the install labels, so a check failing in one namespace is
+/// never averaged or maxed away by the same check passing in another; and
+/// the limit lines of a check's configured limits come from
+/// vouch_check_threshold, not a number fixed in the dashboard.
+#[test]
+fn kind_dashboards_keep_the_install_labels_and_draw_the_checks_own_limits() {
+    let grouping = regex::Regex::new(r"\b(by|on) \(([^)]*)\)").unwrap();
+    let mut limits = Vec::new();
+    for name in [
+        "vouch-endpoints.json",
+        "vouch-data-stores.json",
+        "vouch-secrets-backups.json",
+        "vouch-workloads.json",
+    ] {
+        let dashboard: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(Path::new("dashboards").join(name)).unwrap(),
+        )
+        .unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap_or_default();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap();
+                for found in grouping.captures_iter(expr) {
+                    assert!(
+                        found[2].starts_with("cluster, namespace, job"),
+                        "{name} / {title}: `{}` merges installs:\n{expr}",
+                        &found[0]
+                    );
+                }
+                if target["refId"] == "LIMIT" {
+                    assert!(expr.contains("vouch_check_threshold{"), "{title}: {expr}");
+                    limits.push(title.to_string());
+                }
+            }
+            // A fixed threshold line left only where no configured limit
+            // exists (pods in trouble: any).
+            let defaults = &panel["fieldConfig"]["defaults"];
+            let style = defaults["custom"]["thresholdsStyle"]["mode"]
+                .as_str()
+                .unwrap_or("off");
+            let fixed = defaults["thresholds"]["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["value"].is_number());
+            if style != "off" && fixed {
+                assert_eq!(
+                    title, "Pods in trouble",
+                    "{name}: {title} draws a fixed line"
+                );
+            }
+        }
+    }
+    assert_eq!(limits.len(), 7, "{limits:?}");
+}
