@@ -129,7 +129,7 @@
             ],
           }],
         },
-        targets+: [{ refId: 'LIMIT', expr: l.expr, legendFormat: l.legend }],
+        targets+: [{ datasource: p.targets[0].datasource, refId: 'LIMIT', expr: l.expr, legendFormat: l.legend }],
       },
 
   local upgradePanel(p) =
