@@ -246,19 +246,27 @@
           // reports nothing now (its Deployment or ServiceMonitor went away,
           // so even its `up` series are gone). Else, when no install has
           // reported within the lookback, absent() of the whole selector.
+          // An install whose targets are still listed but down has
+          // `up == 0` series: VouchInstanceDown / VouchNoInstanceUp speak
+          // for it. (A target that is up but exports no vouch series is
+          // not vouch: that still raises VouchAbsent.)
           expr: |||
             (
               group by (%(install)s) (max_over_time(%(info)s[%(lookback)s]))
               unless
               group by (%(install)s) (%(info)s)
+              unless on (%(install)s)
+              group by (%(install)s) (%(up)s == 0)
             )
             or
             (
               absent(%(info)s)
               unless on ()
               group by (%(install)s) (max_over_time(%(info)s[%(lookback)s]))
+              unless on ()
+              group by (%(install)s) (%(up)s == 0)
             )
-          ||| % { install: install, info: q.sel('vouch_build_info'), lookback: c.absentLookback },
+          ||| % { install: install, info: q.sel('vouch_build_info'), up: q.sel('up'), lookback: c.absentLookback },
           'for': c.alertFor.absent,
           labels: { severity: c.severities.absent },
           annotations: selfAnnotations(
