@@ -38,14 +38,46 @@
     probeErrorWindow: '10m',
 
     // Expiry alerts (TLS chain, cert-manager Certificate, secrets) fire at
-    // warning once the check fails on its own min_valid_for, and at
-    // critical (critical checks only) within this many days.
+    // the check's severity once the check fails on its own min_valid_for.
+    // Checks of these severities also fire at critical within
+    // expiryCriticalDays (an expiry days away is an outage); [] turns the
+    // escalation off. Info checks are better left out: they never page.
+    expiryEscalateSeverities: ['warning'],
     expiryCriticalDays: 7,
 
     // `for:` of check-level alerts, by the check's severity: a specific
     // alert waits as long as the generic one of the same severity, so
     // the two arrive together and inhibition keeps one.
     checkFor: { critical: '1m', warning: '5m', info: '5m' },
+
+    // `for:` of the alerts that are not about one check's verdict.
+    alertFor: {
+      instanceDown: '5m',
+      noInstanceUp: '2m',
+      absent: '10m',
+      configReloadFailed: '0m',
+      schedulerLagging: '10m',
+      runsSkipped: '0m',
+      kubeWatchFailing: '5m',
+      checkStale: '1m',
+      checkNeverRan: '1m',
+      checkSlow: '15m',
+      probeErrors: '10m',
+    },
+
+    // VouchSchedulerLagging: this quantile of how late runs start, over
+    // the window, above this many seconds.
+    schedulerLagQuantile: 0.99,
+    schedulerLagSeconds: 5,
+    schedulerLagWindow: '10m',
+
+    // VouchRunsSkipped: any run skipped within this window.
+    skippedRunsWindow: '15m',
+
+    // VouchAbsent, per install: an install (cluster, namespace, job) that
+    // reported within this window and reports nothing now. Past it, a
+    // removed install is forgotten (the alert resolves by itself).
+    absentLookback: '1h',
 
     // Severities of the alerts about vouch itself.
     severities: {
@@ -74,12 +106,16 @@
       kubernetes: true,
     },
 
-    // runbook_url: this pattern with the alert's name in lower case.
-    runbookURLPattern: 'https://github.com/vouch/vouch/blob/main/docs/runbooks.md#%s',
+    // SET THESE TWO for your installation (docs/deploy.md, "Changing the rules and dashboards"). The defaults
+    // are under the reserved `.invalid` domain: links that visibly go
+    // nowhere rather than to a guessed address.
+    // runbook_url: this pattern with the alert's name in lower case, e.g.
+    // 'https://git.example.org/ops/vouch/-/blob/main/docs/runbooks.md#%s'.
+    runbookURLPattern: 'https://vouch-runbooks.set-runbookURLPattern.invalid/docs/runbooks.md#%s',
 
     // dashboard_url: Grafana's address; the link opens the checklist
     // dashboard filtered to the alert's install and check.
-    grafanaURL: 'http://grafana.example.com',
+    grafanaURL: 'https://grafana.set-grafanaURL.invalid',
     dashboardUIDs: {
       overview: 'vouch-overview',
       endpoints: 'vouch-endpoints',

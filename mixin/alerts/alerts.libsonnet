@@ -12,6 +12,12 @@
 
   local where = 'check {{ $labels.check }} in {{ $labels.namespace }}/{{ $labels.job }}',
 
+  // '5m' -> '5 minutes', for descriptions that name a configured duration.
+  local human(d) =
+    local n = std.parseInt(std.substr(d, 0, std.length(d) - 1));
+    local unit = { s: 'second', m: 'minute', h: 'hour', d: 'day' }[std.substr(d, std.length(d) - 1, 1)];
+    '%d %s%s' % [n, unit, if n == 1 then '' else 's'],
+
   local annotations(name, summary, description, dashboard='overview') = {
     summary: summary,
     description: description,
@@ -38,33 +44,31 @@
     for severity in ['critical', 'warning', 'info']
   ],
 
-  // Expiry: warning (info for info checks) once the check fails on its
-  // own min_valid_for; critical, for critical checks, within
-  // expiryCriticalDays. Same name, so the standard inhibition (critical
-  // mutes warning of the same alertname) keeps one.
-  local expiryAlert(name, remaining, summary, description, extra=[], dashboard='overview') = [
-    {
-      alert: name,
-      expr: q.gated(
-        q.vsThreshold(remaining, '<', 'min_valid_for', extra) + '\nor\n' + remaining + ' < 0',
-        tier[0],
-        extra,
-        'min',
-      ),
-      'for': c.checkFor[tier[1]],
-      labels: { severity: tier[1] },
-      annotations: annotations(name, summary, description, dashboard),
-    }
-    for tier in [['critical|warning', 'warning'], ['info', 'info']]
-  ] + [
-    {
-      alert: name,
-      expr: q.gated('%s < %d' % [remaining, c.expiryCriticalDays * 86400], 'critical', extra, 'min'),
-      'for': c.checkFor.critical,
-      labels: { severity: 'critical' },
-      annotations: annotations(name, summary, description, dashboard),
-    },
-  ],
+  // Expiry: once the check fails on its own min_valid_for (or the
+  // thing has expired), at the check's severity, like every kind alert,
+  // so it mutes the generic VouchCheckFailing of the check and pages once.
+  // Checks of a severity in expiryEscalateSeverities (warning by default)
+  // also fire at critical within expiryCriticalDays: the warning has been
+  // open for (min_valid_for - expiryCriticalDays) by then, and an expiry
+  // days away is an outage that cannot wait for office hours. Info checks
+  // never page (their owner said so), critical ones page from
+  // min_valid_for on. Same name, so the critical tier mutes the warning.
+  local expiryAlert(name, remaining, summary, description, extra=[], dashboard='overview') =
+    local expired = q.vsThreshold(remaining, '<', 'min_valid_for', extra) + '\nor\n' + remaining + ' < 0';
+    local escalate = [s for s in c.expiryEscalateSeverities if s != 'critical'];
+    [
+      {
+        alert: name,
+        expr: q.gated(expired, severity, extra, 'min')
+              + (if severity == 'critical' && std.length(escalate) > 0 then
+                   'or\n' + q.gated('%s < %d' % [remaining, c.expiryCriticalDays * 86400], std.join('|', escalate), extra, 'min')
+                 else ''),
+        'for': c.checkFor[severity],
+        labels: { severity: severity },
+        annotations: annotations(name, summary, description, dashboard),
+      }
+      for severity in ['critical', 'warning', 'info']
+    ],
 
   local selfAnnotations(name, summary, description) = {
     summary: summary,
@@ -117,7 +121,7 @@
             interval: q.last('vouch_check_interval_seconds'),
             timeout: q.last('vouch_check_timeout_seconds'),
           },
-          'for': '1m',
+          'for': c.alertFor.checkStale,
           labels: { severity: c.severities.checkStale },
           annotations: annotations(
             'VouchCheckStale',
@@ -145,7 +149,7 @@
             timeout: q.last('vouch_check_timeout_seconds'),
             loaded: q.last('vouch_config_last_reload_success_timestamp_seconds'),
           },
-          'for': '1m',
+          'for': c.alertFor.checkNeverRan,
           labels: { severity: c.severities.checkNeverRan },
           annotations: annotations(
             'VouchCheckNeverRan',
@@ -175,7 +179,7 @@
             info: q.last('vouch_check_info', 'severity!="info"'),
             ratio: c.probeErrorRatio,
           },
-          'for': '10m',
+          'for': c.alertFor.probeErrors,
           labels: { severity: c.severities.probeErrors },
           annotations: selfAnnotations(
             'VouchProbeErrorRateHigh',
@@ -200,7 +204,7 @@
             ratio: c.slowTimeoutRatio,
             timeout: q.last('vouch_check_timeout_seconds'),
           },
-          'for': '15m',
+          'for': c.alertFor.checkSlow,
           labels: { severity: c.severities.checkSlow },
           annotations: annotations(
             'VouchCheckSlow',
@@ -217,40 +221,64 @@
         {
           alert: 'VouchInstanceDown',
           expr: 'max by (%s) (%s) == 0' % [replica, q.sel('up')],
-          'for': '5m',
+          'for': c.alertFor.instanceDown,
           labels: { severity: c.severities.instanceDown },
           annotations: selfAnnotations(
             'VouchInstanceDown',
             'vouch replica {{ $labels.instance }} cannot be scraped',
-            'Prometheus has not scraped vouch at {{ $labels.instance }} (%s) for 5 minutes. Other replicas, if any, still verify; VouchNoInstanceUp fires when none is left.' % '{{ $labels.namespace }}/{{ $labels.job }}',
+            'Prometheus has not scraped vouch at {{ $labels.instance }} (%s) for %s. Other replicas, if any, still verify; VouchNoInstanceUp fires when none is left.' % ['{{ $labels.namespace }}/{{ $labels.job }}', human(c.alertFor.instanceDown)],
           ),
         },
         {
           alert: 'VouchNoInstanceUp',
           expr: 'max by (%s) (%s) == 0' % [install, q.sel('up')],
-          'for': '2m',
+          'for': c.alertFor.noInstanceUp,
           labels: { severity: c.severities.noInstanceUp },
           annotations: selfAnnotations(
             'VouchNoInstanceUp',
             'No vouch replica in {{ $labels.namespace }} can be scraped',
-            'Every vouch target of %s has been down for 2 minutes: nothing verifies this deployment.' % '{{ $labels.namespace }}/{{ $labels.job }}',
+            'Every vouch target of %s has been down for %s: nothing verifies this deployment.' % ['{{ $labels.namespace }}/{{ $labels.job }}', human(c.alertFor.noInstanceUp)],
           ),
         },
         {
           alert: 'VouchAbsent',
-          expr: 'absent(%s)' % q.sel('vouch_build_info'),
-          'for': '10m',
+          // Per install: one that reported within absentLookback and
+          // reports nothing now (its Deployment or ServiceMonitor went away,
+          // so even its `up` series are gone). Else, when no install has
+          // reported within the lookback, absent() of the whole selector.
+          // An install whose targets are still listed but down has
+          // `up == 0` series: VouchInstanceDown / VouchNoInstanceUp speak
+          // for it. (A target that is up but exports no vouch series is
+          // not vouch: that still raises VouchAbsent.)
+          expr: |||
+            (
+              group by (%(install)s) (max_over_time(%(info)s[%(lookback)s]))
+              unless
+              group by (%(install)s) (%(info)s)
+              unless on (%(install)s)
+              group by (%(install)s) (%(up)s == 0)
+            )
+            or
+            (
+              absent(%(info)s)
+              unless on ()
+              group by (%(install)s) (max_over_time(%(info)s[%(lookback)s]))
+              unless on ()
+              group by (%(install)s) (%(up)s == 0)
+            )
+          ||| % { install: install, info: q.sel('vouch_build_info'), up: q.sel('up'), lookback: c.absentLookback },
+          'for': c.alertFor.absent,
           labels: { severity: c.severities.absent },
           annotations: selfAnnotations(
             'VouchAbsent',
-            'No vouch is reporting',
-            'No series of vouch (%s) has been seen for 10 minutes: vouch is not deployed, not scraped, or its targets vanished.' % std.strReplace(c.vouchSelector, '"', "'"),
+            'No vouch is reporting{{ with $labels.namespace }} in {{ . }}{{ end }}',
+            'No series of vouch (%s{{ with $labels.namespace }}, namespace {{ . }}{{ end }}) has been seen for %s: vouch is not deployed, not scraped, or its targets vanished.' % [std.strReplace(c.vouchSelector, '"', "'"), human(c.alertFor.absent)],
           ),
         },
         {
           alert: 'VouchConfigReloadFailed',
           expr: 'max by (%s) (%s) == 0' % [replica, q.last('vouch_config_last_reload_successful')],
-          'for': '0m',
+          'for': c.alertFor.configReloadFailed,
           labels: { severity: c.severities.configReloadFailed },
           annotations: selfAnnotations(
             'VouchConfigReloadFailed',
@@ -261,38 +289,38 @@
         {
           alert: 'VouchSchedulerLagging',
           expr: |||
-            histogram_quantile(0.99,
-              sum by (%s, le) (rate(%s[10m]))
-            ) > 5
-          ||| % [replica, q.sel('vouch_scheduler_lateness_seconds_bucket')],
-          'for': '10m',
+            histogram_quantile(%g,
+              sum by (%s, le) (rate(%s[%s]))
+            ) > %g
+          ||| % [c.schedulerLagQuantile, replica, q.sel('vouch_scheduler_lateness_seconds_bucket'), c.schedulerLagWindow, c.schedulerLagSeconds],
+          'for': c.alertFor.schedulerLagging,
           labels: { severity: c.severities.schedulerLagging },
           annotations: selfAnnotations(
             'VouchSchedulerLagging',
             'vouch {{ $labels.instance }} starts runs late',
-            '99% of runs on {{ $labels.instance }} started up to {{ $value | humanizeDuration }} after their planned time over 10 minutes: raise max_concurrent_runs or give vouch more CPU.',
+            '%g%% of runs on {{ $labels.instance }} started up to {{ $value | humanizeDuration }} after their planned time over %s: raise max_concurrent_runs or give vouch more CPU.' % [c.schedulerLagQuantile * 100, human(c.schedulerLagWindow)],
           ),
         },
         {
           alert: 'VouchRunsSkipped',
-          expr: 'max by (%s, check) (increase(%s[15m])) > 0' % [install, q.sel('vouch_scheduler_skipped_runs_total')],
-          'for': '0m',
+          expr: 'max by (%s, check) (increase(%s[%s])) > 0' % [install, q.sel('vouch_scheduler_skipped_runs_total'), c.skippedRunsWindow],
+          'for': c.alertFor.runsSkipped,
           labels: { severity: c.severities.runsSkipped },
           annotations: annotations(
             'VouchRunsSkipped',
             'Runs of {{ $labels.check }} are being skipped',
-            '{{ $value | humanize }} planned runs of {{ $labels.check }} were skipped in 15 minutes because the previous run had not finished: its timeout is close to its interval or the concurrency limit is reached.',
+            '{{ $value | humanize }} planned runs of {{ $labels.check }} were skipped in %s because the previous run had not finished: its timeout is close to its interval or the concurrency limit is reached.' % human(c.skippedRunsWindow),
           ),
         },
         {
           alert: 'VouchKubeWatchFailing',
           expr: 'min by (%s, resource, watch_namespace) (%s) == 0' % [replica, q.last('vouch_kube_watch_synced')],
-          'for': '5m',
+          'for': c.alertFor.kubeWatchFailing,
           labels: { severity: c.severities.kubeWatchFailing },
           annotations: selfAnnotations(
             'VouchKubeWatchFailing',
             'vouch {{ $labels.instance }} cannot watch {{ $labels.resource }} in {{ $labels.watch_namespace }}',
-            'The watch of {{ $labels.resource }} (namespace {{ $labels.watch_namespace }}, empty: cluster-wide) on {{ $labels.instance }} has held no current list for 5 minutes: the checks that read it report error instead of verdicts. See vouch\'s log and /readyz.',
+            'The watch of {{ $labels.resource }} (namespace {{ $labels.watch_namespace }}, empty: cluster-wide) on {{ $labels.instance }} has held no current list for %s: the checks that read it report error instead of verdicts. See vouch\'s log and /readyz.' % human(c.alertFor.kubeWatchFailing),
           ),
         },
       ],

@@ -31,11 +31,22 @@ function(c) {
     '(' + root.last('vouch_check_state', 'state=~"fail|error", severity=~"' + severity + '"') + ' == 1)'
     + ' and on (' + replica + ', check) ' + fresh,
 
+  // Install-level: the check is failing as VouchCheckFailing judges it,
+  // i.e. no fresh replica reports it passing. One replica failing while
+  // another passes is not a failing check, for any alert.
+  checkFailing::
+    'max by (' + install + ', check) (\n'
+    + '  ' + root.last('vouch_check_success') + '\n'
+    + '  and on (' + replica + ', check) ' + fresh + '\n'
+    + ') == 0',
+
   // A kind-specific condition (per replica, labelled by `check` and its
-  // own labels) kept only where its check is not passing; the result
-  // takes the check's severity and is aggregated over replicas, by the
-  // install, the check and `extra` labels. `pick` chooses across
-  // replicas (max for "any fresh replica sees it").
+  // own labels) kept only where its check is not passing on that fresh
+  // replica, and only while the check fails on every fresh replica (the
+  // rule of VouchCheckFailing, so a specific alert never pages where the
+  // generic one would stay quiet). The result takes the check's severity
+  // and is aggregated over the failing replicas by the install, the check
+  // and `extra` labels; `pick` chooses across them (max or min).
   gated(condition, severity, extra=[], pick='max')::
     pick + ' by (' + install + ', check, severity' + std.join('', [', ' + l for l in extra]) + ') (\n'
     + '  (\n'
@@ -45,7 +56,9 @@ function(c) {
     + '  (\n'
     + '    ' + root.notPassing(severity) + '\n'
     + '  )\n'
-    + ')\n',
+    + ')\n'
+    + 'and on (' + install + ', check)\n'
+    + root.checkFailing + '\n',
 
   // `left > threshold` (or another comparison) against a limit from the
   // check's config, matched per replica and check (and `extra` labels).

@@ -1,13 +1,18 @@
 //! The bundled rules and inhibit rules in a real Prometheus and a real
 //! Alertmanager (every duration divided by 60), fed by real vouch
-//! replicas: install `shop` (two replicas) breaks a TLS certificate, four
-//! backups, a database, a cache, three Key Vault secrets and a DNS record;
-//! install `blog` runs checks of the same names that pass. For each warning/critical pair of
-//! one alert and each specific/generic pair of one check, exactly one of
-//! the two reaches the webhook and Alertmanager holds the other as
-//! inhibited; nothing of `shop` mutes or hides anything of `blog`. Then the
-//! replicas stop: one down is a warning, none up is the critical page that
-//! mutes the per-replica warnings.
+//! replicas: install `shop` (two replicas) breaks two TLS certificates,
+//! four backups, a database, a cache, three Key Vault secrets and a DNS
+//! record; install `blog` runs checks of the same names that pass. For
+//! 13 warning/critical and specific/generic pairs, exactly one of the two
+//! reaches the webhook and Alertmanager holds the other as inhibited, and
+//! each failing check pages once; nothing of `shop` mutes or hides
+//! anything of `blog`. Then the replicas stop: one down is a warning,
+//! none up is the critical page that mutes the per-replica warnings.
+//!
+//! The second test takes every pair the inhibit rules define from the
+//! generated rules and posts the alerts, labelled as Prometheus would send
+//! them, to a live Alertmanager: each source pages once, each target is
+//! held back, and the same target in another install still pages.
 use crate::support;
 
 use std::collections::BTreeMap;
@@ -35,6 +40,7 @@ fn backup_dir(files: &[(&str, u64, u64)]) -> tempfile::TempDir {
 
 struct Install<'a> {
     tls_port: u16,
+    www_port: u16,
     old_backups: &'a Path,
     small_backups: &'a Path,
     vault: &'a FakeKeyVault,
@@ -78,6 +84,10 @@ checks:
     section: infrastructure/tls
     severity: critical
     tls: {{ host: localhost, connect_to: 127.0.0.1, port: {tls_port}, insecure_skip_verify: true, min_valid_for: 21d }}
+  - name: www-cert
+    section: infrastructure/tls
+    severity: warning
+    tls: {{ host: localhost, connect_to: 127.0.0.1, port: {www_port}, insecure_skip_verify: true, min_valid_for: 21d }}
   - name: db-backup-old
     section: pre-deploy/database
     severity: critical
@@ -93,6 +103,7 @@ checks:
     timeout: 2s
 {vault}"#,
         tls_port = install.tls_port,
+        www_port = install.www_port,
         old = install.old_backups.display(),
         small = install.small_backups.display(),
         vault = vault_block(install, "[{ name: jwt-secret, min_valid_for: 14d }]"),
@@ -203,15 +214,22 @@ fn key(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
-    // shop: a certificate with 3 days left (the check wants 21), a backup
+    // shop: the certificate of a critical check with 15 days left (the
+    // check wants 21), that of a warning check with 3 days left, a backup
     // 2 days old (max 1d), a 10-byte backup (min 1MB), a secret expiring
     // in 3 days (min_valid_for 14d), PostgreSQL and Redis unreachable.
     let expiring = TestServer::https(self_signed_with(
         &["localhost"],
-        Validity::ValidFor { days: 3 },
+        Validity::ValidFor { days: 15 },
     ))
     .await;
     expiring.route("/", Reply::status(200));
+    let expiring_soon = TestServer::https(self_signed_with(
+        &["localhost"],
+        Validity::ValidFor { days: 3 },
+    ))
+    .await;
+    expiring_soon.route("/", Reply::status(200));
     let old = backup_dir(&[("pg-1.sql.gz", 2_000_000, 2)]);
     let small = backup_dir(&[("pg-1.sql.gz", 10, 0)]);
     let vault = FakeKeyVault::start().await;
@@ -229,6 +247,7 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
     let dns_wrong = Dnsmasq::start(&["--address=/api.test/10.9.9.9"]);
     let shop_config = write_config(&config(&Install {
         tls_port: expiring.addr.port(),
+        www_port: expiring_soon.addr.port(),
         old_backups: old.path(),
         small_backups: small.path(),
         vault: &vault,
@@ -255,6 +274,7 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
     blog_vault.put("jwt-secret", jwt);
     let blog_config = write_config(&config(&Install {
         tls_port: fine.addr.port(),
+        www_port: fine.addr.port(),
         old_backups: fresh.path(),
         small_backups: fresh.path(),
         vault: &blog_vault,
@@ -288,18 +308,22 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
     .await;
 
     // (source that pages, target that must be held back) for one check.
+    // The critical api-cert, 15 days left of its 21: one page, critical,
+    // the check's severity. The warning www-cert, 3 days left: its
+    // critical tier (under 7 days) mutes its warning tier and the generic
+    // warning.
     let pairs = [
-        (
-            ("VouchCertificateExpiring", "api-cert", "critical"),
-            ("VouchCertificateExpiring", "api-cert", "warning"),
-        ),
         (
             ("VouchCertificateExpiring", "api-cert", "critical"),
             ("VouchCheckFailing", "api-cert", "critical"),
         ),
         (
-            ("VouchSecretExpiring", "vault-secrets", "critical"),
-            ("VouchSecretExpiring", "vault-secrets", "warning"),
+            ("VouchCertificateExpiring", "www-cert", "critical"),
+            ("VouchCertificateExpiring", "www-cert", "warning"),
+        ),
+        (
+            ("VouchCertificateExpiring", "www-cert", "critical"),
+            ("VouchCheckFailing", "www-cert", "warning"),
         ),
         (
             ("VouchSecretExpiring", "vault-secrets", "critical"),
@@ -376,6 +400,34 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
         );
         assert!(notified(&stack, source.0, source.1, source.2) >= 1);
     }
+    // Each failing check paged exactly once: its source, and no other
+    // alert about its verdict (the alerts about vouch's own loop aside).
+    for (source, _) in &pairs {
+        let paged: std::collections::BTreeSet<(String, String)> = stack
+            .webhook
+            .alerts()
+            .iter()
+            .filter(|a| a["status"] == "firing")
+            .map(|a| labels_of(&a["labels"]))
+            .filter(|l| {
+                l.get("check").is_some_and(|c| c == source.1)
+                    && ![
+                        "VouchCheckStale",
+                        "VouchCheckNeverRan",
+                        "VouchCheckSlow",
+                        "VouchRunsSkipped",
+                    ]
+                    .contains(&l["alertname"].as_str())
+            })
+            .map(|l| (l["alertname"].clone(), l["severity"].clone()))
+            .collect();
+        assert_eq!(
+            paged,
+            [(source.0.to_string(), source.2.to_string())].into(),
+            "check {} paged more than its source",
+            source.1
+        );
+    }
     let held_now = held(&stack).await;
     // Every alert is shop's: blog's passing checks of the same names
     // neither hid shop's failures nor raised anything.
@@ -432,4 +484,263 @@ async fn each_pair_notifies_once_and_the_other_alert_is_inhibited() {
         "replica a's warning paged beside VouchNoInstanceUp"
     );
     drop(blog);
+}
+
+// ---------------------------------------------------------------------------
+// Every pair the inhibit rules define, in a live Alertmanager. The test
+// above drives real vouch replicas through Prometheus, which needs a fake
+// for every kind; this one takes the pairs from the generated rules (each
+// alert name, severity and the labels its outer aggregation keeps) and
+// posts the alerts as Prometheus would send them, straight to
+// Alertmanager: the same inhibit rules judge them, for all of them.
+// ---------------------------------------------------------------------------
+
+/// An alerting rule's name, severity and the labels of its outer
+/// aggregation (`by (...)` of the expression's first line).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RuleShape {
+    name: String,
+    severity: String,
+    labels: Vec<String>,
+    /// In the `vouch.checks` group: an alert about one check's verdict.
+    check_group: bool,
+}
+
+fn rule_shapes() -> Vec<RuleShape> {
+    let rules: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string("alerts/vouch.rules.yml").unwrap())
+            .unwrap();
+    let by = regex::Regex::new(r"by \(([^)]*)\)").unwrap();
+    let mut shapes = Vec::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        let check_group = group["name"] == "vouch.checks";
+        for rule in group["rules"].as_sequence().unwrap() {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            let expr = rule["expr"].as_str().unwrap();
+            let labels = by
+                .captures(expr.lines().next().unwrap_or_default())
+                .or_else(|| by.captures(expr))
+                .map(|c| {
+                    c[1].split(',')
+                        .map(|l| l.trim().to_string())
+                        .filter(|l| !l.is_empty() && l != "severity" && l != "le")
+                        .collect()
+                })
+                .unwrap_or_default();
+            shapes.push(RuleShape {
+                name: name.to_string(),
+                severity: rule["labels"]["severity"].as_str().unwrap().to_string(),
+                labels,
+                check_group,
+            });
+        }
+    }
+    shapes
+}
+
+const GENERIC_IN_CHECK_GROUP: [&str; 5] = [
+    "VouchCheckFailing",
+    "VouchCheckStale",
+    "VouchCheckNeverRan",
+    "VouchCheckSlow",
+    "VouchProbeErrorRateHigh",
+];
+
+fn rank(severity: &str) -> usize {
+    ["info", "warning", "critical"]
+        .iter()
+        .position(|s| *s == severity)
+        .unwrap()
+}
+
+/// (source, target) for every pair: each specific alert at each of its
+/// severities with VouchCheckFailing at the same or a lower one; each
+/// alert name's higher severity with its lower ones; VouchNoInstanceUp
+/// with VouchInstanceDown.
+fn every_pair() -> Vec<(RuleShape, RuleShape)> {
+    let shapes = rule_shapes();
+    let find = |name: &str, severity: &str| {
+        shapes
+            .iter()
+            .find(|s| s.name == name && s.severity == severity)
+            .cloned()
+    };
+    let mut pairs = Vec::new();
+    for source in &shapes {
+        if source.check_group && !GENERIC_IN_CHECK_GROUP.contains(&source.name.as_str()) {
+            for severity in ["critical", "warning", "info"] {
+                if rank(severity) <= rank(&source.severity) {
+                    if let Some(target) = find("VouchCheckFailing", severity) {
+                        pairs.push((source.clone(), target));
+                    }
+                }
+            }
+        }
+        for target in &shapes {
+            if target.name == source.name && rank(&target.severity) < rank(&source.severity) {
+                pairs.push((source.clone(), target.clone()));
+            }
+        }
+    }
+    pairs.push((
+        find("VouchNoInstanceUp", "critical").unwrap(),
+        find("VouchInstanceDown", "warning").unwrap(),
+    ));
+    pairs
+}
+
+/// The labels Prometheus would send for `shape` of pair `n` in
+/// `namespace`: the rule's severity and the labels its aggregation keeps,
+/// each with a value of its own (the check is `pair-n`).
+fn alert_labels(shape: &RuleShape, n: usize, namespace: &str) -> serde_json::Value {
+    let mut labels = serde_json::Map::new();
+    labels.insert("alertname".into(), shape.name.clone().into());
+    labels.insert("severity".into(), shape.severity.clone().into());
+    for label in &shape.labels {
+        let value = match label.as_str() {
+            "cluster" => "eu-1".to_string(),
+            "namespace" => namespace.to_string(),
+            "job" => "vouch".to_string(),
+            "instance" => "10.0.0.1:9847".to_string(),
+            "check" => format!("pair-{n}"),
+            other => format!("{other}-of-pair-{n}"),
+        };
+        labels.insert(label.clone(), value.into());
+    }
+    serde_json::Value::Object(labels)
+}
+
+/// POSTs alerts to Alertmanager's v2 API (one HTTP/1.1 request).
+async fn post_alerts(alertmanager: std::net::SocketAddr, alerts: &[serde_json::Value]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::to_string(alerts).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(alertmanager).await.unwrap();
+    let request = format!(
+        "POST /api/v2/alerts HTTP/1.1\r\nHost: {alertmanager}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+fn same_labels(alert: &serde_json::Value, labels: &serde_json::Value) -> bool {
+    labels_of(&alert["labels"]) == labels_of(labels)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pair_of_the_inhibit_rules_pages_once_in_a_live_alertmanager() {
+    let pairs = every_pair();
+    // 26 specific alerts (3 of them with an escalated critical tier),
+    // their warning/critical tiers, and the instance pair.
+    assert!(pairs.len() > 60, "only {} pairs", pairs.len());
+    let webhook = support::monitoring::Webhook::start().await;
+    let config = format!(
+        "route:\n  receiver: hook\n  group_by: ['...']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: \"{}\"\n        send_resolved: true\n{}",
+        webhook.url(),
+        std::fs::read_to_string("alerts/alertmanager-inhibit.yml").unwrap()
+    );
+    let alertmanager = support::monitoring::alertmanager(&config).await;
+    let sources: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (source, _))| alert_labels(source, n, "shop"))
+        .collect();
+    // Shop's targets are muted by shop's sources; blog has the same
+    // targets without sources, and nothing of shop may mute them.
+    let shop_targets: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (_, target))| alert_labels(target, n, "shop"))
+        .collect();
+    let blog_targets: Vec<_> = pairs
+        .iter()
+        .enumerate()
+        .map(|(n, (_, target))| alert_labels(target, n, "blog"))
+        .collect();
+    let as_alerts = |labels: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        labels
+            .iter()
+            .map(|l| serde_json::json!({ "labels": l }))
+            .collect()
+    };
+    post_alerts(alertmanager.addr, &as_alerts(&sources)).await;
+    wait_until(
+        "Alertmanager to hold every source",
+        Duration::from_secs(30),
+        || async {
+            let held = support::monitoring::alertmanager_alerts(alertmanager.addr).await;
+            let held = held.as_array().cloned().unwrap_or_default();
+            sources
+                .iter()
+                .all(|s| held.iter().any(|a| same_labels(a, s)))
+        },
+    )
+    .await;
+    let mut targets = as_alerts(&shop_targets);
+    targets.extend(as_alerts(&blog_targets));
+    post_alerts(alertmanager.addr, &targets).await;
+    let state_of = |held: &[serde_json::Value], labels: &serde_json::Value| {
+        held.iter()
+            .find(|a| same_labels(a, labels))
+            .and_then(|a| a["status"]["state"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    wait_until(
+        "every shop target inhibited, every blog target active",
+        Duration::from_secs(30),
+        || async {
+            let held = support::monitoring::alertmanager_alerts(alertmanager.addr).await;
+            let held = held.as_array().cloned().unwrap_or_default();
+            shop_targets
+                .iter()
+                .all(|t| state_of(&held, t) == "suppressed")
+                && blog_targets.iter().all(|t| state_of(&held, t) == "active")
+                && sources.iter().all(|s| state_of(&held, s) == "active")
+        },
+    )
+    .await;
+    // Blog's targets arrived with shop's: once all of them have paged,
+    // shop's had their group_wait too.
+    webhook
+        .wait_for(
+            "the pages of every source and every blog target",
+            Duration::from_secs(30),
+            |alerts| {
+                sources
+                    .iter()
+                    .chain(&blog_targets)
+                    .all(|l| alerts.iter().any(|a| same_labels(a, l)))
+            },
+        )
+        .await;
+    let paged = webhook.alerts();
+    let firing = |labels: &serde_json::Value| {
+        paged
+            .iter()
+            .filter(|a| a["status"] == "firing" && same_labels(a, labels))
+            .count()
+    };
+    for (n, (source, target)) in pairs.iter().enumerate() {
+        assert_eq!(
+            firing(&sources[n]),
+            1,
+            "{} {} of pair {n} did not page exactly once",
+            source.name,
+            source.severity
+        );
+        assert_eq!(
+            firing(&shop_targets[n]),
+            0,
+            "{} {} paged beside {} {}",
+            target.name,
+            target.severity,
+            source.name,
+            source.severity
+        );
+        assert_eq!(firing(&blog_targets[n]), 1, "blog's {target:?} was muted");
+    }
 }

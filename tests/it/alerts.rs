@@ -29,7 +29,7 @@ const GENERIC: [&str; 5] = [
 ];
 /// The labels that tell one install from another.
 const INSTALL: [&str; 3] = ["cluster", "namespace", "job"];
-const RUNBOOKS: &str = "https://github.com/vouch/vouch/blob/main/docs/runbooks.md#";
+const RUNBOOKS: &str = "https://vouch-runbooks.set-runbookURLPattern.invalid/docs/runbooks.md#";
 
 fn promtool(args: &[&str]) -> (bool, String) {
     let out = Command::new("promtool")
@@ -84,6 +84,36 @@ fn the_generic_alerts_come_after_every_specific_one_in_their_group() {
         late.is_empty(),
         "specific alerts after a generic one: {late:?}"
     );
+}
+
+/// A kind-specific alert fires only while its check fails as
+/// VouchCheckFailing judges it: on every fresh replica. Each of its
+/// aggregations (the escalated expiry tier is a second one) is joined with
+/// that condition, so one replica failing beside a passing one pages
+/// through no alert at all (failure-modes.test.yml has the promtool cases).
+#[test]
+fn every_specific_alert_waits_for_the_check_to_fail_on_every_fresh_replica() {
+    let install = INSTALL.join(", ");
+    let gate = format!(
+        "and on ({install}, check)\nmax by ({install}, check) (\n  last_over_time(vouch_check_success{{job=\"vouch\"}}[5m])\n  and on ({install}, instance, check) (time() - "
+    );
+    let mut specific = 0;
+    for alert in alerts_of_groups(|g| g == CHECK_GROUP) {
+        let name = alert["alert"].as_str().unwrap();
+        if GENERIC.contains(&name) {
+            continue;
+        }
+        specific += 1;
+        let expr = alert["expr"].as_str().unwrap();
+        let aggregations = expr.matches("group_left (severity)").count();
+        assert!(aggregations > 0, "{name}: not gated on its check's state");
+        assert_eq!(
+            expr.matches(&gate).count(),
+            aggregations,
+            "{name}: a branch does not wait for the check to fail on every fresh replica:\n{expr}"
+        );
+    }
+    assert!(specific > 60, "{specific} specific rules");
 }
 
 #[test]

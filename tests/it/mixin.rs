@@ -188,4 +188,146 @@ fn each_dashboard_configmap_holds_its_source_dashboard() {
         .collect();
     sources.sort();
     assert_eq!(carried, sources, "one ConfigMap per dashboard");
+/// The `_config` override example of docs/deploy.md renders, and what it
+/// sets reaches every rule, inhibit rule and dashboard: no placeholder
+/// link is left, promtool accepts the rules.
+#[test]
+fn the_documented_config_override_renders_and_reaches_every_rule_and_dashboard() {
+    let doc = std::fs::read_to_string("docs/deploy.md").unwrap();
+    let example = doc
+        .split("```jsonnet\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/deploy.md has a jsonnet example");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vouch-mixin.jsonnet");
+    std::fs::write(&file, example).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("dashboards")).unwrap();
+    let run = Command::new("jsonnet")
+        .args(["-J", "mixin", "-m"])
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .expect("jsonnet is installed (scripts/test.sh)");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let rules: serde_json::Value = serde_json::from_str(&read("vouch.rules.json")).unwrap();
+    let mut alerts = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            alerts += 1;
+            assert!(
+                rule["annotations"]["runbook_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://git.example.org/ops/vouch/-/blob/main/docs/runbooks.md#"),
+                "{name}: runbook_url not overridden"
+            );
+            if let Some(dashboard) = rule["annotations"]["dashboard_url"].as_str() {
+                assert!(
+                    dashboard.starts_with("https://grafana.example.org/d/"),
+                    "{name}: {dashboard}"
+                );
+            }
+            assert!(
+                !name.starts_with("VouchWorkload") && !name.starts_with("VouchPods"),
+                "{name}: the kubernetes group was turned off"
+            );
+            if name == "VouchCheckFailing" && rule["labels"]["severity"] == "warning" {
+                assert_eq!(rule["for"], "15m");
+            }
+            if name == "VouchSchedulerLagging" {
+                assert!(rule["expr"].as_str().unwrap().contains(") > 10\n"));
+            }
+        }
+    }
+    assert!(alerts > 50, "{alerts} alerts");
+    let inhibit = read("alertmanager-inhibit.json");
+    assert!(inhibit.contains("VouchCheckFailing") && !inhibit.contains("VouchWorkloadReplicasLow"));
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(out.join("dashboards")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!text.contains(".invalid"), "a placeholder link is left");
+        dashboards += 1;
+    }
+    assert_eq!(dashboards, 5);
+    for name in ["vouch.rules.json", "alertmanager-inhibit.json"] {
+        assert!(
+            !read(name).contains(".invalid"),
+            "{name}: a placeholder is left"
+        );
+    }
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(out.join("vouch.rules.json"))
+        .output()
+        .expect("promtool is installed");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+/// The kind dashboards (audit of issue 16, 3.3): every aggregation and
+/// match keeps the install labels, so a check failing in one namespace is
+/// never averaged or maxed away by the same check passing in another; and
+/// the limit lines of a check's configured limits come from
+/// vouch_check_threshold, not a number fixed in the dashboard.
+#[test]
+fn kind_dashboards_keep_the_install_labels_and_draw_the_checks_own_limits() {
+    let grouping = regex::Regex::new(r"\b(by|on) \(([^)]*)\)").unwrap();
+    let mut limits = Vec::new();
+    for name in [
+        "vouch-endpoints.json",
+        "vouch-data-stores.json",
+        "vouch-secrets-backups.json",
+        "vouch-workloads.json",
+    ] {
+        let dashboard: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(Path::new("dashboards").join(name)).unwrap(),
+        )
+        .unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let title = panel["title"].as_str().unwrap_or_default();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap();
+                for found in grouping.captures_iter(expr) {
+                    assert!(
+                        found[2].starts_with("cluster, namespace, job"),
+                        "{name} / {title}: `{}` merges installs:\n{expr}",
+                        &found[0]
+                    );
+                }
+                if target["refId"] == "LIMIT" {
+                    assert!(expr.contains("vouch_check_threshold{"), "{title}: {expr}");
+                    limits.push(title.to_string());
+                }
+            }
+            // A fixed threshold line left only where no configured limit
+            // exists (pods in trouble: any).
+            let defaults = &panel["fieldConfig"]["defaults"];
+            let style = defaults["custom"]["thresholdsStyle"]["mode"]
+                .as_str()
+                .unwrap_or("off");
+            let fixed = defaults["thresholds"]["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["value"].is_number());
+            if style != "off" && fixed {
+                assert_eq!(
+                    title, "Pods in trouble",
+                    "{name}: {title} draws a fixed line"
+                );
+            }
+        }
+    }
+    assert_eq!(limits.len(), 7, "{limits:?}");
 }

@@ -373,7 +373,7 @@ checks:
     kubernetes: {{ certificate: prod/api-tls, min_valid_for: 30d }}
   - name: app-external-secret
     section: pre-deploy/kubernetes
-    kubernetes: {{ external_secret: prod/app-secrets }}
+    kubernetes: {{ external_secret: prod/app-secrets, max_sync_age: 1h }}
   - name: db-snapshots
     section: pre-deploy/kubernetes
     kubernetes:
@@ -477,7 +477,7 @@ scrape_configs:
     );
     assert_eq!(
         alert["annotations"]["runbook_url"],
-        "https://github.com/vouch/vouch/blob/main/docs/runbooks.md#vouchcheckfailing"
+        "https://vouch-runbooks.set-runbookURLPattern.invalid/docs/runbooks.md#vouchcheckfailing"
     );
     // The warning check fails too, and pages at its own severity.
     wait_until(
@@ -663,11 +663,20 @@ scrape_configs:
     let renewal = workloads_panel(prom, &prod_instance, "Certificate renewal due, days").await;
     let renewal = shown(&renewal, "api-tls-certificate", "query 0");
     assert!((29.0..=30.0).contains(&renewal), "{renewal}");
-    let sync = workloads_panel(prom, &prod_instance, "ExternalSecret sync age (1h line)").await;
+    let sync = workloads_panel(
+        prom,
+        &prod_instance,
+        "ExternalSecret sync age (dashed: max_sync_age)",
+    )
+    .await;
     let sync = shown(&sync, "app-external-secret", "query 0");
     assert!((600.0..3600.0).contains(&sync), "{sync}");
-    let snapshots =
-        workloads_panel(prom, &prod_instance, "Snapshot age per PVC (7-day line)").await;
+    let snapshots = workloads_panel(
+        prom,
+        &prod_instance,
+        "Snapshot age per PVC (dashed: max_age)",
+    )
+    .await;
     let age = shown(&snapshots, "db-snapshots", "data-db-0");
     assert!((1.0..2.0).contains(&age), "{age}");
     let watches = workloads_panel(prom, &prod_instance, "Watch sync state").await;
