@@ -188,6 +188,8 @@ fn each_dashboard_configmap_holds_its_source_dashboard() {
         .collect();
     sources.sort();
     assert_eq!(carried, sources, "one ConfigMap per dashboard");
+}
+
 /// The `_config` override example of docs/deploy.md renders, and what it
 /// sets reaches every rule, inhibit rule and dashboard: no placeholder
 /// link is left, promtool accepts the rules.
