@@ -336,6 +336,21 @@ const ALERT_FAULTS: &[(&str, &[Intended], bool)] = &[
     ),
 ];
 
+/// Faults `TWIN_FAULTS=all` leaves out of the alert run (named, they
+/// run): the daemon keeps the workload identity's tokens, so it sees these
+/// faults only when it renews them, far beyond a row's bounds. `vouch
+/// check` (the fault matrix) signs in anew on every run and catches them.
+const TOKEN_CACHED: &[(&str, &str)] = &[
+    (
+        "federated-token-refused",
+        "the daemon keeps each Entra ID token until 5 minutes before it expires (the fake issues them for an hour, as Entra ID does): the refusal surfaces at the next renewal, up to 55 minutes later",
+    ),
+    (
+        "acr-pull-revoked",
+        "the daemon keeps ACR's repository tokens until shortly before their exp (75 minutes, as ACR issues them) and the registry honours them until then: the revoked role surfaces at the next renewal, up to 70 minutes later",
+    ),
+];
+
 /// Checks whose run must have come while a fault that flips nothing was in
 /// place, so "nothing paged" means something.
 fn witnesses(fault: &str) -> &'static [&'static str] {
@@ -510,9 +525,19 @@ async fn alerts_stay_silent_on_the_healthy_twin_and_each_fault_pages_exactly_its
         (to_all_passed + quiet).as_secs_f64() * support::twin::TIME_SCALE / 60.0
     );
 
+    let all = std::env::var("TWIN_FAULTS").is_ok_and(|list| list == "all");
     let rows: Vec<Row> = ALERT_FAULTS
         .iter()
         .filter(|(name, _, short)| selected(name, *short))
+        .filter(
+            |(name, _, _)| match TOKEN_CACHED.iter().find(|(n, _)| n == name) {
+                Some((_, why)) if all => {
+                    eprintln!("fault {name}: not in this run: {why}");
+                    false
+                }
+                _ => true,
+            },
+        )
         .map(|(name, pages, _)| Row::new(name, pages))
         .collect();
     let matrix = run_matrix(&mut twin, &daemon, rows).await;
@@ -571,6 +596,8 @@ struct Row {
     got: BTreeSet<Page>,
     resolved: BTreeSet<Page>,
     resolution: Option<Duration>,
+    /// Each notification of its checks, with when it came.
+    events: Vec<String>,
     problems: Vec<String>,
 }
 
@@ -607,6 +634,7 @@ impl Row {
             got: BTreeSet::new(),
             resolved: BTreeSet::new(),
             resolution: None,
+            events: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -688,6 +716,12 @@ async fn daemon_checks(daemon: &support::vouch::Daemon) -> BTreeMap<String, Valu
         .collect()
 }
 
+/// Says a stray as soon as it is seen.
+fn stray(what: String) -> String {
+    eprintln!("STRAY: {what}");
+    what
+}
+
 fn time_of(value: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(value.as_str()?)
         .ok()
@@ -734,9 +768,25 @@ async fn run_matrix(
         let alerts = twin.monitoring.webhook.alerts();
         for alert in &alerts[seen..] {
             let page = page_of(alert);
-            let owner = rows
+            let mut owner = rows
                 .iter_mut()
                 .find(|r| r.holds() && r.flips.contains(&page.2));
+            if let Some(row) = &mut owner {
+                let when = match row.stage {
+                    Stage::Repaired => format!(
+                        "{:.1}s after the repair",
+                        (now - row.repaired).as_secs_f64()
+                    ),
+                    _ => format!("{:.1}s after the fault", (now - row.injected).as_secs_f64()),
+                };
+                row.events.push(format!(
+                    "{} {}/{}/{} {when}",
+                    alert["status"].as_str().unwrap_or("?"),
+                    page.0,
+                    page.1,
+                    page.2
+                ));
+            }
             match (owner, alert["status"].as_str()) {
                 (Some(row), Some("firing")) => {
                     if row.stage == Stage::Repaired && !row.got.contains(&page) {
@@ -758,11 +808,11 @@ async fn run_matrix(
                 (None, Some("firing")) => {
                     let holding: Vec<&str> =
                         rows.iter().filter(|r| r.holds()).map(|r| r.name).collect();
-                    strays.push(format!(
+                    strays.push(stray(format!(
                         "page {page:?} at {:.0}s, no fault in place flips {} (in place: {holding:?})",
                         started.elapsed().as_secs_f64(),
                         page.2
-                    ));
+                    )));
                 }
                 _ => {}
             }
@@ -782,11 +832,11 @@ async fn run_matrix(
             if stray_checks.insert(name.clone()) {
                 let holding: Vec<&str> =
                     rows.iter().filter(|r| r.holds()).map(|r| r.name).collect();
-                strays.push(format!(
+                strays.push(stray(format!(
                     "check {name} {} at {:.0}s, no fault in place flips it (in place: {holding:?})",
                     state(name),
                     started.elapsed().as_secs_f64()
-                ));
+                )));
             }
         }
 
@@ -886,7 +936,7 @@ async fn run_matrix(
                             row.problems
                                 .push(format!("pages {:?}, intended {:?}", row.got, row.expected));
                         }
-                        eprintln!("{}", row.table_line());
+                        eprintln!("{}\n  {}", row.table_line(), row.events.join("\n  "));
                     }
                 }
                 Stage::Pending | Stage::Done => {}
