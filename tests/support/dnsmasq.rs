@@ -28,57 +28,84 @@ impl Dnsmasq {
     pub fn start(records: &[&str]) -> Dnsmasq {
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new(binary())
-                .args([
-                    // Not --no-daemon: in that debug mode dnsmasq serves a TCP
-                    // connection in its main process and answers no UDP
-                    // query until the client closes it (hickory keeps its
-                    // TCP connections open), which stalls UDP lookups.
-                    "--keep-in-foreground",
-                    &format!("--port={port}"),
-                    "--listen-address=127.0.0.1",
-                    "--bind-interfaces",
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--conf-file=/dev/null",
-                    "--pid-file=",
-                    "--cache-size=0",
-                ])
-                .args(records)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("dnsmasq is installed (scripts/test.sh installs Debian's dnsmasq-base)");
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = child.try_wait().unwrap() {
-                    let mut stderr = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-                    }
-                    last_error = format!("dnsmasq exited with {status}: {stderr}");
-                    break;
-                }
-                if answers(addr) && std::net::TcpStream::connect(addr).is_ok() {
-                    // dnsmasq logs little; its stderr is not read further.
-                    drop(child.stderr.take());
-                    return Dnsmasq { child, addr };
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "dnsmasq on {addr} did not answer within 10s"
-                );
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            match spawn(addr, records) {
+                Ok(child) => return Dnsmasq { child, addr },
+                Err(error) => last_error = error,
             }
         }
         panic!("could not start dnsmasq: {last_error}");
     }
 
+    /// Stops this dnsmasq and starts one with `records` on the same port,
+    /// so clients configured with its address (a running `vouch serve`)
+    /// keep reaching it.
+    pub fn restart(&mut self, records: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            match spawn(self.addr, records) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
+                }
+                Err(error) => last_error = error,
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("could not restart dnsmasq on {}: {last_error}", self.addr);
+    }
+
     /// `127.0.0.1:PORT`, as a `dns.servers` entry.
     pub fn server(&self) -> String {
         self.addr.to_string()
+    }
+}
+
+/// dnsmasq with `records` on `addr`, once it answers over UDP and accepts
+/// TCP; or why it exited.
+fn spawn(addr: SocketAddr, records: &[&str]) -> Result<Child, String> {
+    let mut child = Command::new(binary())
+        .args([
+            // Not --no-daemon: in that debug mode dnsmasq serves a TCP
+            // connection in its main process and answers no UDP
+            // query until the client closes it (hickory keeps its
+            // TCP connections open), which stalls UDP lookups.
+            "--keep-in-foreground",
+            &format!("--port={}", addr.port()),
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--cache-size=0",
+        ])
+        .args(records)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dnsmasq is installed (scripts/test.sh installs Debian's dnsmasq-base)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+            }
+            return Err(format!("dnsmasq exited with {status}: {stderr}"));
+        }
+        if answers(addr) && std::net::TcpStream::connect(addr).is_ok() {
+            // dnsmasq logs little; its stderr is not read further.
+            drop(child.stderr.take());
+            return Ok(child);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dnsmasq on {addr} did not answer within 10s"
+        );
     }
 }
 

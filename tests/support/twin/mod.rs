@@ -549,7 +549,8 @@ impl Twin {
 
     /// Restarts dnsmasq answering api.broxiva.com with `api_address`.
     pub fn answer_api_with(&mut self, api_address: &str) {
-        self.dns = Dnsmasq::start(&[
+        // On the same port: a running `vouch serve` keeps its mapping.
+        self.dns.restart(&[
             &format!("--host-record=api.broxiva.com,{api_address}"),
             &format!("--host-record=broxiva.com,{WEB_INGRESS_IP}"),
             &format!("--host-record=www.broxiva.com,{WEB_INGRESS_IP}"),
