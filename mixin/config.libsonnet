@@ -50,6 +50,12 @@
     // the two arrive together and inhibition keeps one.
     checkFor: { critical: '1m', warning: '5m', info: '5m' },
 
+    // `keep_firing_for:` of the specific alerts (Prometheus 2.42 or newer;
+    // '' leaves it out). At a repair the specific alert can resolve an
+    // evaluation before the generic VouchCheckFailing it mutes; without
+    // this, Alertmanager then pages the generic one as it resolves.
+    specificKeepFiringFor: '2m',
+
     // `for:` of the alerts that are not about one check's verdict.
     alertFor: {
       instanceDown: '5m',

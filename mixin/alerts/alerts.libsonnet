@@ -38,6 +38,7 @@
       alert: name,
       expr: q.gated(condition, severity, extra, pick),
       'for': c.checkFor[severity],
+      [if c.specificKeepFiringFor != '' then 'keep_firing_for']: c.specificKeepFiringFor,
       labels: { severity: severity },
       annotations: annotations(name, summary, description, dashboard),
     }
@@ -64,6 +65,7 @@
                    'or\n' + q.gated('%s < %d' % [remaining, c.expiryCriticalDays * 86400], std.join('|', escalate), extra, 'min')
                  else ''),
         'for': c.checkFor[severity],
+        [if c.specificKeepFiringFor != '' then 'keep_firing_for']: c.specificKeepFiringFor,
         labels: { severity: severity },
         annotations: annotations(name, summary, description, dashboard),
       }

@@ -37,6 +37,21 @@
       for severity in ['critical', 'warning', 'info']
     ]
   ) + [
+    // Evicting keys is the harm a full Redis does: one page for the
+    // check, not one for the memory and one for the evictions.
+    {
+      source_matchers: ['alertname="VouchRedisEvicting"'],
+      target_matchers: ['alertname="VouchRedisMemoryHigh"'],
+      equal: c.installLabels + ['check'],
+    },
+    // A data store that is down makes every check that reads it end in
+    // error: the error rate of the whole install says nothing the paged
+    // check does not.
+    {
+      source_matchers: ['alertname=~"VouchCheckFailing|%s"' % std.join('|', specific), 'severity=~"critical|warning"'],
+      target_matchers: ['alertname="VouchProbeErrorRateHigh"'],
+      equal: c.installLabels,
+    },
     // When no replica is up, the per-replica warnings say nothing more.
     {
       source_matchers: ['alertname="VouchNoInstanceUp"'],
