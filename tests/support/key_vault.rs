@@ -150,6 +150,12 @@ struct State {
     trouble: Trouble,
     /// While true, vault requests are read and never answered.
     hang: bool,
+    /// While true, managed-identity requests are read and never answered.
+    hang_imds: bool,
+    /// Managed-identity requests left unanswered so far.
+    imds_hung: usize,
+    /// Told of each managed-identity request left unanswered.
+    imds_hung_notify: Arc<tokio::sync::Notify>,
     /// What a listing with a valid token answers instead (200), when set.
     listing_body: Option<Vec<u8>>,
     /// When each vault request arrived.
@@ -411,6 +417,24 @@ impl FakeKeyVault {
         self.state.lock().unwrap().hang = hang;
     }
 
+    /// Managed-identity requests from now on are never answered (`false`:
+    /// answered again).
+    pub fn set_imds_hang(&self, hang: bool) {
+        self.state.lock().unwrap().hang_imds = hang;
+    }
+
+    /// Waits until a managed-identity request is being left unanswered
+    /// (one wait per such request).
+    pub async fn imds_request_hung(&self) {
+        let notify = self.state.lock().unwrap().imds_hung_notify.clone();
+        notify.notified().await;
+    }
+
+    /// How many managed-identity requests were left unanswered.
+    pub fn imds_hung(&self) -> usize {
+        self.state.lock().unwrap().imds_hung
+    }
+
     /// Listings with a valid token answer 200 with `body` instead of the
     /// secrets (`None`: the secrets again).
     pub fn set_listing_body(&self, body: Option<Vec<u8>>) {
@@ -538,6 +562,18 @@ async fn handle(
         .unwrap_or_default();
     let hang = path.starts_with("/secrets") && state.lock().unwrap().hang;
     if hang {
+        return std::future::pending().await;
+    }
+    let hang_imds = {
+        let mut state = state.lock().unwrap();
+        let hang = path == "/metadata/identity/oauth2/token" && state.hang_imds;
+        if hang {
+            state.imds_hung += 1;
+            state.imds_hung_notify.notify_one();
+        }
+        hang
+    };
+    if hang_imds {
         return std::future::pending().await;
     }
     let mut state = state.lock().unwrap();
