@@ -20,7 +20,8 @@
 //!   cert-manager Certificate `ns/name`;
 //! - [`KubeCache::subscribe_rollouts`] (the same feed as
 //!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment,
-//!   StatefulSet or Argo Rollout gets a new `metadata.generation`. Only watched objects are
+//!   StatefulSet or Argo Rollout gets a new `metadata.generation` with a
+//!   new pod template (scaling is no rollout). Only watched objects are
 //!   seen: [`KubeCache::follow_rollouts`] starts the watches of the
 //!   workloads' namespaces (`serve` does so for `after_rollout_of`).
 
