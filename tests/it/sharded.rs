@@ -320,3 +320,76 @@ async fn a_silent_shard_is_an_error_for_argo_even_with_held_status_200() {
         .collect();
     assert_eq!(holding, ["shard 1", failing.as_str()]);
 }
+
+/// `vouch serve ARGS` with `env`; its exit code and stderr, or a panic if
+/// it is still serving after 20 s.
+async fn serve_refused(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = tokio::process::Command::new(support::vouch::bin());
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .env_remove("VOUCH_SHARD")
+        .env_remove("VOUCH_SHARD_PEERS")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("vouch serve {args:?} was not refused: it is serving"))
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn peers_that_could_not_be_asked_are_refused_at_start() {
+    let config = write_config("checks:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\" }\n");
+    let config_path = config.path.to_str().unwrap();
+    let peers = "http://127.0.0.1:1{shard}";
+    // --shard.peers without --shard, as a flag or from the environment.
+    let (code, stderr) =
+        serve_refused(&["--config", config_path, "--shard.peers", peers], &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--shard <I/N>"), "{stderr}");
+    let (code, stderr) =
+        serve_refused(&["--config", config_path], &[("VOUCH_SHARD_PEERS", peers)]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--shard <I/N>"), "{stderr}");
+
+    // A web config that asks every request for basic authentication: the
+    // peers, asked without it, would hold every gate.
+    let web = config.dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            bcrypt::hash("alice's password", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let web_path = web.to_str().unwrap();
+    let (code, stderr) = serve_refused(
+        &[
+            "--config",
+            config_path,
+            "--shard",
+            "0/2",
+            "--shard.peers",
+            peers,
+            "--web.config.file",
+            web_path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--shard.peers with --web.config.file")
+            && stderr.contains("the web config asks for basic authentication, but shards ask each other over plain HTTP"),
+        "{stderr}"
+    );
+}
