@@ -228,3 +228,34 @@ async fn the_optional_component_grants_what_the_rollouts_watch_needs() {
         .collect();
     assert!(refused.is_empty(), "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_rollouts_watch_is_named_not_taken_for_a_missing_workload() {
+    let fake = FakeKube::start().await;
+    install_argo(&fake);
+    fake.apply(rollout("api", "api:1"));
+    fake.set_user("system:serviceaccount:prod:vouch");
+    // The base alone: Deployments and StatefulSets may be watched, the
+    // Rollouts watch is refused.
+    fake.set_rules_from_manifests(&rendered_rbac(false), "prod");
+    let setup = start(&fake, Duration::ZERO).await;
+    wait_until("the log to name the refused watch", WAIT, || async {
+        setup.daemon.logs().contains(
+            "after_rollout_of names prod/api, which vouch cannot look for: rollouts.argoproj.io: ",
+        )
+    })
+    .await;
+    let logs = setup.daemon.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("which vouch cannot look for"))
+        .unwrap();
+    assert!(
+        line.contains("grant list,watch on rollouts.argoproj.io in namespace prod"),
+        "{line}"
+    );
+    assert!(
+        !logs.contains("which is no Deployment or StatefulSet"),
+        "{logs}"
+    );
+}
