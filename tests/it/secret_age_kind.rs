@@ -1106,3 +1106,55 @@ async fn a_hanging_token_endpoint_of_one_identity_stalls_no_other() {
     );
     assert_eq!(granted(), ["client_secret", "managed_identity"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_links_with_an_explicit_443_are_followed_end_to_end() {
+    const VAULT: &str = "myvault.vault.azure.net";
+    let vault = FakeKeyVault::start_as(
+        &[VAULT, "login.windows.net", "localhost"],
+        Some(&format!("https://{VAULT}")),
+    )
+    .await;
+    vault.set_challenge("login.windows.net", "https://vault.azure.net");
+    // More than a page (25), so vouch follows `https://VAULT:443/...`.
+    for i in 0..30 {
+        vault.put(&format!("secret-{i:02}"), FakeSecret::aged("VALUE", 10));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    vault.write_ca(dir.path());
+    std::fs::write(dir.path().join("client-secret"), CLIENT_SECRET).unwrap();
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        kind::one_check_yaml(
+            "secret_age",
+            "10s",
+            &format!(
+                "key_vault:\n  url: https://{VAULT}\n  ca_file: ca.pem\n  auth: client_secret\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: https://login.windows.net\n  client_secret_file: client-secret\nsecrets:\n  - {{ name: secret-29 }}\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let port = vault.addr.port();
+    let out = tokio::process::Command::new(support::vouch::bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .arg("--connect-to")
+        .arg(format!("{VAULT}:443:127.0.0.1:{port}"))
+        .arg("--connect-to")
+        .arg(format!("login.windows.net:443:127.0.0.1:{port}"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 secrets present"), "{stdout}");
+    let pages = vault
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /secrets?"))
+        .count();
+    assert!(pages >= 2, "{:?}", vault.requests());
+}

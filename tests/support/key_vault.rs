@@ -12,8 +12,9 @@
 //!   carry a `nextLink` ([`FakeKeyVault::set_empty_pages`]), and next links
 //!   with another api-version ([`FakeKeyVault::set_next_link_api_version`];
 //!   any of Key Vault's api-versions is accepted). A real vault writes
-//!   `:443` into next links; the fake's links carry its own port, which
-//!   its URL has too.
+//!   `:443` into next links; so does the fake under a real vault's name
+//!   ([`FakeKeyVault::start_as`]); on loopback its links carry its own
+//!   port, which its URL has too.
 //! - `GET /secrets/{name}[/{version}]` returns the value (so a test can
 //!   prove vouch never asks for it).
 //! - Without a bearer token, or with one it does not know: 401 with the
@@ -585,6 +586,12 @@ async fn handle(
         .base
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
+    // A real vault writes its port into next links
+    // (`https://NAME.vault.azure.net:443/secrets?...`), not into ids.
+    let link_base = match &state.base {
+        Some(base) if !base.trim_start_matches("https://").contains(':') => format!("{base}:443"),
+        _ => base.clone(),
+    };
 
     // Entra ID: client credentials.
     if method == "POST" && path.ends_with("/oauth2/v2.0/token") {
@@ -892,7 +899,7 @@ async fn handle(
         let empties: usize = empties.parse().unwrap_or(0);
         let link = |state: &State, token: String| {
             serde_json::Value::String(format!(
-                "{base}/secrets?api-version={}&$skiptoken=2!80!MDAwMDI2IXNlY3JldC8h{token}&maxresults={page_size}",
+                "{link_base}/secrets?api-version={}&$skiptoken=2!80!MDAwMDI2IXNlY3JldC8h{token}&maxresults={page_size}",
                 state.next_link_api_version
             ))
         };
