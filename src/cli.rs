@@ -192,6 +192,12 @@ pub async fn run(cli: Cli) -> u8 {
                 }
                 _ => None,
             };
+            if let (Some(_), Some(file)) = (&peers, &web_config) {
+                if let Err(message) = peers_can_be_asked(file) {
+                    eprintln!("{message}");
+                    return EXIT_CONFIG;
+                }
+            }
             let clients = Arc::new(Clients::with_kubeconfig(kubeconfig));
             crate::daemon::serve(
                 &config,
@@ -261,6 +267,32 @@ fn load_plan(path: &Path, clients: &Clients) -> Result<Plan, u8> {
         }
         EXIT_CONFIG
     })
+}
+
+/// Whether the shards can ask each other under the web config `file`:
+/// peers are asked over plain HTTP without credentials, so a config that
+/// asks for TLS or basic authentication would hold every sharded gate.
+fn peers_can_be_asked(file: &Path) -> Result<(), String> {
+    let Ok(web) = WebConfig::load(file) else {
+        // Its problems are printed when the daemon loads it.
+        return Ok(());
+    };
+    let needs: Vec<&str> = [
+        web.tls.is_some().then_some("TLS"),
+        web.users.is_some().then_some("basic authentication"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "--shard.peers with --web.config.file {}: the web config asks for {}, but shards ask each other over plain HTTP without credentials, so every shard's gate would be held; drop --shard.peers (each replica then answers for its own shard) or serve without {}",
+        file.display(),
+        needs.join(" and "),
+        needs.join(" and ")
+    ))
 }
 
 /// Loads the web config, or prints every problem and gives the exit code.

@@ -12,7 +12,12 @@
 //! Tokens live in one [`TokenCache`] per process, keyed by identity and
 //! resource, so checks on the same identity share a token. A token is
 //! renewed when less than [`RENEW_BEFORE`] of its life is left (as the Azure
-//! SDKs do), and on demand when the resource answered 401. The same cache
+//! SDKs do), and on demand when the resource answered 401. Each key has its
+//! own fetch: checks asking for a key's token while it is being fetched
+//! wait for that fetch (no lock is held meanwhile, and each waits no
+//! longer than its own run's deadline), while checks of other identities
+//! or resources go on, so one throttled or hanging identity stalls nobody
+//! else. The same cache
 //! holds what checks of one Azure resource share ([`TokenCache::shared`]:
 //! a vault's challenge and listing).
 //!
@@ -125,12 +130,56 @@ struct CachedToken {
     renew_at: Instant,
 }
 
+/// What a fetch under way will publish: `None` until it ends.
+type FetchResult = Option<Result<Secret, TokenError>>;
+
+/// A fetch under way for one key.
+struct Fetching {
+    id: u64,
+    done: tokio::sync::watch::Receiver<FetchResult>,
+}
+
+/// One identity's token for one resource, and its fetch under way.
+#[derive(Default)]
+struct Slot {
+    cached: Option<CachedToken>,
+    fetching: Option<Fetching>,
+}
+
 /// Tokens by identity and resource, shared by every check of the process,
-/// and state shared by the checks of one Azure resource.
+/// and state shared by the checks of one Azure resource. The mutexes are
+/// only held to look at or change the maps, never across a request.
 #[derive(Default)]
 pub struct TokenCache {
-    tokens: tokio::sync::Mutex<HashMap<String, CachedToken>>,
+    tokens: std::sync::Mutex<HashMap<String, Slot>>,
+    fetches: std::sync::atomic::AtomicU64,
     shared: std::sync::Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// What a check asking for a token does when none is cached: fetch it
+/// (as fetch `id`, publishing the result), or wait for the fetch under way.
+enum Next {
+    Fetch(u64, tokio::sync::watch::Sender<FetchResult>),
+    Wait(tokio::sync::watch::Receiver<FetchResult>),
+}
+
+/// Clears the key's fetch when the fetching future ends or is dropped (its
+/// check cancelled at its deadline): a waiter then fetches itself.
+struct FetchGuard<'a> {
+    cache: &'a TokenCache,
+    key: &'a str,
+    id: u64,
+}
+
+impl Drop for FetchGuard<'_> {
+    fn drop(&mut self) {
+        let mut tokens = self.cache.slots();
+        if let Some(slot) = tokens.get_mut(self.key) {
+            if slot.fetching.as_ref().is_some_and(|f| f.id == self.id) {
+                slot.fetching = None;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -182,8 +231,14 @@ impl TokenCache {
         }
     }
 
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A token for `resource` (`https://vault.azure.net`): the cached one
-    /// unless it is close to expiry or `renew` asks for a new one.
+    /// unless it is close to expiry or `renew` asks for a new one. While
+    /// the identity's token for `resource` is being fetched, waits for that
+    /// fetch rather than asking too; gives up when `timeout` has passed.
     pub async fn token(
         &self,
         client: &ApiClient,
@@ -193,26 +248,113 @@ impl TokenCache {
         renew: bool,
     ) -> Result<Secret, TokenError> {
         let key = credential.cache_key(resource);
-        // Held across the fetch: checks on one identity wait for one fetch
-        // rather than each asking for a token.
-        let mut tokens = self.tokens.lock().await;
-        if !renew {
-            if let Some(cached) = tokens.get(&key).filter(|t| Instant::now() < t.renew_at) {
-                return Ok(cached.token.clone());
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = {
+                let mut tokens = self.slots();
+                let slot = tokens.entry(key.clone()).or_default();
+                if !renew {
+                    if let Some(cached) =
+                        slot.cached.as_ref().filter(|t| Instant::now() < t.renew_at)
+                    {
+                        return Ok(cached.token.clone());
+                    }
+                }
+                match &slot.fetching {
+                    Some(fetching) => Next::Wait(fetching.done.clone()),
+                    None => {
+                        let id = self
+                            .fetches
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let (publish, done) = tokio::sync::watch::channel(None);
+                        slot.cached = None;
+                        slot.fetching = Some(Fetching { id, done });
+                        Next::Fetch(id, publish)
+                    }
+                }
+            };
+            let mut waiting = match next {
+                Next::Fetch(id, publish) => {
+                    return self
+                        .fetch_for(client, credential, resource, &key, id, deadline, publish)
+                        .await
+                }
+                Next::Wait(waiting) => waiting,
+            };
+            // Another check of this identity is fetching: wait for it, no
+            // longer than this run may.
+            let waited = tokio::time::timeout_at(deadline, waiting.wait_for(Option::is_some))
+                .await
+                .map(|result| result.map(|r| r.clone().expect("waited for Some")));
+            match waited {
+                // The fetch ran out of its own run's time, which may end
+                // before this one's: ask (or wait) anew.
+                Ok(Ok(Err(err))) if err.reason == Reason::Timeout => continue,
+                Ok(Ok(result)) => return result,
+                // The fetching check was cancelled: fetch (or wait) anew.
+                Ok(Err(_)) => continue,
+                Err(_) => {
+                    return Err(token_error(
+                        Reason::Timeout,
+                        format!(
+                            "no token for {} within {}: another check's request for it has not been answered",
+                            credential.describe(),
+                            crate::config::format_duration(timeout)
+                        ),
+                    ))
+                }
             }
         }
-        tokens.remove(&key);
-        let asked = Instant::now();
-        let (token, lifetime) = fetch(client, credential, resource, timeout).await?;
-        let renew_at = asked + lifetime.saturating_sub(RENEW_BEFORE);
-        tokens.insert(
+    }
+
+    /// Fetches the key's token (no lock held), keeps it, and gives the
+    /// result to the checks waiting for it.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_for(
+        &self,
+        client: &ApiClient,
+        credential: &Credential,
+        resource: &str,
+        key: &str,
+        id: u64,
+        deadline: tokio::time::Instant,
+        publish: tokio::sync::watch::Sender<FetchResult>,
+    ) -> Result<Secret, TokenError> {
+        let guard = FetchGuard {
+            cache: self,
             key,
-            CachedToken {
-                token: token.clone(),
-                renew_at,
-            },
-        );
-        Ok(token)
+            id,
+        };
+        let asked = Instant::now();
+        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let result =
+            match tokio::time::timeout_at(deadline, fetch(client, credential, resource, timeout))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(token_error(
+                    Reason::Timeout,
+                    format!(
+                        "no token for {} within {}",
+                        credential.describe(),
+                        crate::config::format_duration(timeout)
+                    ),
+                )),
+            };
+        let result = result.map(|(token, lifetime)| {
+            let renew_at = asked + lifetime.saturating_sub(RENEW_BEFORE);
+            let mut tokens = self.slots();
+            if let Some(slot) = tokens.get_mut(key) {
+                slot.cached = Some(CachedToken {
+                    token: token.clone(),
+                    renew_at,
+                });
+            }
+            token
+        });
+        drop(guard);
+        publish.send_replace(Some(result.clone()));
+        result
     }
 }
 

@@ -20,7 +20,8 @@
 //!   cert-manager Certificate `ns/name`;
 //! - [`KubeCache::subscribe_rollouts`] (the same feed as
 //!   `Clients::rollouts`): a [`Rollout`] each time a watched Deployment,
-//!   StatefulSet or Argo Rollout gets a new `metadata.generation`. Only watched objects are
+//!   StatefulSet or Argo Rollout gets a new `metadata.generation` with a
+//!   new pod template (scaling is no rollout). Only watched objects are
 //!   seen: [`KubeCache::follow_rollouts`] starts the watches of the
 //!   workloads' namespaces (`serve` does so for `after_rollout_of`).
 
@@ -462,19 +463,38 @@ async fn report_unknown_workloads(
     argo: bool,
 ) {
     let mut snapshots = Vec::new();
+    // Watches that could not list (refused, say): what they would hold is
+    // unknown, so a workload they do not show may still be one of theirs.
+    let mut failed = Vec::new();
     for watch in &watches {
-        if let Ok(snapshot) = watch
+        match watch
             .read(Duration::from_secs(60), Duration::from_secs(60))
             .await
         {
-            snapshots.push(snapshot);
+            Ok(snapshot) => snapshots.push(snapshot),
+            Err(err) => failed.push((watch.key.clone(), err)),
         }
     }
     for workload in workloads {
         let found = snapshots
             .iter()
             .any(|s| s.get(&workload.namespace, &workload.name).is_some());
-        if !found {
+        let unknown: Vec<String> = failed
+            .iter()
+            .filter(|(key, _)| {
+                key.namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == workload.namespace)
+            })
+            .map(|(key, err)| format!("{}: {err}", key.resource.rbac_name()))
+            .collect();
+        if !found && !unknown.is_empty() {
+            tracing::warn!(
+                workload = %workload,
+                "after_rollout_of names {workload}, which vouch cannot look for: {}; its rollouts will not be seen until that watch lists",
+                unknown.join("; ")
+            );
+        } else if !found {
             tracing::warn!(
                 workload = %workload,
                 "after_rollout_of names {workload}, which is no Deployment or StatefulSet{}; its rollouts will not be seen",

@@ -216,6 +216,18 @@ fn from_metadata(
     }
 }
 
+/// What a rollout changes: the pod template, a Deployment's,
+/// StatefulSet's or Argo Rollout's `spec.template` (whose hash names the
+/// ReplicaSet or revision the controller rolls out; a Rollout may instead
+/// take a Deployment's template through `spec.workloadRef`). Scaling
+/// (`spec.replicas`, as an HPA, `kubectl scale` or Flagger does) moves
+/// `metadata.generation` on but leaves the template, and starts no new
+/// pods.
+fn pod_template(object: &DynamicObject) -> [serde_json::Value; 2] {
+    let spec = &object.data["spec"];
+    [spec["template"].clone(), spec["workloadRef"].clone()]
+}
+
 /// Backoff after the `failures`-th consecutive failure: 250 ms doubling
 /// up to `max`.
 fn backoff(failures: u32, max: Duration) -> Duration {
@@ -325,15 +337,20 @@ pub(crate) async fn run(
                 Ok(Event::Apply(object)) => {
                     let object = sanitize(&key, object);
                     let generation = object.metadata.generation;
+                    let template = tracks_rollouts.then(|| pod_template(&object));
                     let key = object_key(&object);
                     let limit = max_objects.load(Ordering::Relaxed);
                     let Ok(before) = shared.upsert(object, limit) else {
                         ended_by = Some(too_many(limit));
                         break;
                     };
-                    if tracks_rollouts {
+                    if let Some(template) = template {
                         if let (Some(before), Some(generation)) = (before, generation) {
-                            if before.metadata.generation != Some(generation) {
+                            // A new generation is any spec change, scaling
+                            // included; a rollout is a new pod template.
+                            if before.metadata.generation != Some(generation)
+                                && pod_template(&before) != template
+                            {
                                 tracing::info!(resource = %resource, namespace = %key.0, name = %key.1, generation, "rollout seen");
                                 let _ = rollouts.send(Rollout {
                                     workload: WorkloadRef {

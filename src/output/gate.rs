@@ -152,6 +152,12 @@ pub struct GateAnswer {
     pub selected: usize,
     pub passing: Vec<String>,
     pub holding: Vec<Holdup>,
+    /// Shards that did not answer hold the gate, and nothing else does: the
+    /// gate is unknown rather than held, which `held_status=200` does not
+    /// turn into a 200 (for Argo that would be a Failed measurement for
+    /// what is an Error: vouch could not be asked).
+    #[serde(skip)]
+    pub unanswered_only: bool,
 }
 
 fn list(text: &Option<String>) -> Vec<&str> {
@@ -307,6 +313,7 @@ pub fn evaluate_items(
                 shard: Some(peer.shard),
             })
             .collect(),
+        unanswered_only: false,
     };
     for status in chosen {
         let last_start = status
@@ -341,6 +348,7 @@ pub fn evaluate_items(
             }
         }
     }
+    answer.unanswered_only = !unreachable.is_empty() && answer.holding.len() == unreachable.len();
     Ok(answer)
 }
 
@@ -396,6 +404,9 @@ pub fn answer(snapshot: &StatusSnapshot, query: &GateQuery) -> Response {
 fn respond(evaluated: Result<GateAnswer, String>, query: &GateQuery) -> Response {
     match evaluated {
         Ok(answer) if answer.passed => Json(answer).into_response(),
+        Ok(answer) if answer.unanswered_only => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(answer)).into_response()
+        }
         Ok(answer) => {
             let status = held_status(query).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             (status, Json(answer)).into_response()

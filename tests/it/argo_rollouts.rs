@@ -236,3 +236,130 @@ async fn the_optional_component_grants_what_the_rollouts_watch_needs() {
         .collect();
     assert!(refused.is_empty(), "{refused:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_rollouts_watch_is_named_not_taken_for_a_missing_workload() {
+    let fake = FakeKube::start().await;
+    install_argo(&fake);
+    fake.apply(rollout("api", "api:1"));
+    fake.set_user("system:serviceaccount:prod:vouch");
+    // The base alone: Deployments and StatefulSets may be watched, the
+    // Rollouts watch is refused.
+    fake.set_rules_from_manifests(&rendered_rbac(false), "prod");
+    let setup = start(&fake, Duration::ZERO).await;
+    wait_until("the log to name the refused watch", WAIT, || async {
+        setup.daemon.logs().contains(
+            "after_rollout_of names prod/api, which vouch cannot look for: rollouts.argoproj.io: ",
+        )
+    })
+    .await;
+    let logs = setup.daemon.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("which vouch cannot look for"))
+        .unwrap();
+    assert!(
+        line.contains("grant list,watch on rollouts.argoproj.io in namespace prod"),
+        "{line}"
+    );
+    assert!(
+        !logs.contains("which is no Deployment or StatefulSet"),
+        "{logs}"
+    );
+}
+
+/// `kubectl kustomize` of the base in namespace prod with the cluster-wide
+/// component, and the cluster-wide argo-rollouts component or not: its
+/// RBAC objects.
+fn rendered_cluster_wide_rbac(with_argo: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let up = "../".repeat(dir.path().components().count() - 1);
+    let root = format!("{up}{}", env!("CARGO_MANIFEST_DIR").trim_start_matches('/'));
+    let argo = if with_argo {
+        format!("  - {root}/deploy/components/argo-rollouts/cluster-wide\n")
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        dir.path().join("kustomization.yaml"),
+        format!(
+            "namespace: prod\nresources:\n  - {root}/deploy/base\ncomponents:\n  - {root}/deploy/components/cluster-wide\n{argo}"
+        ),
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(dir.path())
+        .output()
+        .expect("kubectl is installed");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split("\n---\n")
+        .filter(|doc| {
+            doc.lines().any(|l| {
+                [
+                    "kind: Role",
+                    "kind: RoleBinding",
+                    "kind: ClusterRole",
+                    "kind: ClusterRoleBinding",
+                ]
+                .contains(&l.trim_end())
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_wide_variant_grants_rollouts_in_any_namespace() {
+    let fake = FakeKube::start().await;
+    install_argo(&fake);
+    let mut staged = rollout("api", "api:1");
+    staged["metadata"]["namespace"] = json!("staging");
+    fake.apply(staged);
+    fake.set_user("system:serviceaccount:prod:vouch");
+    let server = TestServer::http().await;
+    server.route("/health", Reply::json(200, json!({"status": "ok"})));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "checks:\n  - name: api-health\n    interval: 1h\n    after_rollout_of: [staging/api]\n    http: {{ url: \"{}\" }}\n",
+            server.url("/health")
+        ),
+    )
+    .unwrap();
+    let kubeconfig = fake.kubeconfig_path().to_str().unwrap().to_string();
+
+    // cluster-wide alone: Deployments anywhere, Rollouts nowhere.
+    fake.set_rules_from_manifests(&rendered_cluster_wide_rbac(false), "prod");
+    let daemon = Daemon::start_with_args(&config, &["--kubeconfig", &kubeconfig]).await;
+    wait_until("the refusal to show on /readyz", WAIT, || async {
+        let (_, body) = daemon.get("/readyz").await.unwrap();
+        body.contains("kubernetes watch rollouts.argoproj.io in staging: failing:")
+    })
+    .await;
+    drop(daemon);
+
+    // With the cluster-wide argo-rollouts component: watched in staging.
+    fake.set_rules_from_manifests(&rendered_cluster_wide_rbac(true), "prod");
+    fake.reset_requests();
+    let daemon = Daemon::start_with_args(&config, &["--kubeconfig", &kubeconfig]).await;
+    wait_until("the Rollouts watch to sync", WAIT, || async {
+        let (_, body) = daemon.get("/readyz").await.unwrap();
+        body.contains("kubernetes watch rollouts.argoproj.io in staging: synced")
+    })
+    .await;
+    let refused: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 403)
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}

@@ -1353,3 +1353,70 @@ async fn a_watcher_without_permission_fails_with_forbidden() {
         other => panic!("expected a forbidden watch, got {other:?}"),
     }
 }
+
+/// A canary Rollout of `image` with `replicas` pods.
+fn argo_rollout(name: &str, replicas: i32, image: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": "prod", "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": name, "image": image}]}
+            },
+            "strategy": {"canary": {"steps": [{"setWeight": 25}]}}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_workload_is_no_rollout_and_a_new_pod_template_is() {
+    use support::kube_api::objects::deployment;
+    use support::kube_cluster::Cluster;
+
+    let cluster = Cluster::start().await;
+    let fake = &cluster.fake;
+    fake.install_crd("argoproj.io", "v1alpha1", "Rollout", "rollouts", true);
+    fake.apply(deployment("prod", "api", 2, "api:1"));
+    fake.apply(argo_rollout("canary", 2, "canary:1"));
+    let mut feed = cluster.clients.rollouts.subscribe();
+    let workloads =
+        ["prod/api", "prod/canary"].map(|w| vouch::plan::WorkloadRef::parse(w).unwrap());
+    let _held = cluster.clients.kube.follow_rollouts(&workloads).await;
+    wait_until("the three watches to be open", LIMIT, || async {
+        fake.open_watches() == 3
+    })
+    .await;
+
+    // Scaled, as an HPA or `kubectl scale` does: a new generation each,
+    // the same pod template.
+    fake.scale_deployment("prod", "api", 5);
+    fake.patch(
+        "argoproj.io/v1alpha1",
+        "Rollout",
+        Some("prod"),
+        "canary",
+        json!({"spec": {"replicas": 6}}),
+    );
+    // Then a new image each (and scaled back with it).
+    fake.apply(deployment("prod", "api", 2, "api:2"));
+    fake.apply(argo_rollout("canary", 2, "canary:2"));
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let rollout = tokio::time::timeout(LIMIT, feed.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push((rollout.workload.to_string(), rollout.generation));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("prod/api".to_string(), 3), ("prod/canary".to_string(), 3)],
+        "only the template changes are rollouts"
+    );
+    assert!(feed.try_recv().is_err(), "{:?}", feed.try_recv());
+}

@@ -1021,3 +1021,140 @@ fn config_problems_name_the_key() {
         "{text}"
     );
 }
+
+/// A check of `login` whose run may take `timeout`.
+fn check_with_timeout(vault: &FakeKeyVault, login: Login, timeout: &str) -> Check {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = check_yaml(vault, dir.path(), &vault.url(), login, REQUIRED)
+        .replace("timeout: 10s", &format!("timeout: {timeout}"));
+    Check {
+        check: kind::plan(&yaml, dir.path()),
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_token_endpoint_of_one_identity_stalls_no_other() {
+    let vault = FakeKeyVault::start().await;
+    fresh_vault_secrets(&vault);
+    let granted = || -> Vec<&str> {
+        vault
+            .token_requests()
+            .into_iter()
+            .filter(|t| t.granted)
+            .map(|t| t.flow)
+            .collect()
+    };
+    // The managed identity's endpoint reads the request and never answers.
+    vault.set_imds_hang(true);
+    let first = tokio::spawn({
+        let check = check_with_timeout(&vault, Login::Managed, "10s");
+        async move { check.run().await }
+    });
+    vault.imds_request_hung().await;
+    // A check of the same identity that may take 2 s waits for that fetch
+    // and gives up at its own deadline.
+    let short = check_with_timeout(&vault, Login::Managed, "2s");
+    expect(
+        &short.run().await,
+        Verdict::Error,
+        Reason::Timeout,
+        "within 2s",
+    );
+    assert!(!first.is_finished());
+    // Another one, with more time, waits too.
+    let second = tokio::spawn({
+        let check = check_with_timeout(&vault, Login::Managed, "25s");
+        async move { check.run().await }
+    });
+    // Another identity's check, on the same vault, passes meanwhile: its
+    // token is not queued behind the hanging one.
+    let other = Check::new(
+        &vault,
+        &vault.url(),
+        Login::ClientSecret(CLIENT_SECRET),
+        REQUIRED,
+    );
+    expect(
+        &other.run().await,
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+    assert!(
+        !first.is_finished(),
+        "the managed identity's request is still unanswered"
+    );
+    assert!(!second.is_finished());
+    assert_eq!(granted(), ["client_secret"]);
+    assert_eq!(vault.imds_hung(), 1, "the waiting checks asked nothing");
+
+    // The fetching check ends at its deadline; the one still waiting,
+    // with time left, asks itself and is answered.
+    vault.set_imds_hang(false);
+    expect(
+        &first.await.unwrap(),
+        Verdict::Error,
+        Reason::Timeout,
+        "within 10s",
+    );
+    expect(
+        &second.await.unwrap(),
+        Verdict::Pass,
+        Reason::Ok,
+        "4 secrets present",
+    );
+    assert_eq!(granted(), ["client_secret", "managed_identity"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_links_with_an_explicit_443_are_followed_end_to_end() {
+    const VAULT: &str = "myvault.vault.azure.net";
+    let vault = FakeKeyVault::start_as(
+        &[VAULT, "login.windows.net", "localhost"],
+        Some(&format!("https://{VAULT}")),
+    )
+    .await;
+    vault.set_challenge("login.windows.net", "https://vault.azure.net");
+    // More than a page (25), so vouch follows `https://VAULT:443/...`.
+    for i in 0..30 {
+        vault.put(&format!("secret-{i:02}"), FakeSecret::aged("VALUE", 10));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    vault.write_ca(dir.path());
+    std::fs::write(dir.path().join("client-secret"), CLIENT_SECRET).unwrap();
+    let config = dir.path().join("vouch.yaml");
+    std::fs::write(
+        &config,
+        kind::one_check_yaml(
+            "secret_age",
+            "10s",
+            &format!(
+                "key_vault:\n  url: https://{VAULT}\n  ca_file: ca.pem\n  auth: client_secret\n  tenant_id: {TENANT}\n  client_id: {CLIENT_ID}\n  authority_host: https://login.windows.net\n  client_secret_file: client-secret\nsecrets:\n  - {{ name: secret-29 }}\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let port = vault.addr.port();
+    let out = tokio::process::Command::new(support::vouch::bin())
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .arg("--connect-to")
+        .arg(format!("{VAULT}:443:127.0.0.1:{port}"))
+        .arg("--connect-to")
+        .arg(format!("login.windows.net:443:127.0.0.1:{port}"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("1 secrets present"), "{stdout}");
+    let pages = vault
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /secrets?"))
+        .count();
+    assert!(pages >= 2, "{:?}", vault.requests());
+}

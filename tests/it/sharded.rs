@@ -254,3 +254,142 @@ async fn a_peer_name_that_does_not_resolve_is_a_reason() {
     assert!(Peers::new(0, 2, "http://vouch.vouch-shards:9847").is_err());
     assert!(Peers::new(0, 2, "ftp://vouch-{shard}:21").is_err());
 }
+
+/// A name `prefix-N` that shard `index` of `count` runs.
+fn owned_by(prefix: &str, index: u32, count: u32) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|name| Shard { index, count }.owns(name))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_shard_is_an_error_for_argo_even_with_held_status_200() {
+    let server = TestServer::http().await;
+    server.route("/ok", Reply::text(200, "ok"));
+    server.route("/broken", Reply::text(503, "down"));
+    let (passing, failing) = (owned_by("api", 0, 2), owned_by("web", 0, 2));
+    let config = write_config(&format!(
+        "defaults: {{ interval: 2s, timeout: 1s }}\nchecks:\n  - name: {passing}\n    section: post-deploy/api\n    http: {{ url: \"{}\" }}\n  - name: {failing}\n    section: post-deploy/web\n    http: {{ url: \"{}\" }}\n",
+        server.url("/ok"),
+        server.url("/broken")
+    ));
+    // Shard 1's port stays free: nothing answers there.
+    let base = three_free_ports();
+    let template = format!("http://127.0.0.1:{}{{shard}}", base / 10);
+    let daemon = Daemon::start_on_port(
+        &config.path,
+        base,
+        &[("VOUCH_SHARD", "0/2"), ("VOUCH_SHARD_PEERS", &template)],
+    )
+    .await;
+    wait_until("the shard ran its checks", WAIT, || async {
+        let (_, local) = json(&daemon, "/api/v1/checks?local=true").await;
+        local["summary"]["pending"] == 0
+    })
+    .await;
+
+    // Only the silent shard holds the gate: not a verdict, so 503 (an
+    // Error for Argo's web provider), whatever held_status asks.
+    for held in ["", "&held_status=200"] {
+        let (status, answer) = json(
+            &daemon,
+            &format!("/api/v1/gate?section=post-deploy/api{held}"),
+        )
+        .await;
+        assert_eq!(status, 503, "{held}: {answer}");
+        assert_eq!(answer["passed"], false);
+        assert_eq!(answer["passing"][0], passing.as_str());
+        assert_eq!(answer["holding"][0]["name"], "shard 1", "{answer}");
+        assert_eq!(answer["holding"].as_array().unwrap().len(), 1);
+    }
+    // A check that answered and fails holds it too: that is a verdict, and
+    // held_status=200 applies (a Failed measurement for Argo).
+    let (status, answer) = json(
+        &daemon,
+        "/api/v1/gate?section=post-deploy/web&held_status=200",
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["passed"], false);
+    let holding: Vec<&str> = answer["holding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(holding, ["shard 1", failing.as_str()]);
+}
+
+/// `vouch serve ARGS` with `env`; its exit code and stderr, or a panic if
+/// it is still serving after 20 s.
+async fn serve_refused(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = tokio::process::Command::new(support::vouch::bin());
+    command
+        .arg("serve")
+        .args(args)
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .env_remove("VOUCH_SHARD")
+        .env_remove("VOUCH_SHARD_PEERS")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(WAIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("vouch serve {args:?} was not refused: it is serving"))
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn peers_that_could_not_be_asked_are_refused_at_start() {
+    let config = write_config("checks:\n  - name: a\n    http: { url: \"http://127.0.0.1:1/\" }\n");
+    let config_path = config.path.to_str().unwrap();
+    let peers = "http://127.0.0.1:1{shard}";
+    // --shard.peers without --shard, as a flag or from the environment.
+    let (code, stderr) =
+        serve_refused(&["--config", config_path, "--shard.peers", peers], &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--shard <I/N>"), "{stderr}");
+    let (code, stderr) =
+        serve_refused(&["--config", config_path], &[("VOUCH_SHARD_PEERS", peers)]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--shard <I/N>"), "{stderr}");
+
+    // A web config that asks every request for basic authentication: the
+    // peers, asked without it, would hold every gate.
+    let web = config.dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  alice: '{}'\n",
+            bcrypt::hash("alice's password", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let web_path = web.to_str().unwrap();
+    let (code, stderr) = serve_refused(
+        &[
+            "--config",
+            config_path,
+            "--shard",
+            "0/2",
+            "--shard.peers",
+            peers,
+            "--web.config.file",
+            web_path,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--shard.peers with --web.config.file")
+            && stderr.contains("the web config asks for basic authentication, but shards ask each other over plain HTTP"),
+        "{stderr}"
+    );
+}

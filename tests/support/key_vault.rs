@@ -12,8 +12,9 @@
 //!   carry a `nextLink` ([`FakeKeyVault::set_empty_pages`]), and next links
 //!   with another api-version ([`FakeKeyVault::set_next_link_api_version`];
 //!   any of Key Vault's api-versions is accepted). A real vault writes
-//!   `:443` into next links; the fake's links carry its own port, which
-//!   its URL has too.
+//!   `:443` into next links; so does the fake under a real vault's name
+//!   ([`FakeKeyVault::start_as`]); on loopback its links carry its own
+//!   port, which its URL has too.
 //! - `GET /secrets/{name}[/{version}]` returns the value (so a test can
 //!   prove vouch never asks for it).
 //! - Without a bearer token, or with one it does not know: 401 with the
@@ -150,6 +151,12 @@ struct State {
     trouble: Trouble,
     /// While true, vault requests are read and never answered.
     hang: bool,
+    /// While true, managed-identity requests are read and never answered.
+    hang_imds: bool,
+    /// Managed-identity requests left unanswered so far.
+    imds_hung: usize,
+    /// Told of each managed-identity request left unanswered.
+    imds_hung_notify: Arc<tokio::sync::Notify>,
     /// What a listing with a valid token answers instead (200), when set.
     listing_body: Option<Vec<u8>>,
     /// When each vault request arrived.
@@ -411,6 +418,24 @@ impl FakeKeyVault {
         self.state.lock().unwrap().hang = hang;
     }
 
+    /// Managed-identity requests from now on are never answered (`false`:
+    /// answered again).
+    pub fn set_imds_hang(&self, hang: bool) {
+        self.state.lock().unwrap().hang_imds = hang;
+    }
+
+    /// Waits until a managed-identity request is being left unanswered
+    /// (one wait per such request).
+    pub async fn imds_request_hung(&self) {
+        let notify = self.state.lock().unwrap().imds_hung_notify.clone();
+        notify.notified().await;
+    }
+
+    /// How many managed-identity requests were left unanswered.
+    pub fn imds_hung(&self) -> usize {
+        self.state.lock().unwrap().imds_hung
+    }
+
     /// Listings with a valid token answer 200 with `body` instead of the
     /// secrets (`None`: the secrets again).
     pub fn set_listing_body(&self, body: Option<Vec<u8>>) {
@@ -540,6 +565,18 @@ async fn handle(
     if hang {
         return std::future::pending().await;
     }
+    let hang_imds = {
+        let mut state = state.lock().unwrap();
+        let hang = path == "/metadata/identity/oauth2/token" && state.hang_imds;
+        if hang {
+            state.imds_hung += 1;
+            state.imds_hung_notify.notify_one();
+        }
+        hang
+    };
+    if hang_imds {
+        return std::future::pending().await;
+    }
     let mut state = state.lock().unwrap();
     state.requests.push(format!(
         "{method} {path}{}",
@@ -549,6 +586,12 @@ async fn handle(
         .base
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
+    // A real vault writes its port into next links
+    // (`https://NAME.vault.azure.net:443/secrets?...`), not into ids.
+    let link_base = match &state.base {
+        Some(base) if !base.trim_start_matches("https://").contains(':') => format!("{base}:443"),
+        _ => base.clone(),
+    };
 
     // Entra ID: client credentials.
     if method == "POST" && path.ends_with("/oauth2/v2.0/token") {
@@ -856,7 +899,7 @@ async fn handle(
         let empties: usize = empties.parse().unwrap_or(0);
         let link = |state: &State, token: String| {
             serde_json::Value::String(format!(
-                "{base}/secrets?api-version={}&$skiptoken=2!80!MDAwMDI2IXNlY3JldC8h{token}&maxresults={page_size}",
+                "{link_base}/secrets?api-version={}&$skiptoken=2!80!MDAwMDI2IXNlY3JldC8h{token}&maxresults={page_size}",
                 state.next_link_api_version
             ))
         };

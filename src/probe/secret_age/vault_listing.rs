@@ -82,6 +82,9 @@ fn forbidden(host: &str, who: &str, body: &[u8]) -> String {
         Some("ForbiddenByPolicy") => {
             "the vault's access policies give it no List permission on secrets"
         }
+        Some("AccessDenied") => {
+            "the vault's access policies give it no List permission on secrets (the code real vaults send for an access-policy denial, and for a trusted-service caller the policies do not name); add List on secrets to its access policy, or grant Key Vault Secrets User if the vault uses Azure RBAC"
+        }
         Some("ForbiddenByFirewall") => {
             "the vault's firewall does not admit vouch's network address (and vouch is not a trusted service); allow the cluster's egress or use a private endpoint"
         }
@@ -347,6 +350,13 @@ mod tests {
         assert!(!firewall.contains("role"), "{firewall}");
         let policy = forbidden("kv", "client c", body("ForbiddenByPolicy").as_bytes());
         assert!(policy.contains("access policies"), "{policy}");
+        let denied = forbidden("kv", "client c", body("AccessDenied").as_bytes());
+        assert!(
+            denied.contains(
+                "(403, AccessDenied): the vault's access policies give it no List permission on secrets"
+            ),
+            "{denied}"
+        );
         let other = forbidden("kv", "client c", body("ForbiddenByConnection").as_bytes());
         assert!(other.contains("(403, ForbiddenByConnection)"), "{other}");
         assert!(!other.contains("role"), "{other}");
