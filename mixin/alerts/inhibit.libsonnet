@@ -37,11 +37,12 @@
       for severity in ['critical', 'warning', 'info']
     ]
   ) + [
-    // Evicting keys is the harm a full Redis does: one page for the
-    // check, not one for the memory and one for the evictions.
+    // Redis evicts only at maxmemory, so evictions come with high memory;
+    // the memory alert lasts while the evictions come in bursts: one page
+    // for the check (the evictions alone page where no memory limit is set).
     {
-      source_matchers: ['alertname="VouchRedisEvicting"'],
-      target_matchers: ['alertname="VouchRedisMemoryHigh"'],
+      source_matchers: ['alertname="VouchRedisMemoryHigh"'],
+      target_matchers: ['alertname="VouchRedisEvicting"'],
       equal: c.installLabels + ['check'],
     },
     // A data store that is down makes every check that reads it end in

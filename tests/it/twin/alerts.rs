@@ -192,15 +192,16 @@ const ALERT_FAULTS: &[(&str, &[Intended], bool)] = &[
     ),
     (
         "certificate-10-days-left",
-        // The expiry alerts are warning inside min_valid_for (30d) and
-        // critical only within 7 days (expiryAlert in the mixin), also for
-        // the two critical checks: 10 days left is the warning page.
+        // Inside min_valid_for (30d) the expiry alerts fire at the check's
+        // severity (expiryAlert in the mixin) and mute its generic page:
+        // critical for the two critical checks, warning for the others
+        // (10 days is past the 7-day escalation of warning checks).
         &[
             ("VouchCertificateExpiring", "warning", "api-tls-secret"),
-            ("VouchCertificateExpiring", "warning", "api-certificate"),
+            ("VouchCertificateExpiring", "critical", "api-certificate"),
             (
                 "VouchKubeCertificateExpiring",
-                "warning",
+                "critical",
                 "api-certificate-ready",
             ),
             (
@@ -249,8 +250,7 @@ const ALERT_FAULTS: &[(&str, &[Intended], bool)] = &[
     (
         "redis-memory-95-percent-evicting",
         // The fault also meets VouchRedisEvicting's condition for one run
-        // (evictions since the previous run); kind alerts of one check do
-        // not inhibit each other, so that would be a second page.
+        // (evictions since the previous run); VouchRedisMemoryHigh mutes it.
         &[("VouchRedisMemoryHigh", "critical", "redis-metrics")],
         false,
     ),
