@@ -246,7 +246,7 @@ async fn a_refused_rollouts_watch_is_named_not_taken_for_a_missing_workload() {
     // The base alone: Deployments and StatefulSets may be watched, the
     // Rollouts watch is refused.
     fake.set_rules_from_manifests(&rendered_rbac(false), "prod");
-    let setup = start(&fake, Duration::ZERO).await;
+    let setup = start(&fake).await;
     wait_until("the log to name the refused watch", WAIT, || async {
         setup.daemon.logs().contains(
             "after_rollout_of names prod/api, which vouch cannot look for: rollouts.argoproj.io: ",
