@@ -41,18 +41,22 @@
     // the memory alert lasts while the evictions come in bursts: one page
     // for the check (the evictions alone page where no memory limit is set).
     {
-      source_matchers: ['alertname="VouchRedisMemoryHigh"'],
-      target_matchers: ['alertname="VouchRedisEvicting"'],
+      source_matchers: ['alertname="VouchRedisMemoryHigh"', 'severity="%s"' % severity],
+      target_matchers: ['alertname="VouchRedisEvicting"', 'severity=~"%s"' % atMost[severity]],
       equal: c.installLabels + ['check'],
-    },
+    }
+    for severity in ['critical', 'warning', 'info']
+  ] + [
     // A data store that is down makes every check that reads it end in
     // error: the error rate of the whole install says nothing the paged
-    // check does not.
+    // check does not. Never a more severe error-rate alert.
     {
-      source_matchers: ['alertname=~"VouchCheckFailing|%s"' % std.join('|', specific), 'severity=~"critical|warning"'],
-      target_matchers: ['alertname="VouchProbeErrorRateHigh"'],
+      source_matchers: ['alertname=~"VouchCheckFailing|%s"' % std.join('|', specific), 'severity="%s"' % severity],
+      target_matchers: ['alertname="VouchProbeErrorRateHigh"', 'severity=~"%s"' % atMost[severity]],
       equal: c.installLabels,
-    },
+    }
+    for severity in ['critical', 'warning']
+  ] + [
     // When no replica is up, the per-replica warnings say nothing more.
     {
       source_matchers: ['alertname="VouchNoInstanceUp"'],
