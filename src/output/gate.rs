@@ -391,7 +391,7 @@ pub async fn handle(
         // Copied and evaluated off the async workers, as every page is.
         _ => {
             let status = state.status.clone();
-            super::server::off_the_workers(move || answer(&status.snapshot(), &query)).await
+            super::render_thread::render(move || answer(&status.snapshot(), &query)).await
         }
     }
 }

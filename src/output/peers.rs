@@ -331,7 +331,7 @@ pub async fn checks(State(state): State<AppState>, Query(query): Query<ChecksQue
         // flood of requests must not make scheduled runs late).
         _ => {
             let status = state.status.clone();
-            super::server::off_the_workers(move || Json(status.snapshot()).into_response()).await
+            super::render_thread::render(move || Json(status.snapshot()).into_response()).await
         }
     }
 }

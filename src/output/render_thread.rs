@@ -9,7 +9,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// never rendered.
 static TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
-static JOBS: LazyLock<Mutex<Option<Sender<Job>>>> = LazyLock::new(|| Mutex::new(start()));
+static JOBS: LazyLock<Option<Sender<Job>>> = LazyLock::new(start);
 
 /// Starts the render thread; None if the system refuses a thread.
 fn start() -> Option<Sender<Job>> {
@@ -64,9 +64,7 @@ where
     let job: Job = Box::new(move || {
         let _ = answer.send(render());
     });
-    let sent = crate::lock::lock(&JOBS)
-        .as_ref()
-        .is_some_and(|jobs| jobs.send(job).is_ok());
+    let sent = JOBS.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
     if !sent {
         return (StatusCode::SERVICE_UNAVAILABLE, "cannot render\n").into_response();
     }

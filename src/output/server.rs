@@ -116,17 +116,6 @@ impl PanicPlaces {
     }
 }
 
-/// Runs `render` on the render thread (see [`super::render_thread`]):
-/// off the async workers that run the checks' timers, one at a time, at a
-/// lower CPU priority. A request that waits past the router's timeout is
-/// answered 503.
-pub(super) async fn off_the_workers<F>(render: F) -> Response
-where
-    F: FnOnce() -> Response + Send + 'static,
-{
-    super::render_thread::render(render).await
-}
-
 /// `/`: this replica's checks, and with peers every other shard's too
 /// (`?local=true`: this replica's alone).
 async fn checklist_page(
@@ -139,7 +128,7 @@ async fn checklist_page(
         }
         _ => None,
     };
-    off_the_workers(move || {
+    super::render_thread::render(move || {
         Html(super::page::checklist(
             &state.status.snapshot(),
             shards.as_ref(),
@@ -160,7 +149,7 @@ fn find(state: &AppState, name: &str) -> Option<super::status::CheckStatus> {
 }
 
 async fn check_page(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    off_the_workers(move || {
+    super::render_thread::render(move || {
         let (Some(status), Some(check), Some(history)) = (
             find(&state, &name),
             state.status.check(&name),
@@ -201,19 +190,18 @@ async fn check_json(
     let shard = peers.as_ref().map(|p| p.index());
     let local = state.clone();
     let asked = name.clone();
-    let found =
-        off_the_workers(
-            move || match (find(&local, &asked), local.status.history(&asked)) {
-                (Some(status), Some(history)) => Json(Detail {
-                    status,
-                    history,
-                    shard,
-                })
-                .into_response(),
-                _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
-            },
-        )
-        .await;
+    let found = super::render_thread::render(move || {
+        match (find(&local, &asked), local.status.history(&asked)) {
+            (Some(status), Some(history)) => Json(Detail {
+                status,
+                history,
+                shard,
+            })
+            .into_response(),
+            _ => (StatusCode::NOT_FOUND, "no such check\n").into_response(),
+        }
+    })
+    .await;
     match peers {
         Some(peers) if found.status() == StatusCode::NOT_FOUND => {
             peers.check_elsewhere(&name).await
